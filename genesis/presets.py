@@ -1,0 +1,133 @@
+"""Network presets and the one-command devnet genesis.
+
+- `PRESET_CHAIN_IDS`: the EIP-155 chain id of each named network (SPEC §1).
+- `DEV_MNEMONIC` / `dev_accounts(n)`: the Hardhat/Foundry default accounts
+  (m/44'/60'/0'/0/i of "test … junk"), so their default keys work against a devnet unchanged.
+- `TRAVIS_DEV_ADDRESSES`: the two accounts Travis devnets prefunded, for old scripts.
+- `devnet_genesis(...)`: a valid `Genesis` that prefunds those accounts and makes dev account i
+  the owner of validator i.
+
+Dev accounts' private keys are public knowledge: they exist for local chains only and must never
+hold value on a real network.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from types import MappingProxyType
+
+from eth_account import Account
+from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
+
+from genesis.errors import GenesisError
+from genesis.params import default_params
+from genesis.schema import (
+    PUBLIC_CHAIN_IDS,
+    AllocAccount,
+    EvmProfile,
+    Genesis,
+    GenesisValidator,
+)
+
+PRESET_CHAIN_IDS: Mapping[str, int] = MappingProxyType(
+    {**PUBLIC_CHAIN_IDS, "private": 1234, "devnet": 1234}
+)
+DEVNET_CHAIN_ID = 1234
+
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_PATH_PREFIX = "m/44'/60'/0'/0/"
+
+TRAVIS_DEV_ADDRESSES: tuple[bytes, ...] = (
+    bytes.fromhex("7eff122b94897ea5b0e2a9abf47b86337fafebdc"),
+    bytes.fromhex("77beb894fc9b0ed41231e51f128a347043960a9d"),
+)
+
+DEVNET_BALANCE = 10**6 * 10**18  # 1 million CMT per prefunded account
+DEVNET_GAS_LIMIT = 30_000_000
+DEVNET_VALIDATOR_SHARES = 10_000  # CMT; >= min_staking_amount, = max_amount × self_staking_ratio
+DEVNET_VALIDATOR_MAX_AMOUNT = 100_000  # CMT
+DEVNET_VALIDATOR_COMP_RATE = Fraction(1, 2)
+
+
+@dataclass(frozen=True)
+class DevAccount:
+    address: bytes  # 20 bytes
+    private_key: bytes  # 32 bytes, secp256k1
+
+    def __repr__(self) -> str:  # keep keys out of logs even though they are public test keys
+        return f"DevAccount(address=0x{self.address.hex()})"
+
+
+_cache: list[DevAccount] = []
+_cache_lock = threading.Lock()
+_seed: bytes | None = None
+
+
+def dev_accounts(n: int) -> list[DevAccount]:
+    """The first `n` accounts of DEV_MNEMONIC at m/44'/60'/0'/0/i (cached across calls).
+
+    The BIP-39 seed (2048 PBKDF2 rounds) is computed once and each index derived from it; this is
+    what `Account.from_mnemonic` does per call, without repeating the seed stretching.
+    """
+    global _seed
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    with _cache_lock:
+        if len(_cache) < n:
+            if _seed is None:
+                _seed = seed_from_mnemonic(DEV_MNEMONIC, passphrase="")
+            for index in range(len(_cache), n):
+                key = key_from_seed(_seed, f"{DEV_PATH_PREFIX}{index}")
+                address = bytes.fromhex(Account.from_key(key).address[2:])
+                _cache.append(DevAccount(address=address, private_key=key))
+        return _cache[:n]
+
+
+def devnet_genesis(
+    *,
+    validator_pub_keys: Sequence[bytes],
+    genesis_time: int,
+    chain_id: int = DEVNET_CHAIN_ID,
+    accounts: int = 10,
+    balance: int = DEVNET_BALANCE,
+    evm_profile: EvmProfile = "cvm",
+    gas_limit: int = DEVNET_GAS_LIMIT,
+    network: str = "devnet",
+) -> Genesis:
+    """A devnet genesis: `accounts` mnemonic accounts and the Travis dev accounts hold `balance`
+    wei each; validator i (key `validator_pub_keys[i]`) is owned by dev account i and
+    self-delegates 10,000 CMT of it. Parameters are the defaults of `network`."""
+    if len(validator_pub_keys) > accounts:
+        raise GenesisError(
+            "validators",
+            f"{len(validator_pub_keys)} validators need as many dev accounts to own them, "
+            f"but only {accounts} are prefunded",
+        )
+    owners = dev_accounts(accounts)
+    alloc = {account.address: AllocAccount(balance=balance) for account in owners}
+    for address in TRAVIS_DEV_ADDRESSES:
+        alloc[address] = AllocAccount(balance=balance)
+    validators = tuple(
+        GenesisValidator(
+            pub_key=bytes(pub_key),
+            owner=owners[index].address,
+            shares=DEVNET_VALIDATOR_SHARES,
+            max_amount=DEVNET_VALIDATOR_MAX_AMOUNT,
+            comp_rate=DEVNET_VALIDATOR_COMP_RATE,
+            name=f"validator-{index}",
+        )
+        for index, pub_key in enumerate(validator_pub_keys)
+    )
+    return Genesis(
+        chain_id=chain_id,
+        network=network,
+        genesis_time=genesis_time,
+        alloc=tuple(sorted(alloc.items())),
+        validators=validators,
+        evm_profile=evm_profile,
+        gas_limit=gas_limit,
+        params=default_params(network),
+    )
