@@ -1,0 +1,130 @@
+"""The chain application behind an ABCI-like interface.
+
+`ChainApp` is what a block producer drives, whatever it is (the devnet automine now, BFT
+consensus next): `check_tx` admits transactions to the mempool, `build_block` executes the best
+pending transactions on top of the head, `validate_block` re-executes a block proposed elsewhere,
+`commit` persists a block and rechecks the mempool. The producer never looks inside
+transactions; the application never learns how a block was decided.
+
+Listeners registered in `on_commit` and `on_pending` (RPC filters and subscriptions, gossip)
+are told after the fact; they must not raise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from eth.abc import BlockHeaderAPI
+
+from cybermiles_node.chain import Chain, PendingBlock
+from cybermiles_node.errors import GasPriceTooLow, TxRejected
+from cybermiles_node.mempool import Mempool, MempoolConfig
+from evm.transactions import SenderRecoveryPool, SignedTx, decode_transaction
+
+log = logging.getLogger(__name__)
+
+CommitListener = Callable[[PendingBlock], None]
+PendingListener = Callable[[Sequence[SignedTx]], None]
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    mempool: MempoolConfig = MempoolConfig()
+    max_block_bytes: int = 8 * 2**20
+    max_block_txs: int = 10_000
+    recovery_workers: int = 0  # processes recovering senders of large batches; 0: in-process
+
+
+class ChainApp:
+    """check_tx / build_block / validate_block / commit over a `Chain` and its mempool."""
+
+    def __init__(self, chain: Chain, config: AppConfig = AppConfig()) -> None:
+        self.chain = chain
+        self.config = config
+        self.mempool: Mempool[SignedTx] = Mempool(config.mempool, chain.state_at())
+        self.recovery = SenderRecoveryPool(config.recovery_workers)
+        self.on_commit: list[CommitListener] = []
+        self.mempool.on_pending.append(self._pending_changed)
+        self.on_pending: list[PendingListener] = []
+
+    @property
+    def min_gas_price(self) -> int:
+        return self.chain.genesis.params.gas_price
+
+    # -- admission ------------------------------------------------------------------------
+    def decode(self, raw: bytes, sender: bytes | None = None) -> SignedTx:
+        """Decode and check a transaction without state (raises a TxRejected)."""
+        tx = decode_transaction(
+            raw, chain_id=self.chain.chain_id, block_gas_limit=self.chain.gas_limit, sender=sender
+        )
+        if tx.tip < self.min_gas_price:
+            raise GasPriceTooLow(
+                f"transaction gas price below the minimum: {tx.tip} < {self.min_gas_price} wei"
+            )
+        return tx
+
+    def check_tx(self, raw: bytes) -> SignedTx:
+        tx = self.decode(raw)
+        self.mempool.add(tx)
+        return tx
+
+    def check_txs(self, raws: Sequence[bytes]) -> list[SignedTx | TxRejected]:
+        """Admit a batch; senders of large batches are recovered in worker processes."""
+        senders = self.recovery.recover(raws) or [None] * len(raws)
+        outcomes: list[SignedTx | TxRejected] = []
+        decoded: list[SignedTx] = []
+        for raw, sender in zip(raws, senders, strict=True):
+            try:
+                tx = self.decode(raw, sender)
+            except TxRejected as exc:
+                outcomes.append(exc)
+                continue
+            outcomes.append(tx)
+            decoded.append(tx)
+        results = iter(self.mempool.add_batch(decoded))
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, SignedTx):
+                added = next(results)
+                if isinstance(added, TxRejected):
+                    outcomes[i] = added
+        return outcomes
+
+    def _pending_changed(self, txs: Sequence[SignedTx]) -> None:
+        for listener in self.on_pending:
+            try:
+                listener(txs)
+            except Exception:  # a listener's bug must not reject transactions
+                log.exception("pending-transaction listener failed")
+
+    # -- blocks ---------------------------------------------------------------------------
+    def build_block(
+        self, *, coinbase: bytes, timestamp: int, mix_hash: bytes, extra_data: bytes
+    ) -> PendingBlock:
+        candidates = self.mempool.reap(
+            max_gas=self.chain.gas_limit,
+            max_bytes=self.config.max_block_bytes,
+            max_count=self.config.max_block_txs,
+        )
+        return self.chain.build_block(
+            candidates, coinbase=coinbase, timestamp=timestamp, mix_hash=mix_hash,
+            extra_data=extra_data,
+        )
+
+    def validate_block(self, header: BlockHeaderAPI, raws: Sequence[bytes]) -> PendingBlock:
+        """Execute a block proposed elsewhere; raises TxRejected or BlockRejected."""
+        txs = [self.decode(raw) for raw in raws]
+        return self.chain.execute_block(header, txs)
+
+    def commit(self, block: PendingBlock) -> None:
+        self.chain.commit(block)
+        self.mempool.update(self.chain.state_at(), [tx.hash for tx in block.result.transactions])
+        for listener in self.on_commit:
+            try:
+                listener(block)
+            except Exception:  # RPC notification bugs must not stop block production
+                log.exception("commit listener failed")
+
+    def close(self) -> None:
+        self.recovery.close()

@@ -1,0 +1,356 @@
+"""The chain: genesis, executing and committing blocks, and reading them back.
+
+`Chain` owns the LevelDB store. Blocks are built (`build_block`) or checked (`execute_block`)
+into a `PendingBlock` whose state writes sit in an in-memory overlay; `commit` writes the state
+nodes, header, body, receipts, transaction index and the head pointer in ONE atomic write batch.
+A crash before that write leaves the previous block as head; after it, the whole block is there.
+On open, the stored genesis hash must match the genesis file, so a node never runs a database
+against the wrong chain.
+
+The block layout follows DESIGN.md §4: a py-evm Prague header with difficulty 0, nonce 0,
+base fee 0, `mix_hash` the block's randomness, `extra_data` a 32-byte commitment to consensus
+metadata (zero for blocks made by the devnet automine, which has none).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import rlp
+from eth.abc import BlockHeaderAPI, ReceiptAPI
+from eth.constants import BLANK_ROOT_HASH, EMPTY_UNCLE_HASH, ZERO_HASH32
+from eth.vm.forks.prague.blocks import PragueBlockHeader
+from eth.vm.forks.prague.receipts import PragueReceiptBuilder
+
+from cybermiles_node import schema
+from cybermiles_node.errors import CyberMilesError, InvariantViolation
+from evm.db import OverlayDB
+from evm.executor import BlockEnv, BlockExecutor, ExecutionResult, TransactionInvalid
+from evm.profiles import EvmProfile, get_profile
+from evm.state import StateDB
+from evm.transactions import SignedTx, load_stored_transaction
+from genesis import Genesis
+
+EMPTY_REQUESTS_HASH = bytes.fromhex(
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+)
+NO_CONSENSUS_METADATA = ZERO_HASH32
+
+
+class GenesisMismatch(CyberMilesError):
+    """The database was created from another genesis file."""
+
+
+class BlockRejected(CyberMilesError):
+    """A block received for validation does not match its execution."""
+
+
+@dataclass(frozen=True)
+class StoredReceipt:
+    receipt: ReceiptAPI
+    contract_address: bytes | None
+
+
+@dataclass
+class PendingBlock:
+    """An executed block whose state writes are held in memory until commit."""
+
+    header: BlockHeaderAPI
+    result: ExecutionResult
+    overlay: OverlayDB
+    skipped: list[tuple[SignedTx, str]]
+
+    @property
+    def hash(self) -> bytes:
+        return bytes(self.header.hash)
+
+    @property
+    def number(self) -> int:
+        return int(self.header.block_number)
+
+
+class Chain:
+    """Genesis, block execution and the block store over one database."""
+
+    def __init__(self, db: Any, genesis: Genesis, *, sync_writes: bool = False) -> None:
+        self.db = db
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.gas_limit = genesis.gas_limit
+        self.profile: EvmProfile = get_profile(genesis.evm_profile)
+        self.sync_writes = sync_writes
+        self._body_cache: OrderedDict[int, list[SignedTx]] = OrderedDict()
+        self._receipt_cache: OrderedDict[int, list[StoredReceipt]] = OrderedDict()
+        self.genesis_header = self._genesis_header()
+        self._open()
+
+    # -- genesis -------------------------------------------------------------------------
+    def _genesis_state(self) -> tuple[bytes, OverlayDB]:
+        overlay = OverlayDB(self.db)
+        state = StateDB(overlay, BLANK_ROOT_HASH)
+        for address, account in self.genesis.alloc:
+            if account.balance:
+                state.set_balance(address, account.balance)
+            if account.nonce:
+                state.set_nonce(address, account.nonce)
+            if account.code:
+                state.set_code(address, account.code)
+            for slot, value in account.storage:
+                state.set_storage(address, slot, value)
+        state.persist()
+        return state.state_root, overlay
+
+    def _genesis_header(self) -> BlockHeaderAPI:
+        state_root, self._genesis_overlay = self._genesis_state()
+        return PragueBlockHeader(
+            difficulty=0,
+            block_number=0,
+            gas_limit=self.genesis.gas_limit,
+            timestamp=self.genesis.genesis_time,
+            state_root=state_root,
+            extra_data=NO_CONSENSUS_METADATA,
+            nonce=b"\x00" * 8,
+            base_fee_per_gas=0,
+            requests_hash=EMPTY_REQUESTS_HASH,
+        )
+
+    def _open(self) -> None:
+        stored_genesis = self.db.get(schema.GENESIS_KEY)
+        genesis_hash = bytes(self.genesis_header.hash)
+        if stored_genesis is None:
+            writes = dict(self._genesis_overlay.writes)
+            writes.update(self._block_writes(self.genesis_header, [], []))
+            writes[schema.GENESIS_KEY] = genesis_hash
+            writes[schema.VERSION_KEY] = schema.SCHEMA_VERSION.to_bytes(4, "big")
+            self.db.write_batch(writes, sync=True)
+        elif stored_genesis != genesis_hash:
+            raise GenesisMismatch(
+                f"the database holds the chain with genesis 0x{stored_genesis.hex()}, but the "
+                f"genesis file gives 0x{genesis_hash.hex()}; use another home or --reset"
+            )
+        del self._genesis_overlay
+        head_number = int.from_bytes(self.db[schema.HEAD_KEY], "big")
+        header = self.header_by_number(head_number)
+        if header is None or not StateDB(self.db).has_root(header.state_root):
+            raise InvariantViolation(f"head block {head_number} or its state is missing")
+        self.head: BlockHeaderAPI = header
+
+    # -- building and validating -----------------------------------------------------------
+    def block_env(self, *, coinbase: bytes, timestamp: int, mix_hash: bytes) -> BlockEnv:
+        return BlockEnv(
+            number=self.head.block_number + 1,
+            timestamp=timestamp,
+            coinbase=coinbase,
+            gas_limit=self.gas_limit,
+            mix_hash=mix_hash,
+            chain_id=self.chain_id,
+            prev_hashes=self.recent_hashes(),
+        )
+
+    def recent_hashes(self) -> tuple[bytes, ...]:
+        """Hashes of the last 256 blocks, newest first (BLOCKHASH's window)."""
+        hashes = []
+        header: BlockHeaderAPI | None = self.head
+        while header is not None and len(hashes) < 256:
+            hashes.append(bytes(header.hash))
+            if header.block_number == 0:
+                break
+            header = self.header_by_number(header.block_number - 1)
+        return tuple(hashes)
+
+    def build_block(
+        self,
+        candidates: Iterable[SignedTx],
+        *,
+        coinbase: bytes,
+        timestamp: int,
+        mix_hash: bytes = ZERO_HASH32,
+        extra_data: bytes = NO_CONSENSUS_METADATA,
+        max_txs: int | None = None,
+    ) -> PendingBlock:
+        """Execute candidates in order, skipping those that cannot be included."""
+        env = self.block_env(coinbase=coinbase, timestamp=timestamp, mix_hash=mix_hash)
+        overlay = OverlayDB(self.db)
+        executor = BlockExecutor(self.profile, overlay, self.head.state_root, env)
+        skipped: list[tuple[SignedTx, str]] = []
+        failed_senders: set[bytes] = set()
+        for tx in candidates:
+            if max_txs is not None and len(executor.transactions) >= max_txs:
+                break
+            if tx.sender in failed_senders:
+                skipped.append((tx, "an earlier transaction of the sender was skipped"))
+                continue
+            try:
+                executor.apply(tx)
+            except TransactionInvalid as exc:
+                failed_senders.add(tx.sender)
+                skipped.append((tx, str(exc)))
+        return self._seal(executor, overlay, env, extra_data, skipped)
+
+    def execute_block(self, header: BlockHeaderAPI, txs: list[SignedTx]) -> PendingBlock:
+        """Re-execute a block made elsewhere and check every root against its header."""
+        if header.parent_hash != self.head.hash:
+            raise BlockRejected("block does not extend the head")
+        env = BlockEnv(
+            number=header.block_number,
+            timestamp=header.timestamp,
+            coinbase=header.coinbase,
+            gas_limit=header.gas_limit,
+            mix_hash=header.mix_hash,
+            chain_id=self.chain_id,
+            prev_hashes=self.recent_hashes(),
+        )
+        overlay = OverlayDB(self.db)
+        executor = BlockExecutor(self.profile, overlay, self.head.state_root, env)
+        for tx in txs:
+            try:
+                executor.apply(tx)
+            except TransactionInvalid as exc:
+                raise BlockRejected(f"invalid transaction 0x{tx.hash.hex()}: {exc}") from None
+        block = self._seal(executor, overlay, env, header.extra_data, [])
+        if block.hash != header.hash:
+            raise BlockRejected(
+                f"block 0x{bytes(header.hash).hex()} does not match its execution "
+                f"(state root 0x{block.header.state_root.hex()})"
+            )
+        return block
+
+    def _seal(
+        self,
+        executor: BlockExecutor,
+        overlay: OverlayDB,
+        env: BlockEnv,
+        extra_data: bytes,
+        skipped: list[tuple[SignedTx, str]],
+    ) -> PendingBlock:
+        result = executor.finish()
+        header = PragueBlockHeader(
+            parent_hash=self.head.hash,
+            uncles_hash=EMPTY_UNCLE_HASH,
+            coinbase=env.coinbase,
+            state_root=result.state_root,
+            transaction_root=result.transaction_root,
+            receipt_root=result.receipt_root,
+            bloom=result.bloom,
+            difficulty=0,
+            block_number=env.number,
+            gas_limit=env.gas_limit,
+            gas_used=result.gas_used,
+            timestamp=env.timestamp,
+            extra_data=extra_data,
+            mix_hash=env.mix_hash,
+            nonce=b"\x00" * 8,
+            base_fee_per_gas=0,
+            withdrawals_root=BLANK_ROOT_HASH,
+            blob_gas_used=0,
+            excess_blob_gas=0,
+            parent_beacon_block_root=ZERO_HASH32,
+            requests_hash=EMPTY_REQUESTS_HASH,
+        )
+        return PendingBlock(header=header, result=result, overlay=overlay, skipped=skipped)
+
+    # -- commit ---------------------------------------------------------------------------
+    def commit(self, block: PendingBlock) -> None:
+        """Persist the block and make it the head, atomically."""
+        if block.header.parent_hash != self.head.hash:
+            raise InvariantViolation("committing a block that does not extend the head")
+        writes = block.overlay.writes
+        result = block.result
+        receipts = [
+            StoredReceipt(r, a)
+            for r, a in zip(result.receipts, result.contract_addresses, strict=True)
+        ]
+        writes.update(self._block_writes(block.header, result.transactions, receipts))
+        self.db.write_batch(writes, sync=self.sync_writes)
+        self.head = block.header
+        self._remember(block.number, result.transactions, receipts)
+
+    def _block_writes(
+        self, header: BlockHeaderAPI, txs: list[SignedTx], receipts: list[StoredReceipt]
+    ) -> dict[bytes, bytes | None]:
+        number = int(header.block_number)
+        block_hash = bytes(header.hash)
+        writes: dict[bytes, bytes | None] = {
+            schema.header_key(number): rlp.encode(header),
+            schema.number_by_hash_key(block_hash): schema.be64(number),
+            schema.body_key(number): msgpack.packb([[tx.raw, tx.sender] for tx in txs]),
+            schema.receipts_key(number): msgpack.packb(
+                [[r.receipt.encode(), r.contract_address or b""] for r in receipts]
+            ),
+            schema.HEAD_KEY: schema.be64(number),
+        }
+        for index, tx in enumerate(txs):
+            writes[schema.tx_location_key(tx.hash)] = schema.encode_tx_location(number, index)
+        return writes
+
+    def _remember(self, number: int, txs: list[SignedTx], receipts: list[StoredReceipt]) -> None:
+        self._remember_one(self._body_cache, number, txs)
+        self._remember_one(self._receipt_cache, number, receipts)
+
+    # -- reads ----------------------------------------------------------------------------
+    @property
+    def head_number(self) -> int:
+        return int(self.head.block_number)
+
+    def header_by_number(self, number: int) -> BlockHeaderAPI | None:
+        if number < 0:
+            return None
+        encoded = self.db.get(schema.header_key(number))
+        if encoded is None:
+            return None
+        return rlp.decode(encoded, sedes=PragueBlockHeader)  # type: ignore[no-any-return]
+
+    def number_by_hash(self, block_hash: bytes) -> int | None:
+        value = self.db.get(schema.number_by_hash_key(block_hash))
+        return None if value is None else int.from_bytes(value, "big")
+
+    def header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI | None:
+        number = self.number_by_hash(block_hash)
+        return None if number is None else self.header_by_number(number)
+
+    def transactions(self, number: int) -> list[SignedTx]:
+        cached = self._body_cache.get(number)
+        if cached is not None:
+            return cached
+        encoded = self.db.get(schema.body_key(number))
+        if encoded is None:
+            return []
+        txs = [load_stored_transaction(raw, sender) for raw, sender in msgpack.unpackb(encoded)]
+        self._remember_one(self._body_cache, number, txs)
+        return txs
+
+    def receipts(self, number: int) -> list[StoredReceipt]:
+        cached = self._receipt_cache.get(number)
+        if cached is not None:
+            return cached
+        encoded = self.db.get(schema.receipts_key(number))
+        if encoded is None:
+            return []
+        receipts = [
+            StoredReceipt(PragueReceiptBuilder.decode(raw), address or None)
+            for raw, address in msgpack.unpackb(encoded)
+        ]
+        self._remember_one(self._receipt_cache, number, receipts)
+        return receipts
+
+    @staticmethod
+    def _remember_one(cache: OrderedDict[int, Any], number: int, value: Any) -> None:
+        cache[number] = value
+        while len(cache) > 64:
+            cache.popitem(last=False)
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        value = self.db.get(schema.tx_location_key(tx_hash))
+        return None if value is None else schema.decode_tx_location(value)
+
+    def state_at(self, header: BlockHeaderAPI | None = None) -> StateDB:
+        """A read view of the state after `header` (the head by default)."""
+        return StateDB(self.db, (header or self.head).state_root)
+
+    def log_index_base(self, number: int, tx_index: int) -> int:
+        """Block-wide index of the first log of transaction `tx_index`."""
+        return sum(len(r.receipt.logs) for r in self.receipts(number)[:tx_index])

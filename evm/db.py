@@ -1,0 +1,158 @@
+"""Key-value databases under py-evm: LevelDB on disk and an in-memory overlay per block.
+
+`LevelDB` adapts plyvel to py-evm's `AtomicDatabaseAPI`, so py-evm code (and ours) can read
+trie nodes and code straight from disk. `OverlayDB` collects everything one block writes in a
+dict on top of a read-only base; the chain flushes it into LevelDB in ONE write batch when the
+block commits, which is what makes a crash at any moment harmless: either the whole block is
+on disk or none of it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import plyvel
+from eth.abc import AtomicWriteBatchAPI, DatabaseAPI
+from eth.db.backends.base import BaseAtomicDB, BaseDB
+
+from evm.trie import NodeCache
+
+_DELETED = None
+
+
+class LevelDB(BaseAtomicDB):
+    """A plyvel database. Writes outside `atomic_batch` go straight to disk."""
+
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)
+        self.node_cache = NodeCache(200_000)
+        self._db = plyvel.DB(str(path), create_if_missing=create, lru_cache_size=64 * 2**20)
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self._db.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value  # type: ignore[no-any-return]
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        return self._db.get(key, default)  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._db.put(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        if self._db.get(key) is None:
+            raise KeyError(key)
+        self._db.delete(key)
+
+    def _exists(self, key: bytes) -> bool:
+        return self._db.get(key) is not None
+
+    @contextlib.contextmanager
+    def atomic_batch(self) -> Iterator[AtomicWriteBatchAPI]:
+        overlay = OverlayDB(self)
+        yield overlay  # type: ignore[misc]
+        self.write_batch(overlay.writes, sync=False)
+
+    def write_batch(self, writes: dict[bytes, bytes | None], *, sync: bool) -> None:
+        """Apply a set of writes and deletes atomically (one LevelDB WriteBatch)."""
+        with self._db.write_batch(sync=sync) as batch:
+            for key, value in writes.items():
+                if value is _DELETED:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+
+    def iterate_prefix(
+        self, prefix: bytes, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        yield from self._db.iterator(prefix=prefix, reverse=reverse)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class MemoryDB(BaseAtomicDB):
+    """A dict database with the same surface as `LevelDB`, for tests and throwaway chains."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.node_cache = NodeCache(200_000)
+
+    def __getitem__(self, key: bytes) -> bytes:
+        return self.data[key]
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        return self.data.get(key, default)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.data[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        del self.data[key]
+
+    def _exists(self, key: bytes) -> bool:
+        return key in self.data
+
+    @contextlib.contextmanager
+    def atomic_batch(self) -> Iterator[AtomicWriteBatchAPI]:
+        overlay = OverlayDB(self)
+        yield overlay  # type: ignore[misc]
+        self.write_batch(overlay.writes, sync=False)
+
+    def write_batch(self, writes: dict[bytes, bytes | None], *, sync: bool) -> None:
+        for key, value in writes.items():
+            if value is _DELETED:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+
+    def iterate_prefix(
+        self, prefix: bytes, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        keys = sorted((k for k in self.data if k.startswith(prefix)), reverse=reverse)
+        for key in keys:
+            yield key, self.data[key]
+
+    def close(self) -> None:
+        pass
+
+
+class OverlayDB(BaseDB):
+    """Pending writes over a read-only base; `writes` is what a commit must flush."""
+
+    def __init__(self, base: DatabaseAPI) -> None:
+        self.base = base
+        self.node_cache: NodeCache | None = getattr(base, "node_cache", None)
+        self.writes: dict[bytes, bytes | None] = {}
+
+    def __getitem__(self, key: bytes) -> bytes:
+        if key in self.writes:
+            value = self.writes[key]
+            if value is _DELETED:
+                raise KeyError(key)
+            return value
+        return self.base[key]
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.writes[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        self.writes[key] = _DELETED
+
+    def _exists(self, key: bytes) -> bool:
+        if key in self.writes:
+            return self.writes[key] is not _DELETED
+        return key in self.base
+
+    def update(self, items: dict[bytes, bytes]) -> None:
+        self.writes.update(items)

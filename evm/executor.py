@@ -1,0 +1,210 @@
+"""Block execution: py-evm for everything, a fast path for plain value transfers.
+
+`BlockExecutor` applies transactions one by one on a `StateDB` opened at the parent's state
+root, then computes the state root, the transactions root, the receipts root and the logs
+bloom once for the whole block (`finish`). A transaction that py-evm would reject (bad nonce,
+insufficient funds, over the block's gas) raises `TransactionInvalid` and leaves the state as
+it was, so a block builder can skip it.
+
+The fast path (`_apply_transfer`) handles a value transfer to an account without code, with no
+data, in exactly py-evm's semantics (validation order and messages, gas purchase, value move,
+refund, tip to the coinbase, EIP-161 clearing of touched empty accounts) without building an EVM
+message or computation. `tests/unit/test_fast_path.py` proves it equal to py-evm on random
+transfers, including failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth.abc import ComputationAPI, ReceiptAPI
+from eth.constants import EMPTY_SHA3, SECPK1_N
+from eth.vm.execution_context import ExecutionContext
+from eth.vm.forks.byzantium.constants import (
+    EIP658_TRANSACTION_STATUS_CODE_FAILURE,
+    EIP658_TRANSACTION_STATUS_CODE_SUCCESS,
+)
+from eth.vm.forks.prague import PragueVM
+from eth_bloom import BloomFilter
+from eth_utils import ValidationError
+
+from evm.profiles import EvmProfile
+from evm.state import StateDB
+from evm.transactions import SignedTx
+from evm.trie import ordered_trie_root
+
+_HALF_N = SECPK1_N // 2
+_STATUS_CODES = (EIP658_TRANSACTION_STATUS_CODE_FAILURE, EIP658_TRANSACTION_STATUS_CODE_SUCCESS)
+
+
+class TransactionInvalid(Exception):
+    """The transaction cannot be included in this block (py-evm would reject it)."""
+
+
+@dataclass(frozen=True)
+class BlockEnv:
+    """What the EVM sees of the block being built: number, time, coinbase, randomness."""
+
+    number: int
+    timestamp: int
+    coinbase: bytes
+    gas_limit: int
+    mix_hash: bytes
+    chain_id: int
+    prev_hashes: tuple[bytes, ...] = ()  # parent first, at most 256
+
+
+@dataclass
+class ExecutionResult:
+    """Everything a block's header and store entry need after execution."""
+
+    state_root: bytes
+    transaction_root: bytes
+    receipt_root: bytes
+    bloom: int
+    gas_used: int
+    transactions: list[SignedTx]
+    receipts: list[ReceiptAPI]
+    contract_addresses: list[bytes | None] = field(default_factory=list)
+
+
+def execution_context(env: BlockEnv) -> ExecutionContext:
+    return ExecutionContext(
+        coinbase=env.coinbase,
+        timestamp=env.timestamp,
+        block_number=env.number,
+        difficulty=0,
+        mix_hash=env.mix_hash,
+        gas_limit=env.gas_limit,
+        prev_hashes=env.prev_hashes,
+        chain_id=env.chain_id,
+        base_fee_per_gas=0,
+        excess_blob_gas=0,
+    )
+
+
+def contract_address_of(tx: SignedTx) -> bytes | None:
+    if tx.to:
+        return None
+    from eth._utils.address import generate_contract_address
+
+    return generate_contract_address(tx.sender, tx.nonce)
+
+
+class BlockExecutor:
+    """Applies the transactions of one block on top of the parent state."""
+
+    def __init__(
+        self,
+        profile: EvmProfile,
+        db: Any,
+        parent_state_root: bytes,
+        env: BlockEnv,
+        *,
+        fast_path: bool = True,
+    ) -> None:
+        self.env = env
+        self.profile = profile
+        self.state = profile.state_class(db, execution_context(env), parent_state_root)
+        self.account_db: StateDB = self.state._account_db  # type: ignore[attr-defined]
+        self.fast_path = fast_path
+        self.gas_used = 0
+        self.transactions: list[SignedTx] = []
+        self.receipts: list[ReceiptAPI] = []
+        self.contract_addresses: list[bytes | None] = []
+
+    def apply(self, tx: SignedTx) -> ReceiptAPI:
+        """Execute `tx` and record its receipt; raise TransactionInvalid to skip it."""
+        if self.gas_used + tx.gas > self.env.gas_limit:
+            raise TransactionInvalid(
+                f"transaction gas {tx.gas} exceeds the block's remaining gas "
+                f"{self.env.gas_limit - self.gas_used}"
+            )
+        result = None
+        if self.fast_path and tx.is_plain_transfer_shape:
+            result = self._apply_transfer(tx)
+        if result is None:
+            result = self._apply_evm(tx)
+        status, gas, logs = result
+        self.gas_used += gas
+        receipt = tx.tx.make_receipt(_STATUS_CODES[status], self.gas_used, logs)
+        self.transactions.append(tx)
+        self.receipts.append(receipt)
+        self.contract_addresses.append(contract_address_of(tx) if status else None)
+        return receipt
+
+    def _apply_evm(self, tx: SignedTx) -> tuple[int, int, Sequence[Any]]:
+        state = self.state
+        state.lock_changes()
+        checkpoint = self.account_db.record()
+        try:
+            computation: ComputationAPI = state.apply_transaction(tx.tx)
+        except ValidationError as exc:
+            self.account_db.discard(checkpoint)
+            raise TransactionInvalid(str(exc)) from None
+        gas = PragueVM.finalize_gas_used(tx.tx, computation)
+        status = 0 if computation.is_error else 1
+        return status, gas, computation.get_log_entries()
+
+    def _apply_transfer(self, tx: SignedTx) -> tuple[int, int, Sequence[Any]] | None:
+        """A plain transfer applied directly; None when the recipient needs the EVM."""
+        db = self.account_db
+        to = tx.to
+        if db.get_code_hash(to) != EMPTY_SHA3 or to in self.profile.precompile_addresses:
+            return None
+        sender = tx.sender
+        raw_tx: Any = tx.tx
+        # Validation in py-evm's order, with its checks (Homestead s-value, Frontier
+        # balances and nonce, Cancun max-fee balance).
+        if raw_tx.s > _HALF_N or raw_tx.s == 0:
+            raise TransactionInvalid("Invalid signature S value")
+        price = tx.tip  # base fee is 0: effective price == tip == min(fee cap, priority fee)
+        balance = db.get_balance(sender)
+        gas_cost = tx.gas * price
+        if balance < gas_cost:
+            raise TransactionInvalid(
+                f"Sender {sender!r} cannot afford txn gas {gas_cost} with account balance {balance}"
+            )
+        if balance < tx.value + gas_cost:
+            raise TransactionInvalid(
+                "Sender does not have enough balance to cover transaction value and gas "
+                f" (has {balance}, needs {tx.value + gas_cost})"
+            )
+        nonce = db.get_nonce(sender)
+        if nonce != tx.nonce:
+            raise TransactionInvalid(
+                f"Invalid transaction nonce: Expected {nonce}, but got {tx.nonce}"
+            )
+        if balance < tx.gas * tx.fee_cap:
+            raise TransactionInvalid("Sender has insufficient funds for blob fee.")
+        gas_used = tx.intrinsic_gas
+        db.lock_changes()
+        db.set_balance(sender, balance - gas_used * price - tx.value)
+        db.increment_nonce(sender)
+        if tx.value:
+            db.set_balance(to, db.get_balance(to) + tx.value)
+        coinbase = self.env.coinbase
+        db.set_balance(coinbase, db.get_balance(coinbase) + gas_used * price)
+        for touched in (coinbase, to):
+            if db.account_exists(touched) and db.account_is_empty(touched):
+                db.delete_account(touched)
+        return 1, gas_used, ()
+
+    def finish(self) -> ExecutionResult:
+        """State root, roots of transactions and receipts, bloom; writes state nodes to db."""
+        self.account_db.persist()
+        bloom = BloomFilter()
+        for receipt in self.receipts:
+            bloom |= receipt.bloom
+        return ExecutionResult(
+            state_root=self.account_db.state_root,
+            transaction_root=ordered_trie_root([tx.raw for tx in self.transactions]),
+            receipt_root=ordered_trie_root([r.encode() for r in self.receipts]),
+            bloom=int(bloom),
+            gas_used=self.gas_used,
+            transactions=list(self.transactions),
+            receipts=list(self.receipts),
+            contract_addresses=list(self.contract_addresses),
+        )

@@ -1,0 +1,376 @@
+"""`StateDB`: py-evm's account database, rebuilt for one-batch-per-block state roots.
+
+py-evm's own `AccountDB` pushes every change through several journaling layers and updates a
+`HexaryTrie` key by key, which makes the state root the most expensive part of a block. This
+class implements the same `AccountDatabaseAPI` with:
+
+- a flat cache of account tuples `(nonce, balance, storage_root, code_hash)` and storage slots,
+  loaded lazily from the trie;
+- an undo journal: every change appends the value it replaced, a checkpoint is a journal length,
+  `discard` pops back to it (this is what EVM calls and reverts need);
+- warm-address and warm-slot sets (EIP-2929) journaled the same way;
+- `make_state_root` applies all dirty storage slots and accounts to `MerkleTrie`s in one sorted
+  batch each, and keeps the new trie nodes until `persist` writes them (and new code) to the db.
+
+Nodes are stored under keccak(node) and code under keccak(code), exactly as py-evm stores them,
+so any state root this class produced can also be read by stock py-evm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import rlp
+from eth.abc import AccountDatabaseAPI, AtomicDatabaseAPI
+from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
+from eth.typing import JournalDBCheckpoint
+from eth_hash.auto import keccak
+from eth_typing import Address, Hash32
+
+from evm.trie import MerkleTrie, NodeCache
+
+AccountTuple = tuple[int, int, bytes, bytes]
+EMPTY_ACCOUNT: AccountTuple = (0, 0, BLANK_ROOT_HASH, EMPTY_SHA3)
+
+# Journal entry tags.
+_ACCOUNT = 0
+_SLOT = 1
+_WIPE = 2
+_WARM_ADDRESS = 3
+_WARM_SLOT = 4
+
+
+class MissingCode(KeyError):
+    """An account's code hash has no code in the database (a corrupt or partial store)."""
+
+
+def encode_account(account: AccountTuple) -> bytes:
+    return rlp.encode(list(account))
+
+
+def decode_account(encoded: bytes) -> AccountTuple:
+    nonce, balance, storage_root, code_hash = rlp.decode(encoded)
+    return (
+        int.from_bytes(nonce, "big"),
+        int.from_bytes(balance, "big"),
+        storage_root,
+        code_hash,
+    )
+
+
+def storage_key(slot: int) -> bytes:
+    return keccak(slot.to_bytes(32, "big"))
+
+
+class StateDB(AccountDatabaseAPI):
+    """The world state of one chain position, with changes buffered until `persist`."""
+
+    def __init__(self, db: AtomicDatabaseAPI, state_root: Hash32 = BLANK_ROOT_HASH) -> None:
+        self._db = db
+        # A node cache shared across blocks and tries (content-addressed, so always valid);
+        # the chain hangs it on the database it hands out.
+        self._node_cache: NodeCache = getattr(db, "node_cache", None) or NodeCache()
+        self._reset(state_root)
+
+    def _reset(self, state_root: bytes) -> None:
+        self._trie = MerkleTrie(self._db.__getitem__, state_root, cache=self._node_cache)
+        self._accounts: dict[bytes, AccountTuple | None] = {}
+        self._dirty_accounts: dict[bytes, None] = {}
+        self._storage: dict[bytes, dict[int, int]] = {}
+        self._dirty_slots: dict[bytes, dict[int, None]] = {}
+        self._wiped: set[bytes] = set()
+        self._storage_tries: dict[bytes, MerkleTrie] = {}
+        self._new_code: dict[bytes, bytes] = {}
+        self._code_cache: dict[bytes, bytes] = {}
+        self._new_nodes: dict[bytes, bytes] = {}
+        self._journal: list[tuple[Any, ...]] = []
+        self._checkpoints: dict[int, int] = {}
+        self._next_checkpoint = getattr(self, "_next_checkpoint", 0)
+        self._warm_addresses: set[bytes] = set()
+        self._warm_slots: set[tuple[bytes, int]] = set()
+
+    # -- roots ---------------------------------------------------------------------------
+    @property
+    def state_root(self) -> Hash32:
+        return Hash32(self._trie.root)
+
+    @state_root.setter
+    def state_root(self, value: Hash32) -> None:
+        # py-evm's State.revert assigns the root it saw at snapshot time; within a block that
+        # is the current root, and the journal does the actual undo.
+        if value != self._trie.root:
+            self._reset(value)
+
+    def has_root(self, state_root: bytes) -> bool:
+        return state_root == BLANK_ROOT_HASH or state_root in self._db
+
+    # -- accounts ------------------------------------------------------------------------
+    def _get(self, address: bytes) -> AccountTuple | None:
+        try:
+            return self._accounts[address]
+        except KeyError:
+            pass
+        encoded = self._trie.get(keccak(address))
+        account = decode_account(encoded) if encoded else None
+        self._accounts[address] = account
+        return account
+
+    def _put(self, address: bytes, account: AccountTuple | None) -> None:
+        self._journal.append((_ACCOUNT, address, self._get(address)))
+        self._accounts[address] = account
+        self._dirty_accounts[address] = None
+
+    def get_balance(self, address: Address) -> int:
+        account = self._get(address)
+        return account[1] if account is not None else 0
+
+    def set_balance(self, address: Address, balance: int) -> None:
+        if balance < 0 or balance >= 2**256:
+            raise ValueError(f"balance out of range: {balance}")
+        nonce, _, root, code_hash = self._get(address) or EMPTY_ACCOUNT
+        self._put(address, (nonce, balance, root, code_hash))
+
+    def get_nonce(self, address: Address) -> int:
+        account = self._get(address)
+        return account[0] if account is not None else 0
+
+    def set_nonce(self, address: Address, nonce: int) -> None:
+        _, balance, root, code_hash = self._get(address) or EMPTY_ACCOUNT
+        self._put(address, (nonce, balance, root, code_hash))
+
+    def increment_nonce(self, address: Address) -> None:
+        nonce, balance, root, code_hash = self._get(address) or EMPTY_ACCOUNT
+        self._put(address, (nonce + 1, balance, root, code_hash))
+
+    def get_code_hash(self, address: Address) -> Hash32:
+        account = self._get(address)
+        return Hash32(account[3] if account is not None else EMPTY_SHA3)
+
+    def get_code(self, address: Address) -> bytes:
+        code_hash = self.get_code_hash(address)
+        if code_hash == EMPTY_SHA3:
+            return b""
+        code = self._code_cache.get(code_hash)
+        if code is None:
+            code = self._new_code.get(code_hash)
+        if code is None:
+            try:
+                code = self._db[code_hash]
+            except KeyError as exc:
+                raise MissingCode(code_hash) from exc
+            self._code_cache[code_hash] = code
+        return code
+
+    def set_code(self, address: Address, code: bytes) -> None:
+        code_hash = keccak(code)
+        if code:
+            self._new_code[code_hash] = code
+        nonce, balance, root, _ = self._get(address) or EMPTY_ACCOUNT
+        self._put(address, (nonce, balance, root, code_hash))
+
+    def delete_code(self, address: Address) -> None:
+        nonce, balance, root, _ = self._get(address) or EMPTY_ACCOUNT
+        self._put(address, (nonce, balance, root, EMPTY_SHA3))
+
+    def account_has_code_or_nonce(self, address: Address) -> bool:
+        account = self._get(address)
+        return account is not None and (account[0] != 0 or account[3] != EMPTY_SHA3)
+
+    def delete_account(self, address: Address) -> None:
+        self._wipe_storage(address)
+        self._put(address, None)
+
+    def account_exists(self, address: Address) -> bool:
+        return self._get(address) is not None
+
+    def touch_account(self, address: Address) -> None:
+        self._put(address, self._get(address) or EMPTY_ACCOUNT)
+
+    def account_is_empty(self, address: Address) -> bool:
+        account = self._get(address)
+        return account is None or (account[0] == 0 and account[1] == 0 and account[3] == EMPTY_SHA3)
+
+    # -- storage -------------------------------------------------------------------------
+    def _storage_trie(self, address: bytes) -> MerkleTrie:
+        trie = self._storage_tries.get(address)
+        if trie is None:
+            account = self._get(address)
+            root = account[2] if account is not None else BLANK_ROOT_HASH
+            trie = MerkleTrie(self._db.__getitem__, root, cache=self._node_cache)
+            self._storage_tries[address] = trie
+        return trie
+
+    def get_storage(self, address: Address, slot: int, from_journal: bool = True) -> int:
+        slots = self._storage.get(address)
+        if slots is None:
+            slots = self._storage[address] = {}
+        elif slot in slots:
+            return slots[slot]
+        if address in self._wiped:
+            value = 0
+        else:
+            encoded = self._storage_trie(address).get(storage_key(slot))
+            value = int.from_bytes(rlp.decode(encoded), "big") if encoded else 0
+        slots[slot] = value
+        return value
+
+    def set_storage(self, address: Address, slot: int, value: int) -> None:
+        old = self.get_storage(address, slot)
+        self._journal.append((_SLOT, address, slot, old))
+        self._storage[address][slot] = value
+        self._dirty_slots.setdefault(address, {})[slot] = None
+        self._dirty_accounts[address] = None
+
+    def delete_storage(self, address: Address) -> None:
+        self._wipe_storage(address)
+        nonce, balance, _, code_hash = self._get(address) or EMPTY_ACCOUNT
+        self._put(address, (nonce, balance, BLANK_ROOT_HASH, code_hash))
+
+    def _wipe_storage(self, address: bytes) -> None:
+        self._journal.append(
+            (
+                _WIPE,
+                address,
+                self._storage.get(address),
+                self._dirty_slots.get(address),
+                address in self._wiped,
+                self._storage_tries.get(address),
+            )
+        )
+        self._storage[address] = {}
+        self._dirty_slots[address] = {}
+        self._wiped.add(address)
+        self._storage_tries.pop(address, None)
+        self._dirty_accounts[address] = None
+
+    # -- EIP-2929 warm sets ----------------------------------------------------------------
+    def is_address_warm(self, address: Address) -> bool:
+        return address in self._warm_addresses
+
+    def mark_address_warm(self, address: Address) -> None:
+        if address not in self._warm_addresses:
+            self._warm_addresses.add(address)
+            self._journal.append((_WARM_ADDRESS, address))
+
+    def is_storage_warm(self, address: Address, slot: int) -> bool:
+        return (address, slot) in self._warm_slots
+
+    def mark_storage_warm(self, address: Address, slot: int) -> None:
+        key = (address, slot)
+        if key not in self._warm_slots:
+            self._warm_slots.add(key)
+            self._journal.append((_WARM_SLOT, key))
+
+    # -- journal ---------------------------------------------------------------------------
+    def record(self) -> JournalDBCheckpoint:
+        # Checkpoint ids must be unique for the whole state's life: py-evm records the same id
+        # in other journals (transient storage) which outlive our `lock_changes`.
+        self._next_checkpoint += 1
+        self._checkpoints[self._next_checkpoint] = len(self._journal)
+        return JournalDBCheckpoint(self._next_checkpoint)
+
+    def discard(self, checkpoint: JournalDBCheckpoint) -> None:
+        length = self._checkpoints.pop(checkpoint)
+        journal = self._journal
+        while len(journal) > length:
+            entry = journal.pop()
+            tag = entry[0]
+            if tag == _ACCOUNT:
+                self._accounts[entry[1]] = entry[2]
+            elif tag == _SLOT:
+                self._storage[entry[1]][entry[2]] = entry[3]
+            elif tag == _WARM_ADDRESS:
+                self._warm_addresses.discard(entry[1])
+            elif tag == _WARM_SLOT:
+                self._warm_slots.discard(entry[1])
+            else:
+                self._undo_wipe(*entry[1:])
+
+    def _undo_wipe(
+        self,
+        address: bytes,
+        storage: dict[int, int] | None,
+        dirty: dict[int, None] | None,
+        was_wiped: bool,
+        trie: MerkleTrie | None,
+    ) -> None:
+        for target, value in ((self._storage, storage), (self._dirty_slots, dirty)):
+            if value is None:
+                target.pop(address, None)
+            else:
+                target[address] = value  # type: ignore[assignment]
+        if not was_wiped:
+            self._wiped.discard(address)
+        if trie is not None:
+            self._storage_tries[address] = trie
+
+    def commit(self, checkpoint: JournalDBCheckpoint) -> None:
+        # Entries stay in the journal: an enclosing checkpoint may still discard them.
+        del self._checkpoints[checkpoint]
+
+    def lock_changes(self) -> None:
+        """Start of a new transaction: nothing before it can be reverted, nothing is warm."""
+        self._journal.clear()
+        self._checkpoints.clear()
+        self._warm_addresses.clear()
+        self._warm_slots.clear()
+
+    # -- roots and persistence -------------------------------------------------------------
+    def make_state_root(self) -> Hash32:
+        new_nodes = self._new_nodes
+        get_node = self._db.__getitem__
+        for address in sorted(self._dirty_slots):
+            account = self._accounts.get(address)
+            if account is None:
+                continue
+            base_root = BLANK_ROOT_HASH if address in self._wiped else account[2]
+            trie = self._storage_trie(address) if address not in self._wiped else None
+            if trie is None or trie.root != base_root:
+                trie = MerkleTrie(get_node, base_root, cache=self._node_cache)
+            slots = self._storage[address]
+            updates = {
+                storage_key(slot): rlp.encode(slots[slot]) if slots[slot] else b""
+                for slot in self._dirty_slots[address]
+            }
+            new_nodes.update(trie.apply(updates))
+            self._storage_tries[address] = trie
+            nonce, balance, _, code_hash = account
+            self._accounts[address] = (nonce, balance, trie.root, code_hash)
+        updates = {}
+        for address in self._dirty_accounts:
+            account = self._accounts[address]
+            updates[keccak(address)] = encode_account(account) if account is not None else b""
+        if updates:
+            new_nodes.update(self._trie.apply(updates))
+        self._dirty_accounts.clear()
+        self._dirty_slots.clear()
+        self._wiped.clear()
+        self._journal.clear()
+        self._checkpoints.clear()
+        return Hash32(self._trie.root)
+
+    def persist(self) -> Any:
+        """Write new trie nodes and code into the database (the block's write overlay)."""
+        self.make_state_root()
+        db = self._db
+        for key, value in self._new_nodes.items():
+            db[key] = value
+        for key, value in self._new_code.items():
+            db[key] = value
+        self._code_cache.update(self._new_code)
+        self._new_nodes = {}
+        self._new_code = {}
+        return None
+
+    # -- reads for RPC (eth_getProof) -----------------------------------------------------
+    def account_proof(self, address: bytes) -> list[bytes]:
+        return self._trie.get_proof(keccak(address))
+
+    def storage_proof(self, address: bytes, slots: Iterable[int]) -> list[list[bytes]]:
+        trie = self._storage_trie(address)
+        return [trie.get_proof(storage_key(slot)) for slot in slots]
+
+    def storage_root(self, address: bytes) -> bytes:
+        account = self._get(address)
+        return account[2] if account is not None else BLANK_ROOT_HASH

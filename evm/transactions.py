@@ -1,0 +1,255 @@
+"""Decoding and stateless checks of signed transactions.
+
+`decode_transaction` turns raw bytes from the wire into a `SignedTx`: the py-evm transaction
+object plus everything the mempool and block builder need, computed once (hash, sender, prices,
+maximum cost). The sender is recovered exactly once per transaction and cached on the py-evm
+object itself (`sender` is a cached property there), so py-evm's execution never recovers it
+again. Batches can be recovered in a process pool (`recover_senders`), because coincurve holds
+the GIL and threads do not help.
+
+Accepted: legacy (EIP-155 protected only), EIP-2930, EIP-1559 and EIP-7702 transactions.
+Refused with a clear error: blob transactions, unprotected legacy transactions, a wrong chain
+id, invalid signatures, oversized encodings, intrinsic gas above the gas limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import rlp
+from coincurve import PublicKey
+from eth.abc import SignedTransactionAPI
+from eth.constants import SECPK1_N
+from eth.vm.forks.prague.transactions import PragueTransactionBuilder
+from eth_hash.auto import keccak
+from eth_utils import ValidationError
+
+from cybermiles_node.errors import (
+    GasLimitExceedsBlock,
+    IntrinsicGasTooLow,
+    InvalidSender,
+    InvalidTransaction,
+    TipAboveFeeCap,
+)
+
+MAX_TX_BYTES = 128 * 1024
+BLOB_TX_TYPE = 3
+SET_CODE_TX_TYPE = 4
+UINT256_LIMIT = 2**256
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SignedTx:
+    """A decoded, signature-checked transaction (implements the mempool's PoolTransaction)."""
+
+    tx: SignedTransactionAPI
+    raw: bytes
+    hash: bytes
+    sender: bytes
+    type_id: int
+    nonce: int
+    gas: int
+    tip: int
+    fee_cap: int
+    value: int
+    to: bytes  # b"" for contract creation
+    data: bytes
+    max_cost: int
+    intrinsic_gas: int
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @property
+    def is_plain_transfer_shape(self) -> bool:
+        """No data, a recipient and no authorizations: may take the transfer fast path."""
+        return not self.data and bool(self.to) and self.type_id != SET_CODE_TX_TYPE
+
+
+def _type_id(raw: bytes) -> int:
+    first = raw[0]
+    return first if first < 0x7F else 0
+
+
+def decode_transaction(
+    raw: bytes,
+    *,
+    chain_id: int,
+    block_gas_limit: int,
+    sender: bytes | None = None,
+) -> SignedTx:
+    """Decode and statelessly validate one raw transaction; raise a `TxRejected` subclass."""
+    if not raw:
+        raise InvalidTransaction("empty transaction")
+    if len(raw) > MAX_TX_BYTES:
+        raise InvalidTransaction(f"oversized transaction: {len(raw)} bytes > {MAX_TX_BYTES}")
+    type_id = _type_id(raw)
+    if type_id == BLOB_TX_TYPE:
+        raise InvalidTransaction("blob transactions (type 3) are not supported on this chain")
+    if type_id not in (0, 1, 2, SET_CODE_TX_TYPE):
+        raise InvalidTransaction(f"unsupported transaction type {type_id}")
+    try:
+        tx = PragueTransactionBuilder.decode(raw)
+    except (
+        rlp.DecodingError,
+        rlp.DeserializationError,
+        ValidationError,
+        ValueError,
+        TypeError,
+        IndexError,
+    ) as exc:
+        raise InvalidTransaction(f"malformed transaction: {exc}") from None
+    if tx.encode() != raw:
+        # Non-canonical RLP would give one transaction two hashes.
+        raise InvalidTransaction("malformed transaction: non-canonical encoding")
+    tx_chain_id = tx.chain_id
+    if tx_chain_id is None:
+        raise InvalidTransaction("only replay-protected (EIP-155) transactions are accepted")
+    if tx_chain_id != chain_id:
+        raise InvalidTransaction(
+            f"invalid chain id: transaction has {tx_chain_id}, this chain is {chain_id}"
+        )
+    return _checked(tx, raw, type_id, block_gas_limit, sender)
+
+
+def _checked(
+    tx: Any, raw: bytes, type_id: int, block_gas_limit: int, sender: bytes | None
+) -> SignedTx:
+    if type_id in (0, 1):
+        fee_cap = tip = tx.gas_price
+    else:
+        fee_cap = tx.max_fee_per_gas
+        tip = tx.max_priority_fee_per_gas
+        if tip > fee_cap:
+            raise TipAboveFeeCap(
+                f"max priority fee per gas higher than max fee per gas: {tip} > {fee_cap}"
+            )
+    if fee_cap >= UINT256_LIMIT or tx.value >= UINT256_LIMIT:
+        raise InvalidTransaction("fee or value exceeds 2^256-1")
+    if tx.gas >= 2**64:
+        raise InvalidTransaction("gas limit exceeds 2^64-1")
+    if tx.gas > block_gas_limit:
+        raise GasLimitExceedsBlock(
+            f"exceeds block gas limit: tx gas {tx.gas} > block gas limit {block_gas_limit}"
+        )
+    try:
+        intrinsic = tx.intrinsic_gas
+    except ValidationError as exc:
+        raise InvalidTransaction(f"invalid transaction: {exc}") from None
+    if intrinsic > tx.gas:
+        raise IntrinsicGasTooLow(f"intrinsic gas too low: have {tx.gas}, want {intrinsic}")
+    if tx.nonce >= 2**64 - 1:
+        raise InvalidTransaction("nonce exceeds 2^64-2 (EIP-2681)")
+    if sender is None:
+        sender = recover_sender(tx, type_id)
+    tx.__dict__["sender"] = sender
+    if type_id == SET_CODE_TX_TYPE:
+        # Rare enough to afford py-evm's full field validation (authorization list shape).
+        try:
+            tx.validate()
+        except ValidationError as exc:
+            raise InvalidTransaction(f"invalid transaction: {exc}") from None
+    to = tx.to
+    return SignedTx(
+        tx=tx,
+        raw=raw,
+        hash=keccak(raw),
+        sender=sender,
+        type_id=type_id,
+        nonce=tx.nonce,
+        gas=tx.gas,
+        tip=min(tip, fee_cap),
+        fee_cap=fee_cap,
+        value=tx.value,
+        to=to,
+        data=tx.data,
+        max_cost=tx.value + tx.gas * fee_cap,
+        intrinsic_gas=intrinsic,
+    )
+
+
+def recover_sender(tx: Any, type_id: int) -> bytes:
+    """The signer's address, with the signature rules py-evm applies (low s, valid v/r/s).
+
+    Uses coincurve directly: one signing-hash computation and one recovery, where py-evm's
+    validate() + sender would recover the public key three times.
+    """
+    r, s = tx.r, tx.s
+    if type_id == 0:
+        recovery_id = tx.v - 35 - 2 * tx.chain_id
+    else:
+        recovery_id = tx.y_parity
+    if recovery_id not in (0, 1):
+        raise InvalidSender("invalid sender: bad signature (v / y_parity out of range)")
+    if not (0 < r < SECPK1_N) or not (0 < s <= SECPK1_N // 2):
+        raise InvalidSender("invalid sender: bad signature (r or s out of range)")
+    message_hash = keccak(tx.get_message_for_signing())
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((recovery_id,))
+    try:
+        public_key = PublicKey.from_signature_and_message(signature, message_hash, hasher=None)
+    except Exception:  # coincurve raises ValueError or its own error for unrecoverable keys
+        raise InvalidSender("invalid sender: bad signature (no public key)") from None
+    return keccak(public_key.format(compressed=False)[1:])[12:]
+
+
+def recover_sender_of_raw(raw: bytes) -> bytes | None:
+    """Worker-side recovery for the process pool: decode and recover, None when invalid."""
+    try:
+        tx: Any = PragueTransactionBuilder.decode(raw)
+        return recover_sender(tx, _type_id(raw))
+    except Exception:
+        return None
+
+
+class SenderRecoveryPool:
+    """Recovers senders of large batches in worker processes; small batches stay in-process."""
+
+    def __init__(self, workers: int, *, min_batch: int = 64) -> None:
+        self._workers = workers
+        self._min_batch = min_batch
+        self._pool: ProcessPoolExecutor | None = None
+
+    def recover(self, raws: Sequence[bytes]) -> list[bytes | None] | None:
+        """Senders for `raws`, or None when the batch is too small to be worth shipping."""
+        if self._workers < 1 or len(raws) < self._min_batch:
+            return None
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self._workers)
+        chunk = max(16, len(raws) // (self._workers * 2))
+        return list(self._pool.map(recover_sender_of_raw, raws, chunksize=chunk))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def load_stored_transaction(raw: bytes, sender: bytes) -> SignedTx:
+    """Rebuild a transaction read back from our own block store (already validated once)."""
+    tx: Any = PragueTransactionBuilder.decode(raw)
+    tx.__dict__["sender"] = sender
+    type_id = _type_id(raw)
+    if type_id in (0, 1):
+        fee_cap = tip = tx.gas_price
+    else:
+        fee_cap, tip = tx.max_fee_per_gas, min(tx.max_priority_fee_per_gas, tx.max_fee_per_gas)
+    return SignedTx(
+        tx=tx,
+        raw=raw,
+        hash=keccak(raw),
+        sender=sender,
+        type_id=type_id,
+        nonce=tx.nonce,
+        gas=tx.gas,
+        tip=tip,
+        fee_cap=fee_cap,
+        value=tx.value,
+        to=tx.to,
+        data=tx.data,
+        max_cost=tx.value + tx.gas * fee_cap,
+        intrinsic_gas=tx.intrinsic_gas,
+    )
