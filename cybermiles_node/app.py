@@ -108,7 +108,10 @@ class ChainApp:
             max_count=self.config.max_block_txs,
         )
         return self.chain.build_block(
-            candidates, coinbase=coinbase, timestamp=timestamp, mix_hash=mix_hash,
+            candidates,
+            coinbase=coinbase,
+            timestamp=timestamp,
+            mix_hash=mix_hash,
             extra_data=extra_data,
         )
 

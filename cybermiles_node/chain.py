@@ -85,6 +85,7 @@ class Chain:
         self.sync_writes = sync_writes
         self._body_cache: OrderedDict[int, list[SignedTx]] = OrderedDict()
         self._receipt_cache: OrderedDict[int, list[StoredReceipt]] = OrderedDict()
+        self._hashes: dict[int, bytes] = {}  # canonical number -> hash, recent blocks
         self.genesis_header = self._genesis_header()
         self._open()
 
@@ -152,14 +153,22 @@ class Chain:
         )
 
     def recent_hashes(self) -> tuple[bytes, ...]:
-        """Hashes of the last 256 blocks, newest first (BLOCKHASH's window)."""
+        """Hashes of the last 256 blocks up to the head, newest first (BLOCKHASH's window)."""
+        return self.hashes_before(self.head_number + 1)
+
+    def hashes_before(self, number: int) -> tuple[bytes, ...]:
+        """Hashes of the (up to) 256 blocks before `number`, newest first."""
         hashes = []
-        header: BlockHeaderAPI | None = self.head
-        while header is not None and len(hashes) < 256:
-            hashes.append(bytes(header.hash))
-            if header.block_number == 0:
-                break
-            header = self.header_by_number(header.block_number - 1)
+        for n in range(number - 1, max(-1, number - 257), -1):
+            block_hash = self._hashes.get(n)
+            if block_hash is None:
+                header = self.header_by_number(n)
+                if header is None:
+                    break
+                block_hash = self._hashes[n] = bytes(header.hash)
+            hashes.append(block_hash)
+        while len(self._hashes) > 1024:
+            del self._hashes[min(self._hashes)]
         return tuple(hashes)
 
     def build_block(
@@ -267,6 +276,7 @@ class Chain:
         writes.update(self._block_writes(block.header, result.transactions, receipts))
         self.db.write_batch(writes, sync=self.sync_writes)
         self.head = block.header
+        self._hashes[block.number] = block.hash
         self._remember(block.number, result.transactions, receipts)
 
     def _block_writes(

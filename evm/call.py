@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from eth._utils.spoof import SpoofTransaction
-from eth_abi import decode as abi_decode
 from eth.exceptions import Revert
+from eth.vm.spoof import SpoofTransaction
+from eth_abi import decode as abi_decode
 from eth_utils import ValidationError
 
 from evm.executor import BlockEnv, execution_context
@@ -86,7 +86,7 @@ def _unsigned(profile: EvmProfile, request: CallRequest, nonce: int, gas: int) -
             data=request.data,
             access_list=[(address, list(slots)) for address, slots in request.access_list],
         )
-    return builder.new_unsigned_transaction(
+    return builder.create_unsigned_transaction(
         nonce=nonce,
         gas_price=request.gas_price,
         gas=gas,

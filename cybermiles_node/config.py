@@ -1,0 +1,153 @@
+"""Node configuration: `HOME/config/config.toml` and the layout of a node's home directory.
+
+```
+HOME/config/config.toml               this file's settings
+HOME/config/genesis.json              the chain's genesis (a node joins a network by taking it)
+HOME/config/node_key.json             ed25519 node identity (p2p)
+HOME/config/priv_validator_key.json   ed25519 consensus key
+HOME/data/chain/                      LevelDB: blocks, state, indices
+```
+Unknown keys in config.toml are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from cybermiles_node.errors import CyberMilesError
+
+
+class ConfigError(CyberMilesError):
+    """config.toml is unreadable or holds an unknown or mistyped setting."""
+
+
+@dataclass(frozen=True)
+class RpcConfig:
+    host: str = "127.0.0.1"
+    port: int = 8545
+    max_body_bytes: int = 5 * 2**20
+    max_batch: int = 1000
+    cors_origins: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True)
+class DevnetConfig:
+    enabled: bool = False
+    block_time: float = 0.0  # seconds between blocks; 0 = automine
+    batch_window_ms: float = 5.0  # automine waits this long to batch arriving transactions
+    accounts: int = 10  # mnemonic accounts whose keys the devnet prints
+
+
+@dataclass(frozen=True)
+class MempoolSettings:
+    max_txs: int = 16384
+    max_bytes: int = 64 * 2**20
+    max_per_sender: int = 1024
+    max_nonce_gap: int = 64
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    moniker: str = "cybermiles-node"
+    sync_writes: bool = False  # fsync every block; kill -9 is safe either way
+    recovery_workers: int = 0  # processes for batched signature recovery
+    rpc: RpcConfig = field(default_factory=RpcConfig)
+    devnet: DevnetConfig = field(default_factory=DevnetConfig)
+    mempool: MempoolSettings = field(default_factory=MempoolSettings)
+
+
+@dataclass(frozen=True)
+class HomeLayout:
+    home: Path
+
+    @property
+    def config_dir(self) -> Path:
+        return self.home / "config"
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def genesis_file(self) -> Path:
+        return self.config_dir / "genesis.json"
+
+    @property
+    def node_key_file(self) -> Path:
+        return self.config_dir / "node_key.json"
+
+    @property
+    def validator_key_file(self) -> Path:
+        return self.config_dir / "priv_validator_key.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def chain_db(self) -> Path:
+        return self.data_dir / "chain"
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}{key}: unknown setting")
+        default = getattr(cls(), key)
+        if hasattr(default, "__dataclass_fields__"):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}{key}: expected a table")
+            kwargs[key] = _build(type(default), value, f"{where}{key}.")
+            continue
+        if isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise ConfigError(f"{where}{key}: expected an array")
+            value = tuple(value)
+        elif isinstance(default, bool) != isinstance(value, bool) or not isinstance(
+            value, (type(default), int) if isinstance(default, float) else type(default)
+        ):
+            raise ConfigError(f"{where}{key}: expected {type(default).__name__}, got {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: Path) -> NodeConfig:
+    try:
+        values = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    config: NodeConfig = _build(NodeConfig, values, "")
+    return config
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def write_config(path: Path, config: NodeConfig) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps(_plain(asdict(config))))
+
+
+__all__ = [
+    "ConfigError",
+    "DevnetConfig",
+    "HomeLayout",
+    "MempoolSettings",
+    "NodeConfig",
+    "RpcConfig",
+    "load_config",
+    "replace",
+    "write_config",
+]

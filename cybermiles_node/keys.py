@@ -1,0 +1,73 @@
+"""Node and validator keys: ed25519 key files in the Tendermint style.
+
+A key file is JSON `{"type": "ed25519", "pub_key": base64, "priv_key": base64}` written with
+mode 0600. The node id is the hex of the first 20 bytes of SHA-256 of the node's public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from cybermiles_node.errors import CyberMilesError
+
+
+class KeyFileError(CyberMilesError):
+    """A key file is missing, unreadable or malformed."""
+
+
+@dataclass(frozen=True)
+class Ed25519Key:
+    private_key: bytes  # 32-byte seed
+    public_key: bytes
+
+    @classmethod
+    def generate(cls) -> Ed25519Key:
+        return cls.from_seed(os.urandom(32))
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Ed25519Key:
+        public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+        return cls(seed, public.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+    def sign(self, message: bytes) -> bytes:
+        return Ed25519PrivateKey.from_private_bytes(self.private_key).sign(message)
+
+    @property
+    def node_id(self) -> str:
+        return hashlib.sha256(self.public_key).digest()[:20].hex()
+
+
+def write_key(path: Path, key: Ed25519Key) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "type": "ed25519",
+        "pub_key": base64.b64encode(key.public_key).decode(),
+        "priv_key": base64.b64encode(key.private_key).decode(),
+    }
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(body, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_key(path: Path) -> Ed25519Key:
+    try:
+        body = json.loads(path.read_text())
+        seed = base64.b64decode(body["priv_key"], validate=True)
+        key = Ed25519Key.from_seed(seed)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise KeyFileError(f"{path}: not a valid ed25519 key file ({exc})") from None
+    if base64.b64decode(body.get("pub_key", "")) != key.public_key:
+        raise KeyFileError(f"{path}: pub_key does not match priv_key")
+    return key

@@ -1,0 +1,96 @@
+"""Devnet block production: automine (a block as soon as transactions arrive) or an interval.
+
+The producer drives the application only through its block interface (`build_block`,
+`commit`), exactly as BFT consensus will. Automine wakes when the mempool reports executable
+transactions, waits `batch_window` seconds so a burst lands in one block, and keeps building
+while executable transactions remain. Interval mode builds a block every `block_time` seconds,
+empty or not.
+
+Block timestamps are wall-clock seconds, never below the parent's (several automined blocks may
+share a second, as on Tendermint chains whose clocks are read in seconds). `mix_hash` is a
+placeholder chain of keccak(parent mix_hash) until the randomness beacon arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import trio
+from eth_hash.auto import keccak
+
+from cybermiles_node.app import ChainApp
+from cybermiles_node.chain import NO_CONSENSUS_METADATA, PendingBlock
+
+log = logging.getLogger(__name__)
+
+
+class DevnetProducer:
+    def __init__(
+        self,
+        app: ChainApp,
+        *,
+        coinbase: bytes,
+        block_time: float = 0.0,
+        batch_window: float = 0.005,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.coinbase = coinbase
+        self.block_time = block_time
+        self.batch_window = batch_window
+        self.wall_clock = wall_clock
+        self._wake = trio.Event()
+        app.on_pending.append(lambda _txs: self._wake.set())
+
+    def produce(self, *, allow_empty: bool = True) -> PendingBlock:
+        """Build one block from the best pending transactions and commit it (if not empty)."""
+        head = self.app.chain.head
+        timestamp = max(int(self.wall_clock()), head.timestamp)
+        block = self.app.build_block(
+            coinbase=self.coinbase,
+            timestamp=timestamp,
+            mix_hash=keccak(head.mix_hash),
+            extra_data=NO_CONSENSUS_METADATA,
+        )
+        for tx, reason in block.skipped:
+            log.info(
+                "transaction 0x%s left out of block %d: %s", tx.hash.hex(), block.number, reason
+            )
+        if not allow_empty and not block.result.transactions:
+            return block
+        self.app.commit(block)
+        log.info(
+            "block %d: %d txs, gas %d",
+            block.number,
+            len(block.result.transactions),
+            block.header.gas_used,
+        )
+        return block
+
+    async def run(self) -> None:
+        if self.block_time > 0:
+            await self._run_interval()
+        else:
+            await self._run_automine()
+
+    async def _run_interval(self) -> None:
+        deadline = trio.current_time()
+        while True:
+            deadline += self.block_time
+            await trio.sleep_until(deadline)
+            self.produce()
+
+    async def _run_automine(self) -> None:
+        mempool = self.app.mempool
+        while True:
+            if mempool.pending_count == 0:
+                self._wake = trio.Event()
+                await self._wake.wait()
+            await trio.sleep(self.batch_window)
+            block = self.produce(allow_empty=False)
+            if not block.result.transactions:
+                # Everything executable was skipped: wait for news rather than spin.
+                self._wake = trio.Event()
+                await self._wake.wait()

@@ -1,0 +1,593 @@
+"""The eth_, net_ and web3_ methods, served from the chain application.
+
+`EthApi` answers every method a single node can: blocks, transactions, receipts, state at any
+stored block (the state trie keeps every root), calls and gas estimates, logs and polled
+filters, raw transaction submission (a batch of eth_sendRawTransaction calls is admitted in one
+go so sender recovery can be batched), fee helpers and proofs. `install` registers them on a
+`Dispatcher`; `notify_commit` / `notify_pending` feed filters and subscriptions.
+
+Block tags: with BFT finality every committed block is final, so "latest", "safe" and
+"finalized" all name the head. "pending" names the head too, except for
+eth_getTransactionCount, which counts the sender's executable mempool transactions.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from eth.abc import BlockHeaderAPI
+from eth_hash.auto import keccak
+
+from cybermiles_node.errors import TxRejected
+from evm.call import CallError, CallRequest, EstimateFailed, estimate_gas, run_call
+from evm.executor import BlockEnv
+from evm.transactions import SignedTx
+from rpc import formatting as fmt
+from rpc.errors import ExecutionReverted, InvalidInput, InvalidParams, LimitExceeded
+from rpc.filters import FilterRegistry, LogFilter, bloom_may_match, log_matches, parse_log_filter
+from rpc.params import (
+    BlockRef,
+    address,
+    block_ref,
+    bool_param,
+    data,
+    hash32,
+    optional_address,
+    optional_data,
+    optional_quantity,
+    quantity,
+)
+from rpc.subscriptions import SubscriptionHub
+
+VERSION = "0.1.0"
+MAX_LOG_BLOCK_RANGE = 10_000
+MAX_LOGS = 10_000
+MAX_FEE_HISTORY = 1024
+
+
+class ChainView(Protocol):
+    """What the eth methods read from the chain (cybermiles_node.chain.Chain)."""
+
+    chain_id: int
+    gas_limit: int
+    head: BlockHeaderAPI
+    db: Any
+    profile: Any
+
+    def header_by_number(self, number: int) -> BlockHeaderAPI | None: ...
+    def header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI | None: ...
+    def transactions(self, number: int) -> list[SignedTx]: ...
+    def receipts(self, number: int) -> list[Any]: ...
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None: ...
+    def state_at(self, header: BlockHeaderAPI | None = None) -> Any: ...
+    def hashes_before(self, number: int) -> tuple[bytes, ...]: ...
+
+
+class Backend(Protocol):
+    """The application the methods drive (cybermiles_node.app.ChainApp)."""
+
+    chain: ChainView
+    mempool: Any
+    min_gas_price: int
+
+    def check_tx(self, raw: bytes) -> SignedTx: ...
+    def check_txs(self, raws: Sequence[bytes]) -> list[SignedTx | TxRejected]: ...
+
+
+def _header_not_found() -> InvalidInput:
+    return InvalidInput("header not found")
+
+
+class EthApi:
+    """Ethereum JSON-RPC methods over a `Backend`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        filters: FilterRegistry,
+        hub: SubscriptionHub,
+        client_version: str,
+        accounts: Callable[[], list[bytes]] = list,
+    ) -> None:
+        self.app = backend
+        self.chain = backend.chain
+        self.filters = filters
+        self.hub = hub
+        self.client_version = client_version
+        self.accounts = accounts
+
+    # -- registration ---------------------------------------------------------------------
+    def install(self, dispatcher: Any) -> None:
+        for name in sorted(dir(self)):
+            if name.startswith(("eth_", "net_", "web3_", "txpool_")) and name not in (
+                "eth_subscribe",
+                "eth_unsubscribe",
+            ):
+                dispatcher.register(name, getattr(self, name))
+        dispatcher.register(
+            "eth_sendRawTransaction",
+            self.eth_sendRawTransaction,
+            batch=self.send_raw_transactions,
+        )
+        self.hub.install(dispatcher)
+
+    # -- block resolution -----------------------------------------------------------------
+    def _header(self, ref: BlockRef) -> BlockHeaderAPI | None:
+        if ref.hash is not None:
+            return self.chain.header_by_hash(ref.hash)
+        if ref.number is not None:
+            return self.chain.header_by_number(ref.number)
+        if ref.tag == "earliest":
+            return self.chain.header_by_number(0)
+        return self.chain.head
+
+    def _require_header(self, value: object, name: str = "block") -> BlockHeaderAPI:
+        header = self._header(block_ref(value, name))
+        if header is None:
+            raise _header_not_found()
+        return header
+
+    def _env(self, header: BlockHeaderAPI) -> BlockEnv:
+        return BlockEnv(
+            number=header.block_number,
+            timestamp=header.timestamp,
+            coinbase=header.coinbase,
+            gas_limit=header.gas_limit,
+            mix_hash=header.mix_hash,
+            chain_id=self.chain.chain_id,
+            prev_hashes=self.chain.hashes_before(header.block_number),
+        )
+
+    # -- simple ---------------------------------------------------------------------------
+    def web3_clientVersion(self) -> str:
+        return self.client_version
+
+    def web3_sha3(self, value: object) -> str:
+        return fmt.d(keccak(data(value, "data")))
+
+    def net_version(self) -> str:
+        return str(self.chain.chain_id)
+
+    def net_listening(self) -> bool:
+        return True
+
+    def net_peerCount(self) -> str:
+        return "0x0"
+
+    def eth_chainId(self) -> str:
+        return fmt.q(self.chain.chain_id)
+
+    def eth_syncing(self) -> bool:
+        return False
+
+    def eth_mining(self) -> bool:
+        return True
+
+    def eth_hashrate(self) -> str:
+        return "0x0"
+
+    def eth_coinbase(self) -> str:
+        return fmt.d(self.chain.head.coinbase)
+
+    def eth_accounts(self) -> list[str]:
+        return [fmt.d(a) for a in self.accounts()]
+
+    def eth_blockNumber(self) -> str:
+        return fmt.q(self.chain.head.block_number)
+
+    def eth_gasPrice(self) -> str:
+        return fmt.q(self.app.min_gas_price)
+
+    def eth_maxPriorityFeePerGas(self) -> str:
+        return fmt.q(self.app.min_gas_price)
+
+    def eth_feeHistory(
+        self, block_count: object, newest: object, percentiles: object = None
+    ) -> dict[str, Any]:
+        count = min(quantity(block_count, "blockCount"), MAX_FEE_HISTORY)
+        newest_header = self._require_header(newest, "newestBlock")
+        oldest = max(0, newest_header.block_number - count + 1)
+        if percentiles is not None and not isinstance(percentiles, list):
+            raise InvalidParams("rewardPercentiles: expected an array of numbers")
+        ratios = []
+        rewards = []
+        for number in range(oldest, newest_header.block_number + 1):
+            header = self.chain.header_by_number(number)
+            assert header is not None
+            ratios.append(header.gas_used / header.gas_limit if header.gas_limit else 0.0)
+            if percentiles is not None:
+                rewards.append(self._rewards(number, percentiles))
+        result: dict[str, Any] = {
+            "oldestBlock": fmt.q(oldest),
+            "baseFeePerGas": ["0x0"] * (len(ratios) + 1),
+            "gasUsedRatio": ratios,
+        }
+        if percentiles is not None:
+            result["reward"] = rewards
+        return result
+
+    def _rewards(self, number: int, percentiles: list[Any]) -> list[str]:
+        txs = sorted(self.chain.transactions(number), key=lambda t: t.tip)
+        if not txs:
+            return ["0x0"] * len(percentiles)
+        out = []
+        for p in percentiles:
+            if not isinstance(p, (int, float)) or not 0 <= p <= 100:
+                raise InvalidParams("rewardPercentiles: numbers between 0 and 100 expected")
+            out.append(fmt.q(txs[min(len(txs) - 1, int(len(txs) * p / 100))].tip))
+        return out
+
+    # -- blocks ---------------------------------------------------------------------------
+    def _block(self, header: BlockHeaderAPI | None, full: object) -> dict[str, Any] | None:
+        if header is None:
+            return None
+        txs = self.chain.transactions(header.block_number)
+        return fmt.block_json(header, txs, full=bool_param(full, "hydrated"))
+
+    def eth_getBlockByNumber(self, block: object, full: object = False) -> dict[str, Any] | None:
+        return self._block(self._header(block_ref(block, "block")), full)
+
+    def eth_getBlockByHash(self, block_hash: object, full: object = False) -> dict[str, Any] | None:
+        return self._block(self.chain.header_by_hash(hash32(block_hash, "blockHash")), full)
+
+    def _tx_count(self, header: BlockHeaderAPI | None) -> str | None:
+        if header is None:
+            return None
+        return fmt.q(len(self.chain.transactions(header.block_number)))
+
+    def eth_getBlockTransactionCountByNumber(self, block: object) -> str | None:
+        return self._tx_count(self._header(block_ref(block, "block")))
+
+    def eth_getBlockTransactionCountByHash(self, block_hash: object) -> str | None:
+        return self._tx_count(self.chain.header_by_hash(hash32(block_hash, "blockHash")))
+
+    def eth_getUncleCountByBlockNumber(self, block: object) -> str | None:
+        return None if self._header(block_ref(block, "block")) is None else "0x0"
+
+    def eth_getUncleCountByBlockHash(self, block_hash: object) -> str | None:
+        found = self.chain.header_by_hash(hash32(block_hash, "blockHash"))
+        return None if found is None else "0x0"
+
+    # -- transactions and receipts ----------------------------------------------------------
+    def _tx_at(self, header: BlockHeaderAPI | None, index: int) -> dict[str, Any] | None:
+        if header is None:
+            return None
+        txs = self.chain.transactions(header.block_number)
+        if not 0 <= index < len(txs):
+            return None
+        return fmt.tx_json(txs[index], header=header, index=index)
+
+    def eth_getTransactionByHash(self, tx_hash: object) -> dict[str, Any] | None:
+        h = hash32(tx_hash, "transactionHash")
+        location = self.chain.tx_location(h)
+        if location is None:
+            pending = self.app.mempool.get(h)
+            return None if pending is None else fmt.tx_json(pending)
+        number, index = location
+        return self._tx_at(self.chain.header_by_number(number), index)
+
+    def eth_getTransactionByBlockHashAndIndex(
+        self, block_hash: object, index: object
+    ) -> dict[str, Any] | None:
+        header = self.chain.header_by_hash(hash32(block_hash, "blockHash"))
+        return self._tx_at(header, quantity(index, "index"))
+
+    def eth_getTransactionByBlockNumberAndIndex(
+        self, block: object, index: object
+    ) -> dict[str, Any] | None:
+        return self._tx_at(self._header(block_ref(block, "block")), quantity(index, "index"))
+
+    def _receipts(self, header: BlockHeaderAPI) -> list[dict[str, Any]]:
+        number = header.block_number
+        txs = self.chain.transactions(number)
+        receipts = self.chain.receipts(number)
+        out = []
+        previous = 0
+        log_index = 0
+        for index, (tx, stored) in enumerate(zip(txs, receipts, strict=True)):
+            out.append(
+                fmt.receipt_json(
+                    stored,
+                    header=header,
+                    tx=tx,
+                    tx_index=index,
+                    previous_cumulative=previous,
+                    first_log_index=log_index,
+                )
+            )
+            previous = stored.receipt.gas_used
+            log_index += len(stored.receipt.logs)
+        return out
+
+    def eth_getTransactionReceipt(self, tx_hash: object) -> dict[str, Any] | None:
+        location = self.chain.tx_location(hash32(tx_hash, "transactionHash"))
+        if location is None:
+            return None
+        number, index = location
+        header = self.chain.header_by_number(number)
+        if header is None:
+            return None
+        return self._receipts(header)[index]
+
+    def eth_getBlockReceipts(self, block: object) -> list[dict[str, Any]] | None:
+        header = self._header(block_ref(block, "block"))
+        return None if header is None else self._receipts(header)
+
+    # -- state ----------------------------------------------------------------------------
+    def eth_getBalance(self, account: object, block: object = "latest") -> str:
+        addr = address(account, "address")
+        return fmt.q(self.chain.state_at(self._require_header(block)).get_balance(addr))
+
+    def eth_getCode(self, account: object, block: object = "latest") -> str:
+        addr = address(account, "address")
+        return fmt.d(self.chain.state_at(self._require_header(block)).get_code(addr))
+
+    def eth_getStorageAt(self, account: object, slot: object, block: object = "latest") -> str:
+        addr = address(account, "address")
+        position = _storage_slot(slot)
+        value = self.chain.state_at(self._require_header(block)).get_storage(addr, position)
+        return f"0x{value:064x}"
+
+    def eth_getTransactionCount(self, account: object, block: object = "latest") -> str:
+        addr = address(account, "address")
+        ref = block_ref(block, "block")
+        if ref.tag == "pending":
+            return fmt.q(self.app.mempool.pending_nonce(addr))
+        header = self._header(ref)
+        if header is None:
+            raise _header_not_found()
+        return fmt.q(self.chain.state_at(header).get_nonce(addr))
+
+    def eth_getProof(self, account: object, slots: object, block: object) -> dict[str, Any]:
+        addr = address(account, "address")
+        if not isinstance(slots, list):
+            raise InvalidParams("storageKeys: expected an array of 32-byte keys")
+        keys = [_storage_slot(s) for s in slots]
+        state = self.chain.state_at(self._require_header(block))
+        storage_proofs = state.storage_proof(addr, keys)
+        return {
+            "address": fmt.d(addr),
+            "accountProof": [fmt.d(node) for node in state.account_proof(addr)],
+            "balance": fmt.q(state.get_balance(addr)),
+            "codeHash": fmt.d(state.get_code_hash(addr)),
+            "nonce": fmt.q(state.get_nonce(addr)),
+            "storageHash": fmt.d(state.storage_root(addr)),
+            "storageProof": [
+                {
+                    "key": fmt.q(key),
+                    "value": fmt.q(state.get_storage(addr, key)),
+                    "proof": [fmt.d(node) for node in proof],
+                }
+                for key, proof in zip(keys, storage_proofs, strict=True)
+            ],
+        }
+
+    # -- execution ------------------------------------------------------------------------
+    def _call_request(self, obj: object) -> CallRequest:
+        if not isinstance(obj, dict):
+            raise InvalidParams("transaction: expected an object")
+        sender = optional_address(obj.get("from"), "from") or b"\x00" * 20
+        to = optional_address(obj.get("to"), "to") or b""
+        input_data = optional_data(obj.get("input"), "input")
+        legacy_data = optional_data(obj.get("data"), "data")
+        if input_data is not None and legacy_data is not None and input_data != legacy_data:
+            raise InvalidParams('both "data" and "input" are set and differ')
+        gas_price = optional_quantity(obj.get("gasPrice"), "gasPrice")
+        max_fee = optional_quantity(obj.get("maxFeePerGas"), "maxFeePerGas")
+        tip = optional_quantity(obj.get("maxPriorityFeePerGas"), "maxPriorityFeePerGas")
+        if gas_price is not None and (max_fee is not None or tip is not None):
+            raise InvalidParams("both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) given")
+        price = (
+            gas_price
+            if gas_price is not None
+            else min(
+                max_fee if max_fee is not None else 0, tip if tip is not None else (max_fee or 0)
+            )
+        )
+        access = obj.get("accessList") or []
+        if not isinstance(access, list):
+            raise InvalidParams("accessList: expected an array")
+        access_list = tuple(
+            (
+                address(item.get("address") if isinstance(item, dict) else None, "accessList"),
+                tuple(_storage_slot(k) for k in (item.get("storageKeys") or [])),
+            )
+            for item in access
+        )
+        return CallRequest(
+            sender=sender,
+            to=to,
+            data=input_data if input_data is not None else (legacy_data or b""),
+            value=optional_quantity(obj.get("value"), "value") or 0,
+            gas=optional_quantity(obj.get("gas"), "gas"),
+            gas_price=price,
+            access_list=access_list,
+        )
+
+    def eth_call(self, tx: object, block: object = "latest", overrides: object = None) -> str:
+        if overrides is not None:
+            raise InvalidParams("state overrides are not supported")
+        request = self._call_request(tx)
+        header = self._require_header(block)
+        try:
+            result = run_call(
+                self.chain.profile, self.chain.db, header.state_root, self._env(header), request
+            )
+        except CallError as exc:
+            raise InvalidInput(str(exc)) from None
+        if result.reverted:
+            raise ExecutionReverted(result.revert_reason, result.output)
+        if not result.success:
+            raise InvalidInput(result.error)
+        return fmt.d(result.output)
+
+    def eth_estimateGas(
+        self, tx: object, block: object = "latest", overrides: object = None
+    ) -> str:
+        if overrides is not None:
+            raise InvalidParams("state overrides are not supported")
+        request = self._call_request(tx)
+        header = self._require_header(block)
+        try:
+            gas = estimate_gas(
+                self.chain.profile, self.chain.db, header.state_root, self._env(header), request
+            )
+        except CallError as exc:
+            raise InvalidInput(str(exc)) from None
+        except EstimateFailed as exc:
+            if exc.result.reverted:
+                raise ExecutionReverted(exc.result.revert_reason, exc.result.output) from None
+            raise InvalidInput(f"gas required exceeds allowance ({exc.result.error})") from None
+        return fmt.q(gas)
+
+    # -- submission -----------------------------------------------------------------------
+    def eth_sendRawTransaction(self, raw: object) -> str:
+        tx = self.app.check_tx(data(raw, "transaction"))
+        return fmt.d(tx.hash)
+
+    def send_raw_transactions(self, calls: list[list[Any]]) -> list[Any]:
+        """Batch form: decode every raw transaction, admit them together."""
+        raws: list[bytes] = []
+        results: list[Any] = [None] * len(calls)
+        positions = []
+        for i, params in enumerate(calls):
+            try:
+                raws.append(data(params[0], "transaction"))
+                positions.append(i)
+            except InvalidParams as exc:
+                results[i] = exc
+        for i, outcome in zip(positions, self.app.check_txs(raws), strict=True):
+            results[i] = outcome if isinstance(outcome, TxRejected) else fmt.d(outcome.hash)
+        return results
+
+    # -- logs and filters -----------------------------------------------------------------
+    def _block_logs(self, header: BlockHeaderAPI, log_filter: LogFilter) -> list[dict[str, Any]]:
+        if not bloom_may_match(log_filter, header.bloom):
+            return []
+        number = header.block_number
+        out: list[dict[str, Any]] = []
+        log_index = 0
+        receipts = self.chain.receipts(number)
+        txs = self.chain.transactions(number)
+        for tx_index, (tx, stored) in enumerate(zip(txs, receipts, strict=True)):
+            logs = stored.receipt.logs
+            if any(
+                log_matches(log_filter, log.address, [t.to_bytes(32, "big") for t in log.topics])
+                for log in logs
+            ):
+                for entry, log in zip(
+                    fmt.logs_json(
+                        stored.receipt,
+                        header=header,
+                        tx=tx,
+                        tx_index=tx_index,
+                        first_log_index=log_index,
+                    ),
+                    logs,
+                    strict=True,
+                ):
+                    topics = [t.to_bytes(32, "big") for t in log.topics]
+                    if log_matches(log_filter, log.address, topics):
+                        out.append(entry)
+            log_index += len(logs)
+        return out
+
+    def _logs(self, log_filter: LogFilter) -> list[dict[str, Any]]:
+        if log_filter.block_hash is not None:
+            header = self.chain.header_by_hash(log_filter.block_hash)
+            if header is None:
+                raise InvalidInput("unknown block")
+            return self._block_logs(header, log_filter)
+        head = self.chain.head.block_number
+        lo = self._bound(log_filter.from_block, head)
+        hi = self._bound(log_filter.to_block, head)
+        if lo > hi:
+            return []
+        if hi - lo + 1 > MAX_LOG_BLOCK_RANGE:
+            raise LimitExceeded(f"block range too large (limit {MAX_LOG_BLOCK_RANGE} blocks)")
+        out: list[dict[str, Any]] = []
+        for number in range(lo, min(hi, head) + 1):
+            header = self.chain.header_by_number(number)
+            assert header is not None
+            out.extend(self._block_logs(header, log_filter))
+            if len(out) > MAX_LOGS:
+                raise LimitExceeded(f"query returned more than {MAX_LOGS} results")
+        return out
+
+    @staticmethod
+    def _bound(value: Any, head: int) -> int:
+        if isinstance(value, int):
+            return value
+        if value == "earliest":
+            return 0
+        return head
+
+    def eth_getLogs(self, filter_obj: object) -> list[dict[str, Any]]:
+        return self._logs(parse_log_filter(filter_obj))
+
+    def eth_newFilter(self, filter_obj: object) -> str:
+        return self.filters.install_log_filter(parse_log_filter(filter_obj))
+
+    def eth_newBlockFilter(self) -> str:
+        return self.filters.install_block_filter()
+
+    def eth_newPendingTransactionFilter(self) -> str:
+        return self.filters.install_pending_filter()
+
+    def eth_getFilterChanges(self, filter_id: object) -> list[Any]:
+        return self.filters.changes(filter_id)
+
+    def eth_getFilterLogs(self, filter_id: object) -> list[dict[str, Any]]:
+        return self._logs(self.filters.log_filter(filter_id))
+
+    def eth_uninstallFilter(self, filter_id: object) -> bool:
+        return self.filters.uninstall(filter_id)
+
+    # -- txpool ---------------------------------------------------------------------------
+    def txpool_status(self) -> dict[str, str]:
+        return {
+            "pending": fmt.q(self.app.mempool.pending_count),
+            "queued": fmt.q(self.app.mempool.queued_count),
+        }
+
+    def txpool_content(self) -> dict[str, Any]:
+        def group(by_sender: dict[bytes, list[SignedTx]]) -> dict[str, Any]:
+            return {
+                fmt.d(sender): {str(tx.nonce): fmt.tx_json(tx) for tx in txs}
+                for sender, txs in sorted(by_sender.items())
+            }
+
+        return {
+            "pending": group(self.app.mempool.pending_by_sender()),
+            "queued": group(self.app.mempool.queued_by_sender()),
+        }
+
+    # -- notifications from the node ------------------------------------------------------
+    def block_notifications(self, header: BlockHeaderAPI) -> tuple[dict[str, Any], list[Any]]:
+        """The newHeads payload and the block's logs, for filters and subscriptions."""
+        everything = LogFilter()
+        logs = self._block_logs(header, everything) if header.bloom else []
+        self.filters.push_block(fmt.d(header.hash), logs)
+        return fmt.header_json(header), logs
+
+    def pending_notifications(self, txs: Sequence[SignedTx]) -> list[str]:
+        hashes = [fmt.d(tx.hash) for tx in txs]
+        self.filters.push_pending(hashes)
+        return hashes
+
+
+def _storage_slot(value: object) -> int:
+    """A storage key: hex of at most 32 bytes, as a quantity or as data (clients send both)."""
+    if isinstance(value, str) and value[:2] in ("0x", "0X") and 2 < len(value) <= 66:
+        try:
+            return int(value[2:], 16)
+        except ValueError:
+            pass
+    raise InvalidParams(f"storage key: expected hex of at most 32 bytes, got {value!r:.80}")
+
+
+def client_version(profile: str) -> str:
+    return f"cybermiles/v{VERSION}/{profile}/python{platform.python_version()}"
