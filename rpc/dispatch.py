@@ -72,7 +72,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+_json_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+# py-evm raises the interpreter's recursion limit to 100,000 (EVM call depth needs it). json's
+# C decoder recurses on the C stack up to that limit, so a hostile "[[[[..." body would
+# overflow it and crash the process. Decoding runs under a small limit instead: no
+# JSON-RPC request nests anywhere near this deep.
+_MAX_JSON_RECURSION: Final = 2000
+
+
+def _decode(text: str) -> Any:
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(previous, _MAX_JSON_RECURSION))
+    try:
+        return _json_decode(text)
+    finally:
+        sys.setrecursionlimit(previous)
+
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
