@@ -25,6 +25,7 @@ from eth.abc import BlockHeaderAPI, ReceiptAPI
 from eth.constants import BLANK_ROOT_HASH, EMPTY_UNCLE_HASH, ZERO_HASH32
 from eth.vm.forks.prague.blocks import PragueBlockHeader
 from eth.vm.forks.prague.receipts import PragueReceiptBuilder
+from eth_typing import Address, BlockNumber, Hash32
 
 from cybermiles_node import schema
 from cybermiles_node.errors import CyberMilesError, InvariantViolation
@@ -35,8 +36,8 @@ from evm.state import StateDB
 from evm.transactions import SignedTx, load_stored_transaction
 from genesis import Genesis
 
-EMPTY_REQUESTS_HASH = bytes.fromhex(
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+EMPTY_REQUESTS_HASH = Hash32(
+    bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 )
 NO_CONSENSUS_METADATA = ZERO_HASH32
 
@@ -92,7 +93,7 @@ class Chain:
     # -- genesis -------------------------------------------------------------------------
     def _genesis_state(self) -> tuple[bytes, OverlayDB]:
         overlay = OverlayDB(self.db)
-        state = StateDB(overlay, BLANK_ROOT_HASH)
+        state = StateDB(overlay, BLANK_ROOT_HASH)  # type: ignore[arg-type]
         for address, account in self.genesis.alloc:
             if account.balance:
                 state.set_balance(address, account.balance)
@@ -109,10 +110,10 @@ class Chain:
         state_root, self._genesis_overlay = self._genesis_state()
         return PragueBlockHeader(
             difficulty=0,
-            block_number=0,
+            block_number=BlockNumber(0),
             gas_limit=self.genesis.gas_limit,
             timestamp=self.genesis.genesis_time,
-            state_root=state_root,
+            state_root=Hash32(state_root),
             extra_data=NO_CONSENSUS_METADATA,
             nonce=b"\x00" * 8,
             base_fee_per_gas=0,
@@ -240,18 +241,18 @@ class Chain:
         header = PragueBlockHeader(
             parent_hash=self.head.hash,
             uncles_hash=EMPTY_UNCLE_HASH,
-            coinbase=env.coinbase,
-            state_root=result.state_root,
-            transaction_root=result.transaction_root,
-            receipt_root=result.receipt_root,
+            coinbase=Address(env.coinbase),
+            state_root=Hash32(result.state_root),
+            transaction_root=Hash32(result.transaction_root),
+            receipt_root=Hash32(result.receipt_root),
             bloom=result.bloom,
             difficulty=0,
-            block_number=env.number,
+            block_number=BlockNumber(env.number),
             gas_limit=env.gas_limit,
             gas_used=result.gas_used,
             timestamp=env.timestamp,
             extra_data=extra_data,
-            mix_hash=env.mix_hash,
+            mix_hash=Hash32(env.mix_hash),
             nonce=b"\x00" * 8,
             base_fee_per_gas=0,
             withdrawals_root=BLANK_ROOT_HASH,

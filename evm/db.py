@@ -153,6 +153,3 @@ class OverlayDB(BaseDB):
         if key in self.writes:
             return self.writes[key] is not _DELETED
         return key in self.base
-
-    def update(self, items: dict[bytes, bytes]) -> None:
-        self.writes.update(items)

@@ -28,6 +28,7 @@ from eth.vm.forks.byzantium.constants import (
 )
 from eth.vm.forks.prague import PragueVM
 from eth_bloom import BloomFilter
+from eth_typing import Address, BlockNumber, Hash32
 from eth_utils import ValidationError
 
 from evm.profiles import EvmProfile
@@ -72,13 +73,13 @@ class ExecutionResult:
 
 def execution_context(env: BlockEnv) -> ExecutionContext:
     return ExecutionContext(
-        coinbase=env.coinbase,
+        coinbase=Address(env.coinbase),
         timestamp=env.timestamp,
-        block_number=env.number,
+        block_number=BlockNumber(env.number),
         difficulty=0,
-        mix_hash=env.mix_hash,
+        mix_hash=Hash32(env.mix_hash),
         gas_limit=env.gas_limit,
-        prev_hashes=env.prev_hashes,
+        prev_hashes=[Hash32(h) for h in env.prev_hashes],
         chain_id=env.chain_id,
         base_fee_per_gas=0,
         excess_blob_gas=0,
@@ -90,7 +91,7 @@ def contract_address_of(tx: SignedTx) -> bytes | None:
         return None
     from eth._utils.address import generate_contract_address
 
-    return generate_contract_address(tx.sender, tx.nonce)
+    return generate_contract_address(Address(tx.sender), tx.nonce)
 
 
 class BlockExecutor:
@@ -129,7 +130,7 @@ class BlockExecutor:
             result = self._apply_evm(tx)
         status, gas, logs = result
         self.gas_used += gas
-        receipt = tx.tx.make_receipt(_STATUS_CODES[status], self.gas_used, logs)
+        receipt = tx.tx.make_receipt(_STATUS_CODES[status], self.gas_used, tuple(logs))
         self.transactions.append(tx)
         self.receipts.append(receipt)
         self.contract_addresses.append(contract_address_of(tx) if status else None)

@@ -26,7 +26,7 @@ from eth.abc import AccountDatabaseAPI, AtomicDatabaseAPI
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.typing import JournalDBCheckpoint
 from eth_hash.auto import keccak
-from eth_typing import Address, Hash32
+from eth_typing import Hash32
 
 from evm.trie import MerkleTrie, NodeCache
 
@@ -121,33 +121,33 @@ class StateDB(AccountDatabaseAPI):
         self._accounts[address] = account
         self._dirty_accounts[address] = None
 
-    def get_balance(self, address: Address) -> int:
+    def get_balance(self, address: bytes) -> int:
         account = self._get(address)
         return account[1] if account is not None else 0
 
-    def set_balance(self, address: Address, balance: int) -> None:
+    def set_balance(self, address: bytes, balance: int) -> None:
         if balance < 0 or balance >= 2**256:
             raise ValueError(f"balance out of range: {balance}")
         nonce, _, root, code_hash = self._get(address) or EMPTY_ACCOUNT
         self._put(address, (nonce, balance, root, code_hash))
 
-    def get_nonce(self, address: Address) -> int:
+    def get_nonce(self, address: bytes) -> int:
         account = self._get(address)
         return account[0] if account is not None else 0
 
-    def set_nonce(self, address: Address, nonce: int) -> None:
+    def set_nonce(self, address: bytes, nonce: int) -> None:
         _, balance, root, code_hash = self._get(address) or EMPTY_ACCOUNT
         self._put(address, (nonce, balance, root, code_hash))
 
-    def increment_nonce(self, address: Address) -> None:
+    def increment_nonce(self, address: bytes) -> None:
         nonce, balance, root, code_hash = self._get(address) or EMPTY_ACCOUNT
         self._put(address, (nonce + 1, balance, root, code_hash))
 
-    def get_code_hash(self, address: Address) -> Hash32:
+    def get_code_hash(self, address: bytes) -> Hash32:
         account = self._get(address)
         return Hash32(account[3] if account is not None else EMPTY_SHA3)
 
-    def get_code(self, address: Address) -> bytes:
+    def get_code(self, address: bytes) -> bytes:
         code_hash = self.get_code_hash(address)
         if code_hash == EMPTY_SHA3:
             return b""
@@ -162,32 +162,32 @@ class StateDB(AccountDatabaseAPI):
             self._code_cache[code_hash] = code
         return code
 
-    def set_code(self, address: Address, code: bytes) -> None:
+    def set_code(self, address: bytes, code: bytes) -> None:
         code_hash = keccak(code)
         if code:
             self._new_code[code_hash] = code
         nonce, balance, root, _ = self._get(address) or EMPTY_ACCOUNT
         self._put(address, (nonce, balance, root, code_hash))
 
-    def delete_code(self, address: Address) -> None:
+    def delete_code(self, address: bytes) -> None:
         nonce, balance, root, _ = self._get(address) or EMPTY_ACCOUNT
         self._put(address, (nonce, balance, root, EMPTY_SHA3))
 
-    def account_has_code_or_nonce(self, address: Address) -> bool:
+    def account_has_code_or_nonce(self, address: bytes) -> bool:
         account = self._get(address)
         return account is not None and (account[0] != 0 or account[3] != EMPTY_SHA3)
 
-    def delete_account(self, address: Address) -> None:
+    def delete_account(self, address: bytes) -> None:
         self._wipe_storage(address)
         self._put(address, None)
 
-    def account_exists(self, address: Address) -> bool:
+    def account_exists(self, address: bytes) -> bool:
         return self._get(address) is not None
 
-    def touch_account(self, address: Address) -> None:
+    def touch_account(self, address: bytes) -> None:
         self._put(address, self._get(address) or EMPTY_ACCOUNT)
 
-    def account_is_empty(self, address: Address) -> bool:
+    def account_is_empty(self, address: bytes) -> bool:
         account = self._get(address)
         return account is None or (account[0] == 0 and account[1] == 0 and account[3] == EMPTY_SHA3)
 
@@ -201,7 +201,7 @@ class StateDB(AccountDatabaseAPI):
             self._storage_tries[address] = trie
         return trie
 
-    def get_storage(self, address: Address, slot: int, from_journal: bool = True) -> int:
+    def get_storage(self, address: bytes, slot: int, from_journal: bool = True) -> int:
         slots = self._storage.get(address)
         if slots is None:
             slots = self._storage[address] = {}
@@ -215,14 +215,14 @@ class StateDB(AccountDatabaseAPI):
         slots[slot] = value
         return value
 
-    def set_storage(self, address: Address, slot: int, value: int) -> None:
+    def set_storage(self, address: bytes, slot: int, value: int) -> None:
         old = self.get_storage(address, slot)
         self._journal.append((_SLOT, address, slot, old))
         self._storage[address][slot] = value
         self._dirty_slots.setdefault(address, {})[slot] = None
         self._dirty_accounts[address] = None
 
-    def delete_storage(self, address: Address) -> None:
+    def delete_storage(self, address: bytes) -> None:
         self._wipe_storage(address)
         nonce, balance, _, code_hash = self._get(address) or EMPTY_ACCOUNT
         self._put(address, (nonce, balance, BLANK_ROOT_HASH, code_hash))
@@ -245,18 +245,18 @@ class StateDB(AccountDatabaseAPI):
         self._dirty_accounts[address] = None
 
     # -- EIP-2929 warm sets ----------------------------------------------------------------
-    def is_address_warm(self, address: Address) -> bool:
+    def is_address_warm(self, address: bytes) -> bool:
         return address in self._warm_addresses
 
-    def mark_address_warm(self, address: Address) -> None:
+    def mark_address_warm(self, address: bytes) -> None:
         if address not in self._warm_addresses:
             self._warm_addresses.add(address)
             self._journal.append((_WARM_ADDRESS, address))
 
-    def is_storage_warm(self, address: Address, slot: int) -> bool:
+    def is_storage_warm(self, address: bytes, slot: int) -> bool:
         return (address, slot) in self._warm_slots
 
-    def mark_storage_warm(self, address: Address, slot: int) -> None:
+    def mark_storage_warm(self, address: bytes, slot: int) -> None:
         key = (address, slot)
         if key not in self._warm_slots:
             self._warm_slots.add(key)

@@ -89,6 +89,7 @@ def _decode(text: str) -> Any:
     finally:
         sys.setrecursionlimit(previous)
 
+
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
