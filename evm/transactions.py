@@ -34,6 +34,7 @@ from cybermiles_node.errors import (
     InvalidTransaction,
     TipAboveFeeCap,
 )
+from evm.rlp_raw import encode_bytes, encode_list_payload, item_offsets, list_payload
 
 MAX_TX_BYTES = 128 * 1024
 BLOB_TX_TYPE = 3
@@ -145,7 +146,7 @@ def _checked(
     if tx.nonce >= 2**64 - 1:
         raise InvalidTransaction("nonce exceeds 2^64-2 (EIP-2681)")
     if sender is None:
-        sender = recover_sender(tx, type_id)
+        sender = recover_sender(tx, raw, type_id)
     tx.__dict__["sender"] = sender
     if type_id == SET_CODE_TX_TYPE:
         # Rare enough to afford py-evm's full field validation (authorization list shape).
@@ -172,7 +173,23 @@ def _checked(
     )
 
 
-def recover_sender(tx: Any, type_id: int) -> bytes:
+def signing_message(raw: bytes, type_id: int, chain_id: int) -> bytes:
+    """The bytes a sender signed, cut from the raw encoding (no RLP re-encoding).
+
+    Typed transactions sign `type || rlp(fields without y_parity, r, s)`; EIP-155 legacy ones
+    sign `rlp(nonce, gas_price, gas, to, value, data, chain_id, 0, 0)`.
+    """
+    if type_id:
+        payload = list_payload(raw[1:])
+        offsets = item_offsets(payload)
+        return raw[:1] + encode_list_payload(payload[: offsets[-4]])
+    payload = list_payload(raw)
+    offsets = item_offsets(payload)
+    chain = encode_bytes(chain_id.to_bytes((chain_id.bit_length() + 7) // 8, "big"))
+    return encode_list_payload(payload[: offsets[6]] + chain + b"\x80\x80")
+
+
+def recover_sender(tx: Any, raw: bytes, type_id: int) -> bytes:
     """The signer's address, with the signature rules py-evm applies (low s, valid v/r/s).
 
     Uses coincurve directly: one signing-hash computation and one recovery, where py-evm's
@@ -187,7 +204,7 @@ def recover_sender(tx: Any, type_id: int) -> bytes:
         raise InvalidSender("invalid sender: bad signature (v / y_parity out of range)")
     if not (0 < r < SECPK1_N) or not (0 < s <= SECPK1_N // 2):
         raise InvalidSender("invalid sender: bad signature (r or s out of range)")
-    message_hash = keccak(tx.get_message_for_signing())
+    message_hash = keccak(signing_message(raw, type_id, tx.chain_id))
     signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((recovery_id,))
     try:
         public_key = PublicKey.from_signature_and_message(signature, message_hash, hasher=None)
@@ -200,7 +217,7 @@ def recover_sender_of_raw(raw: bytes) -> bytes | None:
     """Worker-side recovery for the process pool: decode and recover, None when invalid."""
     try:
         tx: Any = PragueTransactionBuilder.decode(raw)
-        return recover_sender(tx, _type_id(raw))
+        return recover_sender(tx, raw, _type_id(raw))
     except Exception:
         return None
 

@@ -46,6 +46,8 @@ from typing import cast
 import rlp
 from eth_hash.auto import keccak
 
+from evm.rlp_raw import encode_bytes, encode_list_payload
+
 __all__ = ["BLANK_ROOT", "MerkleTrie", "NodeCache", "ordered_trie_root"]
 
 BLANK_ROOT: bytes = keccak(rlp.encode(b""))
@@ -94,22 +96,8 @@ _Ref = bytes | _Node
 # --------------------------------------------------------------------------------------
 
 
-def _enc_str(b: bytes) -> bytes:
-    n = len(b)
-    if n == 1 and b[0] < 0x80:
-        return b
-    if n < 56:
-        return bytes((0x80 + n,)) + b
-    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0xB7 + len(ln),)) + ln + b
-
-
-def _enc_list(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 56:
-        return bytes((0xC0 + n,)) + payload
-    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0xF7 + len(ln),)) + ln + payload
+_enc_str = encode_bytes
+_enc_list = encode_list_payload
 
 
 def _str_payload(item: bytes) -> bytes:

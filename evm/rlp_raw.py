@@ -1,0 +1,63 @@
+"""Minimal RLP on raw bytes for hot paths: encode strings and list payloads, split lists.
+
+The `rlp` package infers and validates sedes on every call, which costs tens of microseconds
+per transaction; these helpers do only the byte work, for callers that know the shape.
+"""
+
+from __future__ import annotations
+
+
+def encode_bytes(b: bytes) -> bytes:
+    n = len(b)
+    if n == 1 and b[0] < 0x80:
+        return b
+    if n < 56:
+        return bytes((0x80 + n,)) + b
+    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0xB7 + len(ln),)) + ln + b
+
+
+def encode_list_payload(payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 56:
+        return bytes((0xC0 + n,)) + payload
+    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0xF7 + len(ln),)) + ln + payload
+
+
+def _item_end(data: bytes, pos: int) -> int:
+    b = data[pos]
+    if b < 0x80:
+        return pos + 1
+    if b < 0xB8:
+        return pos + 1 + b - 0x80
+    if b < 0xC0:
+        size = b - 0xB7
+        return pos + 1 + size + int.from_bytes(data[pos + 1 : pos + 1 + size], "big")
+    if b < 0xF8:
+        return pos + 1 + b - 0xC0
+    size = b - 0xF7
+    return pos + 1 + size + int.from_bytes(data[pos + 1 : pos + 1 + size], "big")
+
+
+def list_payload(data: bytes) -> bytes:
+    """The payload of the RLP list that is all of `data` (ValueError if it is not one)."""
+    b = data[0]
+    if b < 0xC0:
+        raise ValueError("expected an RLP list")
+    start = 1 if b < 0xF8 else 1 + b - 0xF7
+    if _item_end(data, 0) != len(data):
+        raise ValueError("RLP list length does not match the data")
+    return data[start:]
+
+
+def item_offsets(payload: bytes) -> list[int]:
+    """Start offset of every item of a list payload, plus its end (len(payload))."""
+    offsets = [0]
+    pos = 0
+    while pos < len(payload):
+        pos = _item_end(payload, pos)
+        offsets.append(pos)
+    if pos != len(payload):
+        raise ValueError("RLP items overrun the list")
+    return offsets
