@@ -71,11 +71,18 @@ class ChainApp:
         return tx
 
     def check_txs(self, raws: Sequence[bytes]) -> list[SignedTx | TxRejected]:
-        """Admit a batch; senders of large batches are recovered in worker processes."""
-        senders = self.recovery.recover(raws) or [None] * len(raws)
+        """Admit a batch; worker processes recover the senders of its tail meanwhile."""
+        shipped_from, wait_for_senders = self.recovery.submit(raws)
+        shipped: list[bytes | None] = []
         outcomes: list[SignedTx | TxRejected] = []
         decoded: list[SignedTx] = []
-        for raw, sender in zip(raws, senders, strict=True):
+        for i, raw in enumerate(raws):
+            sender = None
+            if i >= shipped_from:
+                if not shipped:
+                    shipped = wait_for_senders()
+                # None when the worker found the signature invalid: decoding says why.
+                sender = shipped[i - shipped_from]
             try:
                 tx = self.decode(raw, sender)
             except TxRejected as exc:

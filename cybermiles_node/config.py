@@ -55,7 +55,9 @@ class MempoolSettings:
 class NodeConfig:
     moniker: str = "cybermiles-node"
     sync_writes: bool = False  # fsync every block; kill -9 is safe either way
-    recovery_workers: int = 0  # processes for batched signature recovery
+    recovery_workers: int = (
+        0  # processes recovering senders of batch tails (measured: no gain on 2 cores)
+    )
     rpc: RpcConfig = field(default_factory=RpcConfig)
     devnet: DevnetConfig = field(default_factory=DevnetConfig)
     mempool: MempoolSettings = field(default_factory=MempoolSettings)

@@ -14,7 +14,7 @@ id, invalid signatures, oversized encodings, intrinsic gas above the gas limit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -222,22 +222,42 @@ def recover_sender_of_raw(raw: bytes) -> bytes | None:
         return None
 
 
-class SenderRecoveryPool:
-    """Recovers senders of large batches in worker processes; small batches stay in-process."""
+def recover_senders_of_raws(raws: Sequence[bytes]) -> list[bytes | None]:
+    return [recover_sender_of_raw(raw) for raw in raws]
 
-    def __init__(self, workers: int, *, min_batch: int = 64) -> None:
+
+class SenderRecoveryPool:
+    """Recovers the senders of the tail of large batches in worker processes.
+
+    The caller keeps decoding (and recovering) the head of the batch while the workers recover
+    the tail, so both cores work: waiting for a pool to do all of it would only move the work.
+    `worker_share` balances the two: a worker pays for decoding too, the caller decodes anyway.
+    """
+
+    def __init__(self, workers: int, *, min_batch: int = 64, worker_share: float = 0.6) -> None:
         self._workers = workers
         self._min_batch = min_batch
+        self._worker_share = worker_share
         self._pool: ProcessPoolExecutor | None = None
 
-    def recover(self, raws: Sequence[bytes]) -> list[bytes | None] | None:
-        """Senders for `raws`, or None when the batch is too small to be worth shipping."""
+    def submit(self, raws: Sequence[bytes]) -> tuple[int, Callable[[], list[bytes | None]]]:
+        """Ship the tail of `raws`; returns where it starts and how to wait for its senders."""
         if self._workers < 1 or len(raws) < self._min_batch:
-            return None
+            return len(raws), list
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self._workers)
-        chunk = max(16, len(raws) // (self._workers * 2))
-        return list(self._pool.map(recover_sender_of_raw, raws, chunksize=chunk))
+        start = int(len(raws) * (1 - self._worker_share))
+        tail = list(raws[start:])
+        size = -(-len(tail) // self._workers)
+        futures = [
+            self._pool.submit(recover_senders_of_raws, tail[i : i + size])
+            for i in range(0, len(tail), size)
+        ]
+
+        def wait() -> list[bytes | None]:
+            return [sender for future in futures for sender in future.result()]
+
+        return start, wait
 
     def close(self) -> None:
         if self._pool is not None:

@@ -172,3 +172,19 @@ def test_rejections_name_the_problem(case: str, make, error: type, words: str) -
         decode(make())
     assert words in str(info.value)
     assert info.value.code == error.code
+
+
+def test_recovery_pool_recovers_the_tail_of_a_batch_in_a_worker() -> None:
+    from evm.transactions import SenderRecoveryPool
+
+    raws = [signed(_legacy(nonce=n)) for n in range(10)]
+    raws[8] = _high_s(raws[8])  # invalid signature: the worker reports None
+    pool = SenderRecoveryPool(1, min_batch=4, worker_share=0.5)
+    try:
+        start, wait = pool.submit(raws)
+        assert start == 5
+        assert wait() == [SENDER, SENDER, SENDER, None, SENDER]
+        small_start, small_wait = pool.submit(raws[:3])
+        assert small_start == 3 and small_wait() == []
+    finally:
+        pool.close()
