@@ -136,7 +136,7 @@ class Chain:
             )
         del self._genesis_overlay
         head_number = int.from_bytes(self.db[schema.HEAD_KEY], "big")
-        header = self.header_by_number(head_number)
+        header = self._read_header(head_number)
         if header is None or not StateDB(self.db).has_root(header.state_root):
             raise InvariantViolation(f"head block {head_number} or its state is missing")
         self.head: BlockHeaderAPI = header
@@ -308,8 +308,12 @@ class Chain:
         return int(self.head.block_number)
 
     def header_by_number(self, number: int) -> BlockHeaderAPI | None:
-        if number < 0:
+        """The committed header at `number`; None beyond the head (or below 0)."""
+        if not 0 <= number <= self.head_number:
             return None
+        return self._read_header(number)
+
+    def _read_header(self, number: int) -> BlockHeaderAPI | None:
         encoded = self.db.get(schema.header_key(number))
         if encoded is None:
             return None

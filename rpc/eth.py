@@ -128,7 +128,7 @@ class EthApi:
         return self.chain.head
 
     def _require_header(self, value: object, name: str = "block") -> BlockHeaderAPI:
-        header = self._header(block_ref(value, name))
+        header = self._header(_block_ref(value, name))
         if header is None:
             raise _header_not_found()
         return header
@@ -231,7 +231,7 @@ class EthApi:
         return fmt.block_json(header, txs, full=bool_param(full, "hydrated"))
 
     def eth_getBlockByNumber(self, block: object, full: object = False) -> dict[str, Any] | None:
-        return self._block(self._header(block_ref(block, "block")), full)
+        return self._block(self._header(_block_ref(block, "block")), full)
 
     def eth_getBlockByHash(self, block_hash: object, full: object = False) -> dict[str, Any] | None:
         return self._block(self.chain.header_by_hash(hash32(block_hash, "blockHash")), full)
@@ -242,13 +242,13 @@ class EthApi:
         return fmt.q(len(self.chain.transactions(header.block_number)))
 
     def eth_getBlockTransactionCountByNumber(self, block: object) -> str | None:
-        return self._tx_count(self._header(block_ref(block, "block")))
+        return self._tx_count(self._header(_block_ref(block, "block")))
 
     def eth_getBlockTransactionCountByHash(self, block_hash: object) -> str | None:
         return self._tx_count(self.chain.header_by_hash(hash32(block_hash, "blockHash")))
 
     def eth_getUncleCountByBlockNumber(self, block: object) -> str | None:
-        return None if self._header(block_ref(block, "block")) is None else "0x0"
+        return None if self._header(_block_ref(block, "block")) is None else "0x0"
 
     def eth_getUncleCountByBlockHash(self, block_hash: object) -> str | None:
         found = self.chain.header_by_hash(hash32(block_hash, "blockHash"))
@@ -281,7 +281,7 @@ class EthApi:
     def eth_getTransactionByBlockNumberAndIndex(
         self, block: object, index: object
     ) -> dict[str, Any] | None:
-        return self._tx_at(self._header(block_ref(block, "block")), quantity(index, "index"))
+        return self._tx_at(self._header(_block_ref(block, "block")), quantity(index, "index"))
 
     def _receipts(self, header: BlockHeaderAPI) -> list[dict[str, Any]]:
         number = header.block_number
@@ -316,7 +316,7 @@ class EthApi:
         return self._receipts(header)[index]
 
     def eth_getBlockReceipts(self, block: object) -> list[dict[str, Any]] | None:
-        header = self._header(block_ref(block, "block"))
+        header = self._header(_block_ref(block, "block"))
         return None if header is None else self._receipts(header)
 
     # -- state ----------------------------------------------------------------------------
@@ -336,7 +336,7 @@ class EthApi:
 
     def eth_getTransactionCount(self, account: object, block: object = "latest") -> str:
         addr = address(account, "address")
-        ref = block_ref(block, "block")
+        ref = _block_ref(block, "block")
         if ref.tag == "pending":
             return fmt.q(self.app.mempool.pending_nonce(addr))
         header = self._header(ref)
@@ -580,6 +580,13 @@ class EthApi:
         hashes = [fmt.d(tx.hash) for tx in txs]
         self.filters.push_pending(hashes)
         return hashes
+
+
+def _block_ref(value: object, name: str) -> BlockRef:
+    """A block number, tag, EIP-1898 object, or a bare 32-byte block hash (as geth accepts)."""
+    if isinstance(value, str) and len(value) == 66:
+        return BlockRef(hash=hash32(value, name))
+    return block_ref(value, name)
 
 
 def _storage_slot(value: object) -> int:
