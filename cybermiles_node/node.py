@@ -25,6 +25,7 @@ from evm.db import LevelDB
 from evm.transactions import SignedTx
 from genesis import Genesis, dev_accounts, load_genesis
 from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
+from rpc.dev_accounts import DevAccountsApi
 from rpc.eth import EthApi, client_version
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ async def _serve(
         accounts=lambda: [a.address for a in dev_keys],
     )
     api.install(dispatcher)
+    if config.devnet.enabled:
+        DevAccountsApi(api, {a.address: a.private_key for a in dev_keys}).install(dispatcher)
     async with trio.open_nursery() as nursery:
         send, receive = trio.open_memory_channel[Any](10_000)
         app.on_commit.append(lambda block: _queue(send, ("block", block)))
