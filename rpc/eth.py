@@ -190,7 +190,11 @@ class EthApi:
     def eth_feeHistory(
         self, block_count: object, newest: object, percentiles: object = None
     ) -> dict[str, Any]:
-        count = min(quantity(block_count, "blockCount"), MAX_FEE_HISTORY)
+        # geth also takes a plain JSON integer here; web3.py sends hex.
+        if isinstance(block_count, int) and not isinstance(block_count, bool) and block_count >= 0:
+            count = min(block_count, MAX_FEE_HISTORY)
+        else:
+            count = min(quantity(block_count, "blockCount"), MAX_FEE_HISTORY)
         newest_header = self._require_header(newest, "newestBlock")
         oldest = max(0, newest_header.block_number - count + 1)
         if percentiles is not None and not isinstance(percentiles, list):
