@@ -22,7 +22,20 @@ from evm.trie import NodeCache
 _DELETED = None
 
 
-class LevelDB(BaseAtomicDB):
+class _BatchingDB(BaseAtomicDB):
+    """`atomic_batch` through an overlay flushed by the subclass's `write_batch`."""
+
+    @contextlib.contextmanager
+    def atomic_batch(self) -> Iterator[AtomicWriteBatchAPI]:
+        overlay = OverlayDB(self)
+        yield overlay  # type: ignore[misc]
+        self.write_batch(overlay.writes, sync=False)
+
+    def write_batch(self, writes: dict[bytes, bytes | None], *, sync: bool) -> None:
+        raise NotImplementedError
+
+
+class LevelDB(_BatchingDB):
     """A plyvel database. Writes outside `atomic_batch` go straight to disk."""
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
@@ -51,12 +64,6 @@ class LevelDB(BaseAtomicDB):
     def _exists(self, key: bytes) -> bool:
         return self._db.get(key) is not None
 
-    @contextlib.contextmanager
-    def atomic_batch(self) -> Iterator[AtomicWriteBatchAPI]:
-        overlay = OverlayDB(self)
-        yield overlay  # type: ignore[misc]
-        self.write_batch(overlay.writes, sync=False)
-
     def write_batch(self, writes: dict[bytes, bytes | None], *, sync: bool) -> None:
         """Apply a set of writes and deletes atomically (one LevelDB WriteBatch)."""
         with self._db.write_batch(sync=sync) as batch:
@@ -75,7 +82,7 @@ class LevelDB(BaseAtomicDB):
         self._db.close()
 
 
-class MemoryDB(BaseAtomicDB):
+class MemoryDB(_BatchingDB):
     """A dict database with the same surface as `LevelDB`, for tests and throwaway chains."""
 
     def __init__(self) -> None:
@@ -96,12 +103,6 @@ class MemoryDB(BaseAtomicDB):
 
     def _exists(self, key: bytes) -> bool:
         return key in self.data
-
-    @contextlib.contextmanager
-    def atomic_batch(self) -> Iterator[AtomicWriteBatchAPI]:
-        overlay = OverlayDB(self)
-        yield overlay  # type: ignore[misc]
-        self.write_batch(overlay.writes, sync=False)
 
     def write_batch(self, writes: dict[bytes, bytes | None], *, sync: bool) -> None:
         for key, value in writes.items():

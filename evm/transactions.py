@@ -120,15 +120,11 @@ def decode_transaction(
 def _checked(
     tx: Any, raw: bytes, type_id: int, block_gas_limit: int, sender: bytes | None
 ) -> SignedTx:
-    if type_id in (0, 1):
-        fee_cap = tip = tx.gas_price
-    else:
-        fee_cap = tx.max_fee_per_gas
-        tip = tx.max_priority_fee_per_gas
-        if tip > fee_cap:
-            raise TipAboveFeeCap(
-                f"max priority fee per gas higher than max fee per gas: {tip} > {fee_cap}"
-            )
+    tip, fee_cap = _fees(tx, type_id)
+    if tip > fee_cap:
+        raise TipAboveFeeCap(
+            f"max priority fee per gas higher than max fee per gas: {tip} > {fee_cap}"
+        )
     if fee_cap >= UINT256_LIMIT or tx.value >= UINT256_LIMIT:
         raise InvalidTransaction("fee or value exceeds 2^256-1")
     if tx.gas >= 2**64:
@@ -154,23 +150,7 @@ def _checked(
             tx.validate()
         except ValidationError as exc:
             raise InvalidTransaction(f"invalid transaction: {exc}") from None
-    to = tx.to
-    return SignedTx(
-        tx=tx,
-        raw=raw,
-        hash=keccak(raw),
-        sender=sender,
-        type_id=type_id,
-        nonce=tx.nonce,
-        gas=tx.gas,
-        tip=min(tip, fee_cap),
-        fee_cap=fee_cap,
-        value=tx.value,
-        to=to,
-        data=tx.data,
-        max_cost=tx.value + tx.gas * fee_cap,
-        intrinsic_gas=intrinsic,
-    )
+    return _signed_tx(tx, raw, type_id, sender, tip, fee_cap, intrinsic)
 
 
 def signing_message(raw: bytes, type_id: int, chain_id: int) -> bytes:
@@ -270,10 +250,20 @@ def load_stored_transaction(raw: bytes, sender: bytes) -> SignedTx:
     tx: Any = PragueTransactionBuilder.decode(raw)
     tx.__dict__["sender"] = sender
     type_id = _type_id(raw)
+    tip, fee_cap = _fees(tx, type_id)
+    return _signed_tx(tx, raw, type_id, sender, tip, fee_cap, tx.intrinsic_gas)
+
+
+def _fees(tx: Any, type_id: int) -> tuple[int, int]:
+    """(tip, fee cap) per gas; with base fee 0 the tip is what the sender pays."""
     if type_id in (0, 1):
-        fee_cap = tip = tx.gas_price
-    else:
-        fee_cap, tip = tx.max_fee_per_gas, min(tx.max_priority_fee_per_gas, tx.max_fee_per_gas)
+        return tx.gas_price, tx.gas_price
+    return tx.max_priority_fee_per_gas, tx.max_fee_per_gas
+
+
+def _signed_tx(
+    tx: Any, raw: bytes, type_id: int, sender: bytes, tip: int, fee_cap: int, intrinsic: int
+) -> SignedTx:
     return SignedTx(
         tx=tx,
         raw=raw,
@@ -282,11 +272,11 @@ def load_stored_transaction(raw: bytes, sender: bytes) -> SignedTx:
         type_id=type_id,
         nonce=tx.nonce,
         gas=tx.gas,
-        tip=tip,
+        tip=min(tip, fee_cap),
         fee_cap=fee_cap,
         value=tx.value,
         to=tx.to,
         data=tx.data,
         max_cost=tx.value + tx.gas * fee_cap,
-        intrinsic_gas=tx.intrinsic_gas,
+        intrinsic_gas=intrinsic,
     )
