@@ -14,6 +14,7 @@ metadata (zero for blocks made by the devnet automine, which has none).
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from evm.executor import BlockEnv, BlockExecutor, ExecutionResult, TransactionIn
 from evm.profiles import EvmProfile, get_profile
 from evm.state import StateDB
 from evm.transactions import SignedTx, load_stored_transaction
-from genesis import Genesis
+from genesis import Genesis, dumps_genesis
 
 EMPTY_REQUESTS_HASH = Hash32(
     bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
@@ -121,18 +122,25 @@ class Chain:
         )
 
     def _open(self) -> None:
-        stored_genesis = self.db.get(schema.GENESIS_KEY)
-        genesis_hash = bytes(self.genesis_header.hash)
-        if stored_genesis is None:
+        stored = self.db.get(schema.GENESIS_KEY)
+        # The block hash alone misses fields outside the genesis block (chain id, params,
+        # timeouts), so the digest of the whole genesis document is kept beside it.
+        identity = (
+            bytes(self.genesis_header.hash)
+            + hashlib.sha256(dumps_genesis(self.genesis).encode()).digest()
+        )
+        if stored is None:
             writes = dict(self._genesis_overlay.writes)
             writes.update(self._block_writes(self.genesis_header, [], []))
-            writes[schema.GENESIS_KEY] = genesis_hash
+            writes[schema.GENESIS_KEY] = identity
             writes[schema.VERSION_KEY] = schema.SCHEMA_VERSION.to_bytes(4, "big")
             self.db.write_batch(writes, sync=True)
-        elif stored_genesis != genesis_hash:
+        elif stored != identity:
+            what = "genesis block" if stored[:32] != identity[:32] else "genesis file"
             raise GenesisMismatch(
-                f"the database holds the chain with genesis 0x{stored_genesis.hex()}, but the "
-                f"genesis file gives 0x{genesis_hash.hex()}; use another home or --reset"
+                f"this database was created from a different {what} (stored genesis block "
+                f"0x{stored[:32].hex()}, file gives 0x{identity[:32].hex()}); the genesis file "
+                "was changed: restore it, or use another home (devnet: --reset)"
             )
         del self._genesis_overlay
         head_number = int.from_bytes(self.db[schema.HEAD_KEY], "big")

@@ -281,8 +281,23 @@ def _run(layout: HomeLayout, config: NodeConfig, *, banner: bool) -> None:
 
     try:
         trio.run(main_task)
-    except (GenesisError, CyberMilesError) as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"cannot start: {exc}")
+    except BaseExceptionGroup as group:
+        _fail_with(_leaves(group))
+    except (GenesisError, CyberMilesError, OSError) as exc:
+        _fail_with([exc])
     click.echo("stopped")
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _fail_with(errors: list[BaseException]) -> None:
+    """Report expected start-up failures in one line each; re-raise anything else (a bug)."""
+    expected = (GenesisError, CyberMilesError, OSError)
+    for error in errors:
+        if not isinstance(error, expected):
+            raise error
+    _fail("; ".join(f"cannot start: {e}" if isinstance(e, OSError) else str(e) for e in errors))

@@ -11,7 +11,7 @@
 | b"t" + tx_hash32                      | be64(number) + be32(index)                       |
 | b"c" + be64(number)                   | the block's BFT commit and metadata (msgpack)     |
 | b"m:head"                             | be64(number) of the last committed block         |
-| b"m:genesis"                          | genesis block hash                               |
+| b"m:genesis"                          | genesis block hash + sha256(genesis document)    |
 | b"m:version"                          | schema version (be32)                            |
 
 Every prefixed key is 6 to 33 bytes long and never exactly 32, so it cannot collide with a

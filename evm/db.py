@@ -17,9 +17,14 @@ import plyvel
 from eth.abc import AtomicWriteBatchAPI, DatabaseAPI
 from eth.db.backends.base import BaseAtomicDB, BaseDB
 
+from cybermiles_node.errors import CyberMilesError
 from evm.trie import NodeCache
 
 _DELETED = None
+
+
+class DatabaseUnavailable(CyberMilesError):
+    """The database cannot be opened: locked by another process, corrupt, unreadable."""
 
 
 class _BatchingDB(BaseAtomicDB):
@@ -42,7 +47,16 @@ class LevelDB(_BatchingDB):
         Path(path).mkdir(parents=True, exist_ok=True)
         self.path = Path(path)
         self.node_cache = NodeCache(200_000)
-        self._db = plyvel.DB(str(path), create_if_missing=create, lru_cache_size=64 * 2**20)
+        try:
+            self._db = plyvel.DB(str(path), create_if_missing=create, lru_cache_size=64 * 2**20)
+        except plyvel.IOError as exc:
+            if "lock" in str(exc).lower():
+                raise DatabaseUnavailable(
+                    f"{path} is in use by another running node (LevelDB lock held)"
+                ) from None
+            raise DatabaseUnavailable(f"{path}: {exc}") from None
+        except plyvel.CorruptionError as exc:
+            raise DatabaseUnavailable(f"{path} is corrupt: {exc}") from None
 
     def __getitem__(self, key: bytes) -> bytes:
         value = self._db.get(key)
