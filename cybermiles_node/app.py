@@ -21,6 +21,7 @@ from eth.abc import BlockHeaderAPI
 from cybermiles_node.chain import Chain, PendingBlock
 from cybermiles_node.errors import GasPriceTooLow, TxRejected
 from cybermiles_node.mempool import Mempool, MempoolConfig
+from evm.state import StateDB
 from evm.transactions import SenderRecoveryPool, SignedTx, decode_transaction
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,14 @@ class ChainApp:
         self.on_commit: list[CommitListener] = []
         self.mempool.on_pending.append(self._pending_changed)
         self.on_pending: list[PendingListener] = []
+
+    @property
+    def head(self) -> BlockHeaderAPI:
+        return self.chain.head
+
+    @property
+    def pending_count(self) -> int:
+        return self.mempool.pending_count
 
     @property
     def min_gas_price(self) -> int:
@@ -135,6 +144,13 @@ class ChainApp:
                 listener(block)
             except Exception:  # RPC notification bugs must not stop block production
                 log.exception("commit listener failed")
+
+    def query(self, height: int | None = None) -> StateDB:
+        """The state after block `height` (the head when None); LookupError if unknown."""
+        header = self.chain.head if height is None else self.chain.header_by_number(height)
+        if header is None:
+            raise LookupError(f"no block {height}: the head is {self.chain.head_number}")
+        return self.chain.state_at(header)
 
     def close(self) -> None:
         self.recovery.close()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import trio
 from eth_hash.auto import keccak
 
-from cybermiles_node.app import ChainApp
+from cybermiles_node.abc import Application
 from cybermiles_node.chain import NO_CONSENSUS_METADATA, PendingBlock
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class DevnetProducer:
     def __init__(
         self,
-        app: ChainApp,
+        app: Application,
         *,
         coinbase: bytes,
         block_time: float = 0.0,
@@ -46,7 +46,7 @@ class DevnetProducer:
 
     def produce(self, *, allow_empty: bool = True) -> PendingBlock:
         """Build one block from the best pending transactions and commit it (if not empty)."""
-        head = self.app.chain.head
+        head = self.app.head
         timestamp = max(int(self.wall_clock()), head.timestamp)
         block = self.app.build_block(
             coinbase=self.coinbase,
@@ -83,9 +83,8 @@ class DevnetProducer:
             self.produce()
 
     async def _run_automine(self) -> None:
-        mempool = self.app.mempool
         while True:
-            if mempool.pending_count == 0:
+            if self.app.pending_count == 0:
                 self._wake = trio.Event()
                 await self._wake.wait()
             await trio.sleep(self.batch_window)

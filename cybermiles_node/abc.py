@@ -1,0 +1,63 @@
+"""The application interface a block producer depends on (ABCI-like).
+
+Consensus (or the devnet producer) sees the chain application only through `Application`:
+it admits transactions, asks for a block to propose, asks whether a proposed block is valid,
+and commits decided blocks. It never looks inside transactions; the application never learns
+how a decision was reached. `cybermiles_node.app.ChainApp` is the implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from eth.abc import BlockHeaderAPI
+
+from cybermiles_node.chain import PendingBlock
+from evm.transactions import SignedTx
+
+
+class StateView(Protocol):
+    """Read access to the world state after some block."""
+
+    def get_balance(self, address: bytes) -> int: ...
+    def get_nonce(self, address: bytes) -> int: ...
+    def get_code(self, address: bytes) -> bytes: ...
+    def get_storage(self, address: bytes, slot: int, from_journal: bool = True) -> int: ...
+
+
+class Application(Protocol):
+    on_pending: list[Callable[[Sequence[SignedTx]], None]]
+    """Called with transactions that just became executable (wakes producers, feeds gossip)."""
+
+    @property
+    def head(self) -> BlockHeaderAPI:
+        """The last committed block's header."""
+        ...
+
+    @property
+    def pending_count(self) -> int:
+        """How many transactions are executable now."""
+        ...
+
+    def check_tx(self, raw: bytes) -> SignedTx:
+        """Admit a transaction to the mempool; raises TxRejected with the reason."""
+        ...
+
+    def build_block(
+        self, *, coinbase: bytes, timestamp: int, mix_hash: bytes, extra_data: bytes
+    ) -> PendingBlock:
+        """Execute the best pending transactions on top of the head (not yet committed)."""
+        ...
+
+    def validate_block(self, header: BlockHeaderAPI, raws: Sequence[bytes]) -> PendingBlock:
+        """Re-execute a block proposed elsewhere; raises if any root or tx is wrong."""
+        ...
+
+    def commit(self, block: PendingBlock) -> None:
+        """Persist a decided block atomically and recheck the mempool."""
+        ...
+
+    def query(self, height: int | None = None) -> StateView:
+        """The state after block `height` (the head when None)."""
+        ...
