@@ -439,3 +439,12 @@ def deploy_token(w3: Web3, owner: LocalAccount, supply: int) -> tuple[str, TxRec
     address = receipt["contractAddress"]
     assert address is not None
     return str(address), receipt
+
+
+Json = dict[str, Any]
+
+
+def q(value: str) -> int:
+    """A JSON-RPC quantity as an int (asserting it is one)."""
+    assert isinstance(value, str) and value.startswith("0x"), value
+    return int(value, 16)

@@ -27,8 +27,10 @@ from tests.e2e.harness import (
     CHAIN_ID,
     MIN_GAS_PRICE,
     Devnet,
+    Json,
     fresh_account,
     load_token_artifact,
+    q,
     send_signed,
     sign_transfer,
     token_contract,
@@ -37,18 +39,12 @@ from tests.e2e.harness import (
 
 pytestmark = pytest.mark.e2e
 
-Json = dict[str, Any]
 SUPPLY = 10**24
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 STORED_TOPIC = "0x" + keccak(text="Stored(uint256,uint256)").hex()
 EMPTY_ROOT = keccak(rlp.encode(b""))
 REVERT_SELECTOR = "0x08c379a0"
 WS_TIMEOUT_S = 15.0
-
-
-def q(value: str) -> int:
-    assert isinstance(value, str) and value.startswith("0x"), value
-    return int(value, 16)
 
 
 def topic_of(address: str) -> str:

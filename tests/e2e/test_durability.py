@@ -17,8 +17,10 @@ from tests.conformance import OpenRpcValidator
 from tests.e2e.harness import (
     INITIAL_BALANCE,
     Devnet,
+    Json,
     deploy_token,
     fresh_account,
+    q,
     send_signed,
     sign_transfer,
     token_contract,
@@ -27,13 +29,6 @@ from tests.e2e.harness import (
 )
 
 pytestmark = pytest.mark.e2e
-
-Json = dict[str, Any]
-
-
-def q(value: str) -> int:
-    assert isinstance(value, str) and value.startswith("0x"), value
-    return int(value, 16)
 
 
 def log_since_last_start(net: Devnet) -> str:

@@ -19,7 +19,9 @@ from tests.e2e.harness import (
     GWEI,
     MIN_GAS_PRICE,
     Devnet,
+    Json,
     fresh_account,
+    q,
     send_signed,
     sign_transfer,
     wait_receipt,
@@ -27,13 +29,7 @@ from tests.e2e.harness import (
 
 pytestmark = pytest.mark.e2e
 
-Json = dict[str, Any]
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-
-
-def q(value: str) -> int:
-    assert isinstance(value, str) and value.startswith("0x"), value
-    return int(value, 16)
 
 
 def raw_hex(signed: Any) -> str:

@@ -23,8 +23,10 @@ from tests.e2e.harness import (
     GWEI,
     MIN_GAS_PRICE,
     Devnet,
+    Json,
     deploy_token,
     fresh_account,
+    q,
     send_signed,
     sign_transfer,
     token_contract,
@@ -32,14 +34,6 @@ from tests.e2e.harness import (
 )
 
 pytestmark = pytest.mark.e2e
-
-Json = dict[str, Any]
-
-
-def q(value: str) -> int:
-    """A JSON-RPC quantity."""
-    assert isinstance(value, str) and value.startswith("0x"), value
-    return int(value, 16)
 
 
 def receipt_encoding(receipt: Json) -> bytes:
