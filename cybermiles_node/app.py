@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eth.abc import BlockHeaderAPI
 
@@ -47,7 +48,9 @@ class ChainApp:
         self.mempool: Mempool[SignedTx] = Mempool(config.mempool, chain.state_at())
         self.recovery = SenderRecoveryPool(config.recovery_workers)
         self.on_commit: list[CommitListener] = []
-        self.mempool.on_pending.append(self._pending_changed)
+        self.mempool.on_pending.append(
+            lambda txs: _notify(self.on_pending, txs, "pending-transaction")
+        )
         self.on_pending: list[PendingListener] = []
 
     @property
@@ -107,13 +110,6 @@ class ChainApp:
                     outcomes[i] = added
         return outcomes
 
-    def _pending_changed(self, txs: Sequence[SignedTx]) -> None:
-        for listener in self.on_pending:
-            try:
-                listener(txs)
-            except Exception:  # a listener's bug must not reject transactions
-                log.exception("pending-transaction listener failed")
-
     # -- blocks ---------------------------------------------------------------------------
     def build_block(
         self, *, coinbase: bytes, timestamp: int, mix_hash: bytes, extra_data: bytes
@@ -139,11 +135,7 @@ class ChainApp:
     def commit(self, block: PendingBlock) -> None:
         self.chain.commit(block)
         self.mempool.update(self.chain.state_at(), [tx.hash for tx in block.result.transactions])
-        for listener in self.on_commit:
-            try:
-                listener(block)
-            except Exception:  # RPC notification bugs must not stop block production
-                log.exception("commit listener failed")
+        _notify(self.on_commit, block, "commit")
 
     def query(self, height: int | None = None) -> StateDB:
         """The state after block `height` (the head when None); LookupError if unknown."""
@@ -154,3 +146,12 @@ class ChainApp:
 
     def close(self) -> None:
         self.recovery.close()
+
+
+def _notify(listeners: Sequence[Callable[[Any], None]], event: Any, kind: str) -> None:
+    """Tell every listener; a listener's bug must not reject transactions or stop blocks."""
+    for listener in listeners:
+        try:
+            listener(event)
+        except Exception:
+            log.exception("%s listener failed", kind)

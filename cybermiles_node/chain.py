@@ -161,6 +161,18 @@ class Chain:
             prev_hashes=self.recent_hashes(),
         )
 
+    def env_of(self, header: BlockHeaderAPI) -> BlockEnv:
+        """What the EVM saw (or sees) while executing the block of `header`."""
+        return BlockEnv(
+            number=header.block_number,
+            timestamp=header.timestamp,
+            coinbase=header.coinbase,
+            gas_limit=header.gas_limit,
+            mix_hash=header.mix_hash,
+            chain_id=self.chain_id,
+            prev_hashes=self.hashes_before(header.block_number),
+        )
+
     def recent_hashes(self) -> tuple[bytes, ...]:
         """Hashes of the last 256 blocks up to the head, newest first (BLOCKHASH's window)."""
         return self.hashes_before(self.head_number + 1)
@@ -188,7 +200,6 @@ class Chain:
         timestamp: int,
         mix_hash: bytes = ZERO_HASH32,
         extra_data: bytes = NO_CONSENSUS_METADATA,
-        max_txs: int | None = None,
     ) -> PendingBlock:
         """Execute candidates in order, skipping those that cannot be included."""
         env = self.block_env(coinbase=coinbase, timestamp=timestamp, mix_hash=mix_hash)
@@ -197,8 +208,6 @@ class Chain:
         skipped: list[tuple[SignedTx, str]] = []
         failed_senders: set[bytes] = set()
         for tx in candidates:
-            if max_txs is not None and len(executor.transactions) >= max_txs:
-                break
             if tx.sender in failed_senders:
                 skipped.append((tx, "an earlier transaction of the sender was skipped"))
                 continue
@@ -213,15 +222,7 @@ class Chain:
         """Re-execute a block made elsewhere and check every root against its header."""
         if header.parent_hash != self.head.hash:
             raise BlockRejected("block does not extend the head")
-        env = BlockEnv(
-            number=header.block_number,
-            timestamp=header.timestamp,
-            coinbase=header.coinbase,
-            gas_limit=header.gas_limit,
-            mix_hash=header.mix_hash,
-            chain_id=self.chain_id,
-            prev_hashes=self.recent_hashes(),
-        )
+        env = self.env_of(header)
         overlay = OverlayDB(self.db)
         executor = BlockExecutor(self.profile, overlay, self.head.state_root, env)
         for tx in txs:
@@ -373,7 +374,3 @@ class Chain:
     def state_at(self, header: BlockHeaderAPI | None = None) -> StateDB:
         """A read view of the state after `header` (the head by default)."""
         return StateDB(self.db, (header or self.head).state_root)
-
-    def log_index_base(self, number: int, tx_index: int) -> int:
-        """Block-wide index of the first log of transaction `tx_index`."""
-        return sum(len(r.receipt.logs) for r in self.receipts(number)[:tx_index])

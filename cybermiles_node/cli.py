@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import shutil
 import signal
@@ -229,8 +230,6 @@ def node_info(home: Path) -> None:
     except (GenesisError, CyberMilesError) as exc:
         _fail(str(exc))
         return
-    import base64
-
     click.echo(f"node id:       {node_key.node_id}")
     click.echo(f"chain id:      {genesis.chain_id} ({genesis.network})")
     click.echo(f"evm profile:   {genesis.evm_profile}")

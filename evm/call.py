@@ -9,7 +9,6 @@ the call used at the cap.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -182,7 +181,3 @@ def estimate_gas(
         else:
             lo = mid
     return hi
-
-
-def access_list_of(items: Sequence[Any]) -> tuple[tuple[bytes, tuple[int, ...]], ...]:
-    return tuple((bytes(address), tuple(int(k) for k in keys)) for address, keys in items)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth._utils.address import generate_contract_address
 from eth.abc import ComputationAPI, ReceiptAPI
 from eth.constants import EMPTY_SHA3, SECPK1_N
 from eth.vm.execution_context import ExecutionContext
@@ -89,8 +90,6 @@ def execution_context(env: BlockEnv) -> ExecutionContext:
 def contract_address_of(tx: SignedTx) -> bytes | None:
     if tx.to:
         return None
-    from eth._utils.address import generate_contract_address
-
     return generate_contract_address(Address(tx.sender), tx.nonce)
 
 

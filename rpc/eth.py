@@ -62,7 +62,7 @@ class ChainView(Protocol):
     def receipts(self, number: int) -> list[Any]: ...
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None: ...
     def state_at(self, header: BlockHeaderAPI | None = None) -> Any: ...
-    def hashes_before(self, number: int) -> tuple[bytes, ...]: ...
+    def env_of(self, header: BlockHeaderAPI) -> BlockEnv: ...
 
 
 class Backend(Protocol):
@@ -132,17 +132,6 @@ class EthApi:
         if header is None:
             raise _header_not_found()
         return header
-
-    def _env(self, header: BlockHeaderAPI) -> BlockEnv:
-        return BlockEnv(
-            number=header.block_number,
-            timestamp=header.timestamp,
-            coinbase=header.coinbase,
-            gas_limit=header.gas_limit,
-            mix_hash=header.mix_hash,
-            chain_id=self.chain.chain_id,
-            prev_hashes=self.chain.hashes_before(header.block_number),
-        )
 
     # -- simple ---------------------------------------------------------------------------
     def web3_clientVersion(self) -> str:
@@ -421,7 +410,11 @@ class EthApi:
         header = self._require_header(block)
         try:
             result = run_call(
-                self.chain.profile, self.chain.db, header.state_root, self._env(header), request
+                self.chain.profile,
+                self.chain.db,
+                header.state_root,
+                self.chain.env_of(header),
+                request,
             )
         except CallError as exc:
             raise InvalidInput(str(exc)) from None
@@ -440,7 +433,11 @@ class EthApi:
         header = self._require_header(block)
         try:
             gas = estimate_gas(
-                self.chain.profile, self.chain.db, header.state_root, self._env(header), request
+                self.chain.profile,
+                self.chain.db,
+                header.state_root,
+                self.chain.env_of(header),
+                request,
             )
         except CallError as exc:
             raise InvalidInput(str(exc)) from None
@@ -481,24 +478,20 @@ class EthApi:
         txs = self.chain.transactions(number)
         for tx_index, (tx, stored) in enumerate(zip(txs, receipts, strict=True)):
             logs = stored.receipt.logs
-            if any(
-                log_matches(log_filter, log.address, [t.to_bytes(32, "big") for t in log.topics])
-                for log in logs
-            ):
-                for entry, log in zip(
-                    fmt.logs_json(
-                        stored.receipt,
-                        header=header,
-                        tx=tx,
-                        tx_index=tx_index,
-                        first_log_index=log_index,
-                    ),
-                    logs,
-                    strict=True,
-                ):
-                    topics = [t.to_bytes(32, "big") for t in log.topics]
-                    if log_matches(log_filter, log.address, topics):
-                        out.append(entry)
+            matching = [
+                i
+                for i, log in enumerate(logs)
+                if log_matches(log_filter, log.address, [t.to_bytes(32, "big") for t in log.topics])
+            ]
+            if matching:
+                entries = fmt.logs_json(
+                    stored.receipt,
+                    header=header,
+                    tx=tx,
+                    tx_index=tx_index,
+                    first_log_index=log_index,
+                )
+                out.extend(entries[i] for i in matching)
             log_index += len(logs)
         return out
 
