@@ -1,37 +1,59 @@
-"""The `cybermiles` command: init a node home, run a devnet, start a node, show node info."""
+"""The `cybermiles` command: init a node home, run a devnet, start a node, show node info.
+
+`cybermiles devnet` runs a one-node automine chain in this process; with `--validators N` it
+creates N BFT validator homes and supervises one node process each (cybermiles_node.devnet).
+Logging: `--log-level` and `--log-format` on the group override the `[log]` settings of the home
+being run (cybermiles_node.logs).
+"""
 
 from __future__ import annotations
 
 import base64
-import logging
 import shutil
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import trio
 
 from cybermiles_node.config import (
+    ConsensusConfig,
     DevnetConfig,
     HomeLayout,
+    LogConfig,
     NodeConfig,
     RpcConfig,
     load_config,
     write_config,
 )
+from cybermiles_node.devnet import (
+    MAX_VALIDATORS,
+    DevnetNode,
+    DevnetOptions,
+    Ports,
+    check_chain_id,
+    existing_validators,
+    prepare_devnet,
+    run_devnet,
+    write_home,
+)
 from cybermiles_node.errors import CyberMilesError
-from cybermiles_node.keys import Ed25519Key, read_key, write_key
-from cybermiles_node.node import NodeInfo, run_node
+from cybermiles_node.keys import Ed25519Key, read_key
+from cybermiles_node.logs import FORMATS, LEVELS, configure_logging
 from genesis import (
     GenesisError,
     dev_accounts,
     devnet_genesis,
-    dump_genesis,
     load_genesis,
 )
 from genesis.presets import TRAVIS_DEV_ADDRESSES
+
+if TYPE_CHECKING:
+    from cybermiles_node.node import NodeInfo
 
 DEFAULT_DEVNET_HOME = Path.home() / ".cybermiles" / "devnet"
 DEFAULT_HOME = Path.home() / ".cybermiles" / "node"
@@ -42,18 +64,52 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+@dataclass(frozen=True)
+class LogOverrides:
+    """The group's --log-level / --log-format; None leaves the home's config in charge."""
+
+    level: str | None = None
+    format: str | None = None
+
+    def apply(self, config: LogConfig) -> LogConfig:
+        return LogConfig(level=self.level or config.level, format=self.format or config.format)
+
+
+# Until a command knows its home, and for the single-node devnet: warnings only, so the
+# devnet banner is not buried in start-up chatter.
+QUIET_LOG = LogConfig(level="warning")
+
+
+def _log_overrides() -> LogOverrides:
+    overrides = click.get_current_context().find_object(LogOverrides)
+    return overrides if overrides is not None else LogOverrides()
+
+
+def _configure_logs(config: LogConfig) -> None:
+    try:
+        configure_logging(_log_overrides().apply(config))
+    except CyberMilesError as exc:
+        _fail(str(exc))
+
+
 @click.group()
 @click.option(
     "--log-level",
-    default="WARNING",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    type=click.Choice(LEVELS, case_sensitive=False),
+    help="Override the log level of the home's config (default: its [log] level).",
 )
-def main(log_level: str) -> None:
+@click.option(
+    "--log-format",
+    default=None,
+    type=click.Choice(FORMATS),
+    help="Override the log format of the home's config: text lines or one JSON object a line.",
+)
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None, log_format: str | None) -> None:
     """CyberMiles node: DPoS BFT chain with Ethereum-compatible execution."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    ctx.obj = LogOverrides(log_level.lower() if log_level else None, log_format)
+    _configure_logs(QUIET_LOG)
 
 
 def init_home(
@@ -65,9 +121,11 @@ def init_home(
     config: NodeConfig,
 ) -> HomeLayout:
     """Write keys, config and genesis into a new home (refuses to overwrite a genesis)."""
-    layout = HomeLayout(home)
-    if layout.genesis_file.exists():
-        raise click.ClickException(f"{layout.genesis_file} exists; this home is initialised")
+    # Checked here too (write_home refuses as well) so that `init` fails before reading keys
+    # or a genesis file, with click's usual error line.
+    genesis_path = HomeLayout(home).genesis_file
+    if genesis_path.exists():
+        raise click.ClickException(f"{genesis_path} exists; this home is initialised")
     node_key = Ed25519Key.generate()
     validator_key = Ed25519Key.generate()
     if genesis_file is not None:
@@ -83,12 +141,9 @@ def init_home(
             chain_id=chain_id if chain_id is not None else 1234,
             accounts=accounts,
         )
-    write_key(layout.node_key_file, node_key)
-    write_key(layout.validator_key_file, validator_key)
-    write_config(layout.config_file, config)
-    dump_genesis(genesis, layout.genesis_file)
-    layout.data_dir.mkdir(parents=True, exist_ok=True)
-    return layout
+    return write_home(
+        home, node_key=node_key, validator_key=validator_key, genesis=genesis, config=config
+    )
 
 
 @main.command()
@@ -163,6 +218,34 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
     "as transactions arrive).",
 )
 @click.option("--reset", is_flag=True, help="Delete the devnet's state and start from genesis.")
+@click.option(
+    "--validators",
+    type=click.IntRange(1, MAX_VALIDATORS),
+    default=None,
+    help="Run N BFT validator nodes, one process each, in HOME/node0 … HOME/node{N-1} "
+    "(node i: RPC port + i, the other ports + 10 i). Without it: one automine node.",
+)
+@click.option(
+    "--p2p-port",
+    type=int,
+    default=None,
+    show_default="26656",
+    help="P2P port of node 0 (with --validators).",
+)
+@click.option(
+    "--status-port",
+    type=int,
+    default=None,
+    show_default="26657",
+    help="Status endpoint port of node 0 (with --validators).",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    show_default="26660",
+    help="Prometheus /metrics port of node 0 (with --validators).",
+)
 def devnet(
     home: Path,
     rpc_addr: str,
@@ -171,31 +254,86 @@ def devnet(
     accounts: int,
     block_time: float,
     reset: bool,
+    validators: int | None,
+    p2p_port: int | None,
+    status_port: int | None,
+    metrics_port: int | None,
 ) -> None:
-    """Run a one-node development chain with funded accounts.
+    """Run a development chain with funded accounts: one node, or N validators.
 
     The first run creates HOME (keys, genesis, config); later runs continue the same chain
     unless --reset is given. The RPC URL, chain id and funded accounts with their private keys
     are printed on start. Stop with Ctrl-C.
+
+    With --validators N, HOME holds one node home per validator and HOME/devnet.json lists
+    each node's pid and URLs once all are up; each node logs to HOME/node{i}/node.log. A node
+    that is killed stays down (restart it with `cybermiles node start --home HOME/node{i}`).
     """
-    layout = HomeLayout(home)
+    optional_ports = (p2p_port, status_port, metrics_port)
+    if validators is None and any(port is not None for port in optional_ports):
+        _fail("--p2p-port, --status-port and --metrics-port go with --validators")
+    if validators is not None and block_time > 0:
+        _fail("--block-time is for the one-node automine devnet; BFT validators keep their pace")
     if reset and home.exists():
         shutil.rmtree(home)
+    if validators is None:
+        _single_devnet(home, rpc_addr, rpc_port, chain_id, accounts, block_time)
+        return
+    defaults = Ports()
+    ports = Ports(
+        rpc=rpc_port,
+        p2p=p2p_port if p2p_port is not None else defaults.p2p,
+        status=status_port if status_port is not None else defaults.status,
+        metrics=metrics_port if metrics_port is not None else defaults.metrics,
+    )
+    # The nodes log at info (the default LogConfig) unless the command line says otherwise.
+    log = _log_overrides().apply(LogConfig())
+    _multi_devnet(home, DevnetOptions(validators, chain_id, accounts, rpc_addr, ports, log))
+
+
+def _single_devnet(
+    home: Path, rpc_addr: str, rpc_port: int, chain_id: int, accounts: int, block_time: float
+) -> None:
+    layout = HomeLayout(home)
+    existing = existing_validators(home)
+    if existing:
+        _fail(f"{home} holds a {existing}-validator devnet; add --validators {existing} or --reset")
     config = NodeConfig(
         rpc=RpcConfig(host=rpc_addr, port=rpc_port),
         devnet=DevnetConfig(enabled=True, block_time=block_time, accounts=accounts),
+        consensus=ConsensusConfig(engine="automine"),
+        log=QUIET_LOG,
     )
     try:
         if not layout.genesis_file.exists():
             init_home(home, chain_id=chain_id, genesis_file=None, accounts=accounts, config=config)
         else:
-            genesis = load_genesis(layout.genesis_file)
-            if genesis.chain_id != chain_id and chain_id != 1234:
-                _fail(f"{home} holds chain {genesis.chain_id}; use --reset for chain {chain_id}")
+            check_chain_id(load_genesis(layout.genesis_file), chain_id, home)
             write_config(layout.config_file, config)
     except (GenesisError, CyberMilesError) as exc:
         _fail(str(exc))
     _run(layout, config, banner=True)
+
+
+def _multi_devnet(home: Path, options: DevnetOptions) -> None:
+    try:
+        nodes = prepare_devnet(home, options)
+        chain_id = load_genesis(nodes[0].layout.genesis_file).chain_id
+        run_devnet(
+            home,
+            chain_id,
+            nodes,
+            on_ready=lambda manifest: _devnet_banner(home, chain_id, nodes, options),
+            say=_say,
+        )
+    except (GenesisError, CyberMilesError, OSError) as exc:
+        _fail(str(exc))
+    click.echo("stopped")
+
+
+def _say(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
 
 
 @main.group()
@@ -221,48 +359,95 @@ def node_start(home: Path) -> None:
 @node.command("info")
 @click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_HOME, show_default=True)
 def node_info(home: Path) -> None:
-    """Print the node id, chain id, EVM profile and validator key of HOME."""
+    """Print the identity, chain, keys, addresses and consensus engine of HOME."""
     layout = HomeLayout(home)
     try:
         genesis = load_genesis(layout.genesis_file)
         node_key = read_key(layout.node_key_file)
         validator_key = read_key(layout.validator_key_file)
+        config = load_config(layout.config_file)
     except (GenesisError, CyberMilesError) as exc:
         _fail(str(exc))
         return
-    click.echo(f"node id:       {node_key.node_id}")
-    click.echo(f"chain id:      {genesis.chain_id} ({genesis.network})")
-    click.echo(f"evm profile:   {genesis.evm_profile}")
-    click.echo(f"validator key: {base64.b64encode(validator_key.public_key).decode()}")
+    p2p = config.p2p
+    advertised = p2p.external_address or f"{p2p.listen_host}:{p2p.listen_port}"
+    status = config.status
+    status_url = f"http://{status.host}:{status.port}" if status.enabled else "(disabled)"
+    click.echo(f"node id:           {node_key.node_id}")
+    click.echo(f"chain id:          {genesis.chain_id} ({genesis.network})")
+    click.echo(f"evm profile:       {genesis.evm_profile}")
+    click.echo(f"validator key:     {base64.b64encode(validator_key.public_key).decode()}")
+    # Tendermint derives a validator address like a node id: sha256(public key)[:20].
+    click.echo(f"validator address: {validator_key.node_id}")
+    click.echo(f"p2p address:       {node_key.node_id}@{advertised}")
+    click.echo(f"status url:        {status_url}")
+    click.echo(f"consensus engine:  {config.consensus.engine}")
+
+
+def _block_mode(config: NodeConfig) -> str:
+    if config.consensus.engine != "automine":
+        return f"{config.consensus.engine} consensus among the genesis validators"
+    if config.devnet.block_time > 0:
+        return f"a block every {config.devnet.block_time:g} s"
+    return "automine (a block as soon as transactions arrive)"
 
 
 def _banner(layout: HomeLayout, config: NodeConfig, info: NodeInfo) -> None:
     url = f"http://{config.rpc.host}:{info.rpc_port}"
-    mode = (
-        f"a block every {config.devnet.block_time:g} s"
-        if config.devnet.block_time > 0
-        else "automine (a block as soon as transactions arrive)"
-    )
     lines = [
         "CyberMiles devnet",
         f"  RPC URL:   {url}   (WebSocket ws://{config.rpc.host}:{info.rpc_port})",
         f"  Chain id:  {info.chain_id}",
         f"  Head:      block {info.head}",
         f"  Home:      {layout.home}",
-        f"  Blocks:    {mode}",
+        f"  Blocks:    {_block_mode(config)}",
         "",
+        *_funded_accounts(config.devnet.accounts),
+    ]
+    _say("\n".join(lines))
+
+
+def _funded_accounts(count: int) -> list[str]:
+    lines = [
         "Funded accounts (1,000,000 CMT each; mnemonic 'test test test test test test test test "
         "test test test junk'):",
     ]
-    for i, account in enumerate(dev_accounts(config.devnet.accounts)):
+    for i, account in enumerate(dev_accounts(count)):
         lines.append(f"  ({i}) 0x{account.address.hex()}  key 0x{account.private_key.hex()}")
     for address in TRAVIS_DEV_ADDRESSES:
         lines.append(f"      0x{bytes(address).hex()}  (Travis dev account)")
-    click.echo("\n".join(lines), nl=True)
-    sys.stdout.flush()
+    return lines
+
+
+def _devnet_banner(
+    home: Path, chain_id: int, nodes: list[DevnetNode], options: DevnetOptions
+) -> None:
+    lines = [
+        f"CyberMiles devnet: {len(nodes)} BFT validators",
+        f"  Chain id:  {chain_id}",
+        f"  Home:      {home}   (pids and URLs in {home / 'devnet.json'})",
+        "",
+    ]
+    for node in nodes:
+        lines += [
+            f"  {node.name}  RPC {node.rpc_url}   status {node.status_url}",
+            f"         log {node.log_file}",
+        ]
+    lines += [
+        "  Stop with Ctrl-C (stops every node).",
+        "",
+        *_funded_accounts(options.funded_accounts),
+    ]
+    _say("\n".join(lines))
 
 
 def _run(layout: HomeLayout, config: NodeConfig, *, banner: bool) -> None:
+    # Imported here: the node stack (py-evm, consensus, p2p) is heavy, and `init`, `node info`
+    # and the multi-validator supervisor never need it.
+    from cybermiles_node.node import run_node
+
+    _configure_logs(config.log)
+
     def ready(info: NodeInfo) -> None:
         if banner:
             _banner(layout, config, info)

@@ -52,6 +52,60 @@ class MempoolSettings:
 
 
 @dataclass(frozen=True)
+class P2PConfig:
+    """The peer-to-peer network (`p2p/`). Peers are written `node_id@host:port`."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 26656
+    external_address: str = ""  # host:port advertised to peers; the listen address when empty
+    persistent_peers: tuple[str, ...] = ()  # always kept connected, redialled with backoff
+    seeds: tuple[str, ...] = ()  # asked for addresses at start, then dropped
+    seed_mode: bool = False  # crawl and hand out addresses, no consensus traffic
+    pex: bool = True  # peer exchange
+    max_inbound: int = 40
+    max_outbound: int = 10
+    max_frame_bytes: int = 4 * 2**20
+    send_queue_size: int = 1024  # messages per peer and channel before the oldest are refused
+    ban_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class ConsensusConfig:
+    """How blocks are decided. `bft`: Tendermint rounds among the genesis validators (this node
+    signs when its priv_validator key is in the set). `automine`: the devnet producer
+    (a single node; blocks on arrival or every `devnet.block_time`)."""
+
+    engine: str = "bft"
+    create_empty_blocks: bool = True
+    skip_timeout_commit: bool = False  # start the next height at once when all precommits are in
+    max_clock_drift_ms: int = 10_000  # proposals stamped further in the future get nil prevotes
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    """The read-only Tendermint-style endpoint (/status, /validators, /block, ...)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 26657
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics on their own port (GET /metrics)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 26660
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"  # debug | info | warning | error
+    format: str = "text"  # text | json (one JSON object per line)
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     moniker: str = "cybermiles-node"
     sync_writes: bool = False  # fsync every block; kill -9 is safe either way
@@ -61,6 +115,11 @@ class NodeConfig:
     rpc: RpcConfig = field(default_factory=RpcConfig)
     devnet: DevnetConfig = field(default_factory=DevnetConfig)
     mempool: MempoolSettings = field(default_factory=MempoolSettings)
+    p2p: P2PConfig = field(default_factory=P2PConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
 
 @dataclass(frozen=True)
@@ -94,6 +153,20 @@ class HomeLayout:
     @property
     def chain_db(self) -> Path:
         return self.data_dir / "chain"
+
+    @property
+    def wal_file(self) -> Path:
+        """The consensus write-ahead log."""
+        return self.data_dir / "cs.wal"
+
+    @property
+    def validator_state_file(self) -> Path:
+        """The private validator's last signed height/round/step (double-sign protection)."""
+        return self.data_dir / "priv_validator_state.json"
+
+    @property
+    def address_book_file(self) -> Path:
+        return self.data_dir / "addrbook.json"
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -144,7 +217,12 @@ def write_config(path: Path, config: NodeConfig) -> None:
 
 __all__ = [
     "ConfigError",
+    "ConsensusConfig",
     "DevnetConfig",
+    "LogConfig",
+    "MetricsConfig",
+    "P2PConfig",
+    "StatusConfig",
     "HomeLayout",
     "MempoolSettings",
     "NodeConfig",

@@ -24,6 +24,11 @@ clients) are always served.
 Nothing a client sends can stop it: the dispatcher never raises, and anything else a connection
 does wrong ends that connection only. The one exception is the dispatcher's `fatal` types (a
 broken node invariant): `serve` re-raises such an exception in its own task, so the node stops.
+
+The node's other HTTP endpoints (the Tendermint-style status endpoint, Prometheus metrics) are
+read-only: they subclass `GetApp` (lifespan acknowledged, WebSocket refused, GET routed to a
+synchronous `get(path, query)`, anything else 405) and run under `serve_asgi`, which uses the same
+hypercorn settings as `serve`.
 """
 
 from __future__ import annotations
@@ -42,13 +47,15 @@ from rpc.dispatch import Dispatcher
 from rpc.errors import InternalError, InvalidRequest, RpcError
 from rpc.session import SessionBase
 
-__all__ = ["RpcApp", "WebSocketSession", "serve"]
+__all__ = ["GetApp", "HttpResponse", "RpcApp", "WebSocketSession", "serve", "serve_asgi"]
 
 log = logging.getLogger(__name__)
 
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+HttpResponse = tuple[int, bytes, Headers]  # status, body, headers (content-length is added)
 
 BANNER: Final = b'{"jsonrpc":"2.0","result":"cybermiles node: POST JSON-RPC here"}'
 WS_QUEUE_SIZE: Final = 10_000
@@ -185,13 +192,7 @@ class RpcApp:
 
     @staticmethod
     async def _lifespan(receive: Receive, send: Send) -> None:
-        while True:
-            event = await receive()
-            if event["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif event["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await _lifespan(receive, send)
 
     # -- CORS ---------------------------------------------------------------------------------
 
@@ -285,6 +286,54 @@ class RpcApp:
         await session.run(self.dispatcher, receive, send)
 
 
+class GetApp:
+    """The ASGI shell of a read-only HTTP endpoint: subclasses implement `get`.
+
+    `get(path, query)` receives the percent-decoded path and the raw query string and returns
+    (status, body, headers). It runs on the event loop, so it must be quick. Whatever it raises
+    becomes a 500 for that request only: a client can never stop the server.
+    """
+
+    def get(self, path: str, query: str) -> HttpResponse:
+        raise NotImplementedError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        try:
+            if kind == "http":
+                await _respond(send, *self._answer(scope))
+            elif kind == "websocket":
+                await receive()  # websocket.connect
+                # Closing before accepting refuses the handshake (HTTP 403).
+                await send({"type": "websocket.close", "code": 1003})
+            elif kind == "lifespan":
+                await _lifespan(receive, send)
+        except Exception:
+            log.debug("%s connection ended with an error", type(self).__name__, exc_info=True)
+
+    def _answer(self, scope: Scope) -> HttpResponse:
+        if scope["method"] != "GET":
+            return 405, b"", [(b"allow", b"GET")]
+        # The query string is ASCII on the wire; latin-1 maps any stray byte instead of failing.
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        try:
+            return self.get(scope["path"], query)
+        except Exception:
+            log.exception("%s failed on %s", type(self).__name__, scope["path"])
+            return 500, b"internal error", [(b"content-type", b"text/plain")]
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge ASGI startup and shutdown (the apps hold no resources of their own)."""
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif event["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 def _find(exc: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:
     """`exc`, or the first exception inside it (exception groups), that is one of `types`."""
     if not types:
@@ -340,6 +389,36 @@ def _port_of(bind: str) -> int:
     return int(bind.rsplit(":", 1)[1])
 
 
+async def _start_hypercorn(
+    nursery: trio.Nursery, app: Any, host: str, port: int, max_body_bytes: int
+) -> int:
+    """Bind and start hypercorn in `nursery`; returns the bound port (the real one for port 0)."""
+    config = hypercorn_config(host, port, max_body_bytes)
+    binds: list[str] = await nursery.start(
+        partial(hypercorn_serve, cast(Any, app), config, mode="asgi")
+    )
+    return _port_of(binds[0]) if binds else port
+
+
+async def serve_asgi(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    name: str,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    max_body_bytes: int = 2**20,
+) -> None:
+    """Serve any ASGI `app` (e.g. a `GetApp`) until cancelled; reports the bound port.
+
+    `name` labels the log line ("status endpoint listening on 127.0.0.1:26657").
+    """
+    async with trio.open_nursery() as nursery:
+        actual_port = await _start_hypercorn(nursery, app, host, port, max_body_bytes)
+        log.info("%s listening on %s:%d", name, host, actual_port)
+        task_status.started(actual_port)
+
+
 async def serve(
     dispatcher: Dispatcher,
     *,
@@ -357,12 +436,8 @@ async def serve(
         cors_origins=cors_origins,
         ws_queue_size=ws_queue_size,
     )
-    config = hypercorn_config(host, port, max_body_bytes)
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(
-            partial(hypercorn_serve, cast(Any, app), config, mode="asgi")
-        )
-        actual_port = _port_of(binds[0]) if binds else port
+        actual_port = await _start_hypercorn(nursery, app, host, port, max_body_bytes)
         log.info("JSON-RPC listening on %s:%d (HTTP and WebSocket)", host, actual_port)
         task_status.started(actual_port)
         await app.fatal_event.wait()

@@ -1,0 +1,502 @@
+"""Node homes and the multi-validator devnet (`cybermiles devnet --validators N`).
+
+`write_home` writes one node home (keys, config, genesis); `cybermiles init` and both devnet
+kinds make their homes with it.
+
+A multi-validator devnet lives in one directory:
+
+```
+HOME/node0 … HOME/node{N-1}   full node homes: own node key and validator key, the SAME genesis
+                               (validator i owned by dev account i), config.toml with BFT
+                               consensus, the dev accounts unlocked, and every other node as a
+                               persistent peer
+HOME/node{i}/node.log         that node's stdout and stderr (appended across runs)
+HOME/devnet.json              written once every node is healthy: chain id, and per node its pid,
+                               URLs, P2P address and validator address
+```
+Node i listens on RPC port `rpc + i` and on `p2p + 10 i`, `status + 10 i`, `metrics + 10 i`
+(a stride of 10 leaves room between neighbours). `prepare_devnet` creates the homes on the first
+run and rewrites their configs from the options on later runs (the chain and keys are kept).
+
+`run_devnet` is the supervisor: it starts one `python -m cybermiles_node node start` process per
+node, waits until each answers GET /health on its status port, writes devnet.json, and then keeps
+watching. A node that dies is reported once and left down (developers kill nodes on purpose to
+test faults; they restart them with `cybermiles node start --home HOME/node{i}`). SIGINT or
+SIGTERM stops every node: SIGTERM, up to 15 s of grace, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from cybermiles_node.config import (
+    ConsensusConfig,
+    DevnetConfig,
+    HomeLayout,
+    LogConfig,
+    MetricsConfig,
+    NodeConfig,
+    P2PConfig,
+    RpcConfig,
+    StatusConfig,
+    write_config,
+)
+from cybermiles_node.errors import CyberMilesError
+from cybermiles_node.keys import Ed25519Key, read_key, write_key
+from genesis import Genesis, devnet_genesis, dump_genesis, load_genesis
+
+__all__ = [
+    "DEFAULT_CHAIN_ID",
+    "MANIFEST_NAME",
+    "MAX_VALIDATORS",
+    "DevnetError",
+    "DevnetNode",
+    "DevnetOptions",
+    "Ports",
+    "check_chain_id",
+    "devnet_manifest",
+    "existing_validators",
+    "node_home",
+    "prepare_devnet",
+    "run_devnet",
+    "spawn_logged",
+    "write_home",
+    "write_manifest",
+]
+
+DEFAULT_CHAIN_ID: Final = 1234
+MAX_VALIDATORS: Final = 20
+PORT_STRIDE: Final = 10
+MANIFEST_NAME: Final = "devnet.json"
+LOCALHOST: Final = "127.0.0.1"
+START_TIMEOUT_S: Final = 120.0  # 20 nodes importing py-evm at once on 2 cores take a while
+STOP_GRACE_S: Final = 15.0
+POLL_S: Final = 0.2
+LOG_TAIL_LINES: Final = 30
+
+
+class DevnetError(CyberMilesError):
+    """A devnet cannot be created, reused or started."""
+
+
+# ---------------------------------------------------------------------------- node homes
+
+
+def write_home(
+    home: Path,
+    *,
+    node_key: Ed25519Key,
+    validator_key: Ed25519Key,
+    genesis: Genesis,
+    config: NodeConfig,
+) -> HomeLayout:
+    """Write keys, config and genesis into a new home (refuses to overwrite a genesis)."""
+    layout = HomeLayout(home)
+    if layout.genesis_file.exists():
+        raise DevnetError(f"{layout.genesis_file} exists; this home is initialised")
+    write_key(layout.node_key_file, node_key)
+    write_key(layout.validator_key_file, validator_key)
+    write_config(layout.config_file, config)
+    dump_genesis(genesis, layout.genesis_file)
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    return layout
+
+
+def check_chain_id(genesis: Genesis, chain_id: int, home: Path) -> None:
+    """An existing devnet continues its chain; only an explicit other chain id is refused
+    (the default id means "whatever the home holds")."""
+    if genesis.chain_id != chain_id and chain_id != DEFAULT_CHAIN_ID:
+        raise DevnetError(
+            f"{home} holds chain {genesis.chain_id}; use --reset for chain {chain_id}"
+        )
+
+
+# ---------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports of node 0; node i's are derived by `for_node`."""
+
+    rpc: int = 8545
+    p2p: int = 26656
+    status: int = 26657
+    metrics: int = 26660
+
+    def for_node(self, index: int) -> Ports:
+        # RPC ports are consecutive (what web3 users type); the others keep a stride of 10.
+        return Ports(
+            rpc=self.rpc + index,
+            p2p=self.p2p + PORT_STRIDE * index,
+            status=self.status + PORT_STRIDE * index,
+            metrics=self.metrics + PORT_STRIDE * index,
+        )
+
+
+@dataclass(frozen=True)
+class DevnetOptions:
+    """What the command line says about a multi-validator devnet."""
+
+    validators: int
+    chain_id: int = DEFAULT_CHAIN_ID
+    accounts: int = 10
+    rpc_host: str = LOCALHOST
+    ports: Ports = Ports()
+    log: LogConfig = LogConfig()
+
+    @property
+    def funded_accounts(self) -> int:
+        # Dev account i owns validator i, so there are at least as many accounts as validators.
+        return max(self.accounts, self.validators)
+
+
+def _url_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to `host`."""
+    return LOCALHOST if host in ("0.0.0.0", "::", "") else host
+
+
+@dataclass(frozen=True)
+class DevnetNode:
+    """One node of a devnet: where it lives and how to reach it."""
+
+    index: int
+    layout: HomeLayout
+    config: NodeConfig
+    node_id: str
+    validator_address: str  # hex of sha256(validator public key)[:20], as Tendermint
+
+    @property
+    def name(self) -> str:
+        return f"node{self.index}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.layout.home / "node.log"
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://{_url_host(self.config.rpc.host)}:{self.config.rpc.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{_url_host(self.config.rpc.host)}:{self.config.rpc.port}"
+
+    @property
+    def status_url(self) -> str:
+        return f"http://{_url_host(self.config.status.host)}:{self.config.status.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{_url_host(self.config.metrics.host)}:{self.config.metrics.port}/metrics"
+
+    @property
+    def p2p_address(self) -> str:
+        return (
+            f"{self.node_id}@{_url_host(self.config.p2p.listen_host)}:{self.config.p2p.listen_port}"
+        )
+
+
+def node_home(home: Path, index: int) -> Path:
+    return home / f"node{index}"
+
+
+def existing_validators(home: Path) -> int:
+    """How many node homes (node0, node1, … without gaps) HOME holds."""
+    count = 0
+    while HomeLayout(node_home(home, count)).genesis_file.exists():
+        count += 1
+    return count
+
+
+def node_config(index: int, node_ids: Sequence[str], options: DevnetOptions) -> NodeConfig:
+    """The config.toml of node `index`: its ports, every other node as a persistent peer."""
+    ports = options.ports.for_node(index)
+    peers = tuple(
+        f"{node_id}@{LOCALHOST}:{options.ports.for_node(other).p2p}"
+        for other, node_id in enumerate(node_ids)
+        if other != index
+    )
+    return NodeConfig(
+        moniker=f"node{index}",
+        rpc=RpcConfig(host=options.rpc_host, port=ports.rpc),
+        devnet=DevnetConfig(enabled=True, accounts=options.funded_accounts),
+        p2p=P2PConfig(listen_host=LOCALHOST, listen_port=ports.p2p, persistent_peers=peers),
+        consensus=ConsensusConfig(engine="bft"),
+        status=StatusConfig(host=LOCALHOST, port=ports.status),
+        metrics=MetricsConfig(host=LOCALHOST, port=ports.metrics),
+        log=options.log,
+    )
+
+
+# ---------------------------------------------------------------------------- homes of a devnet
+
+
+def prepare_devnet(home: Path, options: DevnetOptions) -> list[DevnetNode]:
+    """Create the node homes of a new devnet, or reuse those of HOME with configs rewritten
+    from `options`. Raises DevnetError when HOME holds something else."""
+    keys, new = _devnet_keys(home, options)
+    node_ids = [node_key.node_id for node_key, _ in keys]
+    nodes = [
+        # The validator address is derived like a node id: sha256(public key)[:20].
+        DevnetNode(
+            index,
+            HomeLayout(node_home(home, index)),
+            node_config(index, node_ids, options),
+            node_key.node_id,
+            validator_key.node_id,
+        )
+        for index, (node_key, validator_key) in enumerate(keys)
+    ]
+    if new:
+        _write_new_homes(nodes, keys, options)
+    else:
+        for node in nodes:
+            write_config(node.layout.config_file, node.config)
+    return nodes
+
+
+def _devnet_keys(home: Path, options: DevnetOptions) -> tuple[list[KeyPair], bool]:
+    """The keys of HOME's nodes (new ones for a new devnet) and whether they are new."""
+    if not 1 <= options.validators <= MAX_VALIDATORS:
+        raise DevnetError(f"--validators must be 1..{MAX_VALIDATORS}, got {options.validators}")
+    if HomeLayout(home).genesis_file.exists():
+        raise DevnetError(
+            f"{home} holds a single-node devnet; use --reset or another --home for "
+            f"{options.validators} validators"
+        )
+    existing = existing_validators(home)
+    if existing == 0:
+        count = options.validators
+        return [(Ed25519Key.generate(), Ed25519Key.generate()) for _ in range(count)], True
+    if existing != options.validators:
+        raise DevnetError(
+            f"{home} holds a {existing}-validator devnet; use --reset to make a "
+            f"{options.validators}-validator one (or --validators {existing} to continue it)"
+        )
+    layouts = [HomeLayout(node_home(home, index)) for index in range(existing)]
+    check_chain_id(load_genesis(layouts[0].genesis_file), options.chain_id, home)
+    return [_read_keys(layout) for layout in layouts], False
+
+
+KeyPair = tuple[Ed25519Key, Ed25519Key]  # (node key, validator key)
+
+
+def _read_keys(layout: HomeLayout) -> KeyPair:
+    return read_key(layout.node_key_file), read_key(layout.validator_key_file)
+
+
+def _write_new_homes(
+    nodes: Sequence[DevnetNode], keys: Sequence[KeyPair], options: DevnetOptions
+) -> None:
+    """One genesis, written into every home: validator i is node i's key, owned by account i."""
+    genesis = devnet_genesis(
+        validator_pub_keys=[validator_key.public_key for _, validator_key in keys],
+        genesis_time=int(time.time()),
+        chain_id=options.chain_id,
+        accounts=options.funded_accounts,
+    )
+    for node, (node_key, validator_key) in zip(nodes, keys, strict=True):
+        write_home(
+            node.layout.home,
+            node_key=node_key,
+            validator_key=validator_key,
+            genesis=genesis,
+            config=node.config,
+        )
+
+
+# ---------------------------------------------------------------------------- devnet.json
+
+
+def devnet_manifest(
+    chain_id: int, nodes: Sequence[DevnetNode], pids: Sequence[int]
+) -> dict[str, Any]:
+    """The content of devnet.json: how tools find each node of a running devnet."""
+    return {
+        "chain_id": chain_id,
+        "validators": len(nodes),
+        "nodes": [
+            {
+                "name": node.name,
+                "home": str(node.layout.home.resolve()),
+                "pid": pid,
+                "rpc_url": node.rpc_url,
+                "ws_url": node.ws_url,
+                "p2p_address": node.p2p_address,
+                "status_url": node.status_url,
+                "metrics_url": node.metrics_url,
+                "validator_address": node.validator_address,
+            }
+            for node, pid in zip(nodes, pids, strict=True)
+        ],
+    }
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Write devnet.json atomically: a reader sees the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------- supervisor
+
+
+def node_command(node: DevnetNode) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "cybermiles_node",
+        "node",
+        "start",
+        "--home",
+        str(node.layout.home),
+    ]
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(no log: {exc})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def spawn_logged(
+    command: Sequence[str], log_file: Path, header: str, *, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `command` with stdout and stderr appended to `log_file` after a `===== header`
+    line, unbuffered (the log shows output as it happens), in its own process group: a Ctrl-C
+    in the terminal reaches only the supervisor, which then stops the nodes in order instead
+    of seeing them all "die on their own"."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with log_file.open("ab") as log:
+        log.write(f"\n===== {header}: {' '.join(command)}\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            process_group=0,
+        )
+
+
+def _healthy(node: DevnetNode) -> bool:
+    # No proxy: an http_proxy in the environment must not intercept 127.0.0.1.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{node.status_url}/health", timeout=1.0) as response:
+            return int(response.status) == 200
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+class _Supervisor:
+    """The node processes of one devnet run, and the flag the stop signals set."""
+
+    def __init__(self, nodes: Sequence[DevnetNode], say: Callable[[str], None]) -> None:
+        self.nodes = list(nodes)
+        self.say = say
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.stopping = False
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        # Only a flag: the loops poll it, so nothing runs inside the signal handler.
+        self.stopping = True
+
+    def start(self) -> None:
+        for node in self.nodes:
+            started = spawn_logged(node_command(node), node.log_file, "cybermiles devnet")
+            self.procs.append(started)  # one by one: stop_all sees all started so far
+
+    def wait_healthy(self, timeout: float) -> None:
+        """Until every node answers /health; DevnetError if one exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        waiting = list(range(len(self.nodes)))
+        while waiting and not self.stopping:
+            for index in list(waiting):
+                code = self.procs[index].poll()
+                if code is not None:
+                    raise self._failure(index, f"exited with {code} during start-up")
+                if _healthy(self.nodes[index]):
+                    waiting.remove(index)
+            if waiting and time.monotonic() >= deadline:
+                raise self._failure(waiting[0], f"did not answer /health within {timeout:.0f} s")
+            time.sleep(POLL_S)
+
+    def _failure(self, index: int, what: str) -> DevnetError:
+        node = self.nodes[index]
+        return DevnetError(
+            f"{node.name} {what}; last lines of {node.log_file}:\n{log_tail(node.log_file)}"
+        )
+
+    def watch(self) -> None:
+        """Report each node that exits on its own, once, until a stop signal."""
+        reported: set[int] = set()
+        while not self.stopping:
+            for index, proc in enumerate(self.procs):
+                code = proc.poll()
+                if code is not None and index not in reported:
+                    reported.add(index)
+                    node = self.nodes[index]
+                    self.say(
+                        f"{node.name} exited with {code}; restart it with: "
+                        f"cybermiles node start --home {node.layout.home}"
+                    )
+            time.sleep(POLL_S)
+
+    def stop_all(self, grace: float) -> None:
+        """SIGTERM every node still running, wait up to `grace` s, then SIGKILL the rest."""
+        running = [proc for proc in self.procs if proc.poll() is None]
+        for proc in running:
+            proc.terminate()
+        deadline = time.monotonic() + grace
+        for proc in running:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def run_devnet(
+    home: Path,
+    chain_id: int,
+    nodes: Sequence[DevnetNode],
+    *,
+    on_ready: Callable[[dict[str, Any]], None],
+    say: Callable[[str], None],
+    start_timeout: float = START_TIMEOUT_S,
+) -> None:
+    """Start the nodes, write devnet.json once all are healthy, call `on_ready(manifest)`, and
+    supervise until SIGINT/SIGTERM; every node is stopped on the way out, also on failure."""
+    supervisor = _Supervisor(nodes, say)
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, supervisor.on_signal) for signum in stop_signals}
+    try:
+        supervisor.start()
+        supervisor.wait_healthy(start_timeout)
+        if supervisor.stopping:
+            return
+        manifest = devnet_manifest(chain_id, nodes, [proc.pid for proc in supervisor.procs])
+        write_manifest(home / MANIFEST_NAME, manifest)
+        on_ready(manifest)
+        supervisor.watch()
+    finally:
+        supervisor.stop_all(STOP_GRACE_S)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
