@@ -8,7 +8,7 @@ how a decision was reached. `cybermiles_node.app.ChainApp` is the implementation
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from eth.abc import BlockHeaderAPI
@@ -54,8 +54,9 @@ class Application(Protocol):
         """Re-execute a block proposed elsewhere; raises if any root or tx is wrong."""
         ...
 
-    def commit(self, block: PendingBlock) -> None:
-        """Persist a decided block atomically and recheck the mempool."""
+    def commit(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = ...) -> None:
+        """Persist a decided block atomically (with the consensus records in `extra_writes`)
+        and recheck the mempool."""
         ...
 
     def query(self, height: int | None = None) -> StateView:

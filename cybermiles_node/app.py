@@ -13,13 +13,14 @@ are told after the fact; they must not raise.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth.abc import BlockHeaderAPI
+from eth_hash.auto import keccak
 
-from cybermiles_node.chain import Chain, PendingBlock
+from cybermiles_node.chain import EMPTY, Chain, PendingBlock
 from cybermiles_node.errors import GasPriceTooLow, TxRejected
 from cybermiles_node.mempool import Mempool, MempoolConfig
 from evm.state import StateDB
@@ -129,11 +130,15 @@ class ChainApp:
 
     def validate_block(self, header: BlockHeaderAPI, raws: Sequence[bytes]) -> PendingBlock:
         """Execute a block proposed elsewhere; raises TxRejected or BlockRejected."""
-        txs = [self.decode(raw) for raw in raws]
-        return self.chain.execute_block(header, txs)
+        return self.chain.execute_block(header, [self._known_or_decode(raw) for raw in raws])
 
-    def commit(self, block: PendingBlock) -> None:
-        self.chain.commit(block)
+    def _known_or_decode(self, raw: bytes) -> SignedTx:
+        """A transaction gossiped to us earlier is already decoded and its sender recovered."""
+        known = self.mempool.get(keccak(raw))
+        return known if known is not None and known.raw == raw else self.decode(raw)
+
+    def commit(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = EMPTY) -> None:
+        self.chain.commit(block, extra_writes)
         self.mempool.update(self.chain.state_at(), [tx.hash for tx in block.result.transactions])
         _notify(self.on_commit, block, "commit")
 

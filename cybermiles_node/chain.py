@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import msgpack
@@ -41,6 +42,9 @@ EMPTY_REQUESTS_HASH = Hash32(
     bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 )
 NO_CONSENSUS_METADATA = ZERO_HASH32
+
+
+EMPTY: Mapping[bytes, bytes] = MappingProxyType({})
 
 
 class GenesisMismatch(CyberMilesError):
@@ -273,8 +277,9 @@ class Chain:
         return PendingBlock(header=header, result=result, overlay=overlay, skipped=skipped)
 
     # -- commit ---------------------------------------------------------------------------
-    def commit(self, block: PendingBlock) -> None:
-        """Persist the block and make it the head, atomically."""
+    def commit(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = EMPTY) -> None:
+        """Persist the block and make it the head, atomically; `extra_writes` (the block's
+        consensus records) go into the same batch."""
         if block.header.parent_hash != self.head.hash:
             raise InvariantViolation("committing a block that does not extend the head")
         writes = block.overlay.writes
@@ -284,6 +289,7 @@ class Chain:
             for r, a in zip(result.receipts, result.contract_addresses, strict=True)
         ]
         writes.update(self._block_writes(block.header, result.transactions, receipts))
+        writes.update(extra_writes)
         self.db.write_batch(writes, sync=self.sync_writes)
         self.head = block.header
         self._hashes[block.number] = block.hash

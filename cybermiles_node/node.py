@@ -11,20 +11,37 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import trio
 
+from consensus.blocksync import BlocksyncReactor
+from consensus.driver import ConsensusDriver
+from consensus.evidence import EvidencePool
+from consensus.host import ConsensusHost
+from consensus.privval import FilePrivValidator
+from consensus.reactor import ConsensusReactor
+from consensus.wal import FileWal
 from cybermiles_node.app import AppConfig, ChainApp
 from cybermiles_node.chain import Chain, PendingBlock
 from cybermiles_node.config import HomeLayout, NodeConfig
 from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.mempool import MempoolConfig
+from cybermiles_node.consensus_app import ChainConsensus
+from cybermiles_node.failpoints import with_failpoints
+from cybermiles_node.keys import read_key
+from cybermiles_node.metrics import MetricsApp, NodeMetrics
 from cybermiles_node.producer import DevnetProducer
+from cybermiles_node.randomness import HashChainBeacon
+from cybermiles_node.status import NodeStatus
 from evm.db import LevelDB
 from evm.transactions import SignedTx
 from genesis import Genesis, dev_accounts, load_genesis
+from p2p import MempoolReactor, Switch
 from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
+from rpc.server import serve_asgi
+from rpc.tendermint import TendermintApp
 from rpc.dev_accounts import DevAccountsApi
 from rpc.eth import EthApi, client_version
 
@@ -71,14 +88,18 @@ async def run_node(
     db, chain = open_chain(layout, config, genesis)
     app = ChainApp(chain, app_config(config))
     try:
-        await _serve(app, genesis, config, on_ready)
+        await _serve(app, genesis, config, layout, on_ready)
     finally:
         app.close()
         db.close()
 
 
 async def _serve(
-    app: ChainApp, genesis: Genesis, config: NodeConfig, on_ready: Callable[[NodeInfo], None]
+    app: ChainApp,
+    genesis: Genesis,
+    config: NodeConfig,
+    layout: HomeLayout,
+    on_ready: Callable[[NodeInfo], None],
 ) -> None:
     dispatcher = Dispatcher(max_batch=config.rpc.max_batch, fatal=(InvariantViolation,))
     filters = FilterRegistry(clock=trio.current_time)
@@ -109,7 +130,7 @@ async def _serve(
                 task_status=task_status,
             )
         )
-        if config.devnet.enabled:
+        if config.consensus.engine == "automine":
             coinbase = genesis.validators[0].owner if genesis.validators else b"\x00" * 20
             producer = DevnetProducer(
                 app,
@@ -118,6 +139,8 @@ async def _serve(
                 batch_window=config.devnet.batch_window_ms / 1000,
             )
             nursery.start_soon(producer.run)
+        else:
+            await nursery.start(run_bft, app, genesis, config, layout)
         on_ready(NodeInfo(rpc_port=port, chain_id=genesis.chain_id, head=app.chain.head_number))
 
 
@@ -141,3 +164,140 @@ async def _publish(api: EthApi, hub: SubscriptionHub, receive: Any) -> None:
             txs: list[SignedTx] = payload
             hashes = api.pending_notifications(txs)
             await hub.publish_pending(hashes)
+
+
+# -- BFT ------------------------------------------------------------------------------------
+@dataclass
+class BftNode:
+    """The BFT pieces of a running node, wired together."""
+
+    consensus: ChainConsensus
+    host: ConsensusHost
+    switch: Switch
+    blocksync: BlocksyncReactor
+    status: NodeStatus
+    metrics: NodeMetrics
+    wal: FileWal
+
+
+def assemble_bft(
+    app: ChainApp, genesis: Genesis, config: NodeConfig, layout: HomeLayout
+) -> BftNode:
+    node_key = read_key(layout.node_key_file)
+    validator_key = read_key(layout.validator_key_file)
+    consensus = ChainConsensus(
+        app,
+        genesis=genesis,
+        key=validator_key,
+        beacon=HashChainBeacon(),
+        max_clock_drift_s=config.consensus.max_clock_drift_ms / 1000,
+    )
+    signer = with_failpoints(FilePrivValidator(validator_key, layout.validator_state_file))
+    wal = FileWal(layout.wal_file)
+    driver = ConsensusDriver(
+        chain_id=consensus.chain_id,
+        state=consensus.state,
+        source=consensus,
+        wal=wal,
+        signer=signer,
+        timeouts=genesis.timeouts,
+        evidence=EvidencePool(),
+        skip_timeout_commit=config.consensus.skip_timeout_commit,
+    )
+    host = ConsensusHost(driver)
+    consensus_reactor = ConsensusReactor(host)
+    blocksync = BlocksyncReactor(host, consensus)
+    reactors: list[Any] = [consensus_reactor, blocksync, MempoolReactor(app)]
+    switch = Switch(
+        node_key,
+        consensus.chain_id,
+        config.p2p,
+        reactors,
+        moniker=config.moniker,
+        address_book_path=layout.address_book_file,
+    )
+    consensus_reactor.punish = switch.punish
+    status = NodeStatus(
+        consensus=consensus,
+        node_key=node_key,
+        validator_key=validator_key,
+        moniker=config.moniker,
+        net_info=switch.net_info,
+        listen_addr=lambda: switch.listen_addr,
+        catching_up=lambda: blocksync.catching_up,
+    )
+    metrics = NodeMetrics()
+    _wire_metrics(metrics, app, host)
+    return BftNode(consensus, host, switch, blocksync, status, metrics, wal)
+
+
+def _wire_metrics(metrics: NodeMetrics, app: ChainApp, host: ConsensusHost) -> None:
+    last_round = [-1, -1]
+
+    def on_step() -> None:
+        status = host.driver.status
+        metrics.consensus_round.set(status.round)
+        if [status.height, status.round] != last_round:
+            last_round[:] = [status.height, status.round]
+            metrics.consensus_rounds_total.inc()
+
+    def on_commit(block: PendingBlock) -> None:
+        parent = app.chain.header_by_number(block.number - 1)
+        metrics.consensus_height.set(block.number)
+        metrics.consensus_committed_txs_total.inc(len(block.result.transactions))
+        if parent is not None:
+            metrics.consensus_block_interval_seconds.observe(
+                block.header.timestamp - parent.timestamp
+            )
+
+    host.on_step.append(on_step)
+    app.on_commit.append(on_commit)
+    metrics.consensus_height.set(app.chain.head_number)
+
+
+async def run_bft(
+    app: ChainApp,
+    genesis: Genesis,
+    config: NodeConfig,
+    layout: HomeLayout,
+    *,
+    task_status: trio.TaskStatus[BftNode] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run consensus, the p2p switch, the status endpoint and metrics until cancelled."""
+    bft = assemble_bft(app, genesis, config, layout)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(bft.switch.run)
+            await nursery.start(bft.host.run)
+            if config.status.enabled:
+                await nursery.start(
+                    partial(
+                        serve_asgi,
+                        TendermintApp(bft.status),
+                        host=config.status.host,
+                        port=config.status.port,
+                        name="status endpoint",
+                    )
+                )
+            if config.metrics.enabled:
+                await nursery.start(
+                    partial(
+                        serve_asgi,
+                        MetricsApp(bft.metrics.registry),
+                        host=config.metrics.host,
+                        port=config.metrics.port,
+                        name="metrics",
+                    )
+                )
+            nursery.start_soon(_sample_gauges, bft, app)
+            task_status.started(bft)
+    finally:
+        bft.wal.close()
+
+
+async def _sample_gauges(bft: BftNode, app: ChainApp) -> None:
+    while True:
+        bft.metrics.p2p_peers.set(len(bft.switch.peers()))
+        bft.metrics.mempool_size.set(len(app.mempool))
+        bft.metrics.consensus_validators.set(len(bft.consensus.state.validators))
+        await trio.sleep(1.0)

@@ -9,7 +9,10 @@
 | b"b" + be64(number)                   | body: msgpack [[raw_tx, sender], ...]            |
 | b"r" + be64(number)                   | receipts: msgpack [[receipt, contract or b""]]   |
 | b"t" + tx_hash32                      | be64(number) + be32(index)                       |
-| b"c" + be64(number)                   | the block's BFT commit and metadata (msgpack)     |
+| b"c" + be64(number)                   | msgpack [commit, block metadata] of a BFT block   |
+| b"v" + be64(number)                   | the validator set that decided the block          |
+| b"x" + be64(number)                   | misbehaviour evidenced in the block (msgpack)     |
+| b"m:consensus"                        | consensus state for the next height (msgpack)     |
 | b"m:head"                             | be64(number) of the last committed block         |
 | b"m:genesis"                          | genesis block hash + sha256(genesis document)    |
 | b"m:version"                          | schema version (be32)                            |
@@ -24,6 +27,7 @@ from __future__ import annotations
 SCHEMA_VERSION = 1
 
 HEAD_KEY = b"m:head"
+CONSENSUS_STATE_KEY = b"m:consensus"
 GENESIS_KEY = b"m:genesis"
 VERSION_KEY = b"m:version"
 
@@ -54,6 +58,14 @@ def tx_location_key(tx_hash: bytes) -> bytes:
 
 def commit_key(number: int) -> bytes:
     return b"c" + be64(number)
+
+
+def validators_key(number: int) -> bytes:
+    return b"v" + be64(number)
+
+
+def misbehaviour_key(number: int) -> bytes:
+    return b"x" + be64(number)
 
 
 def encode_tx_location(number: int, index: int) -> bytes:

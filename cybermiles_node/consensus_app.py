@@ -1,0 +1,325 @@
+"""The application side of BFT consensus: blocks for consensus to order, and their records.
+
+`ChainConsensus` is what the consensus driver sees of the chain (its `BlockSource`) and what
+blocksync serves from (its `BlockStore`):
+- `propose_block` builds an Ethereum block from the mempool, with the consensus metadata
+  (proposer, validator-set hashes, last commit, evidence, randomness proof) committed in
+  `extra_data`, and returns its wire bytes;
+- `validate_block` checks a proposed block before this node prevotes for it: the metadata
+  against the validator sets, the last commit's signatures, the evidence, the randomness beacon,
+  the timestamp, then executes it (every root must match its header);
+- `commit_block` persists a decided block together with its commit, the validator set that
+  decided it, the misbehaviour it evidences and the consensus state of the next height, all in
+  the block's one write batch, so a crash never separates a block from its commit.
+
+Validator sets with their proposer priorities are persisted per height; the state for the next
+height is computed by consensus's own transition function, never re-derived here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from consensus.core import HeightState
+from consensus.errors import ConsensusError, InvalidBlock, InvalidSignature, MalformedMessage
+from consensus.evidence import verify_evidence
+from consensus.types import Commit, DuplicateVoteEvidence, Validator, canonical
+from consensus.validators import ValidatorSet
+from consensus.verify import verify_commit
+from cybermiles_node import schema
+from cybermiles_node.app import ChainApp
+from cybermiles_node.blocks import BlockMeta, WireBlock, decode_block, encode_block
+from cybermiles_node.chain import BlockRejected, PendingBlock
+from cybermiles_node.errors import InvariantViolation, TxRejected
+from cybermiles_node.keys import Ed25519Key
+from cybermiles_node.randomness import RandomnessBeacon
+from genesis import Genesis
+
+log = logging.getLogger(__name__)
+
+CONSENSUS_POWER = 10  # SPEC §6: elected validators are equal in BFT
+MAX_EVIDENCE_AGE = 100  # heights
+VALIDATED_CACHE = 8
+
+
+def consensus_chain_id(genesis: Genesis, genesis_hash: bytes) -> str:
+    """The string every consensus signature and the p2p handshake bind to: the chain id and
+    the genesis block, so nothing signed for one chain verifies on another."""
+    return f"cybermiles-{genesis.chain_id}-{genesis_hash[:8].hex()}"
+
+
+def genesis_validators(genesis: Genesis) -> list[Validator]:
+    return [Validator(v.pub_key, CONSENSUS_POWER) for v in genesis.validators]
+
+
+@dataclass(frozen=True)
+class Misbehaviour:
+    """What the application learns of a validator's double vote (staking will slash it)."""
+
+    validator: bytes  # consensus address
+    height: int  # where it double-voted
+    included_at: int  # the block that carries the evidence
+
+
+@dataclass
+class Validated:
+    block: PendingBlock
+    wire: WireBlock
+
+
+class ConsensusRecords:
+    """The consensus records stored beside the blocks (keys from `cybermiles_node.schema`)."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def height_state(self) -> HeightState | None:
+        raw = self.db.get(schema.CONSENSUS_STATE_KEY)
+        return None if raw is None else HeightState.from_wire(_unpack(raw))
+
+    def validators_at(self, height: int) -> ValidatorSet | None:
+        raw = self.db.get(schema.validators_key(height))
+        return None if raw is None else ValidatorSet.from_wire(_unpack(raw))
+
+    def decision_at(self, height: int) -> tuple[Commit, BlockMeta] | None:
+        raw = self.db.get(schema.commit_key(height))
+        if raw is None:
+            return None
+        commit, meta = _unpack(raw)
+        return Commit.from_wire(commit), BlockMeta.from_wire(meta)
+
+    def misbehaviour_at(self, height: int) -> list[Misbehaviour]:
+        raw = self.db.get(schema.misbehaviour_key(height))
+        return [] if raw is None else [Misbehaviour(*m) for m in _unpack(raw)]
+
+    @staticmethod
+    def writes(
+        height: int,
+        commit: Commit,
+        meta: BlockMeta,
+        deciders: ValidatorSet,
+        next_state: HeightState,
+    ) -> dict[bytes, bytes]:
+        writes = {
+            schema.commit_key(height): canonical([commit.to_wire(), meta.to_wire()]),
+            schema.validators_key(height): canonical(deciders.to_wire()),
+            schema.CONSENSUS_STATE_KEY: canonical(next_state.to_wire()),
+        }
+        if meta.evidence:
+            writes[schema.misbehaviour_key(height)] = canonical(
+                [[ev.validator, ev.height, height] for ev in meta.evidence]
+            )
+        return writes
+
+
+class ChainConsensus:
+    """The consensus driver's `BlockSource` and blocksync's `BlockStore` over a `ChainApp`."""
+
+    def __init__(
+        self,
+        app: ChainApp,
+        *,
+        genesis: Genesis,
+        key: Ed25519Key | None,
+        beacon: RandomnessBeacon,
+        wall_clock: Callable[[], float] = time.time,
+        max_clock_drift_s: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.genesis = genesis
+        self.key = key
+        self.beacon = beacon
+        self.wall_clock = wall_clock
+        self.max_clock_drift_s = max_clock_drift_s
+        self.records = ConsensusRecords(app.chain.db)
+        self.chain_id = consensus_chain_id(genesis, bytes(app.chain.genesis_header.hash))
+        self.owners: Mapping[bytes, bytes] = {
+            Validator(v.pub_key, CONSENSUS_POWER).address: v.owner for v in genesis.validators
+        }
+        self.state = self._load_state()
+        self._validated: OrderedDict[bytes, Validated] = OrderedDict()
+
+    def _load_state(self) -> HeightState:
+        stored = self.records.height_state()
+        head = self.app.chain.head_number
+        if stored is None:
+            if head != 0:
+                raise InvariantViolation(
+                    f"the store holds {head} blocks but no consensus state: "
+                    "it was not written by a BFT node"
+                )
+            return HeightState.genesis(genesis_validators(self.genesis))
+        if stored.height != head + 1:
+            raise InvariantViolation(
+                f"consensus state is for height {stored.height} but the head is block {head}"
+            )
+        return stored
+
+    # -- BlockSource -----------------------------------------------------------------------
+    def propose_block(
+        self,
+        height: int,
+        round: int,
+        proposer: bytes,
+        last_commit: Commit | None,
+        evidence: Sequence[DuplicateVoteEvidence],
+    ) -> tuple[bytes, bytes]:
+        head = self.app.head
+        if self.key is None or height != head.block_number + 1:
+            raise InvariantViolation(f"asked to propose block {height} on head {head.block_number}")
+        output, proof = self.beacon.produce(self.key, bytes(head.mix_hash))
+        meta = BlockMeta(
+            proposer=proposer,
+            validators_hash=self.state.validators.hash(),
+            next_validators_hash=self.state.next_validators.hash(),
+            last_commit=last_commit,
+            evidence=tuple(evidence),
+            randomness_proof=proof,
+        )
+        pending = self.app.build_block(
+            coinbase=self._owner(proposer),
+            timestamp=max(int(self.wall_clock()), head.timestamp),
+            mix_hash=output,
+            extra_data=meta.commitment(),
+        )
+        for tx, reason in pending.skipped:
+            log.info("transaction 0x%s left out of block %d: %s", tx.hash.hex(), height, reason)
+        raws = tuple(tx.raw for tx in pending.result.transactions)
+        wire = WireBlock(pending.header, raws, meta)
+        self._remember(Validated(pending, wire))
+        return wire.hash, encode_block(wire)
+
+    def validate_block(self, height: int, block_hash: bytes, data: bytes) -> bool:
+        try:
+            self._validate(height, block_hash, data, live=True)
+        except (ConsensusError, BlockRejected, TxRejected) as exc:
+            log.warning("block %d 0x%s rejected: %s", height, block_hash.hex()[:16], exc)
+            return False
+        return True
+
+    def commit_block(
+        self, height: int, block_hash: bytes, data: bytes, commit: Commit
+    ) -> Sequence[Validator]:
+        try:
+            validated = self._validate(height, block_hash, data, live=False)
+        except (BlockRejected, TxRejected) as exc:
+            raise InvalidBlock(f"decided block {height} does not execute: {exc}") from None
+        updates: list[Validator] = []  # staking decides validator changes; none yet
+        next_state = self.state.next(commit, updates)
+        meta = validated.wire.meta
+        writes = ConsensusRecords.writes(height, commit, meta, self.state.validators, next_state)
+        self.app.commit(validated.block, writes)
+        for ev in meta.evidence:
+            log.warning(
+                "misbehaviour: validator %s double-voted at height %d (evidence in block %d)",
+                ev.validator.hex(), ev.height, height,
+            )
+        self.state = next_state
+        self._validated.clear()
+        return updates
+
+    # -- BlockStore ------------------------------------------------------------------------
+    def committed_height(self) -> int:
+        return self.app.chain.head_number
+
+    def decided_block(self, height: int) -> tuple[bytes, bytes, Commit] | None:
+        header = self.app.chain.header_by_number(height)
+        decision = self.records.decision_at(height)
+        if header is None or decision is None:
+            return None
+        commit, meta = decision
+        raws = tuple(tx.raw for tx in self.app.chain.transactions(height))
+        return bytes(header.hash), encode_block(WireBlock(header, raws, meta)), commit
+
+    # -- validation ------------------------------------------------------------------------
+    def _validate(self, height: int, block_hash: bytes, data: bytes, *, live: bool) -> Validated:
+        cached = self._validated.get(block_hash)
+        if cached is not None:
+            return cached
+        wire = decode_block(data)
+        head = self.app.head
+        if wire.hash != block_hash:
+            raise InvalidBlock("block bytes do not hash to the proposed block")
+        if wire.number != height or height != head.block_number + 1:
+            raise InvalidBlock(f"block {wire.number} is not the next block after {head.block_number}")
+        self._check_meta(wire, live=live)
+        block = self.app.validate_block(wire.header, wire.raw_txs)
+        validated = Validated(block, wire)
+        self._remember(validated)
+        return validated
+
+    def _check_meta(self, wire: WireBlock, *, live: bool) -> None:
+        header, meta, head = wire.header, wire.meta, self.app.head
+        if header.extra_data != meta.commitment():
+            raise InvalidBlock("extra_data does not commit to the block's metadata")
+        if meta.validators_hash != self.state.validators.hash():
+            raise InvalidBlock("validators hash is not the current validator set's")
+        if meta.next_validators_hash != self.state.next_validators.hash():
+            raise InvalidBlock("next validators hash is not the next validator set's")
+        member = self.state.validators.get(meta.proposer)
+        if member is None:
+            raise InvalidBlock("the block's proposer is not a validator")
+        if header.coinbase != self._owner(meta.proposer):
+            raise InvalidBlock("coinbase is not the proposer's fee address")
+        if header.timestamp < head.timestamp:
+            raise InvalidBlock("timestamp is before the parent's")
+        if live and header.timestamp > self.wall_clock() + self.max_clock_drift_s:
+            raise InvalidBlock("timestamp is too far in the future")
+        if not self.beacon.verify(
+            member[1].pub_key, bytes(head.mix_hash), bytes(header.mix_hash), meta.randomness_proof
+        ):
+            raise InvalidBlock("randomness beacon does not verify")
+        self._check_last_commit(wire.number, meta.last_commit)
+        self._check_evidence(wire.number, meta.evidence)
+
+    def _check_last_commit(self, height: int, last_commit: Commit | None) -> None:
+        if height == 1:
+            if last_commit is not None:
+                raise InvalidBlock("block 1 carries a last commit")
+            return
+        if last_commit is None:
+            raise InvalidBlock("block carries no commit of its parent")
+        if last_commit.height != height - 1 or last_commit.block_id.hash != self.app.head.hash:
+            raise InvalidBlock("last commit is not for the parent block")
+        deciders = self.records.validators_at(height - 1)
+        if deciders is None:
+            raise InvariantViolation(f"no validator set stored for block {height - 1}")
+        verify_commit(self.chain_id, deciders, last_commit)
+
+    def _check_evidence(self, height: int, evidence: Sequence[DuplicateVoteEvidence]) -> None:
+        seen: set[bytes] = set()
+        for ev in evidence:
+            key = ev.hash()
+            if key in seen:
+                raise InvalidBlock("evidence repeated in the block")
+            seen.add(key)
+            if not height - MAX_EVIDENCE_AGE <= ev.height < height:
+                raise InvalidBlock(f"evidence of height {ev.height} is out of range")
+            deciders = self.records.validators_at(ev.height)
+            member = None if deciders is None else deciders.get(ev.validator)
+            if member is None:
+                raise InvalidBlock("evidence names no validator of its height")
+            try:
+                verify_evidence(self.chain_id, ev, member[1].pub_key)
+            except (MalformedMessage, InvalidSignature) as exc:
+                raise InvalidBlock(f"invalid evidence: {exc}") from None
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _owner(self, proposer: bytes) -> bytes:
+        return self.owners.get(proposer, proposer)
+
+    def _remember(self, validated: Validated) -> None:
+        self._validated[validated.wire.hash] = validated
+        while len(self._validated) > VALIDATED_CACHE:
+            self._validated.popitem(last=False)
+
+
+def _unpack(raw: bytes) -> Any:
+    return msgpack.unpackb(raw, raw=False)
