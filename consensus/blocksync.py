@@ -77,8 +77,12 @@ class SyncProgress:
 class BlocksyncReactor:
     name = "blocksync"
     channels = (
-        ChannelDescriptor(BLOCKSYNC, priority=PRIORITY_BLOCKSYNC, send_queue_capacity=64,
-                          max_message_bytes=MAX_BLOCK_MESSAGE_BYTES),
+        ChannelDescriptor(
+            BLOCKSYNC,
+            priority=PRIORITY_BLOCKSYNC,
+            send_queue_capacity=64,
+            max_message_bytes=MAX_BLOCK_MESSAGE_BYTES,
+        ),
     )
 
     def __init__(
@@ -173,7 +177,8 @@ class BlocksyncReactor:
 
     def _request(self, height: int, now: float, avoid: str | None) -> None:
         holders = [
-            p for node_id, p in sorted(self._peers.items())
+            p
+            for node_id, p in sorted(self._peers.items())
             if self._state(p).height >= height and node_id != avoid
         ] or [p for _, p in sorted(self._peers.items()) if self._state(p).height >= height]
         if not holders:

@@ -33,9 +33,9 @@ from p2p import (
     CONSENSUS_STATE,
     CONSENSUS_VOTE,
     EVIDENCE,
+    PRIORITY_CONSENSUS,
     ChannelDescriptor,
     Peer,
-    PRIORITY_CONSENSUS,
     PeerMisbehaved,
 )
 
@@ -87,14 +87,27 @@ def channel_of(message: Any) -> int:
 class ConsensusReactor:
     name = "consensus"
     channels = (
-        ChannelDescriptor(CONSENSUS_STATE, priority=PRIORITY_CONSENSUS, send_queue_capacity=100,
-                          max_message_bytes=1024),
-        ChannelDescriptor(CONSENSUS_DATA, priority=PRIORITY_CONSENSUS, send_queue_capacity=200,
-                          max_message_bytes=2**20),
-        ChannelDescriptor(CONSENSUS_VOTE, priority=PRIORITY_CONSENSUS, send_queue_capacity=2000,
-                          max_message_bytes=4096),
-        ChannelDescriptor(EVIDENCE, priority=PRIORITY_CONSENSUS, send_queue_capacity=100,
-                          max_message_bytes=8192),
+        ChannelDescriptor(
+            CONSENSUS_STATE,
+            priority=PRIORITY_CONSENSUS,
+            send_queue_capacity=100,
+            max_message_bytes=1024,
+        ),
+        ChannelDescriptor(
+            CONSENSUS_DATA,
+            priority=PRIORITY_CONSENSUS,
+            send_queue_capacity=200,
+            max_message_bytes=2**20,
+        ),
+        ChannelDescriptor(
+            CONSENSUS_VOTE,
+            priority=PRIORITY_CONSENSUS,
+            send_queue_capacity=2000,
+            max_message_bytes=4096,
+        ),
+        ChannelDescriptor(
+            EVIDENCE, priority=PRIORITY_CONSENSUS, send_queue_capacity=100, max_message_bytes=8192
+        ),
     )
 
     def __init__(self, host: ConsensusHost, *, punish: Punish | None = None) -> None:
@@ -177,7 +190,9 @@ class ConsensusReactor:
     def punish_bad_input(self, origin: Any, error: ConsensusError) -> None:
         if origin is None or self.punish is None:
             return
-        penalty = BAD_SIGNATURE_PENALTY if isinstance(error, InvalidSignature) else MALFORMED_PENALTY
+        penalty = (
+            BAD_SIGNATURE_PENALTY if isinstance(error, InvalidSignature) else MALFORMED_PENALTY
+        )
         self.punish(origin, f"invalid consensus message: {error}", penalty)
 
     # -- helpers ---------------------------------------------------------------------------

@@ -219,7 +219,9 @@ class ChainConsensus:
         for ev in meta.evidence:
             log.warning(
                 "misbehaviour: validator %s double-voted at height %d (evidence in block %d)",
-                ev.validator.hex(), ev.height, height,
+                ev.validator.hex(),
+                ev.height,
+                height,
             )
         self.state = next_state
         self._validated.clear()
@@ -248,7 +250,9 @@ class ChainConsensus:
         if wire.hash != block_hash:
             raise InvalidBlock("block bytes do not hash to the proposed block")
         if wire.number != height or height != head.block_number + 1:
-            raise InvalidBlock(f"block {wire.number} is not the next block after {head.block_number}")
+            raise InvalidBlock(
+                f"block {wire.number} is not the next block after {head.block_number}"
+            )
         self._check_meta(wire, live=live)
         block = self.app.validate_block(wire.header, wire.raw_txs)
         validated = Validated(block, wire)

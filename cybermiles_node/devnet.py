@@ -35,7 +35,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -374,13 +374,18 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def spawn_logged(
-    command: Sequence[str], log_file: Path, header: str, *, cwd: Path | None = None
+    command: Sequence[str],
+    log_file: Path,
+    header: str,
+    *,
+    cwd: Path | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `command` with stdout and stderr appended to `log_file` after a `===== header`
     line, unbuffered (the log shows output as it happens), in its own process group: a Ctrl-C
     in the terminal reaches only the supervisor, which then stops the nodes in order instead
     of seeing them all "die on their own"."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(extra_env or {}))
     with log_file.open("ab") as log:
         log.write(f"\n===== {header}: {' '.join(command)}\n".encode())
         log.flush()

@@ -26,11 +26,11 @@ from consensus.wal import FileWal
 from cybermiles_node.app import AppConfig, ChainApp
 from cybermiles_node.chain import Chain, PendingBlock
 from cybermiles_node.config import HomeLayout, NodeConfig
-from cybermiles_node.errors import InvariantViolation
-from cybermiles_node.mempool import MempoolConfig
 from cybermiles_node.consensus_app import ChainConsensus
+from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.failpoints import with_failpoints
 from cybermiles_node.keys import read_key
+from cybermiles_node.mempool import MempoolConfig
 from cybermiles_node.metrics import MetricsApp, NodeMetrics
 from cybermiles_node.producer import DevnetProducer
 from cybermiles_node.randomness import HashChainBeacon
@@ -40,10 +40,10 @@ from evm.transactions import SignedTx
 from genesis import Genesis, dev_accounts, load_genesis
 from p2p import MempoolReactor, Switch
 from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
-from rpc.server import serve_asgi
-from rpc.tendermint import TendermintApp
 from rpc.dev_accounts import DevAccountsApi
 from rpc.eth import EthApi, client_version
+from rpc.server import serve_asgi
+from rpc.tendermint import TendermintApp
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,7 @@ def assemble_bft(
         validator_key=validator_key,
         moniker=config.moniker,
         net_info=switch.net_info,
+        round_state=lambda: host.driver.state,
         listen_addr=lambda: switch.listen_addr,
         catching_up=lambda: blocksync.catching_up,
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from eth.abc import BlockHeaderAPI
 
+from consensus.core import ConsensusState, proposer_of
 from consensus.types import BlockID, Commit, Validator
 from consensus.validators import ValidatorSet
 from cybermiles_node.blocks import BlockMeta
@@ -35,6 +36,7 @@ class NodeStatus:
         validator_key: Ed25519Key,
         moniker: str,
         net_info: Callable[[], dict[str, Any]],
+        round_state: Callable[[], ConsensusState],
         listen_addr: Callable[[], str],
         catching_up: Callable[[], bool],
     ) -> None:
@@ -44,6 +46,7 @@ class NodeStatus:
         self.validator_key = validator_key
         self.moniker = moniker
         self._net_info = net_info
+        self._round_state = round_state
         self._listen_addr = listen_addr
         self._catching_up = catching_up
 
@@ -84,7 +87,9 @@ class NodeStatus:
             vset = self.consensus.records.validators_at(height)
         if vset is None or height > head + 1:
             raise LookupError(_too_high(height, head + 1))
-        validators = [_validator_json(v, p) for v, p in zip(vset.validators, vset.priorities, strict=True)]
+        validators = [
+            _validator_json(v, p) for v, p in zip(vset.validators, vset.priorities, strict=True)
+        ]
         return {
             "block_height": str(height),
             "validators": validators,
@@ -97,25 +102,48 @@ class NodeStatus:
 
     def block(self, height: int | None) -> dict[str, Any]:
         header, commit, meta = self._decided(height)
-        txs = [base64.b64encode(tx.raw).decode() for tx in self.chain.transactions(
-            header.block_number)]
+        txs = [
+            base64.b64encode(tx.raw).decode() for tx in self.chain.transactions(header.block_number)
+        ]
         return {
             "block_id": _block_id_json(commit.block_id),
             "block": {
                 "header": self._header_json(header, meta),
                 "data": {"txs": txs},
                 "evidence": {"evidence": [_evidence_json(ev) for ev in meta.evidence]},
-                "last_commit": None if meta.last_commit is None else _commit_json(
-                    meta.last_commit),
+                "last_commit": None if meta.last_commit is None else _commit_json(meta.last_commit),
             },
         }
 
     def commit(self, height: int | None) -> dict[str, Any]:
         header, commit, meta = self._decided(height)
         return {
-            "signed_header": {"header": self._header_json(header, meta),
-                              "commit": _commit_json(commit)},
+            "signed_header": {
+                "header": self._header_json(header, meta),
+                "commit": _commit_json(commit),
+            },
             "canonical": True,
+        }
+
+    def consensus_state(self) -> dict[str, Any]:
+        """Where consensus is, and the voting power seen in its current round (a subset of
+        Tendermint's /consensus_state: enough to tell a live round from a stuck one)."""
+        state = self._round_state()
+        prevotes = state.votes.prevotes(state.round)
+        precommits = state.votes.precommits(state.round)
+        return {
+            "round_state": {
+                "height/round/step": f"{state.height}/{state.round}/{int(state.step)}",
+                "height": str(state.height),
+                "round": state.round,
+                "step": state.step.name,
+                "proposer": proposer_of(state, state.round).hex().upper(),
+                "locked_round": state.locked_round,
+                "valid_round": state.valid_round,
+                "total_power": str(state.validators.total_power),
+                "prevotes_power": str(prevotes.power),
+                "precommits_power": str(precommits.power),
+            }
         }
 
     # -- helpers ---------------------------------------------------------------------------
@@ -140,8 +168,9 @@ class NodeStatus:
             "proposer_address": meta.proposer.hex().upper(),
             "validators_hash": meta.validators_hash.hex().upper(),
             "next_validators_hash": meta.next_validators_hash.hex().upper(),
-            "last_commit_hash": "" if meta.last_commit is None else meta.last_commit.hash().hex(
-                ).upper(),
+            "last_commit_hash": ""
+            if meta.last_commit is None
+            else meta.last_commit.hash().hex().upper(),
             "app_hash": _hex(header.state_root),
             "data_hash": _hex(header.transaction_root),
             "evidence_count": str(len(meta.evidence)),

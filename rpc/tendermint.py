@@ -9,6 +9,7 @@ Routes (GET only; any other method gets 405):
 /net_info                     listeners and peers
 /block?height=H               block H with its block id (latest when absent)
 /commit?height=H              the signed header of block H and its commit
+/consensus_state              the height, round and step consensus is at, with vote power
 /                             the list of routes
 ```
 Every answer is Tendermint-shaped JSON with HTTP 200, errors included, as Tendermint's own
@@ -60,6 +61,7 @@ _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 ROUTES: Final = (
     "/block?height=_",
     "/commit?height=_",
+    "/consensus_state",
     "/health",
     "/net_info",
     "/status",
@@ -101,6 +103,10 @@ class StatusSource(Protocol):
 
     def commit(self, height: int | None) -> dict[str, Any]:
         """{"signed_header": {"header", "commit"}, "canonical": true}; LookupError(message)."""
+        ...
+
+    def consensus_state(self) -> dict[str, Any]:
+        """{"round_state": {"height/round/step", "proposer", "prevotes", "precommits", ...}}"""
         ...
 
 
@@ -152,6 +158,7 @@ class TendermintApp(GetApp):
             "/net_info": lambda query: self.source.net_info(),
             "/block": lambda query: self._at_height(self.source.block, query, 0),
             "/commit": lambda query: self._at_height(self.source.commit, query, 0),
+            "/consensus_state": lambda query: self.source.consensus_state(),
         }
 
     def get(self, path: str, query: str) -> HttpResponse:

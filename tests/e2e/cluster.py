@@ -324,13 +324,25 @@ class Cluster:
     def node_command(self, i: int) -> list[str]:
         return [str(cybermiles_executable()), "node", "start", "--home", str(self.nodes[i].home)]
 
-    def restart(self, i: int, timeout: float = NODE_START_TIMEOUT_S) -> None:
-        """Start node i again (`cybermiles node start --home …`) and wait for its /health."""
+    def restart(
+        self,
+        i: int,
+        timeout: float = NODE_START_TIMEOUT_S,
+        *,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> subprocess.Popen[bytes]:
+        """Start node i again (`cybermiles node start --home …`) with `env` added to its
+        environment, and (unless `wait` is False) wait for its /health."""
         node = self.nodes[i]
         assert not self.alive(i), f"{node.name} is still running (pid {self.pids[i]})"
-        proc = spawn_logged(self.node_command(i), node.log_path, "cluster restart", cwd=REPO_ROOT)
+        proc = spawn_logged(
+            self.node_command(i), node.log_path, "cluster restart", cwd=REPO_ROOT, extra_env=env
+        )
         self._restarted[i] = proc
         self.pids[i] = proc.pid
+        if not wait:
+            return proc
 
         def healthy() -> bool:
             if proc.poll() is not None:
@@ -341,6 +353,7 @@ class Cluster:
             return self.health(i)
 
         wait_for(healthy, timeout=timeout, what=f"{node.name} /health after restart", interval=0.2)
+        return proc
 
     def _stop_restarted(self, i: int) -> None:
         proc = self._restarted.pop(i)

@@ -1,14 +1,11 @@
 """A four-validator devnet comes up: processes, devnet.json, /health, /status and /metrics.
 
-The smoke test asks nothing of consensus. The behaviour tests below it (blocks agreed by every
-node, a killed validator, a restarted one catching up) wait for the BFT engine to commit blocks in
-`node start` and are skipped until then.
+The smoke test asks nothing of consensus; `test_bft.py` has the behaviour under faults.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Callable
 
 import pytest
@@ -29,7 +26,6 @@ MANIFEST_NODE_KEYS = {
     "metrics_url",
     "validator_address",
 }
-BFT_PENDING = "the lead enables this once `node start` commits BFT blocks"
 
 
 def test_four_validators_start_and_answer(cluster_factory: Callable[..., Cluster]) -> None:
@@ -54,30 +50,3 @@ def test_four_validators_start_and_answer(cluster_factory: Callable[..., Cluster
 
     assert cluster.stop() == 0, cluster.log_tail()
     assert not any(pid_alive(node.pid) for node in cluster.nodes)
-
-
-@pytest.mark.skip(reason=BFT_PENDING)
-def test_every_node_commits_the_same_blocks(cluster_factory: Callable[..., Cluster]) -> None:
-    cluster = cluster_factory(validators=4)
-    for i in range(4):
-        cluster.wait_height(i, 3, timeout=60)
-    hashes = {cluster.web3(i).eth.get_block(3)["hash"] for i in range(4)}
-    assert len(hashes) == 1
-
-
-@pytest.mark.skip(reason=BFT_PENDING)
-def test_three_of_four_keep_going_and_a_restarted_node_catches_up(
-    cluster_factory: Callable[..., Cluster],
-) -> None:
-    cluster = cluster_factory(validators=4)
-    cluster.wait_height(0, 2, timeout=60)
-    cluster.kill(3, signal.SIGKILL)
-    target = cluster.height(0) + 3
-    for i in range(3):  # 3 of 4 equal-power validators hold more than 2/3
-        cluster.wait_height(i, target, timeout=60)
-    cluster.restart(3)
-    cluster.wait_height(3, target, timeout=60)
-    assert (
-        cluster.web3(3).eth.get_block(target)["hash"]
-        == cluster.web3(0).eth.get_block(target)["hash"]
-    )
