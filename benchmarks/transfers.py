@@ -249,6 +249,7 @@ class Poller(threading.Thread):
         self.expected = len(hash_batch)  # lowered by the sender for rejected transactions
         self.lock = threading.Lock()
         self.batch_commit: dict[int, float] = {}  # batch -> time its latest tx was seen committed
+        self.tx_commit: dict[str, float] = {}  # tx hash -> time it was seen committed
         self.committed = 0
         self.block_sizes: list[int] = []
         self.last_commit = 0.0
@@ -290,6 +291,7 @@ class Poller(threading.Thread):
                         if batch is not None:
                             ours += 1
                             self.batch_commit[batch] = now
+                            self.tx_commit[tx_hash.lower()] = now
                     if ours:
                         self.block_sizes.append(len(block["transactions"]))
                         self.committed += ours

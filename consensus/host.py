@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import trio
 
-from consensus.core import TimeoutInfo
+from consensus.core import Step, TimeoutInfo
 from consensus.driver import Broadcast, Committed, ConsensusDriver, ScheduleTimeout
 from consensus.errors import ConsensusError
 
@@ -58,6 +58,8 @@ class ConsensusHost:
         self.on_step: list[Callable[[], None]] = []
         self._send, self._receive = trio.open_memory_channel[Input](inbox_size)
         self._nursery: trio.Nursery | None = None
+        self.work_waiting: Callable[[], bool] = lambda: False
+        self._commit_wait: TimeoutInfo | None = None
 
     def submit(self, message: Any, origin: Any = None) -> bool:
         """Queue an input for the consensus task; False when the inbox is full (dropped)."""
@@ -88,6 +90,27 @@ class ConsensusHost:
                 listener(item.origin, exc)
             return
         self._apply(effects)
+        self.poke()
+
+    def poke(self) -> None:
+        """End the wait after a commit early when nothing is left to wait for.
+
+        `timeout_commit` exists to gather the precommits of slower validators into the next
+        block's last commit. When every validator's precommit is already in and transactions
+        are waiting, waiting longer only adds latency, so the next height starts now (CometBFT's
+        skip_timeout_commit, limited to when it helps). An idle chain still makes one block per
+        `timeout_commit`. Only liveness timing changes; safety never depends on timeouts."""
+        wait = self._commit_wait
+        if wait is None:
+            return
+        state = self.driver.state
+        if state.height != wait.height or state.step != Step.NEW_HEIGHT:
+            self._commit_wait = None
+            return
+        last = state.last_precommits
+        if last is not None and last.has_all() and self.work_waiting():
+            self._commit_wait = None
+            self.submit(wait)
 
     def _apply(self, effects: Sequence[Any]) -> None:
         for effect in effects:
@@ -97,6 +120,8 @@ class ConsensusHost:
             elif isinstance(effect, ScheduleTimeout):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._fire, effect.timeout)
+                if effect.timeout.step == Step.NEW_HEIGHT:
+                    self._commit_wait = effect.timeout
             elif isinstance(effect, Committed):
                 for listener in self.on_commit:
                     try:

@@ -174,6 +174,7 @@ class ChainConsensus:
         head = self.app.head
         if self.key is None or height != head.block_number + 1:
             raise InvariantViolation(f"asked to propose block {height} on head {head.block_number}")
+        started = time.perf_counter()
         output, proof = self.beacon.produce(self.key, bytes(head.mix_hash))
         meta = BlockMeta(
             proposer=proposer,
@@ -194,19 +195,33 @@ class ChainConsensus:
         raws = tuple(tx.raw for tx in pending.result.transactions)
         wire = WireBlock(pending.header, raws, meta)
         self._remember(Validated(pending, wire))
+        log.info(
+            "proposing block height=%d round=%d txs=%d build_ms=%.0f",
+            height,
+            round,
+            len(raws),
+            (time.perf_counter() - started) * 1000,
+        )
         return wire.hash, encode_block(wire)
 
     def validate_block(self, height: int, block_hash: bytes, data: bytes) -> bool:
+        started = time.perf_counter()
         try:
             self._validate(height, block_hash, data, live=True)
         except (ConsensusError, BlockRejected, TxRejected) as exc:
             log.warning("block %d 0x%s rejected: %s", height, block_hash.hex()[:16], exc)
             return False
+        log.info(
+            "validated block height=%d validate_ms=%.0f",
+            height,
+            (time.perf_counter() - started) * 1000,
+        )
         return True
 
     def commit_block(
         self, height: int, block_hash: bytes, data: bytes, commit: Commit
     ) -> Sequence[Validator]:
+        started = time.perf_counter()
         try:
             validated = self._validate(height, block_hash, data, live=False)
         except (BlockRejected, TxRejected) as exc:
@@ -225,6 +240,14 @@ class ChainConsensus:
             )
         self.state = next_state
         self._validated.clear()
+        log.info(
+            "committed block height=%d round=%d txs=%d hash=0x%s commit_ms=%.0f",
+            height,
+            commit.round,
+            len(validated.wire.raw_txs),
+            block_hash.hex()[:16],
+            (time.perf_counter() - started) * 1000,
+        )
         return updates
 
     # -- BlockStore ------------------------------------------------------------------------

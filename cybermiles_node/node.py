@@ -205,6 +205,8 @@ def assemble_bft(
         skip_timeout_commit=config.consensus.skip_timeout_commit,
     )
     host = ConsensusHost(driver)
+    host.work_waiting = lambda: app.pending_count > 0
+    app.on_pending.append(lambda _txs: host.poke())
     consensus_reactor = ConsensusReactor(host)
     blocksync = BlocksyncReactor(host, consensus)
     reactors: list[Any] = [consensus_reactor, blocksync, MempoolReactor(app)]
