@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/transfers.py
+	$(BIN)/python benchmarks/bft_cluster.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
