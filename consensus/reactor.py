@@ -195,6 +195,9 @@ class ConsensusReactor:
         )
         self.punish(origin, f"invalid consensus message: {error}", penalty)
 
+    def peers(self) -> list[Peer]:
+        return self._sorted_peers()
+
     # -- helpers ---------------------------------------------------------------------------
     def _current_step(self) -> RoundStep:
         status = self.host.driver.status

@@ -29,7 +29,7 @@ import msgpack
 
 from consensus.core import HeightState
 from consensus.errors import ConsensusError, InvalidBlock, InvalidSignature, MalformedMessage
-from consensus.evidence import verify_evidence
+from consensus.evidence import EvidencePool, verify_evidence
 from consensus.types import Commit, DuplicateVoteEvidence, Validator, canonical
 from consensus.validators import ValidatorSet
 from consensus.verify import verify_commit
@@ -116,7 +116,12 @@ class ConsensusRecords:
             writes[schema.misbehaviour_key(height)] = canonical(
                 [[ev.validator, ev.height, height] for ev in meta.evidence]
             )
+        for ev in meta.evidence:
+            writes[schema.evidence_key(ev.hash())] = schema.be64(height)
         return writes
+
+    def evidence_included(self, ev: DuplicateVoteEvidence) -> bool:
+        return self.db.get(schema.evidence_key(ev.hash())) is not None
 
 
 class ChainConsensus:
@@ -145,6 +150,7 @@ class ChainConsensus:
         }
         self.state = self._load_state()
         self._validated: OrderedDict[bytes, Validated] = OrderedDict()
+        self.evidence_pool: EvidencePool | None = None  # told what blocks include
 
     def _load_state(self) -> HeightState:
         stored = self.records.height_state()
@@ -181,7 +187,8 @@ class ChainConsensus:
             validators_hash=self.state.validators.hash(),
             next_validators_hash=self.state.next_validators.hash(),
             last_commit=last_commit,
-            evidence=tuple(evidence),
+            # After a restart, gossip may bring back evidence an earlier block already holds.
+            evidence=tuple(ev for ev in evidence if not self.records.evidence_included(ev)),
             randomness_proof=proof,
         )
         pending = self.app.build_block(
@@ -231,6 +238,8 @@ class ChainConsensus:
         meta = validated.wire.meta
         writes = ConsensusRecords.writes(height, commit, meta, self.state.validators, next_state)
         self.app.commit(validated.block, writes)
+        if self.evidence_pool is not None:
+            self.evidence_pool.mark_committed(meta.evidence, height)
         for ev in meta.evidence:
             log.warning(
                 "misbehaviour: validator %s double-voted at height %d (evidence in block %d)",
@@ -324,8 +333,8 @@ class ChainConsensus:
         seen: set[bytes] = set()
         for ev in evidence:
             key = ev.hash()
-            if key in seen:
-                raise InvalidBlock("evidence repeated in the block")
+            if key in seen or self.records.evidence_included(ev):
+                raise InvalidBlock("evidence repeated in the block or already included")
             seen.add(key)
             if not height - MAX_EVIDENCE_AGE <= ev.height < height:
                 raise InvalidBlock(f"evidence of height {ev.height} is out of range")

@@ -1,18 +1,32 @@
 """Crash points for fault-injection tests, switched on by an environment variable.
 
-`CYBERMILES_FAILPOINT=crash-after-sign:<height>` makes the node exit abruptly (as kill -9 would:
-no cleanup, no flush) right after its private validator has durably signed its first vote at
-`height` or above, and before the vote reaches the WAL or any peer. The end-to-end test of
-double-sign protection uses it; a node without the variable never checks anything else.
+- `CYBERMILES_FAILPOINT=crash-after-sign:<height>` makes the node exit abruptly (as kill -9
+  would: no cleanup, no flush) right after its private validator has durably signed its first
+  vote at `height` or above, and before the vote reaches the WAL or any peer (the e2e test of
+  double-sign protection).
+- `CYBERMILES_FAILPOINT=equivocate:<height>` turns the validator byzantine: with every prevote
+  it sends at `height` or above it also sends a conflicting prevote, signed with its key behind
+  the private validator's back (the e2e test of evidence detection and inclusion).
+
+A node without the variable never checks anything else.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
+from typing import Any
 
+from eth_hash.auto import keccak
+
+from consensus.host import Gossip
+from consensus.messages import encode_message
 from consensus.privval import PrivValidator
-from consensus.types import Proposal, Vote
+from consensus.reactor import ConsensusReactor
+from consensus.types import BlockID, Proposal, Vote, VoteType, validator_address
+from cybermiles_node.keys import Ed25519Key
+from p2p import CONSENSUS_VOTE
 
 ENV = "CYBERMILES_FAILPOINT"
 
@@ -38,8 +52,46 @@ class CrashAfterSign:
         return self.inner.sign_proposal(chain_id, proposal)
 
 
-def with_failpoints(signer: PrivValidator) -> PrivValidator:
+class EquivocatingGossip:
+    """Wraps the consensus gossip: each own prevote goes out with a conflicting twin."""
+
+    def __init__(
+        self, inner: ConsensusReactor, key: Ed25519Key, chain_id: str, height: int
+    ) -> None:
+        self.inner = inner
+        self.key = key
+        self.chain_id = chain_id
+        self.height = height
+        self.address = validator_address(key.public_key)
+
+    def broadcast(self, message: Any) -> None:
+        self.inner.broadcast(message)
+        if (
+            isinstance(message, Vote)
+            and message.validator == self.address
+            and message.type == VoteType.PREVOTE
+            and message.height >= self.height
+        ):
+            fake = BlockID(keccak(message.sign_bytes(self.chain_id)), 1, b"\x00" * 32)
+            twin = replace(message, block_id=fake, signature=b"")
+            twin = replace(twin, signature=self.key.sign(twin.sign_bytes(self.chain_id)))
+            # Straight to every peer: the reactor would not send a second vote of the same
+            # (height, round, type, validator) to a peer that has one.
+            for peer in self.inner.peers():
+                peer.send(CONSENSUS_VOTE, encode_message(twin))
+
+
+def _failpoint(name: str) -> int | None:
     spec = os.environ.get(ENV, "")
-    if spec.startswith("crash-after-sign:"):
-        return CrashAfterSign(signer, int(spec.split(":", 1)[1]))
-    return signer
+    prefix = name + ":"
+    return int(spec[len(prefix) :]) if spec.startswith(prefix) else None
+
+
+def with_failpoints(signer: PrivValidator) -> PrivValidator:
+    height = _failpoint("crash-after-sign")
+    return signer if height is None else CrashAfterSign(signer, height)
+
+
+def gossip_with_failpoints(gossip: ConsensusReactor, key: Ed25519Key, chain_id: str) -> Gossip:
+    height = _failpoint("equivocate")
+    return gossip if height is None else EquivocatingGossip(gossip, key, chain_id, height)

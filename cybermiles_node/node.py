@@ -28,7 +28,7 @@ from cybermiles_node.chain import Chain, PendingBlock
 from cybermiles_node.config import HomeLayout, NodeConfig
 from cybermiles_node.consensus_app import ChainConsensus
 from cybermiles_node.errors import InvariantViolation
-from cybermiles_node.failpoints import with_failpoints
+from cybermiles_node.failpoints import gossip_with_failpoints, with_failpoints
 from cybermiles_node.keys import read_key
 from cybermiles_node.mempool import MempoolConfig
 from cybermiles_node.metrics import MetricsApp, NodeMetrics
@@ -194,6 +194,7 @@ def assemble_bft(
     )
     signer = with_failpoints(FilePrivValidator(validator_key, layout.validator_state_file))
     wal = FileWal(layout.wal_file)
+    evidence = consensus.evidence_pool = EvidencePool()
     driver = ConsensusDriver(
         chain_id=consensus.chain_id,
         state=consensus.state,
@@ -201,13 +202,14 @@ def assemble_bft(
         wal=wal,
         signer=signer,
         timeouts=genesis.timeouts,
-        evidence=EvidencePool(),
+        evidence=evidence,
         skip_timeout_commit=config.consensus.skip_timeout_commit,
     )
     host = ConsensusHost(driver)
     host.work_waiting = lambda: app.pending_count > 0
     app.on_pending.append(lambda _txs: host.poke())
     consensus_reactor = ConsensusReactor(host)
+    host.gossip = gossip_with_failpoints(consensus_reactor, validator_key, consensus.chain_id)
     blocksync = BlocksyncReactor(host, consensus)
     reactors: list[Any] = [consensus_reactor, blocksync, MempoolReactor(app)]
     switch = Switch(

@@ -12,6 +12,7 @@
 | b"c" + be64(number)                   | msgpack [commit, block metadata] of a BFT block   |
 | b"v" + be64(number)                   | the validator set that decided the block          |
 | b"x" + be64(number)                   | misbehaviour evidenced in the block (msgpack)     |
+| b"e" + evidence_hash32                | be64(number) of the block that included it        |
 | b"m:consensus"                        | consensus state for the next height (msgpack)     |
 | b"m:head"                             | be64(number) of the last committed block         |
 | b"m:genesis"                          | genesis block hash + sha256(genesis document)    |
@@ -66,6 +67,10 @@ def validators_key(number: int) -> bytes:
 
 def misbehaviour_key(number: int) -> bytes:
     return b"x" + be64(number)
+
+
+def evidence_key(evidence_hash: bytes) -> bytes:
+    return b"e" + evidence_hash
 
 
 def encode_tx_location(number: int, index: int) -> bytes:

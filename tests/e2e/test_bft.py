@@ -179,3 +179,37 @@ def test_validator_killed_between_signing_and_broadcasting_never_double_signs(
     # Evidence of a double vote would be gossiped and included within a few blocks.
     final = cluster.wait_height(0, rejoined + 3, timeout=COMMIT_TIMEOUT_S)
     assert evidence_in_blocks(cluster, 0, range(2, final + 1)) == []
+
+
+def test_equivocating_validator_is_caught_and_the_evidence_is_committed(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_factory(validators=4)
+    cluster.wait_height(0, 2, timeout=COMMIT_TIMEOUT_S)
+    cluster.kill(3, signal.SIGKILL)
+    from_height = cluster.height(0) + 2
+    cluster.restart(3, env={FAILPOINT_ENV: f"equivocate:{from_height}"})
+    address = cluster.nodes[3].validator_address.upper()
+
+    def evidence_block() -> tuple[int, dict[str, Any]] | None:
+        for height in range(from_height, cluster.height(0) + 1):
+            for ev in evidence_in_blocks(cluster, 0, [height]):
+                assert isinstance(ev, dict)
+                return height, ev
+        return None
+
+    included_at, ev = wait_for(
+        evidence_block,
+        timeout=COMMIT_TIMEOUT_S,
+        what="double-vote evidence in a block",
+        interval=0.3,
+    )
+    assert ev["validator_address"] == address
+    assert int(ev["height"]) >= from_height
+    # Included once: later blocks do not carry it again, and every node agrees on the chain.
+    top = cluster.wait_height(0, included_at + 3, timeout=COMMIT_TIMEOUT_S)
+    hashes = [e["hash"] for e in evidence_in_blocks(cluster, 0, range(from_height, top + 1))]  # type: ignore[index]
+    assert len(hashes) == len(set(hashes))
+    for i in range(3):
+        cluster.wait_height(i, top, timeout=COMMIT_TIMEOUT_S)
+    assert_same_blocks(cluster, range(3), range(1, top + 1))
