@@ -106,9 +106,8 @@ class Vote:
     signature: bytes = b""
 
     def sign_bytes(self, chain_id: str) -> bytes:
-        return canonical(
-            ["vote", chain_id, int(self.type), self.height, self.round, _block_id_wire(self.block_id)]
-        )
+        block_id = _block_id_wire(self.block_id)
+        return canonical(["vote", chain_id, int(self.type), self.height, self.round, block_id])
 
     @property
     def signed_step(self) -> SignedStep:
