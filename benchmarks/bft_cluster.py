@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from coincurve import PrivateKey
@@ -63,13 +64,20 @@ def rpc_port(node: dict) -> int:
 
 
 def wait_height(port: int, height: int, timeout: float = 120.0) -> None:
-    rpc = Rpc(port)
     deadline = time.monotonic() + timeout
-    while int(str(rpc.call("eth_blockNumber")), 16) < height:
+    while True:
+        try:
+            rpc = Rpc(port, timeout=5.0)
+            try:
+                if int(str(rpc.call("eth_blockNumber")), 16) >= height:
+                    return
+            finally:
+                rpc.close()
+        except OSError:
+            pass  # not listening yet
         if time.monotonic() > deadline:
             raise RuntimeError(f"node on {port} did not reach height {height}")
-        time.sleep(0.05)
-    rpc.close()
+        time.sleep(0.1)
 
 
 def idle_interval(port: int, blocks: int) -> list[float]:
@@ -147,6 +155,113 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@dataclass
+class Measured:
+    idle_gaps: list[float]
+    committed: int
+    wall: float
+    blocks: list[int]
+    latencies: list[float]
+    rejected: list[str]
+
+    @property
+    def rate(self) -> float:
+        return self.committed / self.wall
+
+    def report(self, label: str, offered: float) -> None:
+        gaps = self.idle_gaps
+        print(f"[{label}]")
+        print(
+            f"  block interval, no load: mean {statistics.mean(gaps):.3f}s  "
+            f"p50 {percentile(gaps, 0.5):.3f}s  max {max(gaps):.3f}s  ({len(gaps)} blocks)"
+        )
+        print(
+            f"  offered {offered:.0f} tx/s: committed {self.committed} transfers in "
+            f"{self.wall:.2f}s = {self.rate:,.0f} tx/s in {len(self.blocks)} blocks "
+            f"(avg {statistics.mean(self.blocks):.0f}); {len(self.rejected)} rejected"
+            + (f" ({self.rejected[0]})" if self.rejected else "")
+        )
+        print(
+            f"  latency submission -> final: p50 {percentile(self.latencies, 0.5):.3f}s  "
+            f"p95 {percentile(self.latencies, 0.95):.3f}s  max {max(self.latencies):.3f}s"
+        )
+
+
+def measure(ports: list[int], args: argparse.Namespace) -> Measured:
+    batches, hash_batch = build_batches(args.senders, args.transfers, args.batch, len(ports))
+    for port in ports:
+        wait_height(port, 2)
+    gaps = idle_interval(ports[0], args.idle_blocks)
+    rpc = Rpc(ports[0])
+    start_block = int(str(rpc.call("eth_blockNumber")), 16)
+    rpc.close()
+    poller = Poller(ports[0], start_block, hash_batch)
+    sent_at: dict[str, float] = {}
+    rejected: list[str] = []
+    interval = args.batch / (args.rate / len(ports))
+    start = time.perf_counter() + 0.2
+    threads = [
+        threading.Thread(
+            target=submit, args=(port, node_batches, interval, start, sent_at, rejected)
+        )
+        for port, node_batches in zip(ports, batches, strict=True)
+    ]
+    poller.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with poller.lock:
+        poller.expected -= len(rejected)
+    poller.join(timeout=180)
+    if poller.error:
+        raise poller.error
+    latencies = [t - sent_at[h] for h, t in poller.tx_commit.items() if h in sent_at]
+    return Measured(
+        gaps, poller.committed, poller.last_commit - start, poller.block_sizes, latencies, rejected
+    )
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_ours(work: Path, args: argparse.Namespace) -> Measured:
+    """The devnet exactly as `cybermiles devnet --validators N` runs it."""
+    proc, manifest = start_cluster(work / "ours", args.validators, args.senders)
+    try:
+        return measure([rpc_port(n) for n in manifest["nodes"]], args)
+    finally:
+        stop([proc])
+
+
+def run_tendermint_timing(work: Path, args: argparse.Namespace) -> Measured:
+    """The same devnet with `consensus.early_height_start = false`: every height waits the
+    whole timeout_commit, as Tendermint does (the nodes are started directly, since the
+    devnet supervisor rewrites their configs)."""
+    home = work / "baseline"
+    proc, manifest = start_cluster(home, args.validators, args.senders)
+    stop([proc])
+    nodes = []
+    for node in manifest["nodes"]:
+        config = Path(node["home"]) / "config" / "config.toml"
+        text = config.read_text().replace("early_height_start = true", "early_height_start = false")
+        config.write_text(text)
+        log = open(Path(node["home"]) / "node.log", "ab")
+        cmd = [str(REPO / ".venv" / "bin" / "cybermiles"), "node", "start", "--home", node["home"]]
+        nodes.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        return measure([rpc_port(n) for n in manifest["nodes"]], args)
+    finally:
+        stop(nodes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--validators", type=int, default=4)
@@ -155,71 +270,26 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=40)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--idle-blocks", type=int, default=10)
+    parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the devnet homes and logs")
     args = parser.parse_args()
 
-    print(f"pre-signing {args.transfers} transfers from {args.senders} senders ...")
-    batches, hash_batch = build_batches(args.senders, args.transfers, args.batch, args.validators)
     work = Path(tempfile.mkdtemp(prefix="cmt-bft-bench-"))
-    proc, manifest = start_cluster(work / "devnet", args.validators, args.senders)
-    ports = [rpc_port(n) for n in manifest["nodes"]]
     try:
-        for port in ports:
-            wait_height(port, 2)
-        print(f"{args.validators} validators up (rpc ports {ports}); measuring idle blocks ...")
-        gaps = idle_interval(ports[0], args.idle_blocks)
         print(
-            f"block interval, no load: mean {statistics.mean(gaps):.3f}s  "
-            f"p50 {percentile(gaps, 0.5):.3f}s  max {max(gaps):.3f}s  ({len(gaps)} blocks)"
+            f"{args.validators} validators, {args.transfers} transfers offered at {args.rate:.0f}/s"
         )
-
-        rpc = Rpc(ports[0])
-        start_block = int(str(rpc.call("eth_blockNumber")), 16)
-        rpc.close()
-        poller = Poller(ports[0], start_block, hash_batch)
-        sent_at: dict[str, float] = {}
-        rejected: list[str] = []
-        per_node_rate = args.rate / args.validators
-        start = time.perf_counter() + 0.2
-        threads = [
-            threading.Thread(
-                target=submit,
-                args=(port, node_batches, args.batch / per_node_rate, start, sent_at, rejected),
-            )
-            for port, node_batches in zip(ports, batches, strict=True)
-        ]
-        poller.start()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        with poller.lock:
-            poller.expected -= len(rejected)
-        poller.join(timeout=180)
-        if poller.error:
-            raise poller.error
-        committed = poller.committed
-        wall = poller.last_commit - start
-        latencies = [t - sent_at[h] for h, t in poller.tx_commit.items() if h in sent_at]
-        print(
-            f"load: offered {args.rate:.0f} tx/s, {args.transfers} transfers, "
-            f"{len(rejected)} rejected{' (' + rejected[0] + ')' if rejected else ''}"
-        )
-        print(
-            f"committed {committed} transfers in {wall:.2f}s = {committed / wall:,.0f} tx/s "
-            f"in {len(poller.block_sizes)} blocks (avg {statistics.mean(poller.block_sizes):.0f})"
-        )
-        if latencies:
+        ours = run_ours(work, args)
+        ours.report("this node (default config)", args.rate)
+        if not args.skip_baseline:
+            base = run_tendermint_timing(work, args)
+            base.report("baseline: Tendermint timing (early_height_start = false)", args.rate)
+            p50 = percentile(ours.latencies, 0.5) / percentile(base.latencies, 0.5)
             print(
-                f"latency submission -> final: p50 {percentile(latencies, 0.5):.3f}s  "
-                f"p95 {percentile(latencies, 0.95):.3f}s  max {max(latencies):.3f}s"
+                f"ratio this/baseline: throughput {ours.rate / base.rate:.2f}x, "
+                f"p50 latency {p50:.2f}x"
             )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         if args.keep:
             print(f"devnet homes and logs kept in {work}")
         else:

@@ -45,6 +45,7 @@ GOSSIP_INTERVAL_S = 0.1
 MALFORMED_PENALTY = 20
 BAD_SIGNATURE_PENALTY = 50
 MAX_KNOWN_PER_PEER = 50_000
+MAX_EVIDENCE_GOSSIP = 50
 
 Punish = Callable[[Peer, str, int], None]
 
@@ -159,9 +160,15 @@ class ConsensusReactor:
             self._offer(peer, message)
 
     def gossip_tick(self) -> None:
-        messages = self.host.driver.known_messages()
-        height = self.host.driver.status.height
+        driver = self.host.driver
+        messages = driver.known_messages()
+        # Evidence not yet in a block is re-offered too (once per peer and height): a lost
+        # broadcast must not keep it from every proposer.
+        evidence = driver.evidence.pending(MAX_EVIDENCE_GOSSIP)
+        height = driver.status.height
         for peer in self._sorted_peers():
+            for ev in evidence:
+                self._offer(peer, ev)
             if self._state_of(peer).height == height:
                 for message in messages:
                     self._offer(peer, message)

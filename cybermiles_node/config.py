@@ -77,7 +77,10 @@ class ConsensusConfig:
 
     engine: str = "bft"
     create_empty_blocks: bool = True
-    skip_timeout_commit: bool = False  # start the next height at once when all precommits are in
+    skip_timeout_commit: bool = False  # never wait timeout_commit (Tendermint's option)
+    # End timeout_commit early when every precommit is in and transactions are waiting
+    # (an idle chain still waits it out); false = Tendermint's timing.
+    early_height_start: bool = True
     max_clock_drift_ms: int = 10_000  # proposals stamped further in the future get nil prevotes
 
 

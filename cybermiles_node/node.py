@@ -206,7 +206,8 @@ def assemble_bft(
         skip_timeout_commit=config.consensus.skip_timeout_commit,
     )
     host = ConsensusHost(driver)
-    host.work_waiting = lambda: app.pending_count > 0
+    if config.consensus.early_height_start:
+        host.work_waiting = lambda: app.pending_count > 0
     app.on_pending.append(lambda _txs: host.poke())
     consensus_reactor = ConsensusReactor(host)
     host.gossip = gossip_with_failpoints(consensus_reactor, validator_key, consensus.chain_id)
