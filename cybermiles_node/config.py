@@ -76,7 +76,6 @@ class ConsensusConfig:
     (a single node; blocks on arrival or every `devnet.block_time`)."""
 
     engine: str = "bft"
-    create_empty_blocks: bool = True
     skip_timeout_commit: bool = False  # never wait timeout_commit (Tendermint's option)
     # End timeout_commit early when every precommit is in and transactions are waiting
     # (an idle chain still waits it out); false = Tendermint's timing.
