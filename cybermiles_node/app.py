@@ -53,6 +53,7 @@ class ChainApp:
             lambda txs: _notify(self.on_pending, txs, "pending-transaction")
         )
         self.on_pending: list[PendingListener] = []
+        self.rejected_total = 0  # transactions refused at admission, for metrics
 
     @property
     def head(self) -> BlockHeaderAPI:
@@ -79,8 +80,12 @@ class ChainApp:
         return tx
 
     def check_tx(self, raw: bytes) -> SignedTx:
-        tx = self.decode(raw)
-        self.mempool.add(tx)
+        try:
+            tx = self.decode(raw)
+            self.mempool.add(tx)
+        except TxRejected:
+            self.rejected_total += 1
+            raise
         return tx
 
     def check_txs(self, raws: Sequence[bytes]) -> list[SignedTx | TxRejected]:
@@ -109,6 +114,7 @@ class ChainApp:
                 added = next(results)
                 if isinstance(added, TxRejected):
                     outcomes[i] = added
+        self.rejected_total += sum(isinstance(o, TxRejected) for o in outcomes)
         return outcomes
 
     # -- blocks ---------------------------------------------------------------------------

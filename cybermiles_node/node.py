@@ -31,7 +31,7 @@ from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.failpoints import gossip_with_failpoints, with_failpoints
 from cybermiles_node.keys import read_key
 from cybermiles_node.mempool import MempoolConfig
-from cybermiles_node.metrics import MetricsApp, NodeMetrics
+from cybermiles_node.metrics import Counter, MetricsApp, NodeMetrics
 from cybermiles_node.producer import DevnetProducer
 from cybermiles_node.randomness import HashChainBeacon
 from cybermiles_node.status import NodeStatus
@@ -140,7 +140,7 @@ async def _serve(
             )
             nursery.start_soon(producer.run)
         else:
-            await nursery.start(run_bft, app, genesis, config, layout)
+            await nursery.start(run_bft, app, genesis, config, layout, dispatcher)
         on_ready(NodeInfo(rpc_port=port, chain_id=genesis.chain_id, head=app.chain.head_number))
 
 
@@ -266,6 +266,7 @@ async def run_bft(
     genesis: Genesis,
     config: NodeConfig,
     layout: HomeLayout,
+    dispatcher: Dispatcher,
     *,
     task_status: trio.TaskStatus[BftNode] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -295,15 +296,25 @@ async def run_bft(
                         name="metrics",
                     )
                 )
-            nursery.start_soon(_sample_gauges, bft, app)
+            nursery.start_soon(_sample_gauges, bft, app, dispatcher)
             task_status.started(bft)
     finally:
         bft.wal.close()
 
 
-async def _sample_gauges(bft: BftNode, app: ChainApp) -> None:
+async def _sample_gauges(bft: BftNode, app: ChainApp, dispatcher: Dispatcher) -> None:
+    """Gauges and the counters other components keep as plain integers, once a second."""
+    m = bft.metrics
     while True:
-        bft.metrics.p2p_peers.set(len(bft.switch.peers()))
-        bft.metrics.mempool_size.set(len(app.mempool))
-        bft.metrics.consensus_validators.set(len(bft.consensus.state.validators))
+        m.p2p_peers.set(len(bft.switch.peers()))
+        m.mempool_size.set(len(app.mempool))
+        m.consensus_validators.set(len(bft.consensus.state.validators))
+        _catch_up(m.p2p_bans_total, bft.switch.bans_total)
+        _catch_up(m.mempool_rejected_total, app.rejected_total)
+        _catch_up(m.rpc_requests_total, dispatcher.requests_handled)
         await trio.sleep(1.0)
+
+
+def _catch_up(counter: Counter, total: int) -> None:
+    if total > counter.value():
+        counter.inc(total - counter.value())

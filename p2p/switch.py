@@ -159,6 +159,7 @@ class Switch:
         self._inbound_handshakes = 0
         self._scores = ScoreBoard()
         self._bans = BanList(clock)
+        self.bans_total = 0  # peers banned since start, for metrics
         self._nursery: trio.Nursery | None = None
         self._node_info: NodeInfo | None = None
         self.listen_addr = ""
@@ -456,6 +457,7 @@ class Switch:
             peer = self._peers.get(node_id)
             if peer is not None:
                 self._detach(peer, f"banned: {reason}")
+        self.bans_total += 1
         log.warning("p2p: banned %s / %s for %ds: %s", node_id, remote_ip, seconds, reason)
 
     async def _keep_connected(self, address: NetAddress) -> None:

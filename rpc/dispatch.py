@@ -167,6 +167,7 @@ class Dispatcher:
         self.max_response_bytes = max_response_bytes
         self.fatal = fatal
         self._methods: dict[str, _Method] = {}
+        self.requests_handled = 0  # JSON-RPC messages answered (a batch counts once), for metrics
 
     # -- registry -------------------------------------------------------------------------------
 
@@ -206,6 +207,7 @@ class Dispatcher:
 
     async def handle(self, payload: bytes | str, session: Session | None) -> bytes | None:
         """Answer one JSON-RPC message; None when no response is due (only notifications)."""
+        self.requests_handled += 1
         try:
             text = payload.decode("utf-8") if isinstance(payload, bytes | bytearray) else payload
             request = _decode(text)

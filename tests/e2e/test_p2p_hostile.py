@@ -26,6 +26,7 @@ from p2p.errors import P2PError
 from p2p.framing import encode_packet
 from p2p.handshake import NodeInfo, node_id_of
 from tests.e2e.cluster import Cluster
+from tests.e2e.harness import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -157,3 +158,16 @@ def test_invalid_signatures_and_unknown_validators_get_the_peer_banned(node: Clu
     assert_still_serving(node)
     peers = node._get(f"{node.nodes[0].status_url}/net_info").json()["result"]["peers"]
     assert node_id_of(key.public_key) not in {p["node_id"] for p in peers}
+    wait_for(
+        lambda: metric(node, "cybermiles_p2p_bans_total") >= 1
+        and metric(node, "cybermiles_rpc_requests_total") >= 1,
+        timeout=DROP_TIMEOUT_S,
+        what="the ban and the RPC requests counted in /metrics",
+    )
+
+
+def metric(cluster: Cluster, name: str) -> float:
+    for line in cluster.metrics(0).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} missing from /metrics")
