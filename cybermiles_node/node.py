@@ -140,7 +140,11 @@ async def _serve(
             )
             nursery.start_soon(producer.run)
         else:
-            await nursery.start(run_bft, app, genesis, config, layout, dispatcher)
+            bft = await nursery.start(run_bft, app, genesis, config, layout, dispatcher)
+            api.peer_count = lambda: len(bft.switch.peers())
+            api.sync_target = lambda: (
+                bft.blocksync.best_peer_height() if bft.blocksync.catching_up else None
+            )
         on_ready(NodeInfo(rpc_port=port, chain_id=genesis.chain_id, head=app.chain.head_number))
 
 

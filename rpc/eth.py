@@ -101,6 +101,9 @@ class EthApi:
         self.hub = hub
         self.client_version = client_version
         self.accounts = accounts
+        # The network side, when the node has one (the BFT engine sets these).
+        self.peer_count: Callable[[], int] = lambda: 0
+        self.sync_target: Callable[[], int | None] = lambda: None  # best peer height if behind
 
     # -- registration ---------------------------------------------------------------------
     def install(self, dispatcher: Any) -> None:
@@ -147,13 +150,22 @@ class EthApi:
         return True
 
     def net_peerCount(self) -> str:
-        return "0x0"
+        return fmt.q(self.peer_count())
 
     def eth_chainId(self) -> str:
         return fmt.q(self.chain.chain_id)
 
-    def eth_syncing(self) -> bool:
-        return False
+    def eth_syncing(self) -> bool | dict[str, str]:
+        """False, or while blocksync catches up: where we are and the best peer's height."""
+        target = self.sync_target()
+        head = int(self.chain.head.block_number)
+        if target is None or target <= head:
+            return False
+        return {
+            "startingBlock": fmt.q(head),
+            "currentBlock": fmt.q(head),
+            "highestBlock": fmt.q(target),
+        }
 
     def eth_mining(self) -> bool:
         return True

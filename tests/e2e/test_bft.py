@@ -119,6 +119,9 @@ def test_transactions_sent_to_any_node_are_committed_by_all(
     assert_same_blocks(cluster, range(4), range(1, top + 1))
     # Every block after the first carries the commit of its parent, signed by > 2/3 of 4.
     assert len(commit_signers(cluster, 0, top)) >= 3
+    for i in range(4):
+        assert cluster.rpc(i, "net_peerCount")["result"] == "0x3"
+        assert cluster.rpc(i, "eth_syncing")["result"] is False
 
 
 def test_killed_validator_is_not_needed_and_catches_up_after_restart(
