@@ -245,7 +245,7 @@ class NodeMetrics:
         )
         self.consensus_block_interval_seconds = r.histogram(
             "cybermiles_consensus_block_interval_seconds",
-            "Seconds between the timestamps of consecutive committed blocks.",
+            "Seconds between consecutive blocks committed by this node (wall clock).",
             BLOCK_INTERVAL_BUCKETS,
         )
         self.consensus_committed_txs_total = r.counter(

@@ -9,6 +9,7 @@ blocks and new pending transactions to filters and subscriptions. It runs until 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -243,6 +244,7 @@ def assemble_bft(
 
 def _wire_metrics(metrics: NodeMetrics, app: ChainApp, host: ConsensusHost) -> None:
     last_round = [-1, -1]
+    last_commit: list[float] = []  # when this node committed the previous block
 
     def on_step() -> None:
         status = host.driver.status
@@ -252,13 +254,13 @@ def _wire_metrics(metrics: NodeMetrics, app: ChainApp, host: ConsensusHost) -> N
             metrics.consensus_rounds_total.inc()
 
     def on_commit(block: PendingBlock) -> None:
-        parent = app.chain.header_by_number(block.number - 1)
+        # Wall time between commits: header timestamps are whole seconds.
+        now = time.monotonic()
+        if last_commit:
+            metrics.consensus_block_interval_seconds.observe(now - last_commit[0])
+        last_commit[:] = [now]
         metrics.consensus_height.set(block.number)
         metrics.consensus_committed_txs_total.inc(len(block.result.transactions))
-        if parent is not None:
-            metrics.consensus_block_interval_seconds.observe(
-                block.header.timestamp - parent.timestamp
-            )
 
     host.on_step.append(on_step)
     app.on_commit.append(on_commit)
