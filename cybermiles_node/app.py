@@ -21,7 +21,8 @@ from eth.abc import BlockHeaderAPI
 from eth_hash.auto import keccak
 
 from cybermiles_node.chain import EMPTY, Chain, PendingBlock
-from cybermiles_node.errors import GasPriceTooLow, TxRejected
+from cybermiles_node.errors import TxRejected
+from cybermiles_node.fees import FREEGAS_EXECUTION, LowPriceSlots
 from cybermiles_node.mempool import Mempool, MempoolConfig
 from evm.state import StateDB
 from evm.transactions import SenderRecoveryPool, SignedTx, decode_transaction
@@ -54,6 +55,7 @@ class ChainApp:
         )
         self.on_pending: list[PendingListener] = []
         self.rejected_total = 0  # transactions refused at admission, for metrics
+        self.low_price = LowPriceSlots(chain.fee_rules)  # the pending block's low-price slots
 
     @property
     def head(self) -> BlockHeaderAPI:
@@ -73,20 +75,28 @@ class ChainApp:
         tx = decode_transaction(
             raw, chain_id=self.chain.chain_id, block_gas_limit=self.chain.gas_limit, sender=sender
         )
-        if tx.tip < self.min_gas_price:
-            raise GasPriceTooLow(
-                f"transaction gas price below the minimum: {tx.tip} < {self.min_gas_price} wei"
-            )
+        self.chain.fee_rules.check_shape(tx, freegas_allowed=FREEGAS_EXECUTION)
         return tx
 
     def check_tx(self, raw: bytes) -> SignedTx:
         try:
             tx = self.decode(raw)
-            self.mempool.add(tx)
+            self._reserve_low_price_slot(tx)
+            try:
+                self.mempool.add(tx)
+            except TxRejected:
+                self.low_price.release(tx.hash)
+                raise
         except TxRejected:
             self.rejected_total += 1
             raise
         return tx
+
+    def _reserve_low_price_slot(self, tx: SignedTx) -> None:
+        """Rules 1 and 3 of SPEC §4 against the pending block (raises LowPriceRejected)."""
+        if self.chain.fee_rules.is_low_price(tx):
+            self.low_price.release_missing(lambda h: h in self.mempool)
+            self.low_price.take(tx)
 
     def check_txs(self, raws: Sequence[bytes]) -> list[SignedTx | TxRejected]:
         """Admit a batch; worker processes recover the senders of its tail meanwhile."""
@@ -103,6 +113,7 @@ class ChainApp:
                 sender = shipped[i - shipped_from]
             try:
                 tx = self.decode(raw, sender)
+                self._reserve_low_price_slot(tx)
             except TxRejected as exc:
                 outcomes.append(exc)
                 continue
@@ -114,6 +125,7 @@ class ChainApp:
                 added = next(results)
                 if isinstance(added, TxRejected):
                     outcomes[i] = added
+                    self.low_price.release(outcome.hash)
         self.rejected_total += sum(isinstance(o, TxRejected) for o in outcomes)
         return outcomes
 

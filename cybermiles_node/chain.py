@@ -31,6 +31,7 @@ from eth_typing import Address, BlockNumber, Hash32
 
 from cybermiles_node import schema
 from cybermiles_node.errors import CyberMilesError, InvariantViolation
+from cybermiles_node.fees import FREEGAS_EXECUTION, FeeRules, LowPriceRejected, LowPriceSlots
 from evm.db import OverlayDB
 from evm.executor import BlockEnv, BlockExecutor, ExecutionResult, TransactionInvalid
 from evm.profiles import EvmProfile, get_profile
@@ -88,6 +89,7 @@ class Chain:
         self.chain_id = genesis.chain_id
         self.gas_limit = genesis.gas_limit
         self.profile: EvmProfile = get_profile(genesis.evm_profile)
+        self.fee_rules = FeeRules.of(genesis.params)
         self.sync_writes = sync_writes
         self._body_cache: OrderedDict[int, list[SignedTx]] = OrderedDict()
         self._receipt_cache: OrderedDict[int, list[StoredReceipt]] = OrderedDict()
@@ -211,13 +213,16 @@ class Chain:
         executor = BlockExecutor(self.profile, overlay, self.head.state_root, env)
         skipped: list[tuple[SignedTx, str]] = []
         failed_senders: set[bytes] = set()
+        slots = LowPriceSlots(self.fee_rules)
         for tx in candidates:
             if tx.sender in failed_senders:
                 skipped.append((tx, "an earlier transaction of the sender was skipped"))
                 continue
             try:
+                slots.check(tx)
                 executor.apply(tx)
-            except TransactionInvalid as exc:
+                slots.take(tx)
+            except (TransactionInvalid, LowPriceRejected) as exc:
                 failed_senders.add(tx.sender)
                 skipped.append((tx, str(exc)))
         return self._seal(executor, overlay, env, extra_data, skipped)
@@ -229,10 +234,13 @@ class Chain:
         env = self.env_of(header)
         overlay = OverlayDB(self.db)
         executor = BlockExecutor(self.profile, overlay, self.head.state_root, env)
+        slots = LowPriceSlots(self.fee_rules)
         for tx in txs:
             try:
+                self.fee_rules.check_shape(tx, freegas_allowed=FREEGAS_EXECUTION)
+                slots.take(tx)
                 executor.apply(tx)
-            except TransactionInvalid as exc:
+            except (TransactionInvalid, LowPriceRejected) as exc:
                 raise BlockRejected(f"invalid transaction 0x{tx.hash.hex()}: {exc}") from None
         block = self._seal(executor, overlay, env, header.extra_data, [])
         if block.hash != header.hash:

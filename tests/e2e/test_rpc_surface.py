@@ -342,16 +342,24 @@ def test_intrinsic_gas_too_low(devnet: Devnet, accounts: list[LocalAccount]) -> 
     expect_error(devnet, "eth_sendRawTransaction", [raw_hex(signed)], 800)
 
 
-def test_price_below_minimum(devnet: Devnet, accounts: list[LocalAccount]) -> None:
+def test_low_price_transactions(devnet: Devnet, accounts: list[LocalAccount]) -> None:
+    """SPEC §4: below `gas_price` a transaction is low-price: a high gas limit is refused with
+    Travis code 102; within the limit it is accepted, and at price 0 it runs free."""
     sender = accounts[5]
-    nonce = devnet.w3().eth.get_transaction_count(sender.address)
+    w3 = devnet.w3()
+    nonce = w3.eth.get_transaction_count(sender.address)
     to = fresh_account(307).address
     for tx_type, price in ((0, MIN_GAS_PRICE - 1), (0, GWEI), (2, GWEI), (1, 0)):
         signed = sign_transfer(sender, nonce, to, 1, tx_type=tx_type, price=price, gas=600_000)
-        expect_error(devnet, "eth_sendRawTransaction", [raw_hex(signed)], 802)
-    # exactly the minimum is fine
-    w3 = devnet.w3()
-    signed = sign_transfer(sender, nonce, to, 1, tx_type=0, price=MIN_GAS_PRICE)
+        error = expect_error(devnet, "eth_sendRawTransaction", [raw_hex(signed)], 102)
+        assert "The gas limit is too high for low price transaction (102)" in error["message"]
+    before = w3.eth.get_balance(sender.address)
+    signed = sign_transfer(sender, nonce, to, 5, tx_type=0, price=0)
+    receipt = wait_receipt(w3, send_signed(w3, signed))
+    assert receipt["status"] == 1 and receipt["effectiveGasPrice"] == 0
+    assert w3.eth.get_balance(sender.address) == before - 5
+    # exactly the minimum is a normal transaction
+    signed = sign_transfer(sender, nonce + 1, to, 1, tx_type=0, price=MIN_GAS_PRICE)
     assert wait_receipt(w3, send_signed(w3, signed))["status"] == 1
 
 

@@ -8,7 +8,8 @@ from eth_utils import to_checksum_address
 
 from cybermiles_node.app import ChainApp
 from cybermiles_node.chain import Chain
-from cybermiles_node.errors import GasPriceTooLow, NonceTooLow, TxRejected
+from cybermiles_node.errors import NonceTooLow, TxRejected
+from cybermiles_node.fees import GasTooHighForLowPrice
 from evm.db import MemoryDB
 from genesis import dev_accounts, devnet_genesis
 
@@ -17,11 +18,11 @@ SENDER = dev_accounts(2)[1]
 RECIPIENT = bytes([9]) * 20
 
 
-def raw_transfer(nonce: int, price: int = 2 * 10**9) -> bytes:
+def raw_transfer(nonce: int, price: int = 2 * 10**9, gas: int = 21000) -> bytes:
     fields = {
         "to": to_checksum_address(RECIPIENT),
         "value": 1,
-        "gas": 21000,
+        "gas": gas,
         "gasPrice": price,
         "nonce": nonce,
         "chainId": GENESIS.chain_id,
@@ -50,7 +51,7 @@ def test_batch_admission_reports_each_transaction() -> None:
         [
             raw_transfer(0),
             b"\x01garbage",
-            raw_transfer(1, price=1),
+            raw_transfer(1, price=1, gas=600_000),
             raw_transfer(1),
             raw_transfer(0),
         ]
@@ -58,11 +59,12 @@ def test_batch_admission_reports_each_transaction() -> None:
     assert [type(o).__name__ for o in outcomes] == [
         "SignedTx",
         "InvalidTransaction",
-        "GasPriceTooLow",
+        "GasTooHighForLowPrice",
         "SignedTx",
         "AlreadyKnown",
     ]
-    assert isinstance(outcomes[2], GasPriceTooLow) and outcomes[2].code == 802
+    assert isinstance(outcomes[2], GasTooHighForLowPrice) and outcomes[2].code == 102
+    assert "(102)" in outcomes[2].message
     assert app.pending_count == 2
 
 

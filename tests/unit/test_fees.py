@@ -1,0 +1,127 @@
+"""The low-price and free-transaction rules of SPEC §4 at admission, in block building and in
+block validation (`cybermiles_node.fees` through `ChainApp` and `Chain`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from eth_account import Account
+from eth_utils import to_checksum_address
+
+from cybermiles_node.app import ChainApp
+from cybermiles_node.chain import BlockRejected, Chain
+from cybermiles_node.fees import GasTooHighForLowPrice, LowPriceCapacityReached, PriceTooLow
+from evm.db import MemoryDB
+from evm.transactions import decode_transaction
+from genesis import dev_accounts, devnet_genesis
+
+BASE = devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=1_700_000_000)
+GENESIS = replace(BASE, params=replace(BASE.params, low_price_tx_slots_cap=3))
+SENDERS = dev_accounts(6)
+GWEI = 10**9
+
+
+def raw(sender: int, nonce: int, *, to: int = 9, price: int = 0, gas: int = 21000,
+        data: bytes = b"") -> bytes:  # fmt: skip
+    fields = {
+        "to": to_checksum_address(bytes([to]) * 20),
+        "value": 7,
+        "gas": gas,
+        "gasPrice": price,
+        "nonce": nonce,
+        "chainId": GENESIS.chain_id,
+        "data": data,
+    }
+    signed = Account.sign_transaction(fields, SENDERS[sender].private_key)
+    return bytes(signed.raw_transaction)
+
+
+def make_app() -> ChainApp:
+    return ChainApp(Chain(MemoryDB(), GENESIS))
+
+
+def commit_next(app: ChainApp) -> None:
+    block = app.build_block(
+        coinbase=b"\x05" * 20, timestamp=1_700_000_100, mix_hash=b"\x00" * 32,
+        extra_data=b"\x00" * 32,
+    )  # fmt: skip
+    app.commit(block)
+
+
+def test_a_zero_price_transfer_runs_free() -> None:
+    app = make_app()
+    sender = SENDERS[1].address
+    before = app.query().get_balance(sender)
+    app.check_tx(raw(1, 0))
+    commit_next(app)
+    assert app.chain.head_number == 1
+    assert app.query().get_balance(sender) == before - 7  # the value, no fee
+    assert app.query().get_balance(bytes([9]) * 20) == 7
+
+
+def test_one_low_price_transaction_per_pair_per_block() -> None:
+    app = make_app()
+    app.check_tx(raw(1, 0, to=9))
+    with pytest.raises(PriceTooLow) as err:
+        app.check_tx(raw(1, 1, to=9))
+    assert err.value.message.startswith("The gas price is too low for transaction (101)")
+    app.check_tx(raw(1, 1, to=10))  # another recipient is another pair
+    app.check_tx(raw(1, 2, to=9, price=2 * GWEI))  # full price is never limited
+    commit_next(app)
+    assert app.chain.head_number == 1 and app.pending_count == 0
+    app.check_tx(raw(1, 3, to=9))  # a new block, a new slot for the pair
+
+
+def test_gas_limit_of_low_price_transactions() -> None:
+    app = make_app()
+    app.check_tx(raw(1, 0, gas=500_000))
+    for price in (0, GWEI):
+        with pytest.raises(GasTooHighForLowPrice) as err:
+            app.check_tx(raw(2, 0, gas=500_001, price=price))
+        assert "(102)" in err.value.message
+    # The freegas shape (a call with data) too, until the contract-pays path exists.
+    with pytest.raises(GasTooHighForLowPrice):
+        app.check_tx(raw(2, 0, gas=600_000, data=b"\x01\x02"))
+    app.check_tx(raw(2, 0, gas=600_000, price=2 * GWEI))
+
+
+def test_low_price_capacity_of_a_block() -> None:
+    app = make_app()
+    for sender in range(3):
+        app.check_tx(raw(sender, 0))
+    with pytest.raises(LowPriceCapacityReached) as err:
+        app.check_tx(raw(3, 0))
+    assert "(103)" in err.value.message
+    outcomes = app.check_txs([raw(4, 0), raw(4, 0, price=2 * GWEI)])
+    assert isinstance(outcomes[0], LowPriceCapacityReached)
+    assert not isinstance(outcomes[1], Exception)
+    commit_next(app)
+    app.check_tx(raw(3, 0))  # slots are per block
+
+
+def decoded(*raws: bytes) -> list:
+    return [decode_transaction(r, chain_id=GENESIS.chain_id, block_gas_limit=GENESIS.gas_limit)
+            for r in raws]  # fmt: skip
+
+
+def test_block_building_leaves_out_what_the_rules_forbid() -> None:
+    chain = Chain(MemoryDB(), GENESIS)
+    txs = decoded(raw(1, 0, to=9), raw(1, 1, to=9), raw(2, 0), raw(3, 0), raw(4, 0))
+    block = chain.build_block(txs, coinbase=b"\x05" * 20, timestamp=1_700_000_100)
+    assert [tx.hash for tx in block.result.transactions] == [txs[i].hash for i in (0, 2, 3)]
+    reasons = [reason for _, reason in block.skipped]
+    assert "(101)" in reasons[0] and "(103)" in reasons[1]
+
+
+def test_validators_reject_blocks_that_break_the_rules() -> None:
+    builder, validator = Chain(MemoryDB(), GENESIS), Chain(MemoryDB(), GENESIS)
+    loose = replace(GENESIS, params=replace(GENESIS.params, low_price_tx_slots_cap=10))
+    cheater = Chain(MemoryDB(), loose)
+    txs = decoded(*(raw(s, 0) for s in range(5)))
+    block = cheater.build_block(txs, coinbase=b"\x05" * 20, timestamp=1_700_000_100)
+    assert len(block.result.transactions) == 5
+    with pytest.raises(BlockRejected, match="103"):
+        validator.execute_block(block.header, list(block.result.transactions))
+    fair = builder.build_block(txs, coinbase=b"\x05" * 20, timestamp=1_700_000_100)
+    assert validator.execute_block(fair.header, list(fair.result.transactions)).hash == fair.hash
