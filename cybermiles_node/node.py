@@ -34,7 +34,7 @@ from cybermiles_node.keys import read_key
 from cybermiles_node.mempool import MempoolConfig
 from cybermiles_node.metrics import Counter, MetricsApp, NodeMetrics
 from cybermiles_node.producer import DevnetProducer
-from cybermiles_node.randomness import HashChainBeacon
+from cybermiles_node.randomness import VrfBeacon
 from cybermiles_node.status import NodeStatus
 from evm.db import LevelDB
 from evm.transactions import SignedTx
@@ -136,6 +136,8 @@ async def _serve(
             producer = DevnetProducer(
                 app,
                 coinbase=coinbase,
+                key=read_key(layout.validator_key_file),
+                beacon=VrfBeacon(),
                 block_time=config.devnet.block_time,
                 batch_window=config.devnet.batch_window_ms / 1000,
             )
@@ -194,7 +196,7 @@ def assemble_bft(
         app,
         genesis=genesis,
         key=validator_key,
-        beacon=HashChainBeacon(),
+        beacon=VrfBeacon(),
         max_clock_drift_s=config.consensus.max_clock_drift_ms / 1000,
     )
     signer = with_failpoints(FilePrivValidator(validator_key, layout.validator_state_file))

@@ -7,8 +7,9 @@ while executable transactions remain. Interval mode builds a block every `block_
 empty or not.
 
 Block timestamps are wall-clock seconds, never below the parent's (several automined blocks may
-share a second, as on Tendermint chains whose clocks are read in seconds). `mix_hash` is a
-placeholder chain of keccak(parent mix_hash) until the randomness beacon arrives.
+share a second, as on Tendermint chains whose clocks are read in seconds). `mix_hash` is the
+randomness beacon's output over the parent's, produced with the devnet validator's key, exactly
+as a BFT proposer does (the automine chain has no consensus metadata to carry the proof).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import time
 from collections.abc import Callable
 
 import trio
-from eth_hash.auto import keccak
 
 from cybermiles_node.abc import Application
 from cybermiles_node.chain import NO_CONSENSUS_METADATA, PendingBlock
+from cybermiles_node.keys import Ed25519Key
+from cybermiles_node.randomness import RandomnessBeacon
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +34,16 @@ class DevnetProducer:
         app: Application,
         *,
         coinbase: bytes,
+        key: Ed25519Key,
+        beacon: RandomnessBeacon,
         block_time: float = 0.0,
         batch_window: float = 0.005,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.coinbase = coinbase
+        self.key = key
+        self.beacon = beacon
         self.block_time = block_time
         self.batch_window = batch_window
         self.wall_clock = wall_clock
@@ -51,7 +57,7 @@ class DevnetProducer:
         block = self.app.build_block(
             coinbase=self.coinbase,
             timestamp=timestamp,
-            mix_hash=keccak(head.mix_hash),
+            mix_hash=self.beacon.produce(self.key, bytes(head.mix_hash))[0],
             extra_data=NO_CONSENSUS_METADATA,
         )
         for tx, reason in block.skipped:
