@@ -32,6 +32,7 @@ from eth_bloom import BloomFilter
 from eth_typing import Address, BlockNumber, Hash32
 from eth_utils import ValidationError
 
+from evm.cvm import CvmExecutionContext
 from evm.profiles import EvmProfile
 from evm.state import StateDB
 from evm.transactions import SignedTx
@@ -56,6 +57,8 @@ class BlockEnv:
     mix_hash: bytes
     chain_id: int
     prev_hashes: tuple[bytes, ...] = ()  # parent first, at most 256
+    # Owners of the current validators and backups: what ISVALIDATOR answers (evm/cvm.py).
+    validator_owners: frozenset[bytes] = frozenset()
 
 
 @dataclass
@@ -73,7 +76,9 @@ class ExecutionResult:
 
 
 def execution_context(env: BlockEnv) -> ExecutionContext:
-    return ExecutionContext(
+    # A CvmExecutionContext so the CVM opcodes reach validator_owners from any state built here
+    # (blocks and eth_call alike); stock py-evm states accept it as a plain ExecutionContext.
+    return CvmExecutionContext(
         coinbase=Address(env.coinbase),
         timestamp=env.timestamp,
         block_number=BlockNumber(env.number),
@@ -84,6 +89,7 @@ def execution_context(env: BlockEnv) -> ExecutionContext:
         chain_id=env.chain_id,
         base_fee_per_gas=0,
         excess_blob_gas=0,
+        validator_owners=env.validator_owners,
     )
 
 
@@ -122,6 +128,9 @@ class BlockExecutor:
                 f"transaction gas {tx.gas} exceeds the block's remaining gas "
                 f"{self.env.gas_limit - self.gas_used}"
             )
+        # Per-transaction CVM values (RAND counter, FREEGAS mark) start afresh for every
+        # transaction, fast-path transfers included, so `state.freegas_marked` is this one's.
+        self.state.begin_transaction()
         result = None
         if self.fast_path and tx.is_plain_transfer_shape:
             result = self._apply_transfer(tx)

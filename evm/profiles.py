@@ -2,9 +2,33 @@
 
 A profile is a py-evm fork specialised for CyberMiles: the state class (our `StateDB`, base fee
 always 0, no Ethereum system contracts), the computation class (opcodes and precompiles), the
-transaction builder and the header class. `cvm` is Prague as it is today; the CVM opcodes and
-precompiles plug in through `CvmComputation.opcodes` / `_precompiles` (the seam the CVM issue
-fills). `lity` joins the registry with the CVM issue.
+transaction builder and the header class. Both profiles share the state machinery (our
+`StateDB`, Prague-shaped transactions and receipts); they differ in the computation class, i.e.
+in which opcode table and which precompiles bytecode sees. The opcode logic lives in evm/cvm.py.
+
+- `cvm` (default): Prague opcodes plus the CVM opcodes at bytes free in Prague; Prague
+  precompiles (the CVM precompiles join `_precompiles` here).
+- `lity`: Travis-exact bytecode semantics for existing Lity contracts: `LITY_OPCODES`
+  (Byzantium opcodes and their gas, SHL/SHR/SAR, checked ADD/SUB/MUL, CVM opcodes, ENI at 0xf5;
+  no CREATE2, EXTCODEHASH, PUSH0, TLOAD/TSTORE, MCOPY, BASEFEE, ...) and Byzantium's
+  precompiles (0x01-0x08 at Byzantium prices).
+
+What of Prague still applies under `lity`, and why. Everything outside the opcode table and
+precompiles is the transaction/state machinery, which the chain shares between profiles
+(wallets, eth_estimateGas and the fee rules see one kind of transaction):
+- transaction types (legacy, 2930, 1559, 7702) and validation, base fee 0;
+- intrinsic gas (Istanbul calldata prices, EIP-3860 initcode words, EIP-7623 floor): a
+  transaction-level charge, not bytecode behaviour;
+- the refund cap (EIP-3529: refund <= gas used / 5, no SELFDESTRUCT refund); SSTORE still
+  *earns* Byzantium's 15000 clear refund because that is in the Byzantium SSTORE opcode;
+- access lists are accepted and charged intrinsically, but warm/cold has no effect: the
+  Byzantium opcodes price BALANCE/SLOAD/CALL/... at fixed Tangerine-Whistle rates;
+- contract creation checks in the computation class: EIP-170 code size, EIP-3541 (no new code
+  starting with 0xEF; Lity never emits it), EIP-3860 initcode size limit;
+- SELFDESTRUCT is Byzantium's (the account is deleted, no EIP-6780 restriction), because the
+  opcode decides that;
+- EIP-7702 delegations are processed at the transaction level, but Byzantium CALL does not follow
+  delegation designators (only Prague's call opcodes do).
 """
 
 from __future__ import annotations
@@ -13,6 +37,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from eth.vm.forks.byzantium.computation import BYZANTIUM_PRECOMPILES
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.blocks import PragueBlockHeader
 from eth.vm.forks.prague.computation import PRAGUE_PRECOMPILES, PragueComputation
@@ -20,23 +45,37 @@ from eth.vm.forks.prague.opcodes import PRAGUE_OPCODES
 from eth.vm.forks.prague.state import PragueState
 from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 
+from evm.cvm import CVM_OPCODES, LITY_OPCODES, CvmStateMixin
 from evm.state import StateDB
 
 
 class CvmComputation(PragueComputation):
-    """Prague computation; the CVM opcodes (0x0c-0x0e, 0x2a-0x2d, 0xf6-0xf9) attach here."""
+    """Prague computation with the CVM opcodes (0x0c-0x0e, 0x2a-0x2d, 0xf6-0xf9)."""
 
-    opcodes = dict(PRAGUE_OPCODES)
+    opcodes = {**PRAGUE_OPCODES, **CVM_OPCODES}
     _precompiles = dict(PRAGUE_PRECOMPILES)
 
 
-class CvmState(PragueState):
+class LityComputation(CvmComputation):
+    """Same message machinery; Travis's opcode table and Byzantium's precompiles."""
+
+    opcodes = dict(LITY_OPCODES)
+    _precompiles = dict(BYZANTIUM_PRECOMPILES)
+
+
+class CvmState(CvmStateMixin, PragueState):
+    """Prague state on our StateDB, with the per-transaction CVM values (evm/cvm.py)."""
+
     account_db_class = StateDB
     computation_class = CvmComputation
 
     def set_system_contracts(self) -> None:
         # Ethereum's beacon-root and history contracts are not part of CyberMiles genesis.
         pass
+
+
+class LityState(CvmState):
+    computation_class = LityComputation
 
 
 @dataclass(frozen=True)
@@ -60,7 +99,15 @@ CVM = EvmProfile(
     transaction_builder=PragueTransactionBuilder,
 )
 
-PROFILES: dict[str, EvmProfile] = {"cvm": CVM}
+LITY = EvmProfile(
+    name="lity",
+    state_class=LityState,
+    vm_class=PragueVM,
+    header_class=PragueBlockHeader,
+    transaction_builder=PragueTransactionBuilder,
+)
+
+PROFILES: dict[str, EvmProfile] = {"cvm": CVM, "lity": LITY}
 
 
 def get_profile(name: str) -> EvmProfile:

@@ -24,6 +24,7 @@ from typing import Any
 import rlp
 from eth.abc import AccountDatabaseAPI, AtomicDatabaseAPI
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
+from eth.db.journal import get_next_checkpoint
 from eth.typing import JournalDBCheckpoint
 from eth_hash.auto import keccak
 from eth_typing import Hash32
@@ -86,7 +87,6 @@ class StateDB(AccountDatabaseAPI):
         self._new_nodes: dict[bytes, bytes] = {}
         self._journal: list[tuple[Any, ...]] = []
         self._checkpoints: dict[int, int] = {}
-        self._next_checkpoint = getattr(self, "_next_checkpoint", 0)
         self._warm_addresses: set[bytes] = set()
         self._warm_slots: set[tuple[bytes, int]] = set()
 
@@ -264,11 +264,13 @@ class StateDB(AccountDatabaseAPI):
 
     # -- journal ---------------------------------------------------------------------------
     def record(self) -> JournalDBCheckpoint:
-        # Checkpoint ids must be unique for the whole state's life: py-evm records the same id
-        # in other journals (transient storage) which outlive our `lock_changes`.
-        self._next_checkpoint += 1
-        self._checkpoints[self._next_checkpoint] = len(self._journal)
-        return JournalDBCheckpoint(self._next_checkpoint)
+        # Checkpoint ids must be unique process-wide: py-evm records the same id in other
+        # journals (transient storage), which already hold ids from py-evm's global counter
+        # (their root checkpoint, one per clear()). A private counter collides with those
+        # ("Tried to record with an existing checkpoint"), so draw from the same counter.
+        checkpoint = get_next_checkpoint()
+        self._checkpoints[checkpoint] = len(self._journal)
+        return checkpoint
 
     def discard(self, checkpoint: JournalDBCheckpoint) -> None:
         length = self._checkpoints.pop(checkpoint)
