@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -90,6 +90,8 @@ class Chain:
         self.gas_limit = genesis.gas_limit
         self.profile: EvmProfile = get_profile(genesis.evm_profile)
         self.fee_rules = FeeRules.of(genesis.params)
+        # Until staking elects validators, the genesis validators' owners are the set.
+        self.validator_owners = frozenset(v.owner for v in genesis.validators)
         self.sync_writes = sync_writes
         self._body_cache: OrderedDict[int, list[SignedTx]] = OrderedDict()
         self._receipt_cache: OrderedDict[int, list[StoredReceipt]] = OrderedDict()
@@ -165,6 +167,8 @@ class Chain:
             mix_hash=mix_hash,
             chain_id=self.chain_id,
             prev_hashes=self.recent_hashes(),
+            validator_owners=self.validator_owners,
+            past_randomness=self._randomness_before(self.head.block_number + 1),
         )
 
     def env_of(self, header: BlockHeaderAPI) -> BlockEnv:
@@ -177,7 +181,18 @@ class Chain:
             mix_hash=header.mix_hash,
             chain_id=self.chain_id,
             prev_hashes=self.hashes_before(header.block_number),
+            validator_owners=self.validator_owners,
+            past_randomness=self._randomness_before(header.block_number),
         )
+
+    def _randomness_before(self, number: int) -> Callable[[int], bytes | None]:
+        """mix_hash of blocks below `number` (the block being executed sees only the past)."""
+
+        def randomness(height: int) -> bytes | None:
+            header = self.header_by_number(height) if 0 <= height < number else None
+            return None if header is None else bytes(header.mix_hash)
+
+        return randomness
 
     def recent_hashes(self) -> tuple[bytes, ...]:
         """Hashes of the last 256 blocks up to the head, newest first (BLOCKHASH's window)."""

@@ -86,9 +86,16 @@ class EniFailure(VMError):
 class CvmExecutionContext(ExecutionContext):
     """py-evm's block context plus what only CyberMiles opcodes read."""
 
-    def __init__(self, *args: Any, validator_owners: frozenset[bytes] = frozenset(), **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        validator_owners: frozenset[bytes] = frozenset(),
+        past_randomness: Callable[[int], bytes | None] = lambda _number: None,
+        **kw: Any,
+    ):
         super().__init__(*args, **kw)
         self.validator_owners = validator_owners
+        self.past_randomness = past_randomness
 
 
 class CvmTransactionScope(Protocol):

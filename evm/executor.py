@@ -15,7 +15,7 @@ transfers, including failures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +59,9 @@ class BlockEnv:
     prev_hashes: tuple[bytes, ...] = ()  # parent first, at most 256
     # Owners of the current validators and backups: what ISVALIDATOR answers (evm/cvm.py).
     validator_owners: frozenset[bytes] = frozenset()
+    # The randomness (mix_hash) of an earlier block by number, None for unknown or future
+    # blocks: what the randomness precompile's randomAt(height) reads.
+    past_randomness: Callable[[int], bytes | None] = field(default=lambda _number: None)
 
 
 @dataclass
@@ -90,6 +93,7 @@ def execution_context(env: BlockEnv) -> ExecutionContext:
         base_fee_per_gas=0,
         excess_blob_gas=0,
         validator_owners=env.validator_owners,
+        past_randomness=env.past_randomness,
     )
 
 
