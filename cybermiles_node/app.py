@@ -22,7 +22,7 @@ from eth_hash.auto import keccak
 
 from cybermiles_node.chain import EMPTY, Chain, PendingBlock
 from cybermiles_node.errors import TxRejected
-from cybermiles_node.fees import FREEGAS_EXECUTION, LowPriceSlots
+from cybermiles_node.fees import FREEGAS_EXECUTION, LowPriceSlots, PriceTooLow
 from cybermiles_node.mempool import Mempool, MempoolConfig
 from evm.state import StateDB
 from evm.transactions import SenderRecoveryPool, SignedTx, decode_transaction
@@ -93,8 +93,12 @@ class ChainApp:
         return tx
 
     def _reserve_low_price_slot(self, tx: SignedTx) -> None:
-        """Rules 1 and 3 of SPEC §4 against the pending block (raises LowPriceRejected)."""
-        if self.chain.fee_rules.is_low_price(tx):
+        """Rules 1 and 3 of SPEC §4 against the pending block (raises LowPriceRejected), and
+        a freegas contract's ability to prepay."""
+        rules = self.chain.fee_rules
+        if rules.is_freegas(tx):
+            self._check_freegas_prepayment(tx)
+        if rules.is_low_price(tx):
             self.low_price.release_missing(lambda h: h in self.mempool)
             self.low_price.take(tx)
 
@@ -128,6 +132,15 @@ class ChainApp:
                     self.low_price.release(outcome.hash)
         self.rejected_total += sum(isinstance(o, TxRejected) for o in outcomes)
         return outcomes
+
+    def _check_freegas_prepayment(self, tx: SignedTx) -> None:
+        need = self.chain.fee_rules.freegas.prepayment(tx)
+        have = self.chain.state_at().get_balance(tx.to)
+        if have < need:
+            raise PriceTooLow(
+                f"freegas transaction: the contract holds {have} wei, below gas x gas price "
+                f"= {need} wei"
+            )
 
     # -- blocks ---------------------------------------------------------------------------
     def build_block(

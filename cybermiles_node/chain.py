@@ -169,6 +169,7 @@ class Chain:
             prev_hashes=self.recent_hashes(),
             validator_owners=self.validator_owners,
             past_randomness=self._randomness_before(self.head.block_number + 1),
+            freegas=self.fee_rules.freegas,
         )
 
     def env_of(self, header: BlockHeaderAPI) -> BlockEnv:
@@ -183,6 +184,7 @@ class Chain:
             prev_hashes=self.hashes_before(header.block_number),
             validator_owners=self.validator_owners,
             past_randomness=self._randomness_before(header.block_number),
+            freegas=self.fee_rules.freegas,
         )
 
     def _randomness_before(self, number: int) -> Callable[[int], bytes | None]:

@@ -22,14 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cybermiles_node.errors import TxRejected
+from evm.executor import FreegasTerms
 from evm.transactions import SignedTx
 from genesis.params import Params
 
 ZERO_ADDRESS = b"\x00" * 20
-# The contract-pays execution path of freegas transactions is not built yet: until it is, the
-# freegas shape is refused with 102 like any other low-price transaction with a high gas limit
-# (otherwise it would run free for everybody).
-FREEGAS_EXECUTION = False
+# The contract-pays execution path of freegas transactions (evm/executor.py) is in place.
+FREEGAS_EXECUTION = True
 
 
 class LowPriceRejected(TxRejected):
@@ -70,12 +69,16 @@ class FeeRules:
     def of(cls, params: Params) -> FeeRules:
         return cls(params.gas_price, params.low_price_tx_gas_limit, params.low_price_tx_slots_cap)
 
+    @property
+    def freegas(self) -> FreegasTerms:
+        return FreegasTerms(self.gas_price, self.low_price_gas_limit)
+
     def is_low_price(self, tx: SignedTx) -> bool:
         return tx.tip < self.gas_price
 
     def is_freegas(self, tx: SignedTx) -> bool:
         """Price 0, gas above the low-price limit, a call with data: the contract pays."""
-        return tx.tip == 0 and tx.gas > self.low_price_gas_limit and bool(tx.to) and bool(tx.data)
+        return self.freegas.applies(tx)
 
     def check_shape(self, tx: SignedTx, *, freegas_allowed: bool) -> None:
         """Rule 2, which needs no state (raises GasTooHighForLowPrice)."""

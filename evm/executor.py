@@ -62,6 +62,23 @@ class BlockEnv:
     # The randomness (mix_hash) of an earlier block by number, None for unknown or future
     # blocks: what the randomness precompile's randomAt(height) reads.
     past_randomness: Callable[[int], bytes | None] = field(default=lambda _number: None)
+    # The chain's freegas terms (SPEC §4); None: every transaction pays for itself.
+    freegas: FreegasTerms | None = None
+
+
+@dataclass(frozen=True)
+class FreegasTerms:
+    """Price 0, a gas limit above `min_gas`, a call with data: the called contract pays
+    gas x `gas_price` (SPEC §4)."""
+
+    gas_price: int
+    min_gas: int  # the low-price gas limit; freegas needs strictly more
+
+    def applies(self, tx: SignedTx) -> bool:
+        return tx.tip == 0 and tx.gas > self.min_gas and bool(tx.to) and bool(tx.data)
+
+    def prepayment(self, tx: SignedTx) -> int:
+        return tx.gas * self.gas_price
 
 
 @dataclass
@@ -136,7 +153,9 @@ class BlockExecutor:
         # transaction, fast-path transfers included, so `state.freegas_marked` is this one's.
         self.state.begin_transaction()
         result = None
-        if self.fast_path and tx.is_plain_transfer_shape:
+        if self.env.freegas is not None and self.env.freegas.applies(tx):
+            result = self._apply_freegas(tx, self.env.freegas)
+        elif self.fast_path and tx.is_plain_transfer_shape:
             result = self._apply_transfer(tx)
         if result is None:
             result = self._apply_evm(tx)
@@ -158,6 +177,38 @@ class BlockExecutor:
             self.account_db.discard(checkpoint)
             raise TransactionInvalid(str(exc)) from None
         gas = PragueVM.finalize_gas_used(tx.tx, computation)
+        status = 0 if computation.is_error else 1
+        return status, gas, computation.get_log_entries()
+
+    def _apply_freegas(self, tx: SignedTx, terms: FreegasTerms) -> tuple[int, int, Sequence[Any]]:
+        """The contract prepays gas x gas_price and the call runs at price 0. If the called
+        code marked the transaction freegas (opcode 0xf8 or the precompile), the contract gets
+        the unused gas back and pays gasUsed x gas_price, burned (py-evm credits the coinbase
+        gasUsed x 0); the receipt follows the call. If not, everything the call did is undone,
+        the contract keeps its balance, and the sender's nonce alone moves: status 0, gasUsed 0,
+        nobody pays (SPEC §4; Travis kept the failed call's state changes, a bug)."""
+        db, contract = self.account_db, tx.to
+        prepay = terms.prepayment(tx)
+        balance = db.get_balance(contract)
+        if balance < prepay:
+            raise TransactionInvalid(
+                f"freegas: contract balance {balance} cannot prepay {prepay} (gas x gas price)"
+            )
+        self.state.lock_changes()
+        checkpoint = db.record()
+        db.set_balance(contract, balance - prepay)
+        try:
+            computation: ComputationAPI = self.state.apply_transaction(tx.tx)
+        except ValidationError as exc:
+            db.discard(checkpoint)
+            raise TransactionInvalid(str(exc)) from None
+        if not getattr(self.state, "freegas_marked", False):
+            db.discard(checkpoint)
+            db.increment_nonce(tx.sender)
+            return 0, 0, ()
+        db.commit(checkpoint)
+        gas = PragueVM.finalize_gas_used(tx.tx, computation)
+        db.set_balance(contract, db.get_balance(contract) + (tx.gas - gas) * terms.gas_price)
         status = 0 if computation.is_error else 1
         return status, gas, computation.get_log_entries()
 

@@ -80,8 +80,9 @@ def test_gas_limit_of_low_price_transactions() -> None:
         with pytest.raises(GasTooHighForLowPrice) as err:
             app.check_tx(raw(2, 0, gas=500_001, price=price))
         assert "(102)" in err.value.message
-    # The freegas shape (a call with data) too, until the contract-pays path exists.
-    with pytest.raises(GasTooHighForLowPrice):
+    # The freegas shape (price 0, a call with data) is the exception: the called contract must
+    # be able to prepay (test_freegas.py has the whole story).
+    with pytest.raises(PriceTooLow, match="freegas"):
         app.check_tx(raw(2, 0, gas=600_000, data=b"\x01\x02"))
     app.check_tx(raw(2, 0, gas=600_000, price=2 * GWEI))
 
