@@ -36,6 +36,7 @@ from cybermiles_node.devnet import (
     DevnetOptions,
     Ports,
     check_chain_id,
+    check_profile,
     existing_validators,
     prepare_devnet,
     run_devnet,
@@ -119,6 +120,7 @@ def init_home(
     genesis_file: Path | None,
     accounts: int,
     config: NodeConfig,
+    evm_profile: str = "cvm",
 ) -> HomeLayout:
     """Write keys, config and genesis into a new home (refuses to overwrite a genesis)."""
     # Checked here too (write_home refuses as well) so that `init` fails before reading keys
@@ -140,6 +142,7 @@ def init_home(
             genesis_time=int(time.time()),
             chain_id=chain_id if chain_id is not None else 1234,
             accounts=accounts,
+            evm_profile=evm_profile,  # type: ignore[arg-type]
         )
     return write_home(
         home, node_key=node_key, validator_key=validator_key, genesis=genesis, config=config
@@ -219,6 +222,14 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
 )
 @click.option("--reset", is_flag=True, help="Delete the devnet's state and start from genesis.")
 @click.option(
+    "--evm-profile",
+    type=click.Choice(["cvm", "lity"]),
+    default="cvm",
+    show_default=True,
+    help="EVM rules of a new devnet: cvm (Prague + CVM opcodes and precompiles) or lity "
+    "(Travis-exact, for existing Lity bytecode).",
+)
+@click.option(
     "--validators",
     type=click.IntRange(1, MAX_VALIDATORS),
     default=None,
@@ -254,6 +265,7 @@ def devnet(
     accounts: int,
     block_time: float,
     reset: bool,
+    evm_profile: str,
     validators: int | None,
     p2p_port: int | None,
     status_port: int | None,
@@ -277,7 +289,7 @@ def devnet(
     if reset and home.exists():
         shutil.rmtree(home)
     if validators is None:
-        _single_devnet(home, rpc_addr, rpc_port, chain_id, accounts, block_time)
+        _single_devnet(home, rpc_addr, rpc_port, chain_id, accounts, block_time, evm_profile)
         return
     defaults = Ports()
     ports = Ports(
@@ -288,11 +300,19 @@ def devnet(
     )
     # The nodes log at info (the default LogConfig) unless the command line says otherwise.
     log = _log_overrides().apply(LogConfig())
-    _multi_devnet(home, DevnetOptions(validators, chain_id, accounts, rpc_addr, ports, log))
+    _multi_devnet(
+        home, DevnetOptions(validators, chain_id, accounts, rpc_addr, ports, log, evm_profile)
+    )
 
 
 def _single_devnet(
-    home: Path, rpc_addr: str, rpc_port: int, chain_id: int, accounts: int, block_time: float
+    home: Path,
+    rpc_addr: str,
+    rpc_port: int,
+    chain_id: int,
+    accounts: int,
+    block_time: float,
+    evm_profile: str,
 ) -> None:
     layout = HomeLayout(home)
     existing = existing_validators(home)
@@ -306,9 +326,18 @@ def _single_devnet(
     )
     try:
         if not layout.genesis_file.exists():
-            init_home(home, chain_id=chain_id, genesis_file=None, accounts=accounts, config=config)
+            init_home(
+                home,
+                chain_id=chain_id,
+                genesis_file=None,
+                accounts=accounts,
+                config=config,
+                evm_profile=evm_profile,
+            )
         else:
-            check_chain_id(load_genesis(layout.genesis_file), chain_id, home)
+            existing_genesis = load_genesis(layout.genesis_file)
+            check_chain_id(existing_genesis, chain_id, home)
+            check_profile(existing_genesis, evm_profile, home)
             write_config(layout.config_file, config)
     except (GenesisError, CyberMilesError) as exc:
         _fail(str(exc))

@@ -65,6 +65,7 @@ __all__ = [
     "DevnetOptions",
     "Ports",
     "check_chain_id",
+    "check_profile",
     "devnet_manifest",
     "existing_validators",
     "node_home",
@@ -113,6 +114,15 @@ def write_home(
     return layout
 
 
+def check_profile(genesis: Genesis, evm_profile: str, home: Path) -> None:
+    """An existing devnet keeps its EVM profile (it is fixed in genesis)."""
+    if genesis.evm_profile != evm_profile and evm_profile != "cvm":
+        raise DevnetError(
+            f"{home} holds a {genesis.evm_profile} chain; use --reset for --evm-profile "
+            f"{evm_profile}"
+        )
+
+
 def check_chain_id(genesis: Genesis, chain_id: int, home: Path) -> None:
     """An existing devnet continues its chain; only an explicit other chain id is refused
     (the default id means "whatever the home holds")."""
@@ -154,6 +164,7 @@ class DevnetOptions:
     rpc_host: str = LOCALHOST
     ports: Ports = Ports()
     log: LogConfig = LogConfig()
+    evm_profile: str = "cvm"
 
     @property
     def funded_accounts(self) -> int:
@@ -261,6 +272,7 @@ def prepare_devnet(home: Path, options: DevnetOptions) -> list[DevnetNode]:
     if new:
         _write_new_homes(nodes, keys, options)
     else:
+        check_profile(load_genesis(nodes[0].layout.genesis_file), options.evm_profile, home)
         for node in nodes:
             write_config(node.layout.config_file, node.config)
     return nodes
@@ -305,6 +317,7 @@ def _write_new_homes(
         genesis_time=int(time.time()),
         chain_id=options.chain_id,
         accounts=options.funded_accounts,
+        evm_profile=options.evm_profile,  # type: ignore[arg-type]
     )
     for node, (node_key, validator_key) in zip(nodes, keys, strict=True):
         write_home(
