@@ -78,7 +78,14 @@ class ChainApp:
         self.chain.fee_rules.check_shape(tx, freegas_allowed=FREEGAS_EXECUTION)
         return tx
 
+    def _release_stale_slots(self) -> None:
+        """Slots of low-price txs that left the pool (committed, evicted) are free again.
+        Called once per admission call: within a batch, earlier txs are not in the pool yet."""
+        if self.low_price.pairs:
+            self.low_price.release_missing(lambda h: h in self.mempool)
+
     def check_tx(self, raw: bytes) -> SignedTx:
+        self._release_stale_slots()
         try:
             tx = self.decode(raw)
             self._reserve_low_price_slot(tx)
@@ -99,11 +106,11 @@ class ChainApp:
         if rules.is_freegas(tx):
             self._check_freegas_prepayment(tx)
         if rules.is_low_price(tx):
-            self.low_price.release_missing(lambda h: h in self.mempool)
             self.low_price.take(tx)
 
     def check_txs(self, raws: Sequence[bytes]) -> list[SignedTx | TxRejected]:
         """Admit a batch; worker processes recover the senders of its tail meanwhile."""
+        self._release_stale_slots()
         shipped_from, wait_for_senders = self.recovery.submit(raws)
         shipped: list[bytes | None] = []
         outcomes: list[SignedTx | TxRejected] = []

@@ -400,3 +400,26 @@ def test_node_still_accepts_good_transactions(devnet: Devnet, accounts: list[Loc
 def test_conformance_coverage(validator: OpenRpcValidator) -> None:
     assert not validator.violations
     assert len(validator.checked) >= 12, sorted(validator.checked)
+
+
+def test_low_price_pair_and_block_capacity(devnet: Devnet) -> None:
+    """One JSON-RPC batch is admitted at once, before any block can interleave: in it, a second
+    low-price transaction of one (sender, recipient) pair gets 101, and the low-price transaction
+    beyond the block's 100 slots gets 103. Price-0, value-0 transfers need no balance at all."""
+    recipient = fresh_account(900).address
+    senders = [fresh_account(1000 + i) for i in range(101)]
+    first = sign_transfer(senders[0], 0, recipient, 0, tx_type=0, price=0)
+    second = sign_transfer(senders[0], 1, recipient, 0, tx_type=0, price=0)
+    others = [sign_transfer(s, 0, recipient, 0, tx_type=0, price=0) for s in senders[1:]]
+    calls = [("eth_sendRawTransaction", [raw_hex(tx)]) for tx in [first, second, *others]]
+    answers = devnet.batch(calls)
+    assert "result" in answers[0]
+    assert answers[1]["error"]["code"] == 101, answers[1]
+    assert "The gas price is too low for transaction (101)" in answers[1]["error"]["message"]
+    accepted = [a for a in answers[2:] if "result" in a]
+    assert len(accepted) == 99  # 100 slots: `first` holds one
+    assert answers[-1]["error"]["code"] == 103
+    w3 = devnet.w3()
+    receipt = wait_receipt(w3, bytes.fromhex(answers[0]["result"][2:]))
+    block = w3.eth.get_block(receipt["blockNumber"])
+    assert len(block["transactions"]) == 100

@@ -126,3 +126,11 @@ def test_validators_reject_blocks_that_break_the_rules() -> None:
         validator.execute_block(block.header, list(block.result.transactions))
     fair = builder.build_block(txs, coinbase=b"\x05" * 20, timestamp=1_700_000_100)
     assert validator.execute_block(fair.header, list(fair.result.transactions)).hash == fair.hash
+
+
+def test_the_pair_rule_holds_within_one_batch() -> None:
+    app = make_app()
+    outcomes = app.check_txs([raw(1, 0, to=9), raw(1, 1, to=9), raw(1, 1, to=10)])
+    assert not isinstance(outcomes[0], Exception)
+    assert isinstance(outcomes[1], PriceTooLow)
+    assert not isinstance(outcomes[2], Exception)
