@@ -34,6 +34,7 @@ from cybermiles_node.errors import CyberMilesError, InvariantViolation
 from cybermiles_node.fees import FREEGAS_EXECUTION, FeeRules, LowPriceRejected, LowPriceSlots
 from evm.db import OverlayDB
 from evm.executor import BlockEnv, BlockExecutor, ExecutionResult, TransactionInvalid
+from evm.precompiles import PRECOMPILE_GENESIS_CODE
 from evm.profiles import EvmProfile, get_profile
 from evm.state import StateDB
 from evm.transactions import SignedTx, load_stored_transaction
@@ -112,6 +113,11 @@ class Chain:
                 state.set_code(address, account.code)
             for slot, value in account.storage:
                 state.set_storage(address, slot, value)
+        # The CVM precompiles get a tiny code stub (never run: the EVM dispatches on the address
+        # first), because Solidity checks extcodesize before high-level calls to them.
+        for address, code in sorted(PRECOMPILE_GENESIS_CODE.items()):
+            if not state.get_code(address):
+                state.set_code(address, code)
         state.persist()
         return state.state_root, overlay
 

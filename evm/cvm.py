@@ -229,7 +229,12 @@ def schedule(computation: ComputationAPI) -> None:
     computation.stack_pop_any(3)
 
 
-def freegas(computation: ComputationAPI) -> None:
+def mark_freegas(computation: ComputationAPI) -> None:
+    """Marks the transaction freegas (SPEC.md §4): opcode 0xf8 and the freegas precompile.
+
+    A transaction-scoped flag on the state, not account state, so it is allowed under
+    STATICCALL and survives a reverting sub-call (like Travis).
+    """
     _scope(computation).freegas_marked = True
 
 
@@ -331,7 +336,7 @@ CVM_OPCODES: Mapping[int, OpcodeAPI] = {
     0x2D: _op(_fixed_point(_fdiv_terms, signed=True), "SFDIV", GAS_FIXED_POINT),
     0xF6: _op(isvalidator, "ISVALIDATOR", GAS_CVM_SYSTEM),
     0xF7: _op(schedule, "SCHEDULE", GAS_CVM_SYSTEM),
-    0xF8: _op(freegas, "FREEGAS", GAS_CVM_SYSTEM),
+    0xF8: _op(mark_freegas, "FREEGAS", GAS_CVM_SYSTEM),
     0xF9: _op(rand, "RAND", GAS_RAND),
 }
 
@@ -362,6 +367,7 @@ __all__ = [
     "EniFailure",
     "draw_random",
     "euclidean_div",
+    "mark_freegas",
     "rand_word",
     "uvarint",
     "validator_owners",

@@ -7,11 +7,14 @@ transaction builder and the header class. Both profiles share the state machiner
 in which opcode table and which precompiles bytecode sees. The opcode logic lives in evm/cvm.py.
 
 - `cvm` (default): Prague opcodes plus the CVM opcodes at bytes free in Prague; Prague
-  precompiles (the CVM precompiles join `_precompiles` here).
+  precompiles plus the CVM precompiles at 0xc0de01-0xc0de04 (evm/precompiles.py).
 - `lity`: Travis-exact bytecode semantics for existing Lity contracts: `LITY_OPCODES`
   (Byzantium opcodes and their gas, SHL/SHR/SAR, checked ADD/SUB/MUL, CVM opcodes, ENI at 0xf5;
-  no CREATE2, EXTCODEHASH, PUSH0, TLOAD/TSTORE, MCOPY, BASEFEE, ...) and Byzantium's
-  precompiles (0x01-0x08 at Byzantium prices).
+  no CREATE2, EXTCODEHASH, PUSH0, TLOAD/TSTORE, MCOPY, BASEFEE, ...), Byzantium's
+  precompiles (0x01-0x08 at Byzantium prices) and the same CVM precompiles.
+
+`EvmProfile.precompile_addresses` (all of a profile's precompiles, the CVM ones included) is
+what the executor's transfer fast path checks to never fast-path a call to a precompile.
 
 What of Prague still applies under `lity`, and why. Everything outside the opcode table and
 precompiles is the transaction/state machinery, which the chain shares between profiles
@@ -46,21 +49,22 @@ from eth.vm.forks.prague.state import PragueState
 from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 
 from evm.cvm import CVM_OPCODES, LITY_OPCODES, CvmStateMixin
+from evm.precompiles import CVM_PRECOMPILES
 from evm.state import StateDB
 
 
 class CvmComputation(PragueComputation):
-    """Prague computation with the CVM opcodes (0x0c-0x0e, 0x2a-0x2d, 0xf6-0xf9)."""
+    """Prague computation with the CVM opcodes (0x0c-0x0e, 0x2a-0x2d, 0xf6-0xf9) and precompiles."""
 
     opcodes = {**PRAGUE_OPCODES, **CVM_OPCODES}
-    _precompiles = dict(PRAGUE_PRECOMPILES)
+    _precompiles = {**PRAGUE_PRECOMPILES, **CVM_PRECOMPILES}
 
 
 class LityComputation(CvmComputation):
     """Same message machinery; Travis's opcode table and Byzantium's precompiles."""
 
     opcodes = dict(LITY_OPCODES)
-    _precompiles = dict(BYZANTIUM_PRECOMPILES)
+    _precompiles = {**BYZANTIUM_PRECOMPILES, **CVM_PRECOMPILES}
 
 
 class CvmState(CvmStateMixin, PragueState):
