@@ -10,7 +10,7 @@ const solc = require('solc');
 const ROOT = __dirname;
 const SRC_DIR = path.join(ROOT, 'src');
 const BUILD_DIR = path.join(ROOT, 'build');
-const CONTRACTS = ['TestToken'];
+const CONTRACTS = ['CvmFeatures', 'TestToken'];
 const EVM_VERSION = 'prague';
 const OPTIMIZER = { enabled: true, runs: 200 };
 
