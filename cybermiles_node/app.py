@@ -22,7 +22,7 @@ from eth_hash.auto import keccak
 
 from cybermiles_node.chain import EMPTY, Chain, PendingBlock
 from cybermiles_node.errors import TxRejected
-from cybermiles_node.fees import FREEGAS_EXECUTION, LowPriceSlots, PriceTooLow
+from cybermiles_node.fees import LowPriceSlots, PriceTooLow
 from cybermiles_node.mempool import Mempool, MempoolConfig
 from evm.state import StateDB
 from evm.transactions import SenderRecoveryPool, SignedTx, decode_transaction
@@ -75,7 +75,7 @@ class ChainApp:
         tx = decode_transaction(
             raw, chain_id=self.chain.chain_id, block_gas_limit=self.chain.gas_limit, sender=sender
         )
-        self.chain.fee_rules.check_shape(tx, freegas_allowed=FREEGAS_EXECUTION)
+        self.chain.fee_rules.check_shape(tx)
         return tx
 
     def _release_stale_slots(self) -> None:

@@ -31,7 +31,7 @@ from eth_typing import Address, BlockNumber, Hash32
 
 from cybermiles_node import schema
 from cybermiles_node.errors import CyberMilesError, InvariantViolation
-from cybermiles_node.fees import FREEGAS_EXECUTION, FeeRules, LowPriceRejected, LowPriceSlots
+from cybermiles_node.fees import FeeRules, LowPriceRejected, LowPriceSlots
 from evm.db import OverlayDB
 from evm.executor import BlockEnv, BlockExecutor, ExecutionResult, TransactionInvalid
 from evm.precompiles import PRECOMPILE_GENESIS_CODE
@@ -244,7 +244,7 @@ class Chain:
             try:
                 slots.check(tx)
                 executor.apply(tx)
-                slots.take(tx)
+                slots.hold(tx)
             except (TransactionInvalid, LowPriceRejected) as exc:
                 failed_senders.add(tx.sender)
                 skipped.append((tx, str(exc)))
@@ -260,7 +260,7 @@ class Chain:
         slots = LowPriceSlots(self.fee_rules)
         for tx in txs:
             try:
-                self.fee_rules.check_shape(tx, freegas_allowed=FREEGAS_EXECUTION)
+                self.fee_rules.check_shape(tx)
                 slots.take(tx)
                 executor.apply(tx)
             except (TransactionInvalid, LowPriceRejected) as exc:

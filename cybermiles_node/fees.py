@@ -27,8 +27,6 @@ from evm.transactions import SignedTx
 from genesis.params import Params
 
 ZERO_ADDRESS = b"\x00" * 20
-# The contract-pays execution path of freegas transactions (evm/executor.py) is in place.
-FREEGAS_EXECUTION = True
 
 
 class LowPriceRejected(TxRejected):
@@ -80,11 +78,11 @@ class FeeRules:
         """Price 0, gas above the low-price limit, a call with data: the contract pays."""
         return self.freegas.applies(tx)
 
-    def check_shape(self, tx: SignedTx, *, freegas_allowed: bool) -> None:
+    def check_shape(self, tx: SignedTx) -> None:
         """Rule 2, which needs no state (raises GasTooHighForLowPrice)."""
         if not self.is_low_price(tx) or tx.gas <= self.low_price_gas_limit:
             return
-        if freegas_allowed and self.is_freegas(tx):
+        if self.is_freegas(tx):
             return
         raise GasTooHighForLowPrice(
             f"gas limit {tx.gas} above {self.low_price_gas_limit} at price {tx.tip} wei "
@@ -121,6 +119,10 @@ class LowPriceSlots:
     def take(self, tx: SignedTx) -> None:
         """Check and, for a low-price tx, hold its slot."""
         self.check(tx)
+        self.hold(tx)
+
+    def hold(self, tx: SignedTx) -> None:
+        """Hold the slot of a low-price tx already checked (no-op for a full-price one)."""
         if self.rules.is_low_price(tx):
             self.pairs[pair_of(tx)] = tx.hash
 
