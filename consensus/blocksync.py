@@ -25,6 +25,7 @@ import trio
 from consensus.driver import Committed, DecidedBlock
 from consensus.errors import MalformedMessage
 from consensus.host import ConsensusHost
+from consensus.parts import MAX_BLOCK_BYTES
 from consensus.types import MAX_HEIGHT, Commit
 from p2p import BLOCKSYNC, PRIORITY_BLOCKSYNC, ChannelDescriptor, Peer, PeerMisbehaved
 
@@ -35,7 +36,8 @@ TICK_S = 0.1
 REQUEST_TIMEOUT_S = 5.0
 WINDOW = 16
 MALFORMED_PENALTY = 20
-MAX_BLOCK_MESSAGE_BYTES = 16 * 2**20 + 2**20
+# A whole block plus its commit and the message framing.
+MAX_BLOCK_MESSAGE_BYTES = MAX_BLOCK_BYTES + 2**20
 
 
 class BlockStore(Protocol):

@@ -24,6 +24,7 @@ from eth.abc import BlockHeaderAPI
 from eth.vm.forks.prague.blocks import PragueBlockHeader
 
 from consensus.errors import MalformedMessage
+from consensus.parts import MAX_BLOCK_BYTES
 from consensus.types import (
     ADDRESS_SIZE,
     HASH_SIZE,
@@ -33,7 +34,6 @@ from consensus.types import (
 )
 
 WIRE_VERSION = 1
-MAX_BLOCK_BYTES = 16 * 2**20
 MAX_TXS = 100_000
 MAX_EVIDENCE = 100
 MAX_PROOF_BYTES = 1024
