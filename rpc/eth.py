@@ -23,6 +23,7 @@ from eth_hash.auto import keccak
 from cybermiles_node.errors import TxRejected
 from evm.call import CallError, CallRequest, EstimateFailed, estimate_gas, run_call
 from evm.executor import BlockEnv
+from evm.profiles import EvmProfile
 from evm.transactions import SignedTx
 from rpc import formatting as fmt
 from rpc.errors import ExecutionReverted, InvalidInput, InvalidParams, LimitExceeded
@@ -415,19 +416,20 @@ class EthApi:
             access_list=access_list,
         )
 
-    def eth_call(self, tx: object, block: object = "latest", overrides: object = None) -> str:
+    def _call_inputs(
+        self, tx: object, block: object, overrides: object
+    ) -> tuple[EvmProfile, Any, bytes, BlockEnv, CallRequest]:
+        """What eth_call and eth_estimateGas run: the chain's rules at `block`, and the call."""
         if overrides is not None:
             raise InvalidParams("state overrides are not supported")
         request = self._call_request(tx)
         header = self._require_header(block)
+        chain = self.chain
+        return chain.profile, chain.db, header.state_root, chain.env_of(header), request
+
+    def eth_call(self, tx: object, block: object = "latest", overrides: object = None) -> str:
         try:
-            result = run_call(
-                self.chain.profile,
-                self.chain.db,
-                header.state_root,
-                self.chain.env_of(header),
-                request,
-            )
+            result = run_call(*self._call_inputs(tx, block, overrides))
         except CallError as exc:
             raise InvalidInput(str(exc)) from None
         if result.reverted:
@@ -439,18 +441,8 @@ class EthApi:
     def eth_estimateGas(
         self, tx: object, block: object = "latest", overrides: object = None
     ) -> str:
-        if overrides is not None:
-            raise InvalidParams("state overrides are not supported")
-        request = self._call_request(tx)
-        header = self._require_header(block)
         try:
-            gas = estimate_gas(
-                self.chain.profile,
-                self.chain.db,
-                header.state_root,
-                self.chain.env_of(header),
-                request,
-            )
+            gas = estimate_gas(*self._call_inputs(tx, block, overrides))
         except CallError as exc:
             raise InvalidInput(str(exc)) from None
         except EstimateFailed as exc:
