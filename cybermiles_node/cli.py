@@ -46,6 +46,7 @@ from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.keys import Ed25519Key, read_key
 from cybermiles_node.logs import FORMATS, LEVELS, configure_logging
 from genesis import (
+    EvmProfile,
     GenesisError,
     dev_accounts,
     devnet_genesis,
@@ -120,7 +121,7 @@ def init_home(
     genesis_file: Path | None,
     accounts: int,
     config: NodeConfig,
-    evm_profile: str = "cvm",
+    evm_profile: EvmProfile = "cvm",
 ) -> HomeLayout:
     """Write keys, config and genesis into a new home (refuses to overwrite a genesis)."""
     # Checked here too (write_home refuses as well) so that `init` fails before reading keys
@@ -142,7 +143,7 @@ def init_home(
             genesis_time=int(time.time()),
             chain_id=chain_id if chain_id is not None else 1234,
             accounts=accounts,
-            evm_profile=evm_profile,  # type: ignore[arg-type]
+            evm_profile=evm_profile,
         )
     return write_home(
         home, node_key=node_key, validator_key=validator_key, genesis=genesis, config=config
@@ -265,7 +266,7 @@ def devnet(
     accounts: int,
     block_time: float,
     reset: bool,
-    evm_profile: str,
+    evm_profile: EvmProfile,
     validators: int | None,
     p2p_port: int | None,
     status_port: int | None,
@@ -312,7 +313,7 @@ def _single_devnet(
     chain_id: int,
     accounts: int,
     block_time: float,
-    evm_profile: str,
+    evm_profile: EvmProfile,
 ) -> None:
     layout = HomeLayout(home)
     existing = existing_validators(home)

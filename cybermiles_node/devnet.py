@@ -54,7 +54,7 @@ from cybermiles_node.config import (
 )
 from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.keys import Ed25519Key, read_key, write_key
-from genesis import Genesis, devnet_genesis, dump_genesis, load_genesis
+from genesis import EvmProfile, Genesis, devnet_genesis, dump_genesis, load_genesis
 
 __all__ = [
     "DEFAULT_CHAIN_ID",
@@ -164,7 +164,7 @@ class DevnetOptions:
     rpc_host: str = LOCALHOST
     ports: Ports = Ports()
     log: LogConfig = LogConfig()
-    evm_profile: str = "cvm"
+    evm_profile: EvmProfile = "cvm"
 
     @property
     def funded_accounts(self) -> int:
@@ -317,7 +317,7 @@ def _write_new_homes(
         genesis_time=int(time.time()),
         chain_id=options.chain_id,
         accounts=options.funded_accounts,
-        evm_profile=options.evm_profile,  # type: ignore[arg-type]
+        evm_profile=options.evm_profile,
     )
     for node, (node_key, validator_key) in zip(nodes, keys, strict=True):
         write_home(
