@@ -165,7 +165,7 @@ class ConsensusReactor:
         # Evidence not yet in a block is re-offered too (once per peer and height): a lost
         # broadcast must not keep it from every proposer.
         evidence = driver.evidence.pending(MAX_EVIDENCE_GOSSIP)
-        height = driver.status.height
+        height = driver.height
         for peer in self._sorted_peers():
             for ev in evidence:
                 self._offer(peer, ev)
@@ -207,8 +207,10 @@ class ConsensusReactor:
 
     # -- helpers ---------------------------------------------------------------------------
     def _current_step(self) -> RoundStep:
-        status = self.host.driver.status
-        return RoundStep(status.height, status.round, status.step)
+        # The core state's own fields: this runs after every input, and `driver.status` would
+        # also work out the round's proposer each time.
+        state = self.host.driver.state
+        return RoundStep(state.height, state.round, state.step)
 
     def _sorted_peers(self) -> list[Peer]:
         return [self._peers[node_id] for node_id in sorted(self._peers)]

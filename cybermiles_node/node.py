@@ -249,10 +249,10 @@ def _wire_metrics(metrics: NodeMetrics, app: ChainApp, host: ConsensusHost) -> N
     last_commit: list[float] = []  # when this node committed the previous block
 
     def on_step() -> None:
-        status = host.driver.status
-        metrics.consensus_round.set(status.round)
-        if [status.height, status.round] != last_round:
-            last_round[:] = [status.height, status.round]
+        state = host.driver.state  # not driver.status: this runs after every consensus input
+        metrics.consensus_round.set(state.round)
+        if [state.height, state.round] != last_round:
+            last_round[:] = [state.height, state.round]
             metrics.consensus_rounds_total.inc()
 
     def on_commit(block: PendingBlock) -> None:
