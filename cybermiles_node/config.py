@@ -33,6 +33,8 @@ class RpcConfig:
     max_body_bytes: int = 5 * 2**20
     max_batch: int = 1000
     cors_origins: tuple[str, ...] = ("*",)
+    gas_cap: int = 50_000_000  # most gas one eth_call / eth_estimateGas may use (geth's default)
+    evm_timeout: float = 5.0  # seconds of wall-clock time one eth_call / eth_estimateGas may run
 
 
 @dataclass(frozen=True)
