@@ -158,13 +158,22 @@ class ChainApp:
             max_bytes=self.config.max_block_bytes,
             max_count=self.config.max_block_txs,
         )
-        return self.chain.build_block(
+        block = self.chain.build_block(
             candidates,
             coinbase=coinbase,
             timestamp=timestamp,
             mix_hash=mix_hash,
             extra_data=extra_data,
         )
+        for tx, reason in block.crashed:
+            evicted = self.mempool.drop(tx.hash)
+            log.warning(
+                "evicted transaction 0x%s (and %d later of its sender): %s",
+                tx.hash.hex(),
+                max(0, len(evicted) - 1),
+                reason,
+            )
+        return block
 
     def validate_block(self, header: BlockHeaderAPI, raws: Sequence[bytes]) -> PendingBlock:
         """Execute a block proposed elsewhere; raises TxRejected or BlockRejected."""

@@ -15,9 +15,10 @@ metadata (zero for blocks made by the devnet automine, which has none).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -33,7 +34,13 @@ from cybermiles_node import schema
 from cybermiles_node.errors import CyberMilesError, InvariantViolation
 from cybermiles_node.fees import FeeRules, LowPriceRejected, LowPriceSlots
 from evm.db import OverlayDB
-from evm.executor import BlockEnv, BlockExecutor, ExecutionResult, TransactionInvalid
+from evm.executor import (
+    BlockEnv,
+    BlockExecutor,
+    ExecutionResult,
+    TransactionCrashed,
+    TransactionInvalid,
+)
 from evm.precompiles import PRECOMPILE_GENESIS_CODE
 from evm.profiles import EvmProfile, get_profile
 from evm.state import StateDB
@@ -44,6 +51,8 @@ EMPTY_REQUESTS_HASH = Hash32(
     bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 )
 NO_CONSENSUS_METADATA = ZERO_HASH32
+
+log = logging.getLogger(__name__)
 
 
 EMPTY: Mapping[bytes, bytes] = MappingProxyType({})
@@ -71,6 +80,8 @@ class PendingBlock:
     result: ExecutionResult
     overlay: OverlayDB
     skipped: list[tuple[SignedTx, str]]
+    # Transactions whose execution failed unexpectedly: left out, and to be evicted.
+    crashed: list[tuple[SignedTx, str]] = field(default_factory=list)
 
     @property
     def hash(self) -> bytes:
@@ -230,11 +241,16 @@ class Chain:
         mix_hash: bytes = ZERO_HASH32,
         extra_data: bytes = NO_CONSENSUS_METADATA,
     ) -> PendingBlock:
-        """Execute candidates in order, skipping those that cannot be included."""
+        """Execute candidates in order, skipping those that cannot be included.
+
+        Robust by construction: whatever one candidate does, it is either in the block or
+        left out with the state as before it, so no transaction can stop a proposer. One that
+        fails in a way no rule expects is reported in `crashed`, for the caller to evict."""
         env = self.block_env(coinbase=coinbase, timestamp=timestamp, mix_hash=mix_hash)
         overlay = OverlayDB(self.db)
         executor = BlockExecutor(self.profile, overlay, self.head.state_root, env)
         skipped: list[tuple[SignedTx, str]] = []
+        crashed: list[tuple[SignedTx, str]] = []
         failed_senders: set[bytes] = set()
         slots = LowPriceSlots(self.fee_rules)
         for tx in candidates:
@@ -245,10 +261,16 @@ class Chain:
                 slots.check(tx)
                 executor.apply(tx)
                 slots.hold(tx)
+            except TransactionCrashed as exc:
+                log.error("transaction 0x%s crashed block building", tx.hash.hex(), exc_info=exc)
+                failed_senders.add(tx.sender)
+                crashed.append((tx, str(exc)))
             except (TransactionInvalid, LowPriceRejected) as exc:
                 failed_senders.add(tx.sender)
                 skipped.append((tx, str(exc)))
-        return self._seal(executor, overlay, env, extra_data, skipped)
+        block = self._seal(executor, overlay, env, extra_data, skipped)
+        block.crashed.extend(crashed)
+        return block
 
     def execute_block(self, header: BlockHeaderAPI, txs: list[SignedTx]) -> PendingBlock:
         """Re-execute a block made elsewhere and check every root against its header."""
@@ -263,6 +285,9 @@ class Chain:
                 self.fee_rules.check_shape(tx)
                 slots.take(tx)
                 executor.apply(tx)
+            except TransactionCrashed as exc:
+                log.warning("transaction 0x%s crashed validation", tx.hash.hex(), exc_info=exc)
+                raise BlockRejected(f"invalid transaction 0x{tx.hash.hex()}: {exc}") from None
             except (TransactionInvalid, LowPriceRejected) as exc:
                 raise BlockRejected(f"invalid transaction 0x{tx.hash.hex()}: {exc}") from None
         block = self._seal(executor, overlay, env, header.extra_data, [])

@@ -700,6 +700,21 @@ class Mempool(Generic[TxT]):
                 heappop(heap)
         return out
 
+    def drop(self, tx_hash: bytes) -> list[bytes]:
+        """Remove a transaction and its sender's later ones (which cannot execute without
+        it); returns the hashes removed, none when it is not pooled."""
+        entry = self._by_hash.get(tx_hash)
+        if entry is None:
+            return []
+        acct = self._accounts[entry.tx.sender]
+        removed: list[bytes] = []
+        self._truncate(acct, bisect_left(acct.nonces, entry.tx.nonce), removed)
+        if acct.nonces:
+            self._ensure_top_in_heap(acct)
+        else:
+            del self._accounts[acct.sender]
+        return removed
+
     # ------------------------------------------------------------------ after a commit
 
     def update(self, state: PoolStateReader, included: Iterable[bytes]) -> list[bytes]:

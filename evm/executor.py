@@ -35,7 +35,7 @@ from eth_utils import ValidationError
 from evm.cvm import CvmExecutionContext
 from evm.profiles import EvmProfile
 from evm.state import StateDB
-from evm.transactions import SignedTx
+from evm.transactions import SignedTx, gas_limit_shortfall
 from evm.trie import ordered_trie_root
 
 _HALF_N = SECPK1_N // 2
@@ -44,6 +44,11 @@ _STATUS_CODES = (EIP658_TRANSACTION_STATUS_CODE_FAILURE, EIP658_TRANSACTION_STAT
 
 class TransactionInvalid(Exception):
     """The transaction cannot be included in this block (py-evm would reject it)."""
+
+
+class TransactionCrashed(TransactionInvalid):
+    """Executing the transaction raised something no rule expects. The state is as before it;
+    a block builder leaves the transaction out and evicts it, a validator refuses the block."""
 
 
 @dataclass(frozen=True)
@@ -143,23 +148,26 @@ class BlockExecutor:
         self.contract_addresses: list[bytes | None] = []
 
     def apply(self, tx: SignedTx) -> ReceiptAPI:
-        """Execute `tx` and record its receipt; raise TransactionInvalid to skip it."""
-        if self.gas_used + tx.gas > self.env.gas_limit:
-            raise TransactionInvalid(
-                f"transaction gas {tx.gas} exceeds the block's remaining gas "
-                f"{self.env.gas_limit - self.gas_used}"
-            )
+        """Execute `tx` and record its receipt, or raise and leave the state as it was:
+        TransactionInvalid when a rule refuses it, TransactionCrashed when execution failed in
+        a way no rule foresees (a bug, or an input nobody thought of). Either way the caller
+        can go on with the next transaction."""
+        self._check_fits(tx)
         # Per-transaction CVM values (RAND counter, FREEGAS mark) start afresh for every
         # transaction, fast-path transfers included, so `state.freegas_marked` is this one's.
         self.state.begin_transaction()
-        result = None
-        if self.env.freegas is not None and self.env.freegas.applies(tx):
-            result = self._apply_freegas(tx, self.env.freegas)
-        elif self.fast_path and tx.is_plain_transfer_shape:
-            result = self._apply_transfer(tx)
-        if result is None:
-            result = self._apply_evm(tx)
-        status, gas, logs = result
+        self.state.lock_changes()
+        checkpoint = self.account_db.record()
+        try:
+            status, gas, logs = self._execute(tx)
+            if gas > tx.gas:
+                raise TransactionInvalid(f"used {gas} gas, above its gas limit {tx.gas}")
+        except TransactionInvalid:
+            self.account_db.discard(checkpoint)
+            raise
+        except Exception as exc:
+            self.account_db.discard(checkpoint)
+            raise TransactionCrashed(f"execution failed unexpectedly: {exc!r}") from exc
         self.gas_used += gas
         receipt = tx.tx.make_receipt(_STATUS_CODES[status], self.gas_used, tuple(logs))
         self.transactions.append(tx)
@@ -167,14 +175,32 @@ class BlockExecutor:
         self.contract_addresses.append(contract_address_of(tx) if status else None)
         return receipt
 
+    def _check_fits(self, tx: SignedTx) -> None:
+        """The gas limit covers the least the transaction can be charged (intrinsic gas and
+        the calldata floor) and fits the block's remaining gas, so neither the transaction's
+        nor the block's gasUsed can exceed its limit."""
+        shortfall = gas_limit_shortfall(tx.gas, tx.intrinsic_gas, tx.data)
+        if shortfall is not None:
+            raise TransactionInvalid(shortfall)
+        if self.gas_used + tx.gas > self.env.gas_limit:
+            raise TransactionInvalid(
+                f"transaction gas {tx.gas} exceeds the block's remaining gas "
+                f"{self.env.gas_limit - self.gas_used}"
+            )
+
+    def _execute(self, tx: SignedTx) -> tuple[int, int, Sequence[Any]]:
+        if self.env.freegas is not None and self.env.freegas.applies(tx):
+            return self._apply_freegas(tx, self.env.freegas)
+        if self.fast_path and tx.is_plain_transfer_shape:
+            result = self._apply_transfer(tx)
+            if result is not None:
+                return result
+        return self._apply_evm(tx)
+
     def _apply_evm(self, tx: SignedTx) -> tuple[int, int, Sequence[Any]]:
-        state = self.state
-        state.lock_changes()
-        checkpoint = self.account_db.record()
         try:
-            computation: ComputationAPI = state.apply_transaction(tx.tx)
+            computation: ComputationAPI = self.state.apply_transaction(tx.tx)
         except ValidationError as exc:
-            self.account_db.discard(checkpoint)
             raise TransactionInvalid(str(exc)) from None
         gas = PragueVM.finalize_gas_used(tx.tx, computation)
         status = 0 if computation.is_error else 1
@@ -194,14 +220,12 @@ class BlockExecutor:
             raise TransactionInvalid(
                 f"freegas: contract balance {balance} cannot prepay {prepay} (gas x gas price)"
             )
-        self.state.lock_changes()
         checkpoint = db.record()
         db.set_balance(contract, balance - prepay)
         try:
             computation: ComputationAPI = self.state.apply_transaction(tx.tx)
         except ValidationError as exc:
-            db.discard(checkpoint)
-            raise TransactionInvalid(str(exc)) from None
+            raise TransactionInvalid(str(exc)) from None  # apply() undoes the prepayment
         if not getattr(self.state, "freegas_marked", False):
             db.discard(checkpoint)
             db.increment_nonce(tx.sender)
@@ -244,7 +268,6 @@ class BlockExecutor:
         if balance < tx.gas * tx.fee_cap:
             raise TransactionInvalid("Sender has insufficient funds for blob fee.")
         gas_used = tx.intrinsic_gas
-        db.lock_changes()
         db.set_balance(sender, balance - gas_used * price - tx.value)
         db.increment_nonce(sender)
         if tx.value:

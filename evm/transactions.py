@@ -9,7 +9,9 @@ the GIL and threads do not help.
 
 Accepted: legacy (EIP-155 protected only), EIP-2930, EIP-1559 and EIP-7702 transactions.
 Refused with a clear error: blob transactions, unprotected legacy transactions, a wrong chain
-id, invalid signatures, oversized encodings, intrinsic gas above the gas limit.
+id, invalid signatures, oversized encodings, a gas limit below the intrinsic gas or below
+Prague's calldata floor (EIP-7623: 21000 + 10 per calldata token, charged after execution when
+it exceeds what the transaction used, so a limit below it would be charged above the limit).
 """
 
 from __future__ import annotations
@@ -40,6 +42,32 @@ MAX_TX_BYTES = 128 * 1024
 BLOB_TX_TYPE = 3
 SET_CODE_TX_TYPE = 4
 UINT256_LIMIT = 2**256
+TX_BASE_GAS = 21_000
+FLOOR_GAS_PER_TOKEN = 10  # EIP-7623 TOTAL_COST_FLOOR_PER_TOKEN
+TOKENS_PER_NONZERO_BYTE = 4  # EIP-7623 STANDARD_TOKEN_COST
+
+
+def data_floor_gas(data: bytes) -> int:
+    """EIP-7623's least gas a transaction with `data` is charged: 21000 + 10 x tokens, where a
+    zero byte is one token and any other byte four (py-evm's PragueTransactionExecutor)."""
+    zeros = data.count(0)
+    tokens = zeros + (len(data) - zeros) * TOKENS_PER_NONZERO_BYTE
+    return TX_BASE_GAS + FLOOR_GAS_PER_TOKEN * tokens
+
+
+def gas_limit_shortfall(gas: int, intrinsic: int, data: bytes) -> str | None:
+    """Why a gas limit cannot cover the least a transaction is charged (its intrinsic gas,
+    and the calldata floor), or None when it can. Admission, block building and block
+    validation all refuse with this message."""
+    if intrinsic > gas:
+        return f"intrinsic gas too low: have {gas}, want {intrinsic}"
+    floor = data_floor_gas(data)
+    if floor > gas:
+        return (
+            f"intrinsic gas too low: have {gas}, want {floor} (the EIP-7623 calldata floor: "
+            f"21000 + {FLOOR_GAS_PER_TOKEN} per calldata token)"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -137,8 +165,9 @@ def _checked(
         intrinsic = tx.intrinsic_gas
     except ValidationError as exc:
         raise InvalidTransaction(f"invalid transaction: {exc}") from None
-    if intrinsic > tx.gas:
-        raise IntrinsicGasTooLow(f"intrinsic gas too low: have {tx.gas}, want {intrinsic}")
+    shortfall = gas_limit_shortfall(tx.gas, intrinsic, tx.data)
+    if shortfall is not None:
+        raise IntrinsicGasTooLow(shortfall)
     if tx.nonce >= 2**64 - 1:
         raise InvalidTransaction("nonce exceeds 2^64-2 (EIP-2681)")
     if sender is None:
