@@ -9,6 +9,7 @@ blocks and new pending transactions to filters and subscriptions. It runs until 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from p2p import MempoolReactor, Switch
 from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
 from rpc.dev_accounts import DevAccountsApi
 from rpc.eth import EthApi, client_version
+from rpc.execution import EvmWorker
 from rpc.server import serve_asgi
 from rpc.tendermint import TendermintApp
 
@@ -78,6 +80,9 @@ def app_config(config: NodeConfig) -> AppConfig:
     )
 
 
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
 async def run_node(
     home: Any,
     config: NodeConfig,
@@ -86,6 +91,11 @@ async def run_node(
 ) -> None:
     layout = HomeLayout(home)
     genesis = load_genesis(layout.genesis_file)
+    # RPC execution runs in a worker thread that holds the GIL while the EVM spins; a thread
+    # waiting for the GIL gets it after at most this interval (Python's default: 5 ms), and
+    # the event loop waits for it again after every socket operation. 1 ms keeps consensus
+    # and p2p responsive while eth_calls run.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     db, chain = open_chain(layout, config, genesis)
     app = ChainApp(chain, app_config(config))
     try:
@@ -111,6 +121,8 @@ async def _serve(
         filters=filters,
         hub=hub,
         client_version=client_version(genesis.evm_profile),
+        evm=EvmWorker(timeout=config.rpc.evm_timeout),
+        gas_cap=config.rpc.gas_cap,
         accounts=lambda: [a.address for a in dev_keys],
     )
     api.install(dispatcher)

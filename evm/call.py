@@ -5,20 +5,31 @@ never reach the database), skipping the signature and nonce checks a real transa
 The sender pays gas only when a gas price is given (like geth), so plain calls need no balance.
 `estimate_gas` finds the smallest gas limit that does not fail, by binary search above the gas
 the call used at the cap.
+
+Both are bounded, because anyone who reaches the RPC can ask for them: the gas is capped
+(`gas_cap`), and a `Deadline` stops the execution after a wall-clock limit. The deadline is
+checked from the gas meter, which every opcode goes through, so an infinite loop cannot escape
+it; blocks never pay for the check (only the call state classes made here have it). These
+functions are plain and synchronous: the RPC layer runs them in a worker thread.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 from eth.exceptions import Revert
+from eth.vm.gas_meter import GasMeter
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
 from eth_utils import ValidationError
 
 from evm.executor import BlockEnv, execution_context
 from evm.profiles import EvmProfile
+from evm.transactions import gas_limit_shortfall
 
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
@@ -26,6 +37,76 @@ PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 
 class CallError(Exception):
     """The call cannot run at all (bad input, not enough balance for the given gas price)."""
+
+
+class ExecutionTimeout(Exception):
+    """The call ran past its wall-clock limit and was stopped (not a CallError: an estimate
+    must not take it for a gas limit that is too low)."""
+
+
+class Deadline:
+    """A wall-clock limit on one RPC execution, checked once every `every` gas charges.
+
+    The first charge checks at once, so work that waited past its deadline for a worker stops
+    before it starts; once expired, every charge raises again, so nothing that catches the
+    exception on its way up can keep the execution going.
+    """
+
+    def __init__(
+        self, seconds: float, *, every: int = 1000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self.expires = clock() + seconds
+        self._clock = clock
+        self._every = every
+        self._countdown = 1
+
+    def tick(self) -> None:
+        self._countdown -= 1
+        if self._countdown > 0:
+            return
+        if self._clock() >= self.expires:
+            self._countdown = 1
+            raise ExecutionTimeout(f"execution aborted (timeout = {self.seconds:g}s)")
+        self._countdown = self._every
+
+
+class _DeadlineGasMeter(GasMeter):
+    def __init__(self, start_gas: int, deadline: Deadline | None) -> None:
+        super().__init__(start_gas)
+        self._deadline = deadline
+
+    def consume_gas(self, amount: int, reason: str) -> None:
+        if self._deadline is not None:
+            self._deadline.tick()
+        super().consume_gas(amount, reason)
+
+
+@cache
+def _call_state_class(state_class: Any) -> Any:
+    """`state_class` whose computations (children included) meter gas against the state's
+    `deadline`."""
+    base = state_class.computation_class
+
+    def _configure_gas_meter(self: Any) -> GasMeter:
+        return _DeadlineGasMeter(self.msg.gas, self.state.deadline)
+
+    computation = type(
+        f"Deadline{base.__name__}", (base,), {"_configure_gas_meter": _configure_gas_meter}
+    )
+    return type(
+        f"Call{state_class.__name__}",
+        (state_class,),
+        {"computation_class": computation, "deadline": None},
+    )
+
+
+def _call_state(
+    profile: EvmProfile, db: Any, state_root: bytes, env: BlockEnv, deadline: Deadline | None
+) -> Any:
+    state = _call_state_class(profile.state_class)(db, execution_context(env), state_root)
+    state.deadline = deadline
+    return state
 
 
 class EstimateFailed(Exception):
@@ -96,15 +177,28 @@ def _unsigned(profile: EvmProfile, request: CallRequest, nonce: int, gas: int) -
 
 
 def run_call(
-    profile: EvmProfile, db: Any, state_root: bytes, env: BlockEnv, request: CallRequest
+    profile: EvmProfile,
+    db: Any,
+    state_root: bytes,
+    env: BlockEnv,
+    request: CallRequest,
+    *,
+    gas_cap: int | None = None,
+    deadline: Deadline | None = None,
 ) -> CallResult:
-    """Execute `request` on the state at `state_root`; nothing is written."""
-    state = profile.state_class(db, execution_context(env), state_root)
+    """Execute `request` on the state at `state_root`; nothing is written.
+
+    Gas defaults to the block gas limit and never exceeds `gas_cap` (like geth, a larger
+    request is lowered to the cap, not refused)."""
+    state = _call_state(profile, db, state_root, env, deadline)
     gas = request.gas if request.gas is not None else env.gas_limit
+    if gas_cap is not None:
+        gas = min(gas, gas_cap)
     nonce = state.get_nonce(request.sender)
     tx = SpoofTransaction(_unsigned(profile, request, nonce, gas), from_=request.sender)
-    if tx.intrinsic_gas > gas:
-        raise CallError(f"intrinsic gas too low: have {gas}, want {tx.intrinsic_gas}")
+    shortfall = gas_limit_shortfall(gas, tx.intrinsic_gas, request.data)
+    if shortfall is not None:
+        raise CallError(shortfall)
     if request.gas_price:
         cost = gas * request.gas_price + request.value
         balance = state.get_balance(request.sender)
@@ -143,10 +237,13 @@ def estimate_gas(
     env: BlockEnv,
     request: CallRequest,
     *,
-    cap: int | None = None,
+    gas_cap: int | None = None,
+    deadline: Deadline | None = None,
 ) -> int:
-    """Smallest gas limit at which the call succeeds; EstimateFailed when it never does."""
-    hi = min(cap or env.gas_limit, env.gas_limit)
+    """Smallest gas limit at which the call succeeds; EstimateFailed when it never does.
+    Never above the block gas limit (a transaction must fit a block) nor `gas_cap`; the
+    whole search shares one `deadline`."""
+    hi = min(gas_cap or env.gas_limit, env.gas_limit)
     if request.gas is not None:
         hi = min(hi, request.gas)
     if request.gas_price:
@@ -157,11 +254,13 @@ def estimate_gas(
 
     def attempt(gas: int) -> CallResult | None:
         try:
-            return run_call(profile, db, state_root, env, replace(request, gas=gas))
+            return run_call(
+                profile, db, state_root, env, replace(request, gas=gas), deadline=deadline
+            )
         except CallError:
             return None
 
-    at_cap = run_call(profile, db, state_root, env, replace(request, gas=hi))
+    at_cap = run_call(profile, db, state_root, env, replace(request, gas=hi), deadline=deadline)
     if not at_cap.success:
         raise EstimateFailed(at_cap)
     lo = at_cap.gas_used - 1

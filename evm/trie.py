@@ -305,7 +305,9 @@ class NodeCache:
     """Bounded LRU cache ``hash32 -> decoded node``.
 
     Safe to share between tries over the same node store (nodes are immutable and
-    content-addressed).
+    content-addressed), and between threads: RPC execution reads state in a worker thread
+    while blocks commit on the event loop, so another thread may evict a key between two
+    steps here; that only costs a cache miss.
     """
 
     __slots__ = ("_data", "maxsize")
@@ -320,15 +322,21 @@ class NodeCache:
     def get(self, h: bytes) -> _Node | None:
         node = self._data.get(h)
         if node is not None:
-            self._data.move_to_end(h)
+            try:
+                self._data.move_to_end(h)
+            except KeyError:  # evicted by another thread meanwhile
+                pass
         return node
 
     def put(self, h: bytes, node: _Node) -> None:
         data = self._data
         data[h] = node
-        data.move_to_end(h)
-        if len(data) > self.maxsize:
-            data.popitem(last=False)
+        try:
+            data.move_to_end(h)
+            if len(data) > self.maxsize:
+                data.popitem(last=False)
+        except KeyError:  # another thread evicted it, or emptied the cache, meanwhile
+            pass
 
     def clear(self) -> None:
         self._data.clear()

@@ -36,7 +36,7 @@ class DevAccountsApi:
         dispatcher.register("eth_sendTransaction", self.eth_sendTransaction)
         dispatcher.register("eth_signTransaction", self.eth_signTransaction)
 
-    def _sign(self, obj: object) -> bytes:
+    async def _sign(self, obj: object) -> bytes:
         if not isinstance(obj, dict):
             raise InvalidParams("transaction: expected an object")
         sender = address(obj.get("from"), "from")
@@ -70,15 +70,15 @@ class DevAccountsApi:
         gas = optional_quantity(obj.get("gas"), "gas")
         if gas is None:
             estimate_input = {k: v for k, v in obj.items() if k != "gas"}
-            gas = int(self.eth.eth_estimateGas(estimate_input), 16)
+            gas = int(await self.eth.eth_estimateGas(estimate_input), 16)
         fields["gas"] = gas
         try:
             return bytes(Account.sign_transaction(fields, key).raw_transaction)
         except (TypeError, ValueError) as exc:  # eth-account's verdict on the field mix
             raise InvalidParams(f"transaction: {exc}") from None
 
-    def eth_signTransaction(self, obj: object) -> str:
-        return fmt.d(self._sign(obj))
+    async def eth_signTransaction(self, obj: object) -> str:
+        return fmt.d(await self._sign(obj))
 
-    def eth_sendTransaction(self, obj: object) -> str:
-        return self.eth.eth_sendRawTransaction(fmt.d(self._sign(obj)))
+    async def eth_sendTransaction(self, obj: object) -> str:
+        return self.eth.eth_sendRawTransaction(fmt.d(await self._sign(obj)))

@@ -21,12 +21,20 @@ from eth.abc import BlockHeaderAPI
 from eth_hash.auto import keccak
 
 from cybermiles_node.errors import TxRejected
-from evm.call import CallError, CallRequest, EstimateFailed, estimate_gas, run_call
+from evm.call import (
+    CallError,
+    CallRequest,
+    EstimateFailed,
+    ExecutionTimeout,
+    estimate_gas,
+    run_call,
+)
 from evm.executor import BlockEnv
 from evm.profiles import EvmProfile
 from evm.transactions import SignedTx
 from rpc import formatting as fmt
 from rpc.errors import ExecutionReverted, InvalidInput, InvalidParams, LimitExceeded
+from rpc.execution import EvmWorker
 from rpc.filters import FilterRegistry, LogFilter, bloom_may_match, log_matches, parse_log_filter
 from rpc.params import (
     BlockRef,
@@ -94,9 +102,13 @@ class EthApi:
         filters: FilterRegistry,
         hub: SubscriptionHub,
         client_version: str,
+        evm: EvmWorker,
+        gas_cap: int,
         accounts: Callable[[], list[bytes]] = list,
     ) -> None:
         self.app = backend
+        self.evm = evm
+        self.gas_cap = gas_cap
         self.chain = backend.chain
         self.filters = filters
         self.hub = hub
@@ -427,10 +439,13 @@ class EthApi:
         chain = self.chain
         return chain.profile, chain.db, header.state_root, chain.env_of(header), request
 
-    def eth_call(self, tx: object, block: object = "latest", overrides: object = None) -> str:
+    async def eth_call(self, tx: object, block: object = "latest", overrides: object = None) -> str:
+        inputs = self._call_inputs(tx, block, overrides)
         try:
-            result = run_call(*self._call_inputs(tx, block, overrides))
-        except CallError as exc:
+            result = await self.evm.run(
+                lambda deadline: run_call(*inputs, gas_cap=self.gas_cap, deadline=deadline)
+            )
+        except (CallError, ExecutionTimeout) as exc:
             raise InvalidInput(str(exc)) from None
         if result.reverted:
             raise ExecutionReverted(result.revert_reason, result.output)
@@ -438,12 +453,15 @@ class EthApi:
             raise InvalidInput(result.error)
         return fmt.d(result.output)
 
-    def eth_estimateGas(
+    async def eth_estimateGas(
         self, tx: object, block: object = "latest", overrides: object = None
     ) -> str:
+        inputs = self._call_inputs(tx, block, overrides)
         try:
-            gas = estimate_gas(*self._call_inputs(tx, block, overrides))
-        except CallError as exc:
+            gas = await self.evm.run(
+                lambda deadline: estimate_gas(*inputs, gas_cap=self.gas_cap, deadline=deadline)
+            )
+        except (CallError, ExecutionTimeout) as exc:
             raise InvalidInput(str(exc)) from None
         except EstimateFailed as exc:
             if exc.result.reverted:
