@@ -518,6 +518,26 @@ def test_data_bad(value: object) -> None:
         p.data(value, "input")
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("0x0", 0), ("0x00", 0), ("0x01", 1), ("0X1F", 31), ("0x" + "f" * 64, 2**256 - 1)],
+)
+def test_storage_slot_ok(text: str, value: int) -> None:
+    """Slots come as quantities or as 32-byte data: leading zeros are fine."""
+    assert p.storage_slot(text, "slot") == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0x-1", "0x+1", "0x1_0", "0x 1", " 0x1", "0x", "0x" + "0" * 65, "1", "0xg", 1, None, ["0x1"]],
+)
+def test_storage_slot_bad_is_invalid_params_naming_the_field(value: object) -> None:
+    with pytest.raises(InvalidParams) as info:
+        p.storage_slot(value, "storageKeys[2]")
+    assert info.value.code == -32602
+    assert info.value.message.startswith("invalid storageKeys[2]: ")
+
+
 CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 
 
