@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from eth.exceptions import Revert
+from eth.exceptions import InsufficientFunds, Revert
 from eth.vm.gas_meter import GasMeter
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
@@ -213,6 +213,9 @@ def run_call(
         computation = executor.finalize_computation(tx, computation)
     except ValidationError as exc:
         raise CallError(str(exc)) from None
+    except InsufficientFunds:
+        # py-evm checks the top-level value only when it transfers it; geth's words for it.
+        raise CallError("insufficient funds for transfer") from None
     gas_used = profile.vm_class.finalize_gas_used(tx, computation)
     if computation.is_success:
         return CallResult(True, computation.output, gas_used, False, "")

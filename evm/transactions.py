@@ -21,7 +21,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import rlp
 from coincurve import PublicKey
 from eth.abc import SignedTransactionAPI
 from eth.constants import SECPK1_N
@@ -100,8 +99,9 @@ class SignedTx:
 
 
 def _type_id(raw: bytes) -> int:
+    """EIP-2718: a first byte up to 0x7f is an envelope type; a legacy tx is an RLP list."""
     first = raw[0]
-    return first if first < 0x7F else 0
+    return first if first <= 0x7F else 0
 
 
 def decode_transaction(
@@ -119,18 +119,14 @@ def decode_transaction(
     type_id = _type_id(raw)
     if type_id == BLOB_TX_TYPE:
         raise InvalidTransaction("blob transactions (type 3) are not supported on this chain")
-    if type_id not in (0, 1, 2, SET_CODE_TX_TYPE):
-        raise InvalidTransaction(f"unsupported transaction type {type_id}")
+    if raw[0] == 0 or type_id not in (0, 1, 2, SET_CODE_TX_TYPE):
+        # Type 0x00 would be a typed envelope of a legacy tx, which EIP-2718 does not define.
+        raise InvalidTransaction(f"unsupported transaction type {raw[0]}")
     try:
         tx = PragueTransactionBuilder.decode(raw)
-    except (
-        rlp.DecodingError,
-        rlp.DeserializationError,
-        ValidationError,
-        ValueError,
-        TypeError,
-        IndexError,
-    ) as exc:
+    except Exception as exc:
+        # rlp and py-evm raise many unrelated exception types for bad bytes; every one of them
+        # means the same thing here: these bytes are not a transaction.
         raise InvalidTransaction(f"malformed transaction: {exc}") from None
     if tx.encode() != raw:
         # Non-canonical RLP would give one transaction two hashes.

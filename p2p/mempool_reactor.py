@@ -11,7 +11,10 @@ never sent back to the peer it came from nor twice to the same peer. Node-wide w
 hashes already handed to `check_txs` (accepted or not), so a tx arriving from several peers is
 checked once, and the pool's rejections are never gossiped (only txs the pool reports pending
 are). Rejections are not misbehaviour (peers race each other: "already known", "nonce too low"
-are normal); only an undecodable message is.
+are normal); only an undecodable message is, and a tx that breaks admission itself (the pool
+raises instead of rejecting it). Such a tx is judged alone: the chunk it came in is checked
+again tx by tx, so its neighbours are still admitted, and the peer is penalised once per
+message, after the rest of the message has been admitted.
 
 Admission is synchronous CPU work; it runs in chunks of `check_chunk` txs with a trio
 checkpoint between them, so one large batch cannot starve consensus. A tx hash is keccak256 of
@@ -154,12 +157,38 @@ class MempoolReactor:
             self._checked.add(tx_hash)
             fresh.append(raw)
         self.stats.received += len(raws)
+        broke_admission = 0
         for start in range(0, len(fresh), self.check_chunk):
-            outcomes = self.pool.check_txs(fresh[start : start + self.check_chunk])
+            outcomes, broken = self._admit_chunk(fresh[start : start + self.check_chunk])
+            broke_admission += broken
             rejected = sum(1 for o in outcomes if isinstance(o, BaseException))
             self.stats.rejected += rejected
             self.stats.admitted += len(outcomes) - rejected
             await trio.lowlevel.checkpoint()
+        if broke_admission:
+            raise PeerMisbehaved(f"{broke_admission} txs broke admission", PENALTY_MALFORMED)
+
+    def _admit_chunk(self, raws: list[bytes]) -> tuple[list[object], int]:
+        """Per raw tx its outcome, and how many txs made the pool raise."""
+        try:
+            outcomes = list(self.pool.check_txs(raws))
+            if len(outcomes) == len(raws):
+                return outcomes, 0
+            log.error("mempool: pool answered %d txs with %d outcomes", len(raws), len(outcomes))
+        except Exception:
+            log.exception("mempool: admission of a chunk of %d txs failed", len(raws))
+        # Judge each tx alone, so the one that broke the chunk cannot cost the others.
+        singles = [self._admit_one(raw) for raw in raws]
+        return [outcome for outcome, _ in singles], sum(broke for _, broke in singles)
+
+    def _admit_one(self, raw: bytes) -> tuple[object, bool]:
+        """(outcome, whether the pool raised on it)."""
+        try:
+            (outcome,) = self.pool.check_txs([raw])
+        except Exception as exc:
+            log.warning("mempool: tx %s broke admission: %r", keccak(raw).hex(), exc)
+            return exc, True
+        return outcome, False
 
     async def run(self) -> None:
         while True:

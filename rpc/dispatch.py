@@ -22,7 +22,8 @@ Batches run their calls one after another, in order, yielding to the event loop 
 milliseconds. A method may also register a `batch` handler that receives all of its calls in one
 batch at once (e.g. eth_sendRawTransaction, to recover signatures in one pool round trip); the
 JSON-RPC spec allows a server to process batch members in any order, and responses keep the
-request order regardless.
+request order regardless. Should a batch handler raise, each of its calls is run again alone
+through the single handler: one bad entry is never its neighbours' error.
 """
 
 from __future__ import annotations
@@ -344,9 +345,34 @@ class Dispatcher:
         session: Session | None,
     ) -> None:
         calls: list[_Call] = [prepared[i] for i in indices]  # type: ignore[misc]
-        arg_lists = [list(c[1]) for c in calls]
+        outcomes = await self._run_batch_handler(method, calls, session)
+        if outcomes is None:
+            # The batch form failed as a whole: answer each call on its own, so whatever one
+            # entry triggered is that entry's error and never its neighbours'.
+            for i, (_, args, rid, has_id) in zip(indices, calls, strict=True):
+                results[i] = await self._execute(method, args, rid, has_id, session)
+            return
+        for i, (_, _, rid, has_id), outcome in zip(indices, calls, outcomes, strict=True):
+            if not has_id:
+                continue
+            if isinstance(outcome, BaseException):
+                if self.fatal and isinstance(outcome, self.fatal):
+                    raise outcome
+                error = (
+                    outcome
+                    if isinstance(outcome, RpcError)
+                    else self._to_rpc_error(outcome, method.name)
+                )
+                results[i] = _error_response(rid, error)
+            else:
+                results[i] = {"jsonrpc": "2.0", "id": rid, "result": outcome}
+
+    async def _run_batch_handler(
+        self, method: _Method, calls: list[_Call], session: Session | None
+    ) -> list[Any] | None:
+        """One result or exception per call, or None when the batch handler itself failed."""
         assert method.batch is not None
-        outcomes: Sequence[Any]
+        arg_lists = [list(c[1]) for c in calls]
         try:
             if method.wants_session:
                 out = method.batch(session, arg_lists)
@@ -362,22 +388,9 @@ class Dispatcher:
         except Exception as exc:
             if self.fatal and isinstance(exc, self.fatal):
                 raise
-            error = self._to_rpc_error(exc, method.name)
-            outcomes = [error] * len(calls)
-        for i, (_, _, rid, has_id), outcome in zip(indices, calls, outcomes, strict=True):
-            if not has_id:
-                continue
-            if isinstance(outcome, BaseException):
-                if self.fatal and isinstance(outcome, self.fatal):
-                    raise outcome
-                error = (
-                    outcome
-                    if isinstance(outcome, RpcError)
-                    else self._to_rpc_error(outcome, method.name)
-                )
-                results[i] = _error_response(rid, error)
-            else:
-                results[i] = {"jsonrpc": "2.0", "id": rid, "result": outcome}
+            log.error("batch handler of %s failed", method.name, exc_info=exc)
+            return None
+        return outcomes
 
     @staticmethod
     def _to_rpc_error(exc: BaseException, method: str) -> RpcError:

@@ -39,14 +39,17 @@ from rpc.filters import FilterRegistry, LogFilter, bloom_may_match, log_matches,
 from rpc.params import (
     BlockRef,
     address,
+    array,
     block_ref,
     bool_param,
     data,
     hash32,
+    json_object,
     optional_address,
     optional_data,
     optional_quantity,
     quantity,
+    storage_slot,
 )
 from rpc.subscriptions import SubscriptionHub
 
@@ -348,7 +351,7 @@ class EthApi:
 
     def eth_getStorageAt(self, account: object, slot: object, block: object = "latest") -> str:
         addr = address(account, "address")
-        position = _storage_slot(slot)
+        position = storage_slot(slot, "slot")
         value = self.chain.state_at(self._require_header(block)).get_storage(addr, position)
         return f"0x{value:064x}"
 
@@ -364,9 +367,7 @@ class EthApi:
 
     def eth_getProof(self, account: object, slots: object, block: object) -> dict[str, Any]:
         addr = address(account, "address")
-        if not isinstance(slots, list):
-            raise InvalidParams("storageKeys: expected an array of 32-byte keys")
-        keys = [_storage_slot(s) for s in slots]
+        keys = list(_slots(slots, "storageKeys"))
         state = self.chain.state_at(self._require_header(block))
         storage_proofs = state.storage_proof(addr, keys)
         return {
@@ -408,16 +409,8 @@ class EthApi:
                 max_fee if max_fee is not None else 0, tip if tip is not None else (max_fee or 0)
             )
         )
-        access = obj.get("accessList") or []
-        if not isinstance(access, list):
-            raise InvalidParams("accessList: expected an array")
-        access_list = tuple(
-            (
-                address(item.get("address") if isinstance(item, dict) else None, "accessList"),
-                tuple(_storage_slot(k) for k in (item.get("storageKeys") or [])),
-            )
-            for item in access
-        )
+        access = obj.get("accessList")
+        access_list = () if access is None else _access_list(access)
         return CallRequest(
             sender=sender,
             to=to,
@@ -601,21 +594,29 @@ class EthApi:
         return hashes
 
 
+def _access_list(value: object) -> tuple[tuple[bytes, tuple[int, ...]], ...]:
+    """An EIP-2930 access list: [{"address", "storageKeys": [slot, ...]}, ...]."""
+    entries = []
+    for i, item in enumerate(array(value, "accessList", "access list entries")):
+        entry = json_object(item, f"accessList[{i}]")
+        keys = entry.get("storageKeys")
+        slots = () if keys is None else _slots(keys, f"accessList[{i}].storageKeys")
+        entries.append((address(entry.get("address"), f"accessList[{i}].address"), slots))
+    return tuple(entries)
+
+
+def _slots(value: object, name: str) -> tuple[int, ...]:
+    return tuple(
+        storage_slot(key, f"{name}[{j}]")
+        for j, key in enumerate(array(value, name, "storage slots"))
+    )
+
+
 def _block_ref(value: object, name: str) -> BlockRef:
     """A block number, tag, EIP-1898 object, or a bare 32-byte block hash (as geth accepts)."""
     if isinstance(value, str) and len(value) == 66:
         return BlockRef(hash=hash32(value, name))
     return block_ref(value, name)
-
-
-def _storage_slot(value: object) -> int:
-    """A storage key: hex of at most 32 bytes, as a quantity or as data (clients send both)."""
-    if isinstance(value, str) and value[:2] in ("0x", "0X") and 2 < len(value) <= 66:
-        try:
-            return int(value[2:], 16)
-        except ValueError:
-            pass
-    raise InvalidParams(f"storage key: expected hex of at most 32 bytes, got {value!r:.80}")
 
 
 def client_version(profile: str) -> str:

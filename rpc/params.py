@@ -31,6 +31,7 @@ __all__ = [
     "BlockTag",
     "MAX_UINT256",
     "address",
+    "array",
     "block_ref",
     "block_tag",
     "bool_param",
@@ -38,11 +39,13 @@ __all__ = [
     "hash32",
     "hex_data",
     "hex_quantity",
+    "json_object",
     "optional",
     "optional_address",
     "optional_data",
     "optional_quantity",
     "quantity",
+    "storage_slot",
     "to_checksum",
 ]
 
@@ -55,6 +58,7 @@ BLOCK_TAGS: Final[frozenset[str]] = frozenset(
 
 _QUANTITY_RE: Final = re.compile(r"0[xX](?:0|[1-9a-fA-F][0-9a-fA-F]{0,63})")
 _HEX_DIGITS_RE: Final = re.compile(r"0[xX][0-9a-fA-F]*")
+_STORAGE_SLOT_RE: Final = re.compile(r"0[xX][0-9a-fA-F]{1,64}")
 
 T = TypeVar("T")
 
@@ -134,6 +138,34 @@ def address(v: object, name: str) -> bytes:
 def hash32(v: object, name: str) -> bytes:
     """A 32-byte hash."""
     return _fixed_data(v, name, 32, "hash")
+
+
+def storage_slot(v: object, name: str) -> int:
+    """A storage slot: "0x" + 1 to 64 hex digits, leading zeros allowed (clients send slots both
+    as quantities and as 32-byte data). Only hex digits: `int(text, 16)` alone would also take
+    "-1", "+1", "1_0" and surrounding spaces."""
+    if type(v) is str and _STORAGE_SLOT_RE.fullmatch(v):
+        return int(v[2:], 16)
+    if type(v) is not str:
+        raise InvalidParams(f"invalid {name}: expected a hex string, got {type(v).__name__}")
+    raise InvalidParams(
+        f"invalid {name}: hex string {_describe(v)} is not a storage slot "
+        "(0x and at most 64 hex digits)"
+    )
+
+
+def array(v: object, name: str, what: str) -> list[Any]:
+    """A JSON array (of `what`, for the message)."""
+    if type(v) is list:
+        return cast(list[Any], v)
+    raise InvalidParams(f"invalid {name}: expected an array of {what}, got {type(v).__name__}")
+
+
+def json_object(v: object, name: str) -> dict[str, Any]:
+    """A JSON object."""
+    if type(v) is dict:
+        return cast(dict[str, Any], v)
+    raise InvalidParams(f"invalid {name}: expected an object, got {type(v).__name__}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,22 @@ import trio
 import trio.testing
 from eth_hash.auto import keccak
 
+from cybermiles_node.app import ChainApp
+from cybermiles_node.chain import Chain
 from cybermiles_node.config import P2PConfig
 from cybermiles_node.keys import Ed25519Key
+from evm.db import MemoryDB
 from p2p import MEMPOOL, MemoryNetwork, MempoolReactor, PeerMisbehaved, Switch
-from p2p.mempool_reactor import MAX_BATCH_BYTES, MAX_TXS_PER_MESSAGE, batches
+from p2p.abc import TxPool
+from p2p.mempool_reactor import MAX_BATCH_BYTES, MAX_TXS_PER_MESSAGE, PENALTY_MALFORMED, batches
 from p2p.testing import FakeTx, FakeTxPool, SimNode, run_simulated, wait_until
+from tests.unit.test_app import GENESIS, SENDER, raw_transfer
 
 NETWORK = "cmt-test-1/0xgenesis"
 
 
-def gossip_node(net: MemoryNetwork, host: str) -> SimNode:
-    pool = FakeTxPool()
+def gossip_node(net: MemoryNetwork, host: str, pool: TxPool | None = None) -> SimNode:
+    pool = FakeTxPool() if pool is None else pool
     reactor = MempoolReactor(pool)
     switch = Switch(
         Ed25519Key.generate(),
@@ -191,3 +196,61 @@ def test_gossip_skips_known_peers_and_full_queues() -> None:
     trio.run(main)
     assert source.sent == [] and other.sent == [TXS[:3]]
     assert reactor.stats.dropped == 3
+
+
+# -- one bad tx in a chunk ---------------------------------------------------------------------
+
+BAD_TYPE_BYTES = [b"\x00" + raw_transfer(7), b"\x7f" + raw_transfer(8)]  # EIP-2718's two ends
+
+
+def test_a_bad_tx_in_a_gossiped_chunk_is_rejected_alone() -> None:
+    """Real admission (ChainApp) on the receiving node: txs with type bytes 0x00 and 0x7f sent
+    in one message between valid ones are rejected; the valid ones are admitted, and a plain
+    rejection costs the sender nothing."""
+
+    async def test(net: MemoryNetwork, nursery: trio.Nursery) -> None:
+        a = await gossip_node(net, "10.0.2.1").start(nursery)
+        app = ChainApp(Chain(MemoryDB(), GENESIS))
+        b = await gossip_node(net, "10.0.2.2", app).start(nursery)
+        await link(a, b)
+        valid = [raw_transfer(0), raw_transfer(1)]
+        message = [valid[0], *BAD_TYPE_BYTES, valid[1]]
+        reactor_a: MempoolReactor = a.reactors["mempool"]
+        reactor_a._on_pending([FakeTx(raw, keccak(raw)) for raw in message])  # one message
+        await wait_until(lambda: stats(b).received == len(message))
+        await trio.testing.wait_all_tasks_blocked()
+        pending = app.mempool.pending_by_sender()[SENDER.address]
+        assert sorted(tx.raw for tx in pending) == sorted(valid)
+        assert stats(b).admitted == 2 and stats(b).rejected == 2
+        assert b.peer_ids() == [a.node_id] and b.switch.score(a.node_id) == 100
+
+    run_simulated(test)
+
+
+class BreakingPool(FakeTxPool):
+    """Raises (instead of rejecting) whenever a chunk holds a tx starting with 0x00."""
+
+    def check_txs(self, raws: Any) -> list[object]:
+        if any(raw[:1] == b"\x00" for raw in raws):
+            raise RuntimeError("admission bug")
+        return super().check_txs(raws)
+
+
+def test_a_tx_that_breaks_admission_costs_only_itself_and_a_penalty() -> None:
+    async def test(net: MemoryNetwork, nursery: trio.Nursery) -> None:
+        a = await gossip_node(net, "10.0.3.1").start(nursery)
+        b = await gossip_node(net, "10.0.3.2", BreakingPool()).start(nursery)
+        await link(a, b)
+        message = [TXS[0], b"\x00poison", TXS[1]]
+        reactor_a: MempoolReactor = a.reactors["mempool"]
+        reactor_a._on_pending([FakeTx(raw, keccak(raw)) for raw in message])
+        await wait_until(lambda: stats(b).received == len(message))
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(pool(b).txs.values(), key=lambda t: t.raw) == sorted(
+            (FakeTx(raw, keccak(raw)) for raw in (TXS[0], TXS[1])), key=lambda t: t.raw
+        )
+        assert stats(b).admitted == 2 and stats(b).rejected == 1
+        assert b.switch.score(a.node_id) == 100 - PENALTY_MALFORMED  # once for the message
+        assert b.peer_ids() == [a.node_id]
+
+    run_simulated(test)

@@ -421,19 +421,34 @@ def test_batch_handler_receives_all_calls_and_results_keep_order() -> None:
     )
 
 
-def test_failing_batch_handler_fails_its_calls_only() -> None:
+def test_failing_batch_handler_falls_back_to_each_call_alone() -> None:
+    """A batch handler that breaks on one entry (or miscounts) must not fail the others: each
+    call is answered by the single handler, and only the entry that breaks it gets an error."""
+
+    def single(raw: str) -> str:
+        if raw == "poison":
+            raise KeyError(raw)
+        return "single:" + raw
+
+    def many(calls: list[list[Any]]) -> list[Any]:
+        if ["poison"] in calls:
+            raise KeyError("poison")
+        return ["only one"]
+
     d = Dispatcher()
-    d.register("send", lambda raw: raw, batch=lambda calls: ["only one"])
+    d.register("send", single, batch=many)
     d.register("other", lambda: "other")
     batch = [
         {"jsonrpc": "2.0", "method": "send", "params": ["a"], "id": 1},
-        {"jsonrpc": "2.0", "method": "send", "params": ["b"], "id": 2},
-        {"jsonrpc": "2.0", "method": "other", "id": 3},
+        {"jsonrpc": "2.0", "method": "send", "params": ["poison"], "id": 2},
+        {"jsonrpc": "2.0", "method": "send", "params": ["b"], "id": 3},
+        {"jsonrpc": "2.0", "method": "other", "id": 4},
     ]
     out = handle(d, json.dumps(batch))
-    assert_error(out[0], -32603, 1)
+    assert [r.get("result") for r in out] == ["single:a", None, "single:b", "other"]
     assert_error(out[1], -32603, 2)
-    assert out[2]["result"] == "other"
+    miscounted = handle(d, json.dumps([batch[0], batch[2]]))
+    assert [r["result"] for r in miscounted] == ["single:a", "single:b"]
 
 
 # -- params ----------------------------------------------------------------------------------
@@ -501,6 +516,26 @@ def test_data_ok(text: str, value: bytes) -> None:
 def test_data_bad(value: object) -> None:
     with pytest.raises(InvalidParams, match="input"):
         p.data(value, "input")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("0x0", 0), ("0x00", 0), ("0x01", 1), ("0X1F", 31), ("0x" + "f" * 64, 2**256 - 1)],
+)
+def test_storage_slot_ok(text: str, value: int) -> None:
+    """Slots come as quantities or as 32-byte data: leading zeros are fine."""
+    assert p.storage_slot(text, "slot") == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0x-1", "0x+1", "0x1_0", "0x 1", " 0x1", "0x", "0x" + "0" * 65, "1", "0xg", 1, None, ["0x1"]],
+)
+def test_storage_slot_bad_is_invalid_params_naming_the_field(value: object) -> None:
+    with pytest.raises(InvalidParams) as info:
+        p.storage_slot(value, "storageKeys[2]")
+    assert info.value.code == -32602
+    assert info.value.message.startswith("invalid storageKeys[2]: ")
 
 
 CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"

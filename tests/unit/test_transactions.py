@@ -9,6 +9,8 @@ import rlp
 from eth.constants import SECPK1_N
 from eth_account import Account
 from eth_utils import to_checksum_address
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cybermiles_node import errors
 from evm.profiles import CVM
@@ -113,6 +115,9 @@ REJECTIONS = [
     ("garbage", lambda: b"\xf8\xff\x00", errors.InvalidTransaction, "malformed"),
     ("blob", lambda: b"\x03" + rlp.encode([b"\x01"] * 14), errors.InvalidTransaction, "blob"),
     ("unknown type", lambda: b"\x05\xc0", errors.InvalidTransaction, "type 5"),
+    # py-evm raises UnrecognizedTransactionType (no ValueError) for the two ends of 0x00-0x7f.
+    ("type 0x00", lambda: b"\x00" + signed(_legacy()), errors.InvalidTransaction, "type 0"),
+    ("type 0x7f", lambda: b"\x7f\xc0", errors.InvalidTransaction, "type 127"),
     (
         "wrong chain",
         lambda: bytes(Account.sign_transaction({**_legacy(), "chainId": 1}, KEY).raw_transaction),
@@ -188,3 +193,16 @@ def test_recovery_pool_recovers_the_tail_of_a_batch_in_a_worker() -> None:
         assert small_start == 3 and small_wait() == []
     finally:
         pool.close()
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    first=st.sampled_from([0x00, 0x01, 0x02, 0x04, 0x7F, 0x80, 0xC0, 0xF8]),
+    rest=st.binary(max_size=200),
+)
+def test_any_bytes_decode_or_raise_a_rejection(first: int, rest: bytes) -> None:
+    """Whatever a peer or client sends, decoding ends in a transaction or a TxRejected."""
+    try:
+        decode(bytes([first]) + rest)
+    except errors.TxRejected:
+        pass

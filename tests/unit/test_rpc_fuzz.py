@@ -1,0 +1,161 @@
+"""Seeded JSON-RPC fuzzing of every registered method, in process, against a real node stack.
+
+The stack is what `cybermiles_node.node` serves: a `ChainApp` over LevelDB with a devnet genesis
+and one committed block, `EthApi`, `DevAccountsApi` and the subscription hub on one
+`Dispatcher`, called with a session as a WebSocket connection would be. Inputs come from
+`tests.rpc_fuzzing` (client mistakes only). Properties: the dispatcher never raises, no answer
+is -32603, each request is answered on its own, and the head, the funded balances and nonces
+and the transaction pool are unchanged.
+
+Hypothesis runs derandomized with a fixed example budget per method (about 25 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cybermiles_node.app import ChainApp
+from cybermiles_node.chain import Chain
+from evm.db import LevelDB
+from genesis import dev_accounts
+from rpc import Dispatcher, FilterRegistry, MemorySession, SubscriptionHub
+from rpc.dev_accounts import DevAccountsApi
+from rpc.eth import EthApi
+from tests.rpc_fuzzing import (
+    Known,
+    chain_snapshot,
+    check_answer,
+    mixed_batches,
+    params_for,
+    request,
+    sweep,
+)
+from tests.unit.test_app import GENESIS, SENDER, produce, raw_transfer
+
+FUZZ = settings(
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@dataclass
+class Stack:
+    app: ChainApp
+    dispatcher: Dispatcher
+    session: MemorySession
+    known: Known
+
+    def answer(self, payload: Any) -> bytes | None:
+        return trio.run(self.dispatcher.handle, json.dumps(payload), self.session)
+
+    def result(self, method: str, params: list[Any]) -> Any:
+        body = self.answer(request(method, params, 1))
+        assert body is not None
+        return json.loads(body)["result"]
+
+    def snapshot(self) -> Any:
+        accounts = [self.known.funded, self.known.other]
+        accounts += ["0x" + a.address.hex() for a in dev_accounts(3)]
+        return chain_snapshot(self.result, accounts)
+
+
+def build_stack(home: Path) -> tuple[Stack, LevelDB]:
+    db = LevelDB(home / "chain")
+    app = ChainApp(Chain(db, GENESIS))
+    app.check_tx(raw_transfer(0))  # SENDER spends nonce 0: fuzzed eth_sendTransaction reuse it
+    block = produce(app)
+    dispatcher = Dispatcher()
+    keys = dev_accounts(3)
+    api = EthApi(
+        app,
+        filters=FilterRegistry(clock=lambda: 0.0),
+        hub=SubscriptionHub(),
+        client_version="cybermiles/fuzz",
+        accounts=lambda: [k.address for k in keys],
+    )
+    api.install(dispatcher)
+    DevAccountsApi(api, {k.address: k.private_key for k in keys}).install(dispatcher)
+    known = Known(
+        funded="0x" + SENDER.address.hex(),
+        other="0x" + bytes([9]).hex() * 20,
+        block_hash="0x" + block.header.hash.hex(),
+        tx_hash="0x" + block.result.transactions[0].hash.hex(),
+    )
+    assert SENDER.address in {k.address for k in keys}  # unlocked: sendTransaction gets far
+    return Stack(app, dispatcher, MemorySession(), known), db
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    built, db = build_stack(tmp_path_factory.mktemp("fuzz"))
+    try:
+        yield built
+    finally:
+        built.app.close()
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def before(stack: Stack) -> Any:
+    return stack.snapshot()
+
+
+def _registered() -> list[str]:
+    """Every method the stack registers, enumerated from the dispatcher itself."""
+    with tempfile.TemporaryDirectory() as home:
+        built, db = build_stack(Path(home))
+        built.app.close()
+        db.close()
+        return built.dispatcher.methods()
+
+
+METHODS = _registered()
+
+
+def test_every_method_is_fuzzed() -> None:
+    """The list below is the dispatcher's own: a new method is fuzzed without being named."""
+    assert len(METHODS) > 40 and "eth_sendRawTransaction" in METHODS
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_value_in_every_place_is_a_client_error(
+    stack: Stack, before: Any, method: str
+) -> None:
+    """The deterministic sweep: one bad value at a time, everywhere in valid params."""
+    for params in sweep(method, stack.known):
+        check_answer(request(method, params, 1), stack.answer(request(method, params, 1)))
+    assert stack.snapshot() == before
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_hostile_params_are_answered_without_internal_errors(
+    stack: Stack, before: Any, method: str
+) -> None:
+    @FUZZ
+    @given(params=params_for(method, stack.known))
+    def run(params: Any) -> None:
+        check_answer(request(method, params, 1), stack.answer(request(method, params, 1)))
+
+    run()
+    assert stack.snapshot() == before
+
+
+@settings(FUZZ, max_examples=150)
+@given(data=st.data())
+def test_mixed_batches_answer_each_entry_on_its_own(stack: Stack, before: Any, data: Any) -> None:
+    batch = data.draw(mixed_batches(METHODS, stack.known))
+    check_answer(batch, stack.answer(batch))
+    assert stack.snapshot() == before
