@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 Json = Any
 INTERNAL_ERROR = -32603
 
-# Parameters that execute EVM code are kept cheap: the RPC gas cap and wall-clock limit of
-# eth_call/eth_estimateGas (issue #8, part 2) are being added separately, and random init code
-# at the block gas limit can loop for seconds. Parsing is still fuzzed: only a well-formed gas
-# above this is lowered, and a missing gas is filled in.
+# Parameters that execute EVM code are kept cheap: the RPC gas cap and wall-clock limit bound
+# eth_call/eth_estimateGas (tests/unit/test_rpc_execution.py), but random init code at the cap
+# may spin for the whole 5 s limit, which the fuzz budget cannot afford per example. Parsing
+# is still fuzzed: only a well-formed gas above this is lowered, and a missing gas is filled in.
 MAX_FUZZ_GAS = 200_000
 EXECUTING_METHODS = frozenset(
     {"eth_call", "eth_estimateGas", "eth_sendTransaction", "eth_signTransaction"}

@@ -26,11 +26,13 @@ from hypothesis import strategies as st
 
 from cybermiles_node.app import ChainApp
 from cybermiles_node.chain import Chain
+from cybermiles_node.config import RpcConfig
 from evm.db import LevelDB
 from genesis import dev_accounts
 from rpc import Dispatcher, FilterRegistry, MemorySession, SubscriptionHub
 from rpc.dev_accounts import DevAccountsApi
 from rpc.eth import EthApi
+from rpc.execution import EvmWorker
 from tests.rpc_fuzzing import (
     Known,
     chain_snapshot,
@@ -72,6 +74,9 @@ class Stack:
         return chain_snapshot(self.result, accounts)
 
 
+RPC_DEFAULTS = RpcConfig()
+
+
 def build_stack(home: Path) -> tuple[Stack, LevelDB]:
     db = LevelDB(home / "chain")
     app = ChainApp(Chain(db, GENESIS))
@@ -84,6 +89,8 @@ def build_stack(home: Path) -> tuple[Stack, LevelDB]:
         filters=FilterRegistry(clock=lambda: 0.0),
         hub=SubscriptionHub(),
         client_version="cybermiles/fuzz",
+        evm=EvmWorker(timeout=RPC_DEFAULTS.evm_timeout),
+        gas_cap=RPC_DEFAULTS.gas_cap,
         accounts=lambda: [k.address for k in keys],
     )
     api.install(dispatcher)
