@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import click
 import trio
 
+from consensus.errors import ConsensusError
 from cybermiles_node.config import (
     ConsensusConfig,
     DevnetConfig,
@@ -27,6 +28,7 @@ from cybermiles_node.config import (
     LogConfig,
     NodeConfig,
     RpcConfig,
+    check_config,
     load_config,
     write_config,
 )
@@ -53,12 +55,17 @@ from genesis import (
     load_genesis,
 )
 from genesis.presets import TRAVIS_DEV_ADDRESSES
+from p2p.errors import P2PError
 
 if TYPE_CHECKING:
     from cybermiles_node.node import NodeInfo
 
 DEFAULT_DEVNET_HOME = Path.home() / ".cybermiles" / "devnet"
 DEFAULT_HOME = Path.home() / ".cybermiles" / "node"
+PORT = click.IntRange(0, 65535)
+# What a node may refuse to start with, reported in one line; anything else is a bug and keeps
+# its traceback. OSError: ports in use, unreadable files.
+START_UP_ERRORS = (GenesisError, CyberMilesError, ConsensusError, P2PError, OSError)
 
 
 def _fail(message: str) -> None:
@@ -198,7 +205,7 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
     show_default=True,
     help="Address the JSON-RPC server (HTTP and WebSocket) binds.",
 )
-@click.option("--rpc-port", type=int, default=8545, show_default=True, help="JSON-RPC port.")
+@click.option("--rpc-port", type=PORT, default=8545, show_default=True, help="JSON-RPC port.")
 @click.option(
     "--chain-id",
     type=int,
@@ -239,21 +246,21 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
 )
 @click.option(
     "--p2p-port",
-    type=int,
+    type=PORT,
     default=None,
     show_default="26656",
     help="P2P port of node 0 (with --validators).",
 )
 @click.option(
     "--status-port",
-    type=int,
+    type=PORT,
     default=None,
     show_default="26657",
     help="Status endpoint port of node 0 (with --validators).",
 )
 @click.option(
     "--metrics-port",
-    type=int,
+    type=PORT,
     default=None,
     show_default="26660",
     help="Prometheus /metrics port of node 0 (with --validators).",
@@ -326,6 +333,7 @@ def _single_devnet(
         log=QUIET_LOG,
     )
     try:
+        check_config(config)
         if not layout.genesis_file.exists():
             init_home(
                 home,
@@ -497,7 +505,7 @@ def _run(layout: HomeLayout, config: NodeConfig, *, banner: bool) -> None:
         trio.run(main_task)
     except BaseExceptionGroup as group:
         _fail_with(_leaves(group))
-    except (GenesisError, CyberMilesError, OSError) as exc:
+    except START_UP_ERRORS as exc:
         _fail_with([exc])
     click.echo("stopped")
 
@@ -509,9 +517,8 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 
 def _fail_with(errors: list[BaseException]) -> None:
-    """Report expected start-up failures in one line each; re-raise anything else (a bug)."""
-    expected = (GenesisError, CyberMilesError, OSError)
+    """Report expected start-up failures in one line; re-raise anything else (a bug)."""
     for error in errors:
-        if not isinstance(error, expected):
+        if not isinstance(error, START_UP_ERRORS):
             raise error
     _fail("; ".join(f"cannot start: {e}" if isinstance(e, OSError) else str(e) for e in errors))
