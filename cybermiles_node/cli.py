@@ -9,7 +9,6 @@ being run (cybermiles_node.logs).
 from __future__ import annotations
 
 import base64
-import shutil
 import signal
 import sys
 import time
@@ -44,6 +43,7 @@ from cybermiles_node.devnet import (
     run_devnet,
     write_home,
 )
+from cybermiles_node.devnet_home import claim_devnet_home, reset_devnet_home
 from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.keys import Ed25519Key, read_key
 from cybermiles_node.logs import FORMATS, LEVELS, configure_logging
@@ -228,7 +228,12 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
     help="Seconds between blocks, empty ones included; 0 = automine (a block as soon "
     "as transactions arrive).",
 )
-@click.option("--reset", is_flag=True, help="Delete the devnet's state and start from genesis.")
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Delete the devnet's chain, keys and configs and start from genesis (only what the "
+    "devnet wrote: other files in HOME stay).",
+)
 @click.option(
     "--evm-profile",
     type=click.Choice(["cvm", "lity"]),
@@ -281,9 +286,11 @@ def devnet(
 ) -> None:
     """Run a development chain with funded accounts: one node, or N validators.
 
-    The first run creates HOME (keys, genesis, config); later runs continue the same chain
-    unless --reset is given. The RPC URL, chain id and funded accounts with their private keys
-    are printed on start. Stop with Ctrl-C.
+    The first run creates HOME (keys, genesis, config) and marks it as a devnet home
+    (HOME/.cybermiles-devnet); later runs continue the same chain unless --reset is given.
+    HOME must be new, empty or a devnet home: a node home made by `cybermiles init`, or any
+    other non-empty directory, is refused. The RPC URL, chain id and funded accounts with their
+    private keys are printed on start. Stop with Ctrl-C.
 
     With --validators N, HOME holds one node home per validator and HOME/devnet.json lists
     each node's pid and URLs once all are up; each node logs to HOME/node{i}/node.log. A node
@@ -294,8 +301,12 @@ def devnet(
         _fail("--p2p-port, --status-port and --metrics-port go with --validators")
     if validators is not None and block_time > 0:
         _fail("--block-time is for the one-node automine devnet; BFT validators keep their pace")
-    if reset and home.exists():
-        shutil.rmtree(home)
+    try:
+        claim_devnet_home(home)
+        if reset:
+            reset_devnet_home(home)
+    except CyberMilesError as exc:
+        _fail(str(exc))
     if validators is None:
         _single_devnet(home, rpc_addr, rpc_port, chain_id, accounts, block_time, evm_profile)
         return
