@@ -49,12 +49,13 @@ from cybermiles_node.keys import Ed25519Key, read_key
 from cybermiles_node.logs import FORMATS, LEVELS, configure_logging
 from genesis import (
     EvmProfile,
+    Genesis,
     GenesisError,
     dev_accounts,
     devnet_genesis,
     load_genesis,
 )
-from genesis.presets import TRAVIS_DEV_ADDRESSES
+from genesis.presets import DEV_MNEMONIC, TRAVIS_DEV_ADDRESSES
 from p2p.errors import P2PError
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ PORT = click.IntRange(0, 65535)
 # What a node may refuse to start with, reported in one line; anything else is a bug and keeps
 # its traceback. OSError: ports in use, unreadable files.
 START_UP_ERRORS = (GenesisError, CyberMilesError, ConsensusError, P2PError, OSError)
+# How many accounts of the test mnemonic `init` looks for in a genesis it writes or takes.
+PUBLIC_ACCOUNTS_CHECKED = 10
 
 
 def _fail(message: str) -> None:
@@ -179,7 +182,11 @@ def init_home(
     help="Join the network of this genesis file instead of a new devnet.",
 )
 def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
-    """Create a node home: node key, validator key, config.toml and genesis.json."""
+    """Create a node home: node key, validator key, config.toml and genesis.json.
+
+    Without --genesis the genesis is a new local test chain that funds accounts of the public
+    test mnemonic; a warning on stderr says so whenever the genesis written funds them.
+    """
     try:
         layout = init_home(
             home, chain_id=chain_id, genesis_file=genesis_file, accounts=10, config=NodeConfig()
@@ -189,6 +196,25 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
         return
     node_id = read_key(layout.node_key_file).node_id
     click.echo(f"initialised {home}\nnode id: {node_id}\ngenesis: {layout.genesis_file}")
+    funded = public_mnemonic_accounts(load_genesis(layout.genesis_file))
+    if funded:
+        click.echo(public_mnemonic_warning(layout.genesis_file, len(funded)), err=True)
+
+
+def public_mnemonic_accounts(genesis: Genesis) -> list[bytes]:
+    """The accounts `genesis` funds whose private keys anyone can derive: the first
+    PUBLIC_ACCOUNTS_CHECKED accounts of the public test mnemonic ("test test ... junk")."""
+    public = {account.address for account in dev_accounts(PUBLIC_ACCOUNTS_CHECKED)}
+    return [address for address, account in genesis.alloc if address in public and account.balance]
+
+
+def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
+    return (
+        f"WARNING: {genesis_file} funds {count} accounts of the public test mnemonic "
+        f'"{DEV_MNEMONIC}". Their private keys are published (Hardhat and Foundry print '
+        "them), so anyone can spend those accounts. This genesis is for local testing only; "
+        "to join a real network, run `cybermiles init --genesis <the network's genesis.json>`."
+    )
 
 
 @main.command()
