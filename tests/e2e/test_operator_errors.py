@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from cybermiles_node.config import HomeLayout
 from cybermiles_node.devnet_home import MARKER_NAME
 from genesis.presets import DEV_MNEMONIC
 from genesis.schema import format_genesis_time
-from tests.e2e.harness import REPO_ROOT, cybermiles_executable, free_port, wait_for
+from tests.e2e.harness import REPO_ROOT, Devnet, cybermiles_executable, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -102,6 +103,22 @@ def test_devnet_reset_refuses_an_unmarked_directory_and_its_files_survive(tmp_pa
     assert "not a devnet home" in line
     assert precious.read_text() == "years of work"
     assert sorted(p.name for p in precious.parent.iterdir()) == ["thesis.tex"]
+
+
+def test_devnet_marks_its_home_and_reset_keeps_the_users_files(
+    devnet_factory: Callable[..., Devnet],
+) -> None:
+    net = devnet_factory(block_time=0.2)
+    assert json.loads((net.home / MARKER_NAME).read_text()) == {"kind": "devnet", "version": 1}
+    wait_for(lambda: net.block_number() >= 2, timeout=30, what="a few blocks")
+    genesis_hash = net.result("eth_getBlockByNumber", ["0x0", False])["hash"]
+    assert net.stop() == 0
+    notes = net.home / "notes.txt"
+    notes.write_text("mine")
+    net.start(reset=True)
+    # A new chain: new keys and genesis time, so a new genesis block.
+    assert net.result("eth_getBlockByNumber", ["0x0", False])["hash"] != genesis_hash
+    assert notes.read_text() == "mine"
 
 
 def test_devnet_refuses_a_validator_home_made_by_init(home: Path) -> None:
