@@ -44,6 +44,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
+        os.fchmod(fd, mode)  # a leftover temp file keeps its old mode through os.open
         write_all(fd, data)
         os.fsync(fd)
     finally:

@@ -12,6 +12,8 @@ payload = `messages.encode_message(record)`. Crash handling on open:
 - a torn LAST frame (kill -9 in the middle of a write, or a power loss leaving a zero-filled tail)
   is truncated away: nothing after it was ever acknowledged;
 - a bad frame followed by any valid frame is real corruption: `WalCorrupted`, the node stops.
+Both files (`path` and the rotated `<path>.1`) are checked at open, frames and record decoding,
+so a corrupt log stops the node before it starts anything, with the file named.
 Size: when `end_height(h)` finds the file above `max_file_size`, the file is rotated: its
 content is kept as `<path>.1` (hard link) and `path` is atomically replaced by a new file whose
 first frame is EndHeight(h), so replay of the current height needs only the new file; replay of
@@ -204,6 +206,18 @@ def _claims_the_tail(data: bytes, offset: int) -> bool:
     return 0 < length <= MAX_RECORD_BYTES and offset + _HEADER.size + length >= len(data)
 
 
+def _checked_payloads(path: Path, data: bytes) -> int:
+    """The length of the valid prefix of `data` (the content of `path`), after checking that
+    every record in it decodes; WalCorrupted naming `path` otherwise."""
+    try:
+        payloads, valid = scan_frames(data)
+        for payload in payloads:
+            _decode(payload)
+    except WalCorrupted as exc:
+        raise WalCorrupted(f"{path}: {exc}") from None
+    return valid
+
+
 class FileWal(_WalBase):
     """The production WAL; see the module docstring for the format and crash handling."""
 
@@ -212,6 +226,8 @@ class FileWal(_WalBase):
         self.previous_path = path.with_name(path.name + ".1")
         self.max_file_size = max_file_size
         ensure_dir(path.parent)
+        if self.previous_path.exists():
+            _checked_payloads(self.previous_path, self.previous_path.read_bytes())
         if path.exists():
             self._fd = self._open_existing()
         else:
@@ -220,7 +236,7 @@ class FileWal(_WalBase):
 
     def _open_existing(self) -> int:
         data = self.path.read_bytes()
-        _, valid = scan_frames(data)
+        valid = _checked_payloads(self.path, data)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         if valid < len(data):
             log.warning(

@@ -9,7 +9,6 @@ being run (cybermiles_node.logs).
 from __future__ import annotations
 
 import base64
-import shutil
 import signal
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 import click
 import trio
 
+from consensus.errors import ConsensusError
 from cybermiles_node.config import (
     ConsensusConfig,
     DevnetConfig,
@@ -27,6 +27,7 @@ from cybermiles_node.config import (
     LogConfig,
     NodeConfig,
     RpcConfig,
+    check_config,
     load_config,
     write_config,
 )
@@ -42,23 +43,32 @@ from cybermiles_node.devnet import (
     run_devnet,
     write_home,
 )
+from cybermiles_node.devnet_home import claim_devnet_home, reset_devnet_home
 from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.keys import Ed25519Key, read_key
 from cybermiles_node.logs import FORMATS, LEVELS, configure_logging
 from genesis import (
     EvmProfile,
+    Genesis,
     GenesisError,
     dev_accounts,
     devnet_genesis,
     load_genesis,
 )
-from genesis.presets import TRAVIS_DEV_ADDRESSES
+from genesis.presets import DEV_MNEMONIC, TRAVIS_DEV_ADDRESSES
+from p2p.errors import P2PError
 
 if TYPE_CHECKING:
     from cybermiles_node.node import NodeInfo
 
 DEFAULT_DEVNET_HOME = Path.home() / ".cybermiles" / "devnet"
 DEFAULT_HOME = Path.home() / ".cybermiles" / "node"
+PORT = click.IntRange(0, 65535)
+# What a node may refuse to start with, reported in one line; anything else is a bug and keeps
+# its traceback. OSError: ports in use, unreadable files.
+START_UP_ERRORS = (GenesisError, CyberMilesError, ConsensusError, P2PError, OSError)
+# How many accounts of the test mnemonic `init` looks for in a genesis it writes or takes.
+PUBLIC_ACCOUNTS_CHECKED = 10
 
 
 def _fail(message: str) -> None:
@@ -172,7 +182,11 @@ def init_home(
     help="Join the network of this genesis file instead of a new devnet.",
 )
 def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
-    """Create a node home: node key, validator key, config.toml and genesis.json."""
+    """Create a node home: node key, validator key, config.toml and genesis.json.
+
+    Without --genesis the genesis is a new local test chain that funds accounts of the public
+    test mnemonic; a warning on stderr says so whenever the genesis written funds them.
+    """
     try:
         layout = init_home(
             home, chain_id=chain_id, genesis_file=genesis_file, accounts=10, config=NodeConfig()
@@ -182,6 +196,25 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
         return
     node_id = read_key(layout.node_key_file).node_id
     click.echo(f"initialised {home}\nnode id: {node_id}\ngenesis: {layout.genesis_file}")
+    funded = public_mnemonic_accounts(load_genesis(layout.genesis_file))
+    if funded:
+        click.echo(public_mnemonic_warning(layout.genesis_file, len(funded)), err=True)
+
+
+def public_mnemonic_accounts(genesis: Genesis) -> list[bytes]:
+    """The accounts `genesis` funds whose private keys anyone can derive: the first
+    PUBLIC_ACCOUNTS_CHECKED accounts of the public test mnemonic ("test test ... junk")."""
+    public = {account.address for account in dev_accounts(PUBLIC_ACCOUNTS_CHECKED)}
+    return [address for address, account in genesis.alloc if address in public and account.balance]
+
+
+def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
+    return (
+        f"WARNING: {genesis_file} funds {count} accounts of the public test mnemonic "
+        f'"{DEV_MNEMONIC}". Their private keys are published (Hardhat and Foundry print '
+        "them), so anyone can spend those accounts. This genesis is for local testing only; "
+        "to join a real network, run `cybermiles init --genesis <the network's genesis.json>`."
+    )
 
 
 @main.command()
@@ -198,7 +231,7 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
     show_default=True,
     help="Address the JSON-RPC server (HTTP and WebSocket) binds.",
 )
-@click.option("--rpc-port", type=int, default=8545, show_default=True, help="JSON-RPC port.")
+@click.option("--rpc-port", type=PORT, default=8545, show_default=True, help="JSON-RPC port.")
 @click.option(
     "--chain-id",
     type=int,
@@ -221,7 +254,12 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
     help="Seconds between blocks, empty ones included; 0 = automine (a block as soon "
     "as transactions arrive).",
 )
-@click.option("--reset", is_flag=True, help="Delete the devnet's state and start from genesis.")
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Delete the devnet's chain, keys and configs and start from genesis (only what the "
+    "devnet wrote: other files in HOME stay).",
+)
 @click.option(
     "--evm-profile",
     type=click.Choice(["cvm", "lity"]),
@@ -239,21 +277,21 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
 )
 @click.option(
     "--p2p-port",
-    type=int,
+    type=PORT,
     default=None,
     show_default="26656",
     help="P2P port of node 0 (with --validators).",
 )
 @click.option(
     "--status-port",
-    type=int,
+    type=PORT,
     default=None,
     show_default="26657",
     help="Status endpoint port of node 0 (with --validators).",
 )
 @click.option(
     "--metrics-port",
-    type=int,
+    type=PORT,
     default=None,
     show_default="26660",
     help="Prometheus /metrics port of node 0 (with --validators).",
@@ -274,9 +312,11 @@ def devnet(
 ) -> None:
     """Run a development chain with funded accounts: one node, or N validators.
 
-    The first run creates HOME (keys, genesis, config); later runs continue the same chain
-    unless --reset is given. The RPC URL, chain id and funded accounts with their private keys
-    are printed on start. Stop with Ctrl-C.
+    The first run creates HOME (keys, genesis, config) and marks it as a devnet home
+    (HOME/.cybermiles-devnet); later runs continue the same chain unless --reset is given.
+    HOME must be new, empty or a devnet home: a node home made by `cybermiles init`, or any
+    other non-empty directory, is refused. The RPC URL, chain id and funded accounts with their
+    private keys are printed on start. Stop with Ctrl-C.
 
     With --validators N, HOME holds one node home per validator and HOME/devnet.json lists
     each node's pid and URLs once all are up; each node logs to HOME/node{i}/node.log. A node
@@ -287,8 +327,12 @@ def devnet(
         _fail("--p2p-port, --status-port and --metrics-port go with --validators")
     if validators is not None and block_time > 0:
         _fail("--block-time is for the one-node automine devnet; BFT validators keep their pace")
-    if reset and home.exists():
-        shutil.rmtree(home)
+    try:
+        claim_devnet_home(home)
+        if reset:
+            reset_devnet_home(home)
+    except CyberMilesError as exc:
+        _fail(str(exc))
     if validators is None:
         _single_devnet(home, rpc_addr, rpc_port, chain_id, accounts, block_time, evm_profile)
         return
@@ -326,6 +370,7 @@ def _single_devnet(
         log=QUIET_LOG,
     )
     try:
+        check_config(config)
         if not layout.genesis_file.exists():
             init_home(
                 home,
@@ -497,7 +542,7 @@ def _run(layout: HomeLayout, config: NodeConfig, *, banner: bool) -> None:
         trio.run(main_task)
     except BaseExceptionGroup as group:
         _fail_with(_leaves(group))
-    except (GenesisError, CyberMilesError, OSError) as exc:
+    except START_UP_ERRORS as exc:
         _fail_with([exc])
     click.echo("stopped")
 
@@ -509,9 +554,8 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 
 def _fail_with(errors: list[BaseException]) -> None:
-    """Report expected start-up failures in one line each; re-raise anything else (a bug)."""
-    expected = (GenesisError, CyberMilesError, OSError)
+    """Report expected start-up failures in one line; re-raise anything else (a bug)."""
     for error in errors:
-        if not isinstance(error, expected):
+        if not isinstance(error, START_UP_ERRORS):
             raise error
     _fail("; ".join(f"cannot start: {e}" if isinstance(e, OSError) else str(e) for e in errors))

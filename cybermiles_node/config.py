@@ -7,19 +7,27 @@ HOME/config/node_key.json             ed25519 node identity (p2p)
 HOME/config/priv_validator_key.json   ed25519 consensus key
 HOME/data/chain/                      LevelDB: blocks, state, indices
 ```
-Unknown keys in config.toml are errors, so a typo never silently falls back to a default.
+Unknown keys in config.toml are errors, so a typo never silently falls back to a default, and
+every value is range-checked at load against `CONFIG_RULES` (one line per setting), so a node
+never starts with a size of -1 or an empty host that would bind every interface.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Protocol
 
 import tomli_w
 
 from cybermiles_node.errors import CyberMilesError
+from p2p.netaddr import parse_address, parse_host_port
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+LOG_FORMATS: Final = ("text", "json")
+CONSENSUS_ENGINES: Final = ("bft", "automine")
 
 
 class ConfigError(CyberMilesError):
@@ -77,7 +85,7 @@ class ConsensusConfig:
     signs when its priv_validator key is in the set). `automine`: the devnet producer
     (a single node; blocks on arrival or every `devnet.block_time`)."""
 
-    engine: str = "bft"
+    engine: str = "bft"  # bft | automine
     skip_timeout_commit: bool = False  # never wait timeout_commit (Tendermint's option)
     # End timeout_commit early when every precommit is in and transactions are waiting
     # (an idle chain still waits it out); false = Tendermint's timing.
@@ -197,12 +205,177 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+# ---------------------------------------------------------------------------- range checks
+
+
+class Rule(Protocol):
+    """What one setting's value must be; `problem` says how a value breaks it (None: it does
+    not), as the rest of a sentence that starts with the setting's key."""
+
+    def problem(self, value: object) -> str | None: ...
+
+
+def _got(value: object) -> str:
+    return f"got {value!r}"
+
+
+def _number(value: object) -> float:
+    # _build has already checked the type against the default's, so this is a mistake in the
+    # rule table (a numeric rule on a string setting), not an operator's error.
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"numeric rule applied to {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Above:
+    """Strictly above `bound` (sizes, timeouts: 0 would mean "nothing fits" or "never")."""
+
+    bound: float
+
+    def problem(self, value: object) -> str | None:
+        return None if _number(value) > self.bound else f"must be > {self.bound:g}, {_got(value)}"
+
+
+@dataclass(frozen=True)
+class AtLeast:
+    bound: float
+
+    def problem(self, value: object) -> str | None:
+        return None if _number(value) >= self.bound else f"must be >= {self.bound:g}, {_got(value)}"
+
+
+@dataclass(frozen=True)
+class Between:
+    """Within [low, high], both included."""
+
+    low: int
+    high: int
+
+    def problem(self, value: object) -> str | None:
+        if self.low <= _number(value) <= self.high:
+            return None
+        return f"must be in {self.low}..{self.high}, {_got(value)}"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    choices: tuple[str, ...]
+    ignore_case: bool = False
+
+    def problem(self, value: object) -> str | None:
+        text = str(value).lower() if self.ignore_case else str(value)
+        if text in self.choices:
+            return None
+        return f"must be one of {' | '.join(self.choices)}, {_got(value)}"
+
+
+@dataclass(frozen=True)
+class BindHost:
+    """An address to listen on. Empty is refused: servers take it as every interface, which an
+    operator who left the value blank did not mean; 0.0.0.0 says it on purpose."""
+
+    def problem(self, value: object) -> str | None:
+        if str(value).strip():
+            return None
+        return (
+            'must not be empty (an empty host binds every interface; write "0.0.0.0" for '
+            f"that), {_got(value)}"
+        )
+
+
+@dataclass(frozen=True)
+class Parses:
+    """A string (or each string of an array) that `parse` accepts; `form` shows the syntax."""
+
+    parse: Callable[[str], object]
+    form: str
+    optional: bool = False  # an empty string means "not set"
+
+    def problem(self, value: object) -> str | None:
+        items = value if isinstance(value, tuple) else (value,)
+        for index, item in enumerate(items):
+            if self.optional and item == "":
+                continue
+            try:
+                self.parse(str(item))
+            except ValueError:
+                where = f" (entry {index})" if isinstance(value, tuple) else ""
+                return f"must be {self.form}{where}, got {item!r}"
+        return None
+
+
+POSITIVE: Final = Above(0)
+NON_NEGATIVE: Final = AtLeast(0)
+PORT: Final = Between(0, 65535)  # 0: the OS picks a free port (every server reports the real one)
+HOST: Final = BindHost()
+PEERS: Final = Parses(parse_address, "node_id@host:port (node id: 40 lowercase hex characters)")
+
+# One line per range-checked setting. A new numeric setting needs its line here:
+# tests/unit/test_config_checks.py fails for an int or float setting that has none.
+CONFIG_RULES: Final[Mapping[str, Rule]] = {
+    "recovery_workers": NON_NEGATIVE,
+    "rpc.host": HOST,
+    "rpc.port": PORT,
+    "rpc.max_body_bytes": POSITIVE,
+    "rpc.max_batch": POSITIVE,
+    "rpc.gas_cap": POSITIVE,
+    "rpc.evm_timeout": POSITIVE,
+    "devnet.block_time": NON_NEGATIVE,  # 0 = automine
+    "devnet.batch_window_ms": NON_NEGATIVE,
+    "devnet.accounts": Between(1, 1000),  # what `cybermiles devnet --accounts` accepts
+    "mempool.max_txs": POSITIVE,
+    "mempool.max_bytes": POSITIVE,
+    "mempool.max_per_sender": POSITIVE,
+    "mempool.max_nonce_gap": NON_NEGATIVE,  # 0 = only the next nonce of each sender
+    "p2p.listen_host": HOST,
+    "p2p.listen_port": PORT,
+    "p2p.external_address": Parses(parse_host_port, "host:port", optional=True),
+    "p2p.persistent_peers": PEERS,
+    "p2p.seeds": PEERS,
+    "p2p.max_inbound": NON_NEGATIVE,  # 0 = dial out only
+    "p2p.max_outbound": NON_NEGATIVE,  # 0 = accept only
+    "p2p.max_frame_bytes": POSITIVE,
+    "p2p.send_queue_size": POSITIVE,
+    "p2p.ban_seconds": NON_NEGATIVE,
+    "consensus.engine": OneOf(CONSENSUS_ENGINES),
+    "consensus.max_clock_drift_ms": POSITIVE,
+    "status.host": HOST,
+    "status.port": PORT,
+    "metrics.host": HOST,
+    "metrics.port": PORT,
+    "log.level": OneOf(LOG_LEVELS, ignore_case=True),
+    "log.format": OneOf(LOG_FORMATS),
+}
+
+
+def setting(config: NodeConfig, key: str) -> object:
+    """The value of a dotted key ("rpc.port") in `config`."""
+    value: object = config
+    for name in key.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def check_config(config: NodeConfig, rules: Mapping[str, Rule] = CONFIG_RULES) -> None:
+    """ConfigError naming the first setting (in table order) whose value breaks its rule."""
+    for key, rule in rules.items():
+        problem = rule.problem(setting(config, key))
+        if problem is not None:
+            raise ConfigError(f"{key} {problem}")
+
+
 def load_config(path: Path) -> NodeConfig:
+    """Read, type-check and range-check config.toml; every error names the file and the key."""
     try:
         values = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    config: NodeConfig = _build(NodeConfig, values, "")
+    try:
+        config: NodeConfig = _build(NodeConfig, values, "")
+        check_config(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return config
 
 
@@ -220,7 +393,12 @@ def write_config(path: Path, config: NodeConfig) -> None:
 
 
 __all__ = [
+    "CONFIG_RULES",
+    "CONSENSUS_ENGINES",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
     "ConfigError",
+    "Rule",
     "ConsensusConfig",
     "DevnetConfig",
     "LogConfig",
@@ -231,7 +409,9 @@ __all__ = [
     "MempoolSettings",
     "NodeConfig",
     "RpcConfig",
+    "check_config",
     "load_config",
     "replace",
+    "setting",
     "write_config",
 ]

@@ -13,6 +13,9 @@ HOME/node0 … HOME/node{N-1}   full node homes: own node key and validator key,
 HOME/node{i}/node.log         that node's stdout and stderr (appended across runs)
 HOME/devnet.json              written once every node is healthy: chain id, and per node its pid,
                                URLs, P2P address and validator address
+HOME/.cybermiles-devnet       marks HOME as a devnet home, HOME/node{i}/.cybermiles-devnet as a
+                               node home of one (cybermiles_node.devnet_home: what `devnet` may
+                               take and `--reset` may delete)
 ```
 Node i listens on RPC port `rpc + i` and on `p2p + 10 i`, `status + 10 i`, `metrics + 10 i`
 (a stride of 10 leaves room between neighbours). `prepare_devnet` creates the homes on the first
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cybermiles_node.config import (
+    ConfigError,
     ConsensusConfig,
     DevnetConfig,
     HomeLayout,
@@ -50,9 +54,11 @@ from cybermiles_node.config import (
     P2PConfig,
     RpcConfig,
     StatusConfig,
+    check_config,
     write_config,
 )
-from cybermiles_node.errors import CyberMilesError
+from cybermiles_node.devnet_home import MANIFEST_NAME, mark, node_home
+from cybermiles_node.errors import DevnetError
 from cybermiles_node.keys import Ed25519Key, read_key, write_key
 from genesis import EvmProfile, Genesis, devnet_genesis, dump_genesis, load_genesis
 
@@ -79,16 +85,11 @@ __all__ = [
 DEFAULT_CHAIN_ID: Final = 1234
 MAX_VALIDATORS: Final = 20
 PORT_STRIDE: Final = 10
-MANIFEST_NAME: Final = "devnet.json"
 LOCALHOST: Final = "127.0.0.1"
 START_TIMEOUT_S: Final = 120.0  # 20 nodes importing py-evm at once on 2 cores take a while
 STOP_GRACE_S: Final = 15.0
 POLL_S: Final = 0.2
 LOG_TAIL_LINES: Final = 30
-
-
-class DevnetError(CyberMilesError):
-    """A devnet cannot be created, reused or started."""
 
 
 # ---------------------------------------------------------------------------- node homes
@@ -218,10 +219,6 @@ class DevnetNode:
         )
 
 
-def node_home(home: Path, index: int) -> Path:
-    return home / f"node{index}"
-
-
 def existing_validators(home: Path) -> int:
     """How many node homes (node0, node1, … without gaps) HOME holds."""
     count = 0
@@ -269,6 +266,8 @@ def prepare_devnet(home: Path, options: DevnetOptions) -> list[DevnetNode]:
         )
         for index, (node_key, validator_key) in enumerate(keys)
     ]
+    for node in nodes:
+        _check_node_config(node)
     if new:
         _write_new_homes(nodes, keys, options)
     else:
@@ -276,6 +275,18 @@ def prepare_devnet(home: Path, options: DevnetOptions) -> list[DevnetNode]:
         for node in nodes:
             write_config(node.layout.config_file, node.config)
     return nodes
+
+
+def _check_node_config(node: DevnetNode) -> None:
+    """Refuse before anything is written: e.g. ports derived as base + 10 i can leave 0..65535
+    (a peer's port then shows in the persistent_peers of the node before it)."""
+    try:
+        check_config(node.config)
+    except ConfigError as exc:
+        raise DevnetError(
+            f"{node.name}: {exc} (node i uses the base ports + 10 i, RPC + i); choose lower "
+            "base ports or fewer validators"
+        ) from None
 
 
 def _devnet_keys(home: Path, options: DevnetOptions) -> tuple[list[KeyPair], bool]:
@@ -320,6 +331,7 @@ def _write_new_homes(
         evm_profile=options.evm_profile,
     )
     for node, (node_key, validator_key) in zip(nodes, keys, strict=True):
+        mark(node.layout.home, "devnet-node")
         write_home(
             node.layout.home,
             node_key=node_key,

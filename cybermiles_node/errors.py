@@ -14,6 +14,10 @@ class CyberMilesError(Exception):
     """Base of every error the node reports for bad input or an impossible request."""
 
 
+class DevnetError(CyberMilesError):
+    """A devnet cannot be created, reused, reset or started."""
+
+
 class InvariantViolation(Exception):
     """Internal state is inconsistent: the node must stop rather than go on."""
 

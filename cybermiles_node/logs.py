@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any, Final
 
-from cybermiles_node.config import ConfigError, LogConfig
+from cybermiles_node.config import LOG_FORMATS, LOG_LEVELS, ConfigError, LogConfig
 
 __all__ = [
     "LEVELS",
@@ -32,8 +32,8 @@ __all__ = [
     "log_fields",
 ]
 
-LEVELS: Final = ("debug", "info", "warning", "error")
-FORMATS: Final = ("text", "json")
+LEVELS: Final = LOG_LEVELS
+FORMATS: Final = LOG_FORMATS
 _BASE_KEYS: Final = ("ts", "level", "logger", "msg", "exc")
 
 

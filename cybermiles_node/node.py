@@ -1,14 +1,18 @@
 """The composition root: the one place where concrete pieces are wired into a running node.
 
-`run_node` opens the LevelDB store, builds the chain and the application, registers the
-JSON-RPC methods, starts the HTTP/WebSocket server and the block producer, and feeds committed
-blocks and new pending transactions to filters and subscriptions. It runs until cancelled
-(SIGINT/SIGTERM in the CLI) and always closes the database on the way out.
+`run_node` first reads and checks the home (cybermiles_node.startup: every refusal to start
+happens there, before a port is bound or a line logged), raises the open-files limit, opens the
+LevelDB store, builds the chain and the application, registers the JSON-RPC methods, starts the
+HTTP/WebSocket server, waits for the genesis time if it is still ahead (RPC already answers),
+then starts the block producer or BFT consensus, and feeds committed blocks and new pending
+transactions to filters and subscriptions. It runs until cancelled (SIGINT/SIGTERM in the CLI)
+and always closes the database and the WAL on the way out.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -22,24 +26,29 @@ from consensus.blocksync import BlocksyncReactor
 from consensus.driver import ConsensusDriver
 from consensus.evidence import EvidencePool
 from consensus.host import ConsensusHost
-from consensus.privval import FilePrivValidator
 from consensus.reactor import ConsensusReactor
-from consensus.wal import FileWal
 from cybermiles_node.app import AppConfig, ChainApp
 from cybermiles_node.chain import Chain, PendingBlock
 from cybermiles_node.config import HomeLayout, NodeConfig
 from cybermiles_node.consensus_app import ChainConsensus
 from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.failpoints import gossip_with_failpoints, with_failpoints
-from cybermiles_node.keys import read_key
 from cybermiles_node.mempool import MempoolConfig
 from cybermiles_node.metrics import Counter, MetricsApp, NodeMetrics
 from cybermiles_node.producer import DevnetProducer
 from cybermiles_node.randomness import VrfBeacon
+from cybermiles_node.startup import (
+    ConsensusFiles,
+    NodeFiles,
+    open_node_files,
+    raise_open_files_limit,
+    seconds_until,
+)
 from cybermiles_node.status import NodeStatus
 from evm.db import LevelDB
 from evm.transactions import SignedTx
-from genesis import Genesis, dev_accounts, load_genesis
+from genesis import Genesis, dev_accounts
+from genesis.schema import format_genesis_time
 from p2p import MempoolReactor, Switch
 from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
 from rpc.dev_accounts import DevAccountsApi
@@ -90,28 +99,57 @@ async def run_node(
     on_ready: Callable[[NodeInfo], None] = lambda info: None,
 ) -> None:
     layout = HomeLayout(home)
-    genesis = load_genesis(layout.genesis_file)
+    files = open_node_files(layout, bft=config.consensus.engine == "bft")
     # RPC execution runs in a worker thread that holds the GIL while the EVM spins; a thread
     # waiting for the GIL gets it after at most this interval (Python's default: 5 ms), and
     # the event loop waits for it again after every socket operation. 1 ms keeps consensus
     # and p2p responsive while eth_calls run.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    db, chain = open_chain(layout, config, genesis)
-    app = ChainApp(chain, app_config(config))
     try:
-        await _serve(app, genesis, config, layout, on_ready)
+        _log_open_files_limit()
+        db, chain = open_chain(layout, config, files.genesis)
+        app = ChainApp(chain, app_config(config))
+        try:
+            await _serve(app, files, config, layout, on_ready)
+        finally:
+            app.close()
+            db.close()
     finally:
-        app.close()
-        db.close()
+        files.close()
+
+
+def _log_open_files_limit() -> None:
+    limit = raise_open_files_limit()
+    if limit.after > limit.before:
+        log.info("open files limit raised from %d to %d", limit.before, limit.after)
+    else:
+        log.info("open files limit: %d", limit.after)
+
+
+async def wait_for_genesis(genesis_time: int) -> None:
+    """Sleep until `genesis_time` (unix seconds) when it is ahead, as Tendermint does: nothing
+    may be decided before the chain's start. Re-checked after waking, against the wall clock
+    (trio sleeps on the monotonic clock)."""
+    delay = seconds_until(genesis_time, time.time())
+    if delay > 0:
+        log.info(
+            "waiting for genesis time %s (in %d s)",
+            format_genesis_time(genesis_time),
+            math.ceil(delay),
+        )
+    while delay > 0:
+        await trio.sleep(delay)
+        delay = seconds_until(genesis_time, time.time())
 
 
 async def _serve(
     app: ChainApp,
-    genesis: Genesis,
+    files: NodeFiles,
     config: NodeConfig,
     layout: HomeLayout,
     on_ready: Callable[[NodeInfo], None],
 ) -> None:
+    genesis = files.genesis
     dispatcher = Dispatcher(max_batch=config.rpc.max_batch, fatal=(InvariantViolation,))
     filters = FilterRegistry(clock=trio.current_time)
     hub = SubscriptionHub()
@@ -143,19 +181,22 @@ async def _serve(
                 task_status=task_status,
             )
         )
-        if config.consensus.engine == "automine":
+        await wait_for_genesis(genesis.genesis_time)
+        if files.consensus is None:
             coinbase = genesis.validators[0].owner if genesis.validators else b"\x00" * 20
             producer = DevnetProducer(
                 app,
                 coinbase=coinbase,
-                key=read_key(layout.validator_key_file),
+                key=files.validator_key,
                 beacon=VrfBeacon(),
                 block_time=config.devnet.block_time,
                 batch_window=config.devnet.batch_window_ms / 1000,
             )
             nursery.start_soon(producer.run)
         else:
-            bft = await nursery.start(run_bft, app, genesis, config, layout, dispatcher)
+            bft = await nursery.start(
+                run_bft, app, files, files.consensus, config, dispatcher, layout
+            )
             api.peer_count = lambda: len(bft.switch.peers())
             api.sync_target = lambda: (
                 bft.blocksync.best_peer_height() if bft.blocksync.catching_up else None
@@ -196,14 +237,12 @@ class BftNode:
     blocksync: BlocksyncReactor
     status: NodeStatus
     metrics: NodeMetrics
-    wal: FileWal
 
 
 def assemble_bft(
-    app: ChainApp, genesis: Genesis, config: NodeConfig, layout: HomeLayout
+    app: ChainApp, files: NodeFiles, opened: ConsensusFiles, config: NodeConfig, layout: HomeLayout
 ) -> BftNode:
-    node_key = read_key(layout.node_key_file)
-    validator_key = read_key(layout.validator_key_file)
+    genesis, node_key, validator_key = files.genesis, files.node_key, files.validator_key
     consensus = ChainConsensus(
         app,
         genesis=genesis,
@@ -211,14 +250,13 @@ def assemble_bft(
         beacon=VrfBeacon(),
         max_clock_drift_s=config.consensus.max_clock_drift_ms / 1000,
     )
-    signer = with_failpoints(FilePrivValidator(validator_key, layout.validator_state_file))
-    wal = FileWal(layout.wal_file)
+    signer = with_failpoints(opened.signer)
     evidence = consensus.evidence_pool = EvidencePool()
     driver = ConsensusDriver(
         chain_id=consensus.chain_id,
         state=consensus.state,
         source=consensus,
-        wal=wal,
+        wal=opened.wal,
         signer=signer,
         timeouts=genesis.timeouts,
         evidence=evidence,
@@ -253,7 +291,7 @@ def assemble_bft(
     )
     metrics = NodeMetrics()
     _wire_metrics(metrics, app, host)
-    return BftNode(consensus, host, switch, blocksync, status, metrics, wal)
+    return BftNode(consensus, host, switch, blocksync, status, metrics)
 
 
 def _wire_metrics(metrics: NodeMetrics, app: ChainApp, host: ConsensusHost) -> None:
@@ -283,43 +321,42 @@ def _wire_metrics(metrics: NodeMetrics, app: ChainApp, host: ConsensusHost) -> N
 
 async def run_bft(
     app: ChainApp,
-    genesis: Genesis,
+    files: NodeFiles,
+    opened: ConsensusFiles,
     config: NodeConfig,
-    layout: HomeLayout,
     dispatcher: Dispatcher,
+    layout: HomeLayout,
     *,
     task_status: trio.TaskStatus[BftNode] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run consensus, the p2p switch, the status endpoint and metrics until cancelled."""
-    bft = assemble_bft(app, genesis, config, layout)
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(bft.switch.run)
-            await nursery.start(bft.host.run)
-            if config.status.enabled:
-                await nursery.start(
-                    partial(
-                        serve_asgi,
-                        TendermintApp(bft.status),
-                        host=config.status.host,
-                        port=config.status.port,
-                        name="status endpoint",
-                    )
+    """Run consensus, the p2p switch, the status endpoint and metrics until cancelled (the WAL
+    in `opened` is closed by whoever opened it)."""
+    bft = assemble_bft(app, files, opened, config, layout)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(bft.switch.run)
+        await nursery.start(bft.host.run)
+        if config.status.enabled:
+            await nursery.start(
+                partial(
+                    serve_asgi,
+                    TendermintApp(bft.status),
+                    host=config.status.host,
+                    port=config.status.port,
+                    name="status endpoint",
                 )
-            if config.metrics.enabled:
-                await nursery.start(
-                    partial(
-                        serve_asgi,
-                        MetricsApp(bft.metrics.registry),
-                        host=config.metrics.host,
-                        port=config.metrics.port,
-                        name="metrics",
-                    )
+            )
+        if config.metrics.enabled:
+            await nursery.start(
+                partial(
+                    serve_asgi,
+                    MetricsApp(bft.metrics.registry),
+                    host=config.metrics.host,
+                    port=config.metrics.port,
+                    name="metrics",
                 )
-            nursery.start_soon(_sample_gauges, bft, app, dispatcher)
-            task_status.started(bft)
-    finally:
-        bft.wal.close()
+            )
+        nursery.start_soon(_sample_gauges, bft, app, dispatcher)
+        task_status.started(bft)
 
 
 async def _sample_gauges(bft: BftNode, app: ChainApp, dispatcher: Dispatcher) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -187,7 +188,7 @@ def test_corruption_in_the_middle_is_detected(tmp_path: Path, where: int, xor: i
     path = tmp_path / "cs.wal"
     offsets = write_log(path)
     corrupt(path, offsets[3] + where, xor)
-    with pytest.raises(WalCorrupted):
+    with pytest.raises(WalCorrupted, match=f"^{re.escape(str(path))}: "):
         FileWal(path)
 
 
@@ -197,8 +198,18 @@ def test_checksum_valid_but_undecodable_record(tmp_path: Path) -> None:
         w.append(vote(1))
     with open(path, "ab") as f:
         f.write(frame(b"\x93\x01\x63\x90"))  # kind 99: well framed, unknown to the codec
-    with FileWal(path) as w, pytest.raises(WalCorrupted):
-        w.replay(0)
+    with pytest.raises(WalCorrupted, match=f"^{re.escape(str(path))}: .*does not decode"):
+        FileWal(path)  # refused at open, before the node starts anything
+
+
+def test_corruption_of_the_rotated_file_is_refused_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "cs.wal"
+    offsets = write_log(path)
+    previous = tmp_path / "cs.wal.1"
+    previous.write_bytes(path.read_bytes())
+    corrupt(previous, offsets[3] + 12, 0x01)
+    with pytest.raises(WalCorrupted, match=f"^{re.escape(str(previous))}: "):
+        FileWal(path)
 
 
 def test_closed_wal_refuses_writes(tmp_path: Path) -> None:
