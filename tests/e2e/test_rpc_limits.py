@@ -38,7 +38,6 @@ LIMITS = {
     "rpc": {
         "max_connections": MAX_CONNECTIONS,
         "read_timeout": READ_TIMEOUT_S,
-        "idle_timeout": 3.0,
         "ws_queue_bytes": WS_QUEUE_BYTES,
         "max_subscriptions_per_connection": PER_CONNECTION_SUBS,
         "max_subscriptions": NODE_SUBS,
