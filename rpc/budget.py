@@ -112,12 +112,13 @@ def _exhausted(reason: str) -> LimitExceeded:
     )
 
 
-# Lower bounds of JSON sizes, in bytes (measured on real responses, rounded down).
-_LOG_FIXED: Final = 380  # a log without its topics and data
-_TOPIC: Final = 69  # "0x" + 64 hex digits, quotes and a comma
-_TX_FIXED: Final = 450  # a transaction without its input
-_RECEIPT_FIXED: Final = 700  # a receipt without its logs and logs bloom
-_BLOOM: Final = 520
+# Lower bounds of JSON sizes, in bytes: the keys and fixed-width values (hashes, addresses) every
+# item always has, rounded down; variable fields count only their hex payload.
+_LOG_FIXED: Final = 300  # a log without its topics and data
+_TOPIC: Final = 67  # "0x" + 64 hex digits and quotes
+_TX_FIXED: Final = 400  # a transaction without its input
+_RECEIPT_FIXED: Final = 500  # a receipt without its logs and logs bloom
+_BLOOM: Final = 514  # "0x" + 512 hex digits
 
 
 def log_json_bytes(topics: int, data_len: int) -> int:
