@@ -21,6 +21,7 @@ import trio
 
 from consensus.errors import ConsensusError
 from cybermiles_node.config import (
+    DEVNET_CORS_ORIGINS,
     ConsensusConfig,
     DevnetConfig,
     HomeLayout,
@@ -364,7 +365,7 @@ def _single_devnet(
     if existing:
         _fail(f"{home} holds a {existing}-validator devnet; add --validators {existing} or --reset")
     config = NodeConfig(
-        rpc=RpcConfig(host=rpc_addr, port=rpc_port),
+        rpc=RpcConfig(host=rpc_addr, port=rpc_port, cors_origins=DEVNET_CORS_ORIGINS),
         devnet=DevnetConfig(enabled=True, block_time=block_time, accounts=accounts),
         consensus=ConsensusConfig(engine="automine"),
         log=QUIET_LOG,

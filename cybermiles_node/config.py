@@ -34,13 +34,36 @@ class ConfigError(CyberMilesError):
     """config.toml is unreadable or holds an unknown or mistyped setting."""
 
 
+# Browser pages served from the developer's own machine, on any port (dev servers pick ports
+# freely). Devnet homes allow these; any other home allows no cross-origin access by default.
+DEVNET_CORS_ORIGINS: tuple[str, ...] = (
+    "http://localhost:*",
+    "http://127.0.0.1:*",
+    "http://[::1]:*",
+)
+
+
 @dataclass(frozen=True)
 class RpcConfig:
+    """The JSON-RPC server. Every limit is documented in docs/LIMITS.md."""
+
     host: str = "127.0.0.1"
     port: int = 8545
     max_body_bytes: int = 5 * 2**20
     max_batch: int = 1000
-    cors_origins: tuple[str, ...] = ("*",)
+    # Origins whose web pages may call the node (exact, "scheme://host:*" or "*"); none by default.
+    cors_origins: tuple[str, ...] = ()
+    max_connections: int = 512  # HTTP + WebSocket connections open at once (stops accepting)
+    read_timeout: float = 30.0  # seconds for a request body to arrive after its headers
+    idle_timeout: float = 30.0  # seconds a connection may sit without a request in progress
+    max_response_bytes: int = 25 * 2**20  # refused (-32005) before building when estimated above
+    batch_max_cost: int = 1000  # cost units of one batch (per-method weights, rpc/budget.py)
+    batch_time_budget: float = 5.0  # seconds one batch may compute before its tail is refused
+    ws_queue_bytes: int = 4 * 2**20  # bytes waiting for one slow WebSocket reader, then 1008
+    max_subscriptions: int = 10_000  # eth_subscribe subscriptions of all connections
+    max_subscriptions_per_connection: int = 1000
+    max_filters: int = 1000  # eth_newFilter & co. of all clients
+    max_filters_per_client: int = 100  # per WebSocket connection, or per HTTP client address
     gas_cap: int = 50_000_000  # most gas one eth_call / eth_estimateGas may use (geth's default)
     evm_timeout: float = 5.0  # seconds of wall-clock time one eth_call / eth_estimateGas may run
 
@@ -321,6 +344,17 @@ CONFIG_RULES: Final[Mapping[str, Rule]] = {
     "rpc.max_batch": POSITIVE,
     "rpc.gas_cap": POSITIVE,
     "rpc.evm_timeout": POSITIVE,
+    "rpc.max_connections": POSITIVE,
+    "rpc.read_timeout": POSITIVE,
+    "rpc.idle_timeout": POSITIVE,
+    "rpc.max_response_bytes": POSITIVE,
+    "rpc.batch_max_cost": POSITIVE,
+    "rpc.batch_time_budget": POSITIVE,
+    "rpc.ws_queue_bytes": POSITIVE,
+    "rpc.max_subscriptions": POSITIVE,
+    "rpc.max_subscriptions_per_connection": POSITIVE,
+    "rpc.max_filters": POSITIVE,
+    "rpc.max_filters_per_client": POSITIVE,
     "devnet.block_time": NON_NEGATIVE,  # 0 = automine
     "devnet.batch_window_ms": NON_NEGATIVE,
     "devnet.accounts": Between(1, 1000),  # what `cybermiles devnet --accounts` accepts
@@ -397,6 +431,7 @@ __all__ = [
     "CONSENSUS_ENGINES",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "DEVNET_CORS_ORIGINS",
     "ConfigError",
     "Rule",
     "ConsensusConfig",

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cybermiles_node.config import (
+    DEVNET_CORS_ORIGINS,
     ConfigError,
     ConsensusConfig,
     DevnetConfig,
@@ -237,7 +238,7 @@ def node_config(index: int, node_ids: Sequence[str], options: DevnetOptions) -> 
     )
     return NodeConfig(
         moniker=f"node{index}",
-        rpc=RpcConfig(host=options.rpc_host, port=ports.rpc),
+        rpc=RpcConfig(host=options.rpc_host, port=ports.rpc, cors_origins=DEVNET_CORS_ORIGINS),
         devnet=DevnetConfig(enabled=True, accounts=options.funded_accounts),
         p2p=P2PConfig(listen_host=LOCALHOST, listen_port=ports.p2p, persistent_peers=peers),
         consensus=ConsensusConfig(engine="bft"),

@@ -51,10 +51,11 @@ from genesis import Genesis, dev_accounts
 from genesis.schema import format_genesis_time
 from p2p import MempoolReactor, Switch
 from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
+from rpc.budget import BatchBudget
 from rpc.dev_accounts import DevAccountsApi
 from rpc.eth import EthApi, client_version
 from rpc.execution import EvmWorker
-from rpc.server import serve_asgi
+from rpc.server import ServerLimits, serve_asgi
 from rpc.tendermint import TendermintApp
 
 log = logging.getLogger(__name__)
@@ -150,9 +151,21 @@ async def _serve(
     on_ready: Callable[[NodeInfo], None],
 ) -> None:
     genesis = files.genesis
-    dispatcher = Dispatcher(max_batch=config.rpc.max_batch, fatal=(InvariantViolation,))
-    filters = FilterRegistry(clock=trio.current_time)
-    hub = SubscriptionHub()
+    rpc = config.rpc
+    dispatcher = Dispatcher(
+        max_batch=rpc.max_batch,
+        max_response_bytes=rpc.max_response_bytes,
+        fatal=(InvariantViolation,),
+        batch_budget=BatchBudget(max_cost=rpc.batch_max_cost, max_seconds=rpc.batch_time_budget),
+    )
+    filters = FilterRegistry(
+        clock=trio.current_time,
+        max_filters=rpc.max_filters,
+        max_per_owner=rpc.max_filters_per_client,
+    )
+    hub = SubscriptionHub(
+        max_per_session=rpc.max_subscriptions_per_connection, max_total=rpc.max_subscriptions
+    )
     dev_keys = dev_accounts(config.devnet.accounts) if config.devnet.enabled else []
     api = EthApi(
         app,
@@ -162,6 +175,7 @@ async def _serve(
         evm=EvmWorker(timeout=config.rpc.evm_timeout),
         gas_cap=config.rpc.gas_cap,
         accounts=lambda: [a.address for a in dev_keys],
+        max_response_bytes=rpc.max_response_bytes,
     )
     api.install(dispatcher)
     if config.devnet.enabled:
@@ -174,10 +188,10 @@ async def _serve(
         port = await nursery.start(
             lambda task_status: serve(
                 dispatcher,
-                host=config.rpc.host,
-                port=config.rpc.port,
-                max_body_bytes=config.rpc.max_body_bytes,
-                cors_origins=config.rpc.cors_origins,
+                host=rpc.host,
+                port=rpc.port,
+                limits=server_limits(config),
+                cors_origins=rpc.cors_origins,
                 task_status=task_status,
             )
         )
@@ -202,6 +216,17 @@ async def _serve(
                 bft.blocksync.best_peer_height() if bft.blocksync.catching_up else None
             )
         on_ready(NodeInfo(rpc_port=port, chain_id=genesis.chain_id, head=app.chain.head_number))
+
+
+def server_limits(config: NodeConfig) -> ServerLimits:
+    rpc = config.rpc
+    return ServerLimits(
+        max_body_bytes=rpc.max_body_bytes,
+        max_connections=rpc.max_connections,
+        read_timeout_s=rpc.read_timeout,
+        idle_timeout_s=rpc.idle_timeout,
+        ws_queue_bytes=rpc.ws_queue_bytes,
+    )
 
 
 def _queue(send: Any, item: tuple[str, Any]) -> None:

@@ -19,7 +19,9 @@ logged with its traceback. The exception types in `fatal` are the one exception:
 so the node can stop on a broken invariant.
 
 Batches run their calls one after another, in order, yielding to the event loop every few
-milliseconds. A method may also register a `batch` handler that receives all of its calls in one
+milliseconds, under a `BatchBudget` (rpc.budget: cost units per method and a time budget): from
+the first call that does not fit, the rest of the batch is answered with -32005 and not run.
+A method may also register a `batch` handler that receives all of its calls in one
 batch at once (e.g. eth_sendRawTransaction, to recover signatures in one pool round trip); the
 JSON-RPC spec allows a server to process batch members in any order, and responses keep the
 request order regardless. Should a batch handler raise, each of its calls is run again alone
@@ -41,6 +43,7 @@ from typing import Any, Final
 
 import trio
 
+from rpc.budget import DEFAULT_BATCH_BUDGET, BatchBudget, BatchMeter
 from rpc.errors import (
     InternalError,
     InvalidParams,
@@ -163,10 +166,14 @@ class Dispatcher:
         max_response_bytes: int = 25 * 2**20,
         *,
         fatal: tuple[type[BaseException], ...] = (),
+        batch_budget: BatchBudget = DEFAULT_BATCH_BUDGET,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.max_batch = max_batch
         self.max_response_bytes = max_response_bytes
         self.fatal = fatal
+        self.batch_budget = batch_budget
+        self._clock = clock
         self._methods: dict[str, _Method] = {}
         self.requests_handled = 0  # JSON-RPC messages answered (a batch counts once), for metrics
 
@@ -318,6 +325,7 @@ class Dispatcher:
             if isinstance(p, tuple) and p[0].batch is not None:
                 groups.setdefault(p[0].name, []).append(i)
         results: list[dict[str, Any] | None] = [None] * len(prepared)
+        meter = BatchMeter(self.batch_budget, self._clock)
         last_yield = time.perf_counter()
         for i, p in enumerate(prepared):
             if p is None or isinstance(p, dict):
@@ -325,9 +333,15 @@ class Dispatcher:
                 continue
             method, args, rid, has_id = p
             group = groups.get(method.name) if method.batch is not None else None
-            if group is not None and len(group) > 1:
-                if group[0] == i:
-                    await self._execute_group(method, group, prepared, results, session)
+            members = group if group is not None and len(group) > 1 else [i]
+            if members[0] != i:
+                continue  # answered with its group, at the group's first member
+            refusal = meter.refusal(method.name, len(members))
+            if refusal is not None:
+                for j in members:
+                    results[j] = _refused(prepared[j], refusal)
+            elif len(members) > 1:
+                await self._execute_group(method, members, prepared, results, session)
             else:
                 results[i] = await self._execute(method, args, rid, has_id, session)
             now = time.perf_counter()
@@ -447,6 +461,13 @@ class Dispatcher:
 
 def _error_response(rid: Any, error: RpcError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": rid, "error": error.to_json()}
+
+
+def _refused(call: _Call | dict[str, Any] | None, error: RpcError) -> dict[str, Any] | None:
+    """The answer to a batch member that was not run: `error`, unless it is a notification."""
+    assert isinstance(call, tuple)
+    _, _, rid, has_id = call
+    return _error_response(rid, error) if has_id else None
 
 
 def _too_large(rid: Any, limit: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ eth_getTransactionCount, which counts the sender's executable mempool transactio
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from eth.abc import BlockHeaderAPI
@@ -33,6 +33,7 @@ from evm.executor import BlockEnv
 from evm.profiles import EvmProfile
 from evm.transactions import SignedTx
 from rpc import formatting as fmt
+from rpc.budget import ResponseBudget, log_json_bytes, receipt_json_bytes, tx_json_bytes
 from rpc.errors import ExecutionReverted, InvalidInput, InvalidParams, LimitExceeded
 from rpc.execution import EvmWorker
 from rpc.filters import FilterRegistry, LogFilter, bloom_may_match, log_matches, parse_log_filter
@@ -51,12 +52,17 @@ from rpc.params import (
     quantity,
     storage_slot,
 )
+from rpc.session import Session, http_client
 from rpc.subscriptions import SubscriptionHub
 
 VERSION = "0.1.0"
 MAX_LOG_BLOCK_RANGE = 10_000
 MAX_LOGS = 10_000
 MAX_FEE_HISTORY = 1024
+MAX_REWARD_PERCENTILES = 100  # geth's limit
+DEFAULT_MAX_RESPONSE_BYTES = 25 * 2**20
+# Methods that take the caller's session (filters are owned by a WebSocket connection).
+_FILTER_INSTALLERS = ("eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter")
 
 
 class ChainView(Protocol):
@@ -108,6 +114,7 @@ class EthApi:
         evm: EvmWorker,
         gas_cap: int,
         accounts: Callable[[], list[bytes]] = list,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.app = backend
         self.evm = evm
@@ -115,6 +122,8 @@ class EthApi:
         self.chain = backend.chain
         self.filters = filters
         self.hub = hub
+        self.max_response_bytes = max_response_bytes
+        self._filter_sessions: set[int] = set()  # sessions whose close uninstalls their filters
         self.client_version = client_version
         self.accounts = accounts
         # The network side, when the node has one (the BFT engine sets these).
@@ -128,7 +137,8 @@ class EthApi:
                 "eth_subscribe",
                 "eth_unsubscribe",
             ):
-                dispatcher.register(name, getattr(self, name))
+                wants_session = name in _FILTER_INSTALLERS
+                dispatcher.register(name, getattr(self, name), wants_session=wants_session)
         dispatcher.register(
             "eth_sendRawTransaction",
             self.eth_sendRawTransaction,
@@ -212,44 +222,47 @@ class EthApi:
             count = min(block_count, MAX_FEE_HISTORY)
         else:
             count = min(quantity(block_count, "blockCount"), MAX_FEE_HISTORY)
+        # Validated before any block is read: the work is blocks x percentiles.
+        wanted = None if percentiles is None else reward_percentiles(percentiles)
         newest_header = self._require_header(newest, "newestBlock")
         oldest = max(0, newest_header.block_number - count + 1)
-        if percentiles is not None and not isinstance(percentiles, list):
-            raise InvalidParams("rewardPercentiles: expected an array of numbers")
         ratios = []
         rewards = []
         for number in range(oldest, newest_header.block_number + 1):
             header = self.chain.header_by_number(number)
             assert header is not None
             ratios.append(header.gas_used / header.gas_limit if header.gas_limit else 0.0)
-            if percentiles is not None:
-                rewards.append(self._rewards(number, percentiles))
+            if wanted is not None:
+                rewards.append(self._rewards(number, wanted))
         result: dict[str, Any] = {
             "oldestBlock": fmt.q(oldest),
             "baseFeePerGas": ["0x0"] * (len(ratios) + 1),
             "gasUsedRatio": ratios,
         }
-        if percentiles is not None:
+        if wanted is not None:
             result["reward"] = rewards
         return result
 
-    def _rewards(self, number: int, percentiles: list[Any]) -> list[str]:
-        txs = sorted(self.chain.transactions(number), key=lambda t: t.tip)
-        if not txs:
+    def _rewards(self, number: int, percentiles: Sequence[float]) -> list[str]:
+        tips = sorted(t.tip for t in self.chain.transactions(number))
+        if not tips:
             return ["0x0"] * len(percentiles)
-        out = []
-        for p in percentiles:
-            if not isinstance(p, (int, float)) or not 0 <= p <= 100:
-                raise InvalidParams("rewardPercentiles: numbers between 0 and 100 expected")
-            out.append(fmt.q(txs[min(len(txs) - 1, int(len(txs) * p / 100))].tip))
-        return out
+        return [fmt.q(tips[min(len(tips) - 1, int(len(tips) * p / 100))]) for p in percentiles]
 
     # -- blocks ---------------------------------------------------------------------------
     def _block(self, header: BlockHeaderAPI | None, full: object) -> dict[str, Any] | None:
         if header is None:
             return None
+        hydrated = bool_param(full, "hydrated")
         txs = self.chain.transactions(header.block_number)
-        return fmt.block_json(header, txs, full=bool_param(full, "hydrated"))
+        if hydrated:
+            budget = self._response_budget("the block's transactions")
+            for tx in txs:
+                budget.charge(tx_json_bytes(len(tx.data)))
+        return fmt.block_json(header, txs, full=hydrated)
+
+    def _response_budget(self, what: str) -> ResponseBudget:
+        return ResponseBudget(self.max_response_bytes, what)
 
     def eth_getBlockByNumber(self, block: object, full: object = False) -> dict[str, Any] | None:
         return self._block(self._header(_block_ref(block, "block")), full)
@@ -304,10 +317,15 @@ class EthApi:
     ) -> dict[str, Any] | None:
         return self._tx_at(self._header(_block_ref(block, "block")), quantity(index, "index"))
 
-    def _receipts(self, header: BlockHeaderAPI) -> list[dict[str, Any]]:
+    def _receipts(
+        self, header: BlockHeaderAPI, budget: ResponseBudget | None = None
+    ) -> list[dict[str, Any]]:
         number = header.block_number
         txs = self.chain.transactions(number)
         receipts = self.chain.receipts(number)
+        if budget is not None:
+            for stored in receipts:
+                budget.charge(receipt_json_bytes(_logs_json_bytes(stored.receipt.logs)))
         out = []
         previous = 0
         log_index = 0
@@ -338,7 +356,9 @@ class EthApi:
 
     def eth_getBlockReceipts(self, block: object) -> list[dict[str, Any]] | None:
         header = self._header(_block_ref(block, "block"))
-        return None if header is None else self._receipts(header)
+        if header is None:
+            return None
+        return self._receipts(header, self._response_budget("the block's receipts"))
 
     # -- state ----------------------------------------------------------------------------
     def eth_getBalance(self, account: object, block: object = "latest") -> str:
@@ -483,7 +503,12 @@ class EthApi:
         return results
 
     # -- logs and filters -----------------------------------------------------------------
-    def _block_logs(self, header: BlockHeaderAPI, log_filter: LogFilter) -> list[dict[str, Any]]:
+    def _block_logs(
+        self,
+        header: BlockHeaderAPI,
+        log_filter: LogFilter,
+        budget: ResponseBudget | None = None,
+    ) -> list[dict[str, Any]]:
         if not bloom_may_match(log_filter, header.bloom):
             return []
         number = header.block_number
@@ -498,6 +523,8 @@ class EthApi:
                 for i, log in enumerate(logs)
                 if log_matches(log_filter, log.address, [t.to_bytes(32, "big") for t in log.topics])
             ]
+            if matching and budget is not None:
+                budget.charge(_logs_json_bytes(logs[i] for i in matching))
             if matching:
                 entries = fmt.logs_json(
                     stored.receipt,
@@ -511,11 +538,12 @@ class EthApi:
         return out
 
     def _logs(self, log_filter: LogFilter) -> list[dict[str, Any]]:
+        budget = self._response_budget("the logs")
         if log_filter.block_hash is not None:
             header = self.chain.header_by_hash(log_filter.block_hash)
             if header is None:
                 raise InvalidInput("unknown block")
-            return self._block_logs(header, log_filter)
+            return self._block_logs(header, log_filter, budget)
         head = self.chain.head.block_number
         lo = self._bound(log_filter.from_block, head)
         hi = self._bound(log_filter.to_block, head)
@@ -527,7 +555,7 @@ class EthApi:
         for number in range(lo, min(hi, head) + 1):
             header = self.chain.header_by_number(number)
             assert header is not None
-            out.extend(self._block_logs(header, log_filter))
+            out.extend(self._block_logs(header, log_filter, budget))
             if len(out) > MAX_LOGS:
                 raise LimitExceeded(f"query returned more than {MAX_LOGS} results")
         return out
@@ -543,14 +571,32 @@ class EthApi:
     def eth_getLogs(self, filter_obj: object) -> list[dict[str, Any]]:
         return self._logs(parse_log_filter(filter_obj))
 
-    def eth_newFilter(self, filter_obj: object) -> str:
-        return self.filters.install_log_filter(parse_log_filter(filter_obj))
+    def _filter_owner(self, session: Session | None) -> str:
+        """Who a new filter counts against: its WebSocket connection, or its HTTP client's
+        address (filters outlive HTTP connections, so a per-connection quota could be evaded
+        by reconnecting). A connection's filters are uninstalled when it closes."""
+        if session is None:
+            return f"http:{http_client.get() or 'local'}"
+        owner = f"ws:{session.id}"
+        if session.id not in self._filter_sessions:
+            self._filter_sessions.add(session.id)
+            session_id = session.id
+            session.on_close(lambda: self._drop_session_filters(session_id, owner))
+        return owner
 
-    def eth_newBlockFilter(self) -> str:
-        return self.filters.install_block_filter()
+    def _drop_session_filters(self, session_id: int, owner: str) -> None:
+        self._filter_sessions.discard(session_id)
+        self.filters.drop_owner(owner)
 
-    def eth_newPendingTransactionFilter(self) -> str:
-        return self.filters.install_pending_filter()
+    def eth_newFilter(self, session: Session | None, filter_obj: object) -> str:
+        log_filter = parse_log_filter(filter_obj)
+        return self.filters.install_log_filter(log_filter, self._filter_owner(session))
+
+    def eth_newBlockFilter(self, session: Session | None) -> str:
+        return self.filters.install_block_filter(self._filter_owner(session))
+
+    def eth_newPendingTransactionFilter(self, session: Session | None) -> str:
+        return self.filters.install_pending_filter(self._filter_owner(session))
 
     def eth_getFilterChanges(self, filter_id: object) -> list[Any]:
         return self.filters.changes(filter_id)
@@ -575,10 +621,14 @@ class EthApi:
                 for sender, txs in sorted(by_sender.items())
             }
 
-        return {
-            "pending": group(self.app.mempool.pending_by_sender()),
-            "queued": group(self.app.mempool.queued_by_sender()),
-        }
+        pending = self.app.mempool.pending_by_sender()
+        queued = self.app.mempool.queued_by_sender()
+        budget = self._response_budget("the pool's transactions (see txpool_status)")
+        for by_sender in (pending, queued):
+            for txs in by_sender.values():
+                for tx in txs:
+                    budget.charge(tx_json_bytes(len(tx.data)))
+        return {"pending": group(pending), "queued": group(queued)}
 
     # -- notifications from the node ------------------------------------------------------
     def block_notifications(self, header: BlockHeaderAPI) -> tuple[dict[str, Any], list[Any]]:
@@ -610,6 +660,34 @@ def _slots(value: object, name: str) -> tuple[int, ...]:
         storage_slot(key, f"{name}[{j}]")
         for j, key in enumerate(array(value, name, "storage slots"))
     )
+def reward_percentiles(value: object) -> list[float]:
+    """eth_feeHistory's rewardPercentiles: at most 100 numbers in [0, 100], monotonically
+    increasing (execution-apis; geth refuses a decrease and allows repeats)."""
+    name = "rewardPercentiles"
+    if not isinstance(value, list):
+        raise InvalidParams(f"invalid {name}: expected an array of numbers")
+    if len(value) > MAX_REWARD_PERCENTILES:
+        raise InvalidParams(
+            f"invalid {name}: {len(value)} percentiles, at most {MAX_REWARD_PERCENTILES} allowed"
+        )
+    out: list[float] = []
+    for i, p in enumerate(value):
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 100:
+            raise InvalidParams(
+                f"invalid {name}[{i}]: expected a number from 0 to 100, got {p!r:.40}"
+            )
+        if out and p < out[-1]:
+            raise InvalidParams(
+                f"invalid {name}[{i}]: {p} is below {name}[{i - 1}] = {out[-1]} "
+                "(percentiles must not decrease)"
+            )
+        out.append(float(p))
+    return out
+
+
+def _logs_json_bytes(logs: Iterable[Any]) -> int:
+    """A lower bound of the JSON size of these stored logs."""
+    return sum(log_json_bytes(len(log.topics), len(log.data)) for log in logs)
 
 
 def _block_ref(value: object, name: str) -> BlockRef:

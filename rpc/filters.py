@@ -12,6 +12,11 @@ eth_newPendingTransactionFilter. The node pushes what happens (`push_block` afte
 `push_pending` after mempool admission); each filter accumulates what concerns it (bounded,
 oldest dropped) until the client polls `changes`. Filters not polled for `timeout_s` (by the
 injected clock) are dropped, as geth does after five minutes.
+
+Quotas: at most `max_filters` filters on the node and `max_per_owner` per owner, so one client
+cannot deny filters to everyone. The owner is whatever the caller names (the RPC layer uses the
+WebSocket connection, or the address of an HTTP client); `drop_owner` uninstalls an owner's
+filters at once (a closed WebSocket connection).
 """
 
 from __future__ import annotations
@@ -223,6 +228,7 @@ class _Installed:
     log_filter: LogFilter | None
     items: deque[Any]
     last_poll: float
+    owner: str
 
 
 def new_id(hex_digits: int) -> str:
@@ -241,13 +247,16 @@ class FilterRegistry:
         timeout_s: float = 300.0,
         *,
         max_filters: int = 1000,
+        max_per_owner: int = 100,
         max_items: int = 10_000,
     ) -> None:
         self._clock = clock
         self.timeout_s = timeout_s
         self.max_filters = max_filters
+        self.max_per_owner = max_per_owner
         self.max_items = max_items
         self._filters: dict[str, _Installed] = {}
+        self._per_owner: dict[str, int] = {}
         self._next_sweep = float("inf")
 
     def __len__(self) -> int:
@@ -258,26 +267,55 @@ class FilterRegistry:
 
     # -- install / poll / uninstall -----------------------------------------------------------
 
-    def install_log_filter(self, log_filter: LogFilter) -> str:
-        return self._install("logs", log_filter)
+    def install_log_filter(self, log_filter: LogFilter, owner: str = "") -> str:
+        return self._install("logs", log_filter, owner)
 
-    def install_block_filter(self) -> str:
-        return self._install("blocks", None)
+    def install_block_filter(self, owner: str = "") -> str:
+        return self._install("blocks", None, owner)
 
-    def install_pending_filter(self) -> str:
-        return self._install("pending", None)
+    def install_pending_filter(self, owner: str = "") -> str:
+        return self._install("pending", None, owner)
 
-    def _install(self, kind: FilterKind, log_filter: LogFilter | None) -> str:
+    def owned(self, owner: str) -> int:
+        """Filters `owner` has installed (and not yet uninstalled or expired)."""
+        return self._per_owner.get(owner, 0)
+
+    def _install(self, kind: FilterKind, log_filter: LogFilter | None, owner: str) -> str:
         now = self._clock()
         self.expire(now)
+        if self.owned(owner) >= self.max_per_owner:
+            raise LimitExceeded(
+                f"too many filters for this client (limit {self.max_per_owner}); "
+                "eth_uninstallFilter some first"
+            )
         if len(self._filters) >= self.max_filters:
-            raise LimitExceeded(f"too many filters (limit {self.max_filters})")
+            raise LimitExceeded(f"too many filters on this node (limit {self.max_filters})")
         filter_id = new_id(16)
         while filter_id in self._filters:
             filter_id = new_id(16)
-        self._filters[filter_id] = _Installed(kind, log_filter, deque(maxlen=self.max_items), now)
+        items: deque[Any] = deque(maxlen=self.max_items)
+        self._filters[filter_id] = _Installed(kind, log_filter, items, now, owner)
+        self._per_owner[owner] = self.owned(owner) + 1
         self._next_sweep = min(self._next_sweep, now + self.timeout_s)
         return filter_id
+
+    def _remove(self, filter_id: str) -> bool:
+        installed = self._filters.pop(filter_id, None)
+        if installed is None:
+            return False
+        left = self._per_owner[installed.owner] - 1
+        if left:
+            self._per_owner[installed.owner] = left
+        else:
+            del self._per_owner[installed.owner]
+        return True
+
+    def drop_owner(self, owner: str) -> int:
+        """Uninstall every filter of `owner`; returns how many there were."""
+        ids = [fid for fid, f in self._filters.items() if f.owner == owner]
+        for fid in ids:
+            self._remove(fid)
+        return len(ids)
 
     def _get(self, filter_id: object, now: float) -> _Installed:
         self.expire(now)
@@ -311,7 +349,7 @@ class FilterRegistry:
         self.expire(self._clock())
         if not isinstance(filter_id, str):
             return False
-        return self._filters.pop(filter_id.lower(), None) is not None
+        return self._remove(filter_id.lower())
 
     def expire(self, now: float | None = None) -> int:
         """Drop filters not polled for `timeout_s`; returns how many were dropped."""
@@ -322,7 +360,7 @@ class FilterRegistry:
         deadline = now - self.timeout_s
         stale = [fid for fid, f in self._filters.items() if f.last_poll < deadline]
         for fid in stale:
-            del self._filters[fid]
+            self._remove(fid)
         self._next_sweep = (
             min(f.last_poll for f in self._filters.values()) + self.timeout_s
             if self._filters

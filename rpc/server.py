@@ -11,14 +11,22 @@ One port serves both, on any path (as geth does):
   OPTIONS: CORS preflight (204). Anything else: 405.
 - WebSocket: each text or binary message is one JSON-RPC message, handled one after another;
   responses are text messages. The connection has a `WebSocketSession`, so eth_subscribe works.
-  Outgoing messages wait in a bounded queue; a client too slow to drain notifications has its
-  connection closed (code 1008) and its subscriptions dropped, so memory stays bounded.
+  Outgoing messages wait in a queue bounded in bytes and in messages (`ServerLimits`); a client
+  too slow to drain notifications has its connection closed (code 1008) and its subscriptions
+  dropped, so memory stays bounded.
 - ASGI lifespan events are acknowledged.
 
-CORS: `cors_origins` lists the allowed origins ("*" allows any). Responses to an allowed origin
-carry Access-Control-Allow-Origin; a WebSocket handshake from an origin that is not allowed is
-refused (browsers do not apply CORS to WebSockets). Requests without an Origin header (non-browser
-clients) are always served.
+Resource limits (`ServerLimits`): at most `max_connections` HTTP + WebSocket connections are open
+at once (`rpc.connections`: beyond the cap the server stops accepting, so waiting clients cost no
+file descriptor); a connection without a request in progress (idle keep-alive, or request headers
+not complete) is closed after `idle_timeout_s`; a request body must arrive within
+`read_timeout_s` of its headers, or the answer is 408 and the connection is closed.
+
+CORS: `cors_origins` lists the allowed origins (`rpc.origins`: exact origins, `scheme://host:*`
+for any port, "*" for any origin); empty (the default) allows no cross-origin access. Responses
+to an allowed origin carry Access-Control-Allow-Origin; a WebSocket handshake from an origin that
+is not allowed is refused with 403 (browsers do not apply CORS to WebSockets). Requests without
+an Origin header (non-browser clients) are always served.
 
 `serve` runs until cancelled and reports the bound port through `task_status` (port 0 works).
 Nothing a client sends can stop it: the dispatcher never raises, and anything else a connection
@@ -28,26 +36,39 @@ broken node invariant): `serve` re-raises such an exception in its own task, so 
 The node's other HTTP endpoints (the Tendermint-style status endpoint, Prometheus metrics) are
 read-only: they subclass `GetApp` (lifespan acknowledged, WebSocket refused, GET routed to a
 synchronous `get(path, query)`, anything else 405) and run under `serve_asgi`, which uses the same
-hypercorn settings as `serve`.
+hypercorn settings and connection cap machinery as `serve` (with `GET_APP_MAX_CONNECTIONS`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import resource
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
 
+from rpc.connections import ConnectionSlots, serve_capped
 from rpc.dispatch import Dispatcher
 from rpc.errors import InternalError, InvalidRequest, RpcError
-from rpc.session import SessionBase
+from rpc.origins import origin_allowed
+from rpc.session import SessionBase, http_client
 
-__all__ = ["GetApp", "HttpResponse", "RpcApp", "WebSocketSession", "serve", "serve_asgi"]
+__all__ = [
+    "GetApp",
+    "HttpResponse",
+    "OutboundQueue",
+    "RpcApp",
+    "ServerLimits",
+    "WebSocketSession",
+    "serve",
+    "serve_asgi",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +79,23 @@ Headers = list[tuple[bytes, bytes]]
 HttpResponse = tuple[int, bytes, Headers]  # status, body, headers (content-length is added)
 
 BANNER: Final = b'{"jsonrpc":"2.0","result":"cybermiles node: POST JSON-RPC here"}'
-WS_QUEUE_SIZE: Final = 10_000
-WS_CLOSE_QUEUE_FULL: Final = 1008
+WS_CLOSE_POLICY: Final = 1008  # policy violation: too slow a reader, or a refused origin
 CLOSE_TIMEOUT_S: Final = 5.0
+GET_APP_MAX_CONNECTIONS: Final = 64  # status and metrics endpoints: a few scrapers and operators
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one client may cost the server (the `rpc.*` settings of the same names)."""
+
+    max_body_bytes: int = 5 * 2**20  # request body, and a WebSocket message
+    max_connections: int = 512  # HTTP + WebSocket connections open at once
+    read_timeout_s: float = 30.0  # a request body must arrive within this after its headers
+    idle_timeout_s: float = 30.0  # no request in progress (idle, or headers incomplete): close
+    ws_queue_bytes: int = 4 * 2**20  # bytes waiting to be written to one WebSocket client
+    ws_queue_messages: int = 10_000  # messages waiting to be written to one WebSocket client
+
+
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 
 
@@ -70,52 +105,118 @@ def _error_body(error: RpcError) -> bytes:
     ).encode()
 
 
-class WebSocketSession(SessionBase):
-    """A WebSocket connection as a `Session`: outgoing messages go through a bounded queue.
+class OutboundQueue:
+    """Messages waiting to be written to one client, bounded in bytes and in count.
 
-    Responses (`send_response`) wait for room in the queue, which throttles a client that sends
-    requests faster than it reads answers. Notifications (`send`) never wait: if the queue is
-    full the session closes, which ends the connection and drops its subscriptions.
+    A message that does not fit is refused (`put_nowait`) or waited for (`put`); an empty queue
+    accepts one message of any size, so a response larger than the byte bound (responses are
+    bounded by the dispatcher's max_response_bytes) still gets through.
     """
 
-    def __init__(self, queue_size: int = WS_QUEUE_SIZE) -> None:
+    def __init__(self, max_bytes: int, max_messages: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_messages = max_messages
+        self.queued_bytes = 0
+        self._items: deque[bytes] = deque()
+        self._closed = False
+        self._changed = trio.lowlevel.ParkingLot()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _has_room(self, size: int) -> bool:
+        if not self._items:
+            return True
+        return len(self._items) < self.max_messages and self.queued_bytes + size <= self.max_bytes
+
+    def _push(self, message: bytes) -> None:
+        self._items.append(message)
+        self.queued_bytes += len(message)
+        self._changed.unpark_all()
+
+    def put_nowait(self, message: bytes) -> bool:
+        """Queue `message` if it fits; False if it does not (or the queue is closed)."""
+        if self._closed or not self._has_room(len(message)):
+            return False
+        self._push(message)
+        return True
+
+    async def put(self, message: bytes) -> None:
+        """Queue `message` once it fits; dropped if the queue closes meanwhile."""
+        while not self._closed and not self._has_room(len(message)):
+            await self._changed.park()
+        if not self._closed:
+            self._push(message)
+
+    async def get(self) -> bytes | None:
+        """The oldest message, waiting for one; None once the queue is closed."""
+        while not self._items:
+            if self._closed:
+                return None
+            await self._changed.park()
+        message = self._items.popleft()
+        self.queued_bytes -= len(message)
+        self._changed.unpark_all()
+        return message
+
+    def close(self) -> None:
+        self._closed = True
+        self._items.clear()
+        self.queued_bytes = 0
+        self._changed.unpark_all()
+
+
+class WebSocketSession(SessionBase):
+    """A WebSocket connection as a `Session`: outgoing messages go through an `OutboundQueue`.
+
+    Responses (`send_response`) wait for room in the queue, which throttles a client that sends
+    requests faster than it reads answers. Notifications (`send`) never wait: if they do not fit
+    (the client does not read), the session closes, which ends the connection with code 1008 and
+    drops its subscriptions.
+    """
+
+    def __init__(
+        self,
+        max_bytes: int = ServerLimits.ws_queue_bytes,
+        max_messages: int = ServerLimits.ws_queue_messages,
+    ) -> None:
         super().__init__()
-        self._out, self._queue = trio.open_memory_channel[bytes](queue_size)
+        self._queue = OutboundQueue(max_bytes, max_messages)
         self._cancel_scope = trio.CancelScope()
         self.overflowed = False
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queue.queued_bytes
 
     async def send(self, message: bytes) -> None:
         if self.closed:
             return
-        try:
-            self._out.send_nowait(message)
-        except trio.WouldBlock:
-            log.warning("WebSocket session %d: send queue full, closing it", self.id)
+        if not self._queue.put_nowait(message):
+            log.warning(
+                "WebSocket session %d: client too slow (%d messages, %d bytes waiting), closing it",
+                self.id,
+                len(self._queue),
+                self._queue.queued_bytes,
+            )
             self.overflowed = True
             self.close()
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
 
     async def send_response(self, message: bytes) -> None:
-        if self.closed:
-            return
-        try:
-            await self._out.send(message)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
+        if not self.closed:
+            await self._queue.put(message)
 
     def close(self) -> None:
         if self.closed:
             return
         super().close()
-        self._out.close()
+        self._queue.close()
         self._cancel_scope.cancel()
 
     async def run_writer(self, asgi_send: Send) -> None:
         """Forward queued messages to the client until the session closes."""
-        async with self._queue:
-            async for message in self._queue:
-                await asgi_send({"type": "websocket.send", "text": message.decode()})
+        while (message := await self._queue.get()) is not None:
+            await asgi_send({"type": "websocket.send", "text": message.decode()})
 
     async def run(self, dispatcher: Dispatcher, receive: Receive, asgi_send: Send) -> None:
         """Serve an accepted connection until the client leaves or the session closes."""
@@ -144,7 +245,7 @@ class WebSocketSession(SessionBase):
         if overflowed:
             with trio.move_on_after(CLOSE_TIMEOUT_S):
                 await asgi_send(
-                    {"type": "websocket.close", "code": WS_CLOSE_QUEUE_FULL, "reason": "queue full"}
+                    {"type": "websocket.close", "code": WS_CLOSE_POLICY, "reason": "too slow"}
                 )
 
 
@@ -155,19 +256,21 @@ class RpcApp:
         self,
         dispatcher: Dispatcher,
         *,
-        max_body_bytes: int = 5 * 2**20,
-        cors_origins: tuple[str, ...] = ("*",),
-        ws_queue_size: int = WS_QUEUE_SIZE,
+        limits: ServerLimits = ServerLimits(),
+        cors_origins: tuple[str, ...] = (),
     ) -> None:
         self.dispatcher = dispatcher
-        self.max_body_bytes = max_body_bytes
+        self.limits = limits
+        self.max_body_bytes = max_body_bytes = limits.max_body_bytes
         self.cors_origins = cors_origins
-        self.ws_queue_size = ws_queue_size
         # An exception of a type in `dispatcher.fatal` raised by a handler: `serve` re-raises it.
         self.fatal_error: BaseException | None = None
         self.fatal_event = trio.Event()
         self.too_large_body = _error_body(
             InvalidRequest(f"request body too large (limit {max_body_bytes} bytes)")
+        )
+        self.body_timeout = _error_body(
+            InvalidRequest(f"request body not received within {limits.read_timeout_s:g} s")
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -203,7 +306,7 @@ class RpcApp:
             return None
         if "*" in self.cors_origins:
             return b"*"
-        return origin if origin.decode("latin-1") in self.cors_origins else None
+        return origin if origin_allowed(origin.decode("latin-1"), self.cors_origins) else None
 
     def _origin_refused(self, scope: Scope) -> bool:
         return _header(scope, b"origin") is not None and self._allowed_origin(scope) is None
@@ -219,12 +322,12 @@ class RpcApp:
             if allow != b"*":
                 headers.append((b"vary", b"origin"))
         if method == "POST":
-            body = await self._read_body(scope, receive)
-            if body is None:
-                await _respond(
-                    send, 413, self.too_large_body, headers + [(b"connection", b"close")]
-                )
+            body = await self._body_or_refusal(scope, receive)
+            if isinstance(body, tuple):
+                status, error = body
+                await _respond(send, status, error, headers + [(b"connection", b"close")])
                 return
+            http_client.set(_client_host(scope))
             try:
                 response = await self.dispatcher.handle(body, None)
             except Exception as exc:  # the dispatcher does not raise; this is a safety net
@@ -247,6 +350,15 @@ class RpcApp:
             await _respond(send, 204, b"", preflight)
         else:
             await _respond(send, 405, b"", [(b"allow", b"POST, GET, OPTIONS")])
+
+    async def _body_or_refusal(self, scope: Scope, receive: Receive) -> bytes | tuple[int, bytes]:
+        """The request body, or the (status, body) refusing it: too large, or too slow (a
+        client that sends headers and then trickles or withholds the body holds a connection
+        slot for at most `read_timeout_s`)."""
+        with trio.move_on_after(self.limits.read_timeout_s):
+            body = await self._read_body(scope, receive)
+            return (413, self.too_large_body) if body is None else body
+        return 408, self.body_timeout
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The request body, or None (unread) if it exceeds `max_body_bytes`."""
@@ -279,10 +391,13 @@ class RpcApp:
         if event["type"] != "websocket.connect":
             return
         if self._origin_refused(scope):
-            await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
+            # Closing before accepting refuses the handshake (HTTP 403).
+            await send(
+                {"type": "websocket.close", "code": WS_CLOSE_POLICY, "reason": "origin not allowed"}
+            )
             return
         await send({"type": "websocket.accept"})
-        session = WebSocketSession(self.ws_queue_size)
+        session = WebSocketSession(self.limits.ws_queue_bytes, self.limits.ws_queue_messages)
         await session.run(self.dispatcher, receive, send)
 
 
@@ -348,6 +463,11 @@ def _find(exc: BaseException, types: tuple[type[BaseException], ...]) -> BaseExc
     return None
 
 
+def _client_host(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -369,39 +489,53 @@ async def _respond(
 
 
 def hypercorn_config(
-    host: str, port: int, max_body_bytes: int, logger: logging.Logger | None = None
+    host: str, port: int, limits: ServerLimits, logger: logging.Logger | None = None
 ) -> Config:
     """The hypercorn settings the RPC server runs with."""
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logger or logging.getLogger("rpc.server.hypercorn")
-    config.keep_alive_timeout = 120.0
+    # hypercorn's keep-alive timer runs whenever no request is in progress: between requests,
+    # and from accept until the request headers are complete. It is therefore also the
+    # header-read timeout (a client trickling headers is closed when it fires).
+    config.keep_alive_timeout = limits.idle_timeout_s
     config.keep_alive_max_requests = 2**31
-    config.websocket_max_message_size = max_body_bytes
+    # hypercorn's read_timeout (per socket read) stays off: a WebSocket subscriber legitimately
+    # sends nothing for hours. The body deadline is RpcApp's (read_timeout_s for the whole body).
+    config.read_timeout = None
+    config.h11_max_incomplete_size = 16 * 2**10  # request line + headers
+    config.websocket_max_message_size = limits.max_body_bytes
     config.include_server_header = False
     config.graceful_timeout = 1.0
     return config
 
 
-def _port_of(bind: str) -> int:
-    # hypercorn reports binds as "http://127.0.0.1:8545" or "http://[::1]:8545".
-    return int(bind.rsplit(":", 1)[1])
+def warn_if_near_fd_limit(max_connections: int) -> None:
+    """Log a warning when the RPC cap could take more than half the process's descriptors:
+    consensus, p2p and the database need the rest."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and max_connections > soft // 2:
+        log.warning(
+            "rpc.max_connections = %d is more than half the open-file limit (%d): "
+            "RPC clients could starve consensus of file descriptors; lower it",
+            max_connections,
+            soft,
+        )
 
 
 async def _start_hypercorn(
-    nursery: trio.Nursery, app: Any, host: str, port: int, max_body_bytes: int
+    nursery: trio.Nursery, app: object, host: str, port: int, limits: ServerLimits
 ) -> int:
-    """Bind and start hypercorn in `nursery`; returns the bound port (the real one for port 0)."""
-    config = hypercorn_config(host, port, max_body_bytes)
-    binds: list[str] = await nursery.start(
-        partial(hypercorn_serve, cast(Any, app), config, mode="asgi")
-    )
-    return _port_of(binds[0]) if binds else port
+    """Bind and start serving `app` in `nursery`; returns the bound port (the real one for 0)."""
+    config = hypercorn_config(host, port, limits)
+    slots = ConnectionSlots(limits.max_connections)
+    ports: list[int] = await nursery.start(partial(serve_capped, app, config, slots))
+    return ports[0] if ports else port
 
 
 async def serve_asgi(
-    app: Any,
+    app: object,
     *,
     host: str,
     port: int,
@@ -413,8 +547,9 @@ async def serve_asgi(
 
     `name` labels the log line ("status endpoint listening on 127.0.0.1:26657").
     """
+    limits = ServerLimits(max_body_bytes=max_body_bytes, max_connections=GET_APP_MAX_CONNECTIONS)
     async with trio.open_nursery() as nursery:
-        actual_port = await _start_hypercorn(nursery, app, host, port, max_body_bytes)
+        actual_port = await _start_hypercorn(nursery, app, host, port, limits)
         log.info("%s listening on %s:%d", name, host, actual_port)
         task_status.started(actual_port)
 
@@ -424,20 +559,15 @@ async def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 8545,
-    max_body_bytes: int = 5 * 2**20,
+    limits: ServerLimits = ServerLimits(),
+    cors_origins: tuple[str, ...] = (),
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-    cors_origins: tuple[str, ...] = ("*",),
-    ws_queue_size: int = WS_QUEUE_SIZE,
 ) -> None:
     """Serve JSON-RPC over HTTP and WebSocket until cancelled; reports the bound port."""
-    app = RpcApp(
-        dispatcher,
-        max_body_bytes=max_body_bytes,
-        cors_origins=cors_origins,
-        ws_queue_size=ws_queue_size,
-    )
+    warn_if_near_fd_limit(limits.max_connections)
+    app = RpcApp(dispatcher, limits=limits, cors_origins=cors_origins)
     async with trio.open_nursery() as nursery:
-        actual_port = await _start_hypercorn(nursery, app, host, port, max_body_bytes)
+        actual_port = await _start_hypercorn(nursery, app, host, port, limits)
         log.info("JSON-RPC listening on %s:%d (HTTP and WebSocket)", host, actual_port)
         task_status.started(actual_port)
         await app.fatal_event.wait()

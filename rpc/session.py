@@ -6,6 +6,10 @@ need one (`eth_subscribe`): a unique `id`, `send` to push a notification to the 
 
 `SessionBase` implements the id and close bookkeeping for transports; `MemorySession` keeps the
 messages it is sent in a list, for tests and in-process clients.
+
+`http_client` is the address of the HTTP client whose request is being handled (set by the HTTP
+transport in the request's own task; None in-process and over WebSocket). Per-client quotas of
+state that outlives an HTTP connection (polled filters) are keyed by it.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
 
-__all__ = ["MemorySession", "Session", "SessionBase"]
+__all__ = ["MemorySession", "Session", "SessionBase", "http_client"]
 
 log = logging.getLogger(__name__)
+
+http_client: ContextVar[str | None] = ContextVar("rpc_http_client", default=None)
 
 _ids = itertools.count(1)
 

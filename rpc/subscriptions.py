@@ -15,20 +15,30 @@ subscribers receive it. Sessions never block a publisher (a WebSocket session wi
 closes itself), and a session's subscriptions are dropped when it closes.
 
 Ordering: eth_subscribe is synchronous, so for a single request the response is queued on the
-connection before any notification of the new subscription can be.
+connection before any notification of the new subscription can be. Each subscription receives
+its notifications in publishing order.
+
+Limits: at most `max_per_session` subscriptions per connection and `max_total` on the node;
+beyond either, eth_subscribe answers -32005 naming the limit. "logs" subscriptions are kept in a
+`LogIndex`, so publishing a block's logs costs about logs x matching subscriptions, not
+logs x all subscriptions; a long fan-out yields to the event loop every few milliseconds.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+import trio
+
 from rpc.dispatch import Dispatcher
 from rpc.errors import InvalidParams, LimitExceeded, MethodNotSupported
-from rpc.filters import LogFilter, log_json_matches, new_id, parse_log_filter
+from rpc.filters import LogFilter, new_id, parse_log_filter
+from rpc.log_index import LogIndex
 from rpc.params import bool_param
 from rpc.session import Session
 
@@ -40,6 +50,8 @@ Kind = Literal["newHeads", "logs", "newPendingTransactions"]
 KINDS: Final[tuple[Kind, ...]] = ("newHeads", "logs", "newPendingTransactions")
 
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+_YIELD_EVERY_S: Final = 0.005  # publishing hands the event loop back this often
 
 
 @dataclass(slots=True, frozen=True)
@@ -64,10 +76,12 @@ def _notification(sub_id: str, result_json: str) -> bytes:
 class SubscriptionHub:
     """Subscriptions of all sessions, by kind; publishes notifications to them."""
 
-    def __init__(self, max_per_session: int = 1000) -> None:
+    def __init__(self, max_per_session: int = 1000, max_total: int = 10_000) -> None:
         self.max_per_session = max_per_session
+        self.max_total = max_total
         self._by_kind: dict[Kind, dict[str, _Subscription]] = {k: {} for k in KINDS}
         self._by_session: dict[int, dict[str, _Subscription]] = {}
+        self._log_index = LogIndex[str]()
 
     def install(self, dispatcher: Dispatcher) -> None:
         """Register eth_subscribe and eth_unsubscribe on `dispatcher`."""
@@ -104,15 +118,27 @@ class SubscriptionHub:
             session.on_close(lambda: self.drop_session(session_id))
             if session_id not in self._by_session:  # the session was already closed
                 raise MethodNotSupported("notifications not supported: connection closed")
-        if len(own) >= self.max_per_session:
-            raise LimitExceeded(f"too many subscriptions (limit {self.max_per_session})")
+        self._check_room(len(own))
         sub_id = new_id(32)
         while sub_id in self._by_kind[kind]:
             sub_id = new_id(32)
         sub = _Subscription(sub_id, session, kind, log_filter, full_tx)
         own[sub_id] = sub
         self._by_kind[kind][sub_id] = sub
+        if log_filter is not None:
+            self._log_index.add(sub_id, log_filter)
         return sub_id
+
+    def _check_room(self, own_count: int) -> None:
+        if own_count >= self.max_per_session:
+            raise LimitExceeded(
+                f"too many subscriptions on this connection (limit {self.max_per_session}); "
+                "eth_unsubscribe some first"
+            )
+        if self.count() >= self.max_total:
+            raise LimitExceeded(
+                f"too many subscriptions on this node (limit {self.max_total}); try again later"
+            )
 
     def eth_unsubscribe(self, session: Session | None, sub_id: object) -> bool:
         if session is None:
@@ -123,13 +149,17 @@ class SubscriptionHub:
         sub = own.pop(sub_id.lower(), None) if own else None
         if sub is None:
             return False
-        del self._by_kind[sub.kind][sub.id]
+        self._forget(sub)
         return True
 
     def drop_session(self, session_id: int) -> None:
         """Forget every subscription of a session (called when it closes)."""
         for sub in self._by_session.pop(session_id, {}).values():
-            self._by_kind[sub.kind].pop(sub.id, None)
+            self._forget(sub)
+
+    def _forget(self, sub: _Subscription) -> None:
+        self._by_kind[sub.kind].pop(sub.id, None)
+        self._log_index.remove(sub.id)
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -137,22 +167,26 @@ class SubscriptionHub:
         subs = list(self._by_kind["newHeads"].values())
         if subs:
             payload = _encode(header_json)
+            pacer = _Pacer()
             for sub in subs:
                 await self._send(sub, payload)
+                await pacer.pause_if_due()
 
     async def publish_logs(self, logs_json: Sequence[Mapping[str, Any]]) -> None:
-        subs = list(self._by_kind["logs"].values())
-        if not subs or not logs_json:
+        live = self._by_kind["logs"]
+        if not live:
             return
-        encoded: list[str | None] = [None] * len(logs_json)
-        for sub in subs:
-            assert sub.log_filter is not None
-            for i, entry in enumerate(logs_json):
-                if log_json_matches(sub.log_filter, entry):
-                    payload = encoded[i]
-                    if payload is None:
-                        payload = encoded[i] = _encode(entry)
-                    await self._send(sub, payload)
+        pacer = _Pacer()
+        for entry in logs_json:
+            payload: str | None = None
+            for sub_id in self._log_index.matching(entry):
+                sub = live.get(sub_id)
+                if sub is None:
+                    continue  # dropped while we yielded
+                if payload is None:
+                    payload = _encode(entry)
+                await self._send(sub, payload)
+                await pacer.pause_if_due()
 
     async def publish_pending(
         self, tx_hashes: Sequence[str], full_txs: Sequence[Mapping[str, Any]] | None = None
@@ -166,9 +200,11 @@ class SubscriptionHub:
         full = None
         if full_txs is not None and any(s.full_tx for s in subs):
             full = [_encode(t) for t in full_txs]
+        pacer = _Pacer()
         for sub in subs:
             for payload in full if (sub.full_tx and full is not None) else hashes:
                 await self._send(sub, payload)
+            await pacer.pause_if_due()
 
     async def _send(self, sub: _Subscription, payload: str) -> None:
         if sub.id not in self._by_kind[sub.kind]:
@@ -178,3 +214,16 @@ class SubscriptionHub:
         except Exception:
             log.exception("notification to session %d failed; dropping it", sub.session.id)
             self.drop_session(sub.session.id)
+
+
+class _Pacer:
+    """Hands the event loop back every `_YIELD_EVERY_S` during a long fan-out, so consensus and
+    other clients are not starved by a flood of subscriptions."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+
+    async def pause_if_due(self) -> None:
+        if time.perf_counter() - self._last > _YIELD_EVERY_S:
+            await trio.lowlevel.checkpoint()
+            self._last = time.perf_counter()

@@ -15,11 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+import tomli_w
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
@@ -109,6 +111,10 @@ class Devnet:
     `home` is the node's home; the process output goes to `log_path` (beside the home, so that
     `--reset` cannot delete it). Each start picks a fresh free port, so `url`/`ws_url` (and any
     `w3()` made before) change across restarts: make new clients after `restart()`.
+
+    With `config` (config.toml tables, e.g. {"rpc": {"max_connections": 8}}), the home is made
+    by `cybermiles init` and the node runs as `cybermiles node start` with those settings on top
+    of a one-node automine devnet's (`cybermiles devnet` rewrites config.toml on every start).
     """
 
     def __init__(
@@ -121,8 +127,10 @@ class Devnet:
         block_time: float | None = None,
         extra_args: Sequence[str] = (),
         log_path: Path | None = None,
+        config: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.home = home
+        self.config = config
         self.validator = validator
         self.chain_id = chain_id
         self.accounts = accounts
@@ -149,6 +157,8 @@ class Devnet:
         return self.proc is not None and self.proc.poll() is None
 
     def command(self, reset: bool = False) -> list[str]:
+        if self.config is not None:
+            return [str(cybermiles_executable()), "node", "start", "--home", str(self.home)]
         cmd = [
             str(cybermiles_executable()),
             "devnet",
@@ -172,6 +182,8 @@ class Devnet:
         self.home.parent.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.starts += 1
+        if self.config is not None:
+            self._write_node_home()
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         with self.log_path.open("ab") as log:
@@ -194,6 +206,39 @@ class Devnet:
                 return self.start(reset=reset)  # the free port was taken meanwhile: next one
             raise
         return self
+
+    def _write_node_home(self) -> None:
+        """`cybermiles init` (once), then config.toml: an automine devnet node plus `config`."""
+        config_file = self.home / "config" / "config.toml"
+        if not config_file.exists():
+            subprocess.run(
+                [
+                    str(cybermiles_executable()),
+                    "init",
+                    "--home",
+                    str(self.home),
+                    "--chain-id",
+                    str(self.chain_id),
+                ],
+                check=True,
+                capture_output=True,
+                cwd=str(REPO_ROOT),
+            )
+        values = tomllib.loads(config_file.read_text())
+        tables: dict[str, dict[str, Any]] = {
+            "rpc": {"port": self.port},
+            "consensus": {"engine": "automine"},
+            "devnet": {
+                "enabled": True,
+                "accounts": self.accounts,
+                "block_time": float(self.block_time or 0.0),
+            },
+        }
+        for name, table in (self.config or {}).items():
+            tables.setdefault(name, {}).update(table)
+        for name, table in tables.items():
+            values.setdefault(name, {}).update(table)
+        config_file.write_text(tomli_w.dumps(values))
 
     def _lost_port_race(self) -> bool:
         tail = self.log_tail(10).lower()

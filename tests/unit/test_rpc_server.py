@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from websockets.typing import Origin
 
 from rpc.dispatch import Dispatcher
-from rpc.server import RpcApp, WebSocketSession, serve
+from rpc.server import RpcApp, ServerLimits, WebSocketSession, serve
 from rpc.subscriptions import SubscriptionHub
 
 T = TypeVar("T")
@@ -176,7 +176,7 @@ def test_get_options_and_other_methods() -> None:
         )
         assert status == 200 and headers["access-control-allow-origin"] == "*"
 
-    run_server(client, d)
+    run_server(client, d, cors_origins=("*",))
 
 
 def test_cors_restricted_origins() -> None:
@@ -249,7 +249,7 @@ def test_streamed_body_over_the_limit_is_refused() -> None:
         assert response.startswith(b"HTTP/1.1 200")
         assert rpc(port, "echo", ["ok"])["result"] == "ok"
 
-    run_server(client, d, max_body_bytes=1000)
+    run_server(client, d, limits=ServerLimits(max_body_bytes=1000))
 
 
 def test_full_10mb_upload_does_not_stop_the_server() -> None:
@@ -312,7 +312,7 @@ def test_websocket_garbage_and_oversized_frames_end_only_that_connection() -> No
             ws2.send('{"jsonrpc":"2.0","id":1,"method":"echo","params":["ws alive"]}')
             assert json.loads(ws2.recv(timeout=TIMEOUT))["result"] == "ws alive"
 
-    run_server(client, d, max_body_bytes=1000)
+    run_server(client, d, limits=ServerLimits(max_body_bytes=1000))
 
 
 def test_subscription_notifications_and_close() -> None:
@@ -363,7 +363,7 @@ def test_slow_websocket_client_is_closed_not_buffered() -> None:
     sent: list[dict[str, Any]] = []
 
     async def main() -> None:
-        session = WebSocketSession(queue_size=3)
+        session = WebSocketSession(max_messages=3)
         closed = trio.Event()
         session.on_close(closed.set)
         incoming_send, incoming = trio.open_memory_channel[dict[str, Any]](10)
