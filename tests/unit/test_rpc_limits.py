@@ -39,6 +39,7 @@ from rpc.subscriptions import SubscriptionHub
 def test_percentiles_accepted() -> None:
     assert reward_percentiles([]) == []
     assert reward_percentiles([0, 25.5, 50, 100]) == [0.0, 25.5, 50.0, 100.0]
+    assert reward_percentiles([50, 50]) == [50.0, 50.0]  # repeats allowed, as geth
     assert len(reward_percentiles([i * 0.5 for i in range(100)])) == 100
 
 
@@ -55,8 +56,8 @@ def test_percentiles_accepted() -> None:
         ([-1], "rewardPercentiles[0]: expected a number from 0 to 100"),
         ([100.5], "rewardPercentiles[0]: expected a number from 0 to 100"),
         ([float("inf")], "rewardPercentiles[0]"),
-        ([10, 5], "rewardPercentiles[1]: 5 is not above"),
-        ([10, 10], "rewardPercentiles[1]: 10 is not above"),
+        ([10, 5], "rewardPercentiles[1]: 5 is below"),
+        ([10, 20, 15], "rewardPercentiles[2]: 15 is below"),
     ],
 )
 def test_percentiles_refused(value: object, fragment: str) -> None:
