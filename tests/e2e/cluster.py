@@ -184,8 +184,10 @@ class Cluster:
         validator: OpenRpcValidator | None = None,
         chain_id: int = CHAIN_ID,
         extra_args: Sequence[str] = (),
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.base = base
+        self.wrapper = list(wrapper)  # a command the devnet runs under, e.g. prlimit
         self.home = base / "devnet"
         self.log_path = base / "supervisor.log"
         self.validators = validators
@@ -208,6 +210,7 @@ class Cluster:
 
     def command(self, ports: ClusterPorts) -> list[str]:
         return [
+            *self.wrapper,
             str(cybermiles_executable()),
             "devnet",
             "--validators",
