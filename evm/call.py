@@ -249,11 +249,14 @@ def estimate_gas(
     hi = min(gas_cap or env.gas_limit, env.gas_limit)
     if request.gas is not None:
         hi = min(hi, request.gas)
+    allowance: int | None = None  # the gas the sender's balance pays for, at a given price
     if request.gas_price:
         state = profile.state_class(db, execution_context(env), state_root)
         balance = state.get_balance(request.sender)
-        affordable = max(0, balance - request.value) // request.gas_price
-        hi = min(hi, affordable)
+        if request.value > balance:
+            raise CallError("insufficient funds for transfer")
+        allowance = (balance - request.value) // request.gas_price
+        hi = min(hi, allowance)
 
     def attempt(gas: int) -> CallResult | None:
         try:
@@ -263,7 +266,12 @@ def estimate_gas(
         except CallError:
             return None
 
-    at_cap = run_call(profile, db, state_root, env, replace(request, gas=hi), deadline=deadline)
+    try:
+        at_cap = run_call(profile, db, state_root, env, replace(request, gas=hi), deadline=deadline)
+    except CallError:
+        if hi == allowance:  # the balance, not the caller, set the limit (geth's words)
+            raise CallError(f"gas required exceeds allowance ({hi})") from None
+        raise
     if not at_cap.success:
         raise EstimateFailed(at_cap)
     lo = at_cap.gas_used - 1

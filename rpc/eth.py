@@ -60,7 +60,7 @@ MAX_LOG_BLOCK_RANGE = 10_000
 MAX_LOGS = 10_000
 MAX_FEE_HISTORY = 1024
 MAX_REWARD_PERCENTILES = 100  # geth's limit
-DEFAULT_MAX_RESPONSE_BYTES = 25 * 2**20
+MAX_PROOF_KEYS = 1024  # storage proofs per eth_getProof: each walks the storage trie
 # Methods that take the caller's session (filters are owned by a WebSocket connection).
 _FILTER_INSTALLERS = ("eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter")
 
@@ -113,8 +113,8 @@ class EthApi:
         client_version: str,
         evm: EvmWorker,
         gas_cap: int,
+        max_response_bytes: int,
         accounts: Callable[[], list[bytes]] = list,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.app = backend
         self.evm = evm
@@ -388,6 +388,8 @@ class EthApi:
     def eth_getProof(self, account: object, slots: object, block: object) -> dict[str, Any]:
         addr = address(account, "address")
         keys = list(_slots(slots, "storageKeys"))
+        if len(keys) > MAX_PROOF_KEYS:
+            raise LimitExceeded(f"too many storageKeys: {len(keys)} > {MAX_PROOF_KEYS}")
         state = self.chain.state_at(self._require_header(block))
         storage_proofs = state.storage_proof(addr, keys)
         return {

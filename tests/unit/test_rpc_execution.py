@@ -146,3 +146,13 @@ async def test_a_cancelled_request_does_not_wait_for_its_thread() -> None:
             )
         )
     assert time.monotonic() - started < 1.0
+
+
+def test_an_estimate_the_balance_cannot_pay_for_says_so_as_geth_does() -> None:
+    db, root = state_with_looper()
+    profile = get_profile("cvm")
+    broke = CallRequest(sender=CALLER, to=CALLER, gas_price=10**30)
+    with pytest.raises(CallError, match=r"^gas required exceeds allowance \(0\)$"):
+        estimate_gas(profile, db, root, ENV, broke)
+    with pytest.raises(CallError, match="^insufficient funds for transfer$"):
+        estimate_gas(profile, db, root, ENV, CallRequest(CALLER, CALLER, value=1, gas_price=1))

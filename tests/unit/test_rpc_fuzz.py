@@ -31,7 +31,7 @@ from evm.db import LevelDB
 from genesis import dev_accounts
 from rpc import Dispatcher, FilterRegistry, MemorySession, SubscriptionHub
 from rpc.dev_accounts import DevAccountsApi
-from rpc.eth import EthApi
+from rpc.eth import MAX_PROOF_KEYS, EthApi
 from rpc.execution import EvmWorker
 from tests.rpc_fuzzing import (
     Known,
@@ -91,6 +91,7 @@ def build_stack(home: Path) -> tuple[Stack, LevelDB]:
         client_version="cybermiles/fuzz",
         evm=EvmWorker(timeout=RPC_DEFAULTS.evm_timeout),
         gas_cap=RPC_DEFAULTS.gas_cap,
+        max_response_bytes=RPC_DEFAULTS.max_response_bytes,
         accounts=lambda: [k.address for k in keys],
     )
     api.install(dispatcher)
@@ -166,3 +167,14 @@ def test_mixed_batches_answer_each_entry_on_its_own(stack: Stack, before: Any, d
     batch = data.draw(mixed_batches(METHODS, stack.known))
     check_answer(batch, stack.answer(batch))
     assert stack.snapshot() == before
+
+
+def test_a_proof_of_too_many_storage_keys_is_refused_before_any_work(stack: Stack) -> None:
+    keys = [hex(i) for i in range(MAX_PROOF_KEYS + 1)]
+    answer = json.loads(
+        stack.answer(request("eth_getProof", [stack.known.funded, keys, "latest"], 1)) or b""
+    )
+    assert answer["error"]["code"] == -32005
+    assert f"{MAX_PROOF_KEYS + 1} > {MAX_PROOF_KEYS}" in answer["error"]["message"]
+    fits = stack.result("eth_getProof", [stack.known.funded, keys[:-1], "latest"])
+    assert len(fits["storageProof"]) == MAX_PROOF_KEYS
