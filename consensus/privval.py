@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 from consensus.durable import atomic_write, ensure_dir
 from consensus.errors import ConsensusError, DoubleSignRefused
+from consensus.keys import Ed25519Key
 from consensus.types import MAX_HEIGHT, MAX_ROUND, Proposal, SignedStep, Vote, validator_address
-from cybermiles_node.keys import Ed25519Key
 
 _STATE_KEYS = frozenset({"height", "round", "step", "sign_bytes", "signature"})
 

@@ -48,6 +48,7 @@ from cybermiles_node.devnet_home import claim_devnet_home, reset_devnet_home
 from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.keys import Ed25519Key, read_key
 from cybermiles_node.logs import FORMATS, LEVELS, configure_logging
+from evm.errors import EvmError
 from genesis import (
     EvmProfile,
     Genesis,
@@ -67,7 +68,7 @@ DEFAULT_HOME = Path.home() / ".cybermiles" / "node"
 PORT = click.IntRange(0, 65535)
 # What a node may refuse to start with, reported in one line; anything else is a bug and keeps
 # its traceback. OSError: ports in use, unreadable files.
-START_UP_ERRORS = (GenesisError, CyberMilesError, ConsensusError, P2PError, OSError)
+START_UP_ERRORS = (GenesisError, CyberMilesError, EvmError, ConsensusError, P2PError, OSError)
 # How many accounts of the test mnemonic `init` looks for in a genesis it writes or takes.
 PUBLIC_ACCOUNTS_CHECKED = 10
 

@@ -30,6 +30,7 @@ import msgpack
 from consensus.core import HeightState
 from consensus.errors import ConsensusError, InvalidBlock, InvalidSignature, MalformedMessage
 from consensus.evidence import EvidencePool, verify_evidence
+from consensus.keys import Ed25519Key
 from consensus.types import Commit, DuplicateVoteEvidence, Validator, canonical
 from consensus.validators import ValidatorSet
 from consensus.verify import verify_commit
@@ -38,7 +39,6 @@ from cybermiles_node.app import ChainApp
 from cybermiles_node.blocks import BlockMeta, WireBlock, decode_block, encode_block
 from cybermiles_node.chain import BlockRejected, PendingBlock
 from cybermiles_node.errors import InvariantViolation, TxRejected
-from cybermiles_node.keys import Ed25519Key
 from cybermiles_node.randomness import RandomnessBeacon
 from genesis import Genesis
 

@@ -21,11 +21,11 @@ from typing import Any
 from eth_hash.auto import keccak
 
 from consensus.host import Gossip
+from consensus.keys import Ed25519Key
 from consensus.messages import encode_message
 from consensus.privval import PrivValidator
 from consensus.reactor import ConsensusReactor
 from consensus.types import BlockID, Proposal, Vote, VoteType, validator_address
-from cybermiles_node.keys import Ed25519Key
 from p2p import CONSENSUS_VOTE
 
 ENV = "CYBERMILES_FAILPOINT"

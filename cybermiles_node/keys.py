@@ -1,4 +1,5 @@
-"""Node and validator keys: ed25519 key files in the Tendermint style.
+"""Node and validator key files: ed25519 keys (`consensus.keys.Ed25519Key`) in the Tendermint
+style.
 
 A key file is JSON `{"type": "ed25519", "pub_key": base64, "priv_key": base64}` written with
 mode 0600. The node id is the hex of the first 20 bytes of SHA-256 of the node's public key.
@@ -10,17 +11,13 @@ As ssh does with private keys, a key file that its group or others may read or w
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
+from consensus.keys import Ed25519Key
 from cybermiles_node.errors import CyberMilesError
 
 SECRET_FILE_MODE: Final = 0o600
@@ -53,28 +50,6 @@ def check_private(path: Path) -> None:
         raise KeyFileError(
             f"{path} is {problem} (mode {mode:04o}); run `chmod {SECRET_FILE_MODE:o} {path}`"
         )
-
-
-@dataclass(frozen=True)
-class Ed25519Key:
-    private_key: bytes  # 32-byte seed
-    public_key: bytes
-
-    @classmethod
-    def generate(cls) -> Ed25519Key:
-        return cls.from_seed(os.urandom(32))
-
-    @classmethod
-    def from_seed(cls, seed: bytes) -> Ed25519Key:
-        public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
-        return cls(seed, public.public_bytes(Encoding.Raw, PublicFormat.Raw))
-
-    def sign(self, message: bytes) -> bytes:
-        return Ed25519PrivateKey.from_private_bytes(self.private_key).sign(message)
-
-    @property
-    def node_id(self) -> str:
-        return hashlib.sha256(self.public_key).digest()[:20].hex()
 
 
 def write_key(path: Path, key: Ed25519Key) -> None:

@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 import trio
 
+from consensus.keys import Ed25519Key
 from cybermiles_node.abc import Application
 from cybermiles_node.chain import NO_CONSENSUS_METADATA, PendingBlock
-from cybermiles_node.keys import Ed25519Key
 from cybermiles_node.randomness import RandomnessBeacon
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from typing import Protocol
 
 from eth_hash.auto import keccak
 
-from cybermiles_node.keys import Ed25519Key
+from consensus.keys import Ed25519Key
 from evm import vrf
 
 # `mix_hash` is 32 bytes; beta is 64. The first half of beta is a uniformly distributed 256-bit

@@ -17,13 +17,13 @@ import plyvel
 from eth.abc import AtomicWriteBatchAPI, DatabaseAPI
 from eth.db.backends.base import BaseAtomicDB, BaseDB
 
-from cybermiles_node.errors import CyberMilesError
+from evm.errors import EvmError
 from evm.trie import NodeCache
 
 _DELETED = None
 
 
-class DatabaseUnavailable(CyberMilesError):
+class DatabaseUnavailable(EvmError):
     """The database cannot be opened: locked by another process, corrupt, unreadable."""
 
 

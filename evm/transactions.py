@@ -28,7 +28,7 @@ from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 from eth_hash.auto import keccak
 from eth_utils import ValidationError
 
-from cybermiles_node.errors import (
+from evm.errors import (
     GasLimitExceedsBlock,
     IntrinsicGasTooLow,
     InvalidSender,

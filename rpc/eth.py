@@ -20,7 +20,6 @@ from typing import Any, Protocol
 from eth.abc import BlockHeaderAPI
 from eth_hash.auto import keccak
 
-from cybermiles_node.errors import TxRejected
 from evm.call import (
     CallError,
     CallRequest,
@@ -29,6 +28,7 @@ from evm.call import (
     estimate_gas,
     run_call,
 )
+from evm.errors import TxRejected
 from evm.executor import BlockEnv
 from evm.profiles import EvmProfile
 from evm.transactions import SignedTx

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import trio
 
+from consensus.keys import Ed25519Key
 from consensus.messages import encode_message
 from consensus.types import Vote, VoteType
-from cybermiles_node.keys import Ed25519Key
 from p2p import CONSENSUS_VOTE
 from p2p.connection import SecureConnection, secure_handshake
 from p2p.errors import P2PError

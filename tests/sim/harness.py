@@ -48,6 +48,7 @@ from consensus.driver import (
 )
 from consensus.errors import ConsensusError
 from consensus.evidence import EvidencePool
+from consensus.keys import Ed25519Key
 from consensus.parts import BlockPart, PartSet
 from consensus.privval import MemoryPrivValidator
 from consensus.types import (
@@ -61,7 +62,6 @@ from consensus.types import (
 )
 from consensus.validators import ValidatorSet
 from consensus.wal import MemoryWal
-from cybermiles_node.keys import Ed25519Key
 
 CHAIN_ID = "cybermiles-sim"
 MAX_NODES = 8

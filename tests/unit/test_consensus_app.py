@@ -14,6 +14,7 @@ import pytest
 from eth_account import Account
 from eth_utils import to_checksum_address
 
+from consensus.keys import Ed25519Key
 from consensus.parts import PartSet
 from consensus.types import (
     BlockID,
@@ -28,7 +29,6 @@ from cybermiles_node.app import ChainApp
 from cybermiles_node.blocks import BlockMeta, WireBlock, decode_block, encode_block
 from cybermiles_node.chain import Chain
 from cybermiles_node.consensus_app import ChainConsensus, ConsensusRecords
-from cybermiles_node.keys import Ed25519Key
 from cybermiles_node.randomness import HashChainBeacon
 from evm.db import MemoryDB
 from genesis import dev_accounts, devnet_genesis

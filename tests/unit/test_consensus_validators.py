@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consensus.errors import MalformedMessage
+from consensus.keys import Ed25519Key
 from consensus.types import Validator, validator_address
 from consensus.validators import ValidatorSet
-from cybermiles_node.keys import Ed25519Key
 
 
 def _pub_keys(n: int, tag: bytes = b"v") -> list[bytes]:

@@ -8,8 +8,8 @@ import pytest
 
 from consensus.errors import InvalidSignature, MalformedMessage
 from consensus.evidence import EvidencePool, verify_evidence
+from consensus.keys import Ed25519Key
 from consensus.types import BlockID, DuplicateVoteEvidence, Vote, VoteType, validator_address
-from cybermiles_node.keys import Ed25519Key
 
 CHAIN = "test-chain"
 KEY = Ed25519Key.from_seed(b"\x01" * 32)

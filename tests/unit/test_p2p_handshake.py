@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from cybermiles_node.keys import Ed25519Key
+from consensus.keys import Ed25519Key
 from p2p.connection import secure_handshake
 from p2p.errors import DecryptionFailed, HandshakeFailed, P2PError
 from p2p.framing import FrameDecoder, encode_frame

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import trio
 
+from consensus.keys import Ed25519Key
 from cybermiles_node.config import P2PConfig
-from cybermiles_node.keys import Ed25519Key
 from p2p import MEMPOOL, PEX, ChannelDescriptor, MemoryNetwork, PeerMisbehaved, Switch
 from p2p.addrbook import MAX_FAILURES, AddressBook
 from p2p.pex import ADDRS, MAX_ADDRS_PER_MESSAGE, REQUEST, PexReactor

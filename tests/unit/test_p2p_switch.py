@@ -18,8 +18,8 @@ import pytest
 import trio
 import trio.testing
 
+from consensus.keys import Ed25519Key
 from cybermiles_node.config import P2PConfig
-from cybermiles_node.keys import Ed25519Key
 from p2p import (
     CONSENSUS_VOTE,
     MEMPOOL,

@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from consensus.errors import ConsensusError, DoubleSignRefused
+from consensus.keys import Ed25519Key
 from consensus.privval import (
     FilePrivValidator,
     MemoryPrivValidator,
@@ -24,7 +25,6 @@ from consensus.privval import (
     PrivValidatorStateError,
 )
 from consensus.types import BlockID, Proposal, SignedStep, Vote, VoteType, validator_address
-from cybermiles_node.keys import Ed25519Key
 
 CHAIN = "test-chain"
 KEY = Ed25519Key.from_seed(b"\x07" * 32)
@@ -194,7 +194,7 @@ _SIGN_THEN_DIE = textwrap.dedent(
     from pathlib import Path
     from consensus.privval import FilePrivValidator
     from consensus.types import BlockID, Vote, VoteType, validator_address
-    from cybermiles_node.keys import Ed25519Key
+    from consensus.keys import Ed25519Key
 
     key = Ed25519Key.from_seed(b"\\x07" * 32)
     block = BlockID(b"a" * 32, 1, b"A" * 32)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cybermiles_node.keys import Ed25519Key
+from consensus.keys import Ed25519Key
 from cybermiles_node.randomness import HashChainBeacon, VrfBeacon
 from evm import vrf
 
