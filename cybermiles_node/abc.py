@@ -14,6 +14,7 @@ from typing import Protocol
 from eth.abc import BlockHeaderAPI
 
 from cybermiles_node.chain import PendingBlock
+from cybermiles_node.system.context import BlockContext
 from evm.transactions import SignedTx
 
 
@@ -44,13 +45,19 @@ class Application(Protocol):
         """Admit a transaction to the mempool; raises TxRejected with the reason."""
         ...
 
-    def build_block(
-        self, *, coinbase: bytes, timestamp: int, mix_hash: bytes, extra_data: bytes
-    ) -> PendingBlock:
+    def next_context(
+        self, *, time: int, coinbase: bytes, randomness: bytes, extra_data: bytes
+    ) -> BlockContext:
+        """The context of the next block, from what its header will carry."""
+        ...
+
+    def build_block(self, ctx: BlockContext) -> PendingBlock:
         """Execute the best pending transactions on top of the head (not yet committed)."""
         ...
 
-    def validate_block(self, header: BlockHeaderAPI, raws: Sequence[bytes]) -> PendingBlock:
+    def validate_block(
+        self, ctx: BlockContext, header: BlockHeaderAPI, raws: Sequence[bytes]
+    ) -> PendingBlock:
         """Re-execute a block proposed elsewhere; raises if any root or tx is wrong."""
         ...
 

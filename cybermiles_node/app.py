@@ -24,6 +24,7 @@ from cybermiles_node.chain import EMPTY, Chain, PendingBlock
 from cybermiles_node.errors import TxRejected
 from cybermiles_node.fees import LowPriceSlots, PriceTooLow
 from cybermiles_node.mempool import Mempool, MempoolConfig
+from cybermiles_node.system.context import BlockContext
 from evm.state import StateDB
 from evm.transactions import SenderRecoveryPool, SignedTx, decode_transaction
 
@@ -150,21 +151,22 @@ class ChainApp:
             )
 
     # -- blocks ---------------------------------------------------------------------------
-    def build_block(
-        self, *, coinbase: bytes, timestamp: int, mix_hash: bytes, extra_data: bytes
-    ) -> PendingBlock:
+    def next_context(
+        self, *, time: int, coinbase: bytes, randomness: bytes, extra_data: bytes
+    ) -> BlockContext:
+        """The context of the next block without consensus facts (a devnet producer's); BFT
+        builds its own with `chain.next_context`, which takes them too."""
+        return self.chain.next_context(
+            time=time, coinbase=coinbase, randomness=randomness, extra_data=extra_data
+        )
+
+    def build_block(self, ctx: BlockContext) -> PendingBlock:
         candidates = self.mempool.reap(
             max_gas=self.chain.gas_limit,
             max_bytes=self.config.max_block_bytes,
             max_count=self.config.max_block_txs,
         )
-        block = self.chain.build_block(
-            candidates,
-            coinbase=coinbase,
-            timestamp=timestamp,
-            mix_hash=mix_hash,
-            extra_data=extra_data,
-        )
+        block = self.chain.build_block(ctx, candidates)
         for tx, reason in block.crashed:
             evicted = self.mempool.drop(tx.hash)
             log.warning(
@@ -175,9 +177,11 @@ class ChainApp:
             )
         return block
 
-    def validate_block(self, header: BlockHeaderAPI, raws: Sequence[bytes]) -> PendingBlock:
+    def validate_block(
+        self, ctx: BlockContext, header: BlockHeaderAPI, raws: Sequence[bytes]
+    ) -> PendingBlock:
         """Execute a block proposed elsewhere; raises TxRejected or BlockRejected."""
-        return self.chain.execute_block(header, [self._known_or_decode(raw) for raw in raws])
+        return self.chain.execute_block(ctx, header, [self._known_or_decode(raw) for raw in raws])
 
     def _known_or_decode(self, raw: bytes) -> SignedTx:
         """A transaction gossiped to us earlier is already decoded and its sender recovered."""

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 import rlp
@@ -33,6 +33,8 @@ from eth_typing import Address, BlockNumber, Hash32
 from cybermiles_node import schema
 from cybermiles_node.errors import CyberMilesError, InvariantViolation
 from cybermiles_node.fees import FeeRules, LowPriceRejected, LowPriceSlots
+from cybermiles_node.modules import NO_MODULES, BlockOutcome, ModuleSet
+from cybermiles_node.system.context import BlockContext, Misbehaviour
 from evm.db import OverlayDB
 from evm.executor import (
     BlockEnv,
@@ -45,7 +47,7 @@ from evm.precompiles import PRECOMPILE_GENESIS_CODE
 from evm.profiles import EvmProfile, get_profile
 from evm.state import StateDB
 from evm.transactions import SignedTx, load_stored_transaction
-from genesis import Genesis, dumps_genesis
+from genesis import Genesis, Params, dumps_genesis
 
 EMPTY_REQUESTS_HASH = Hash32(
     bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
@@ -79,8 +81,10 @@ class PendingBlock:
     header: BlockHeaderAPI
     result: ExecutionResult
     overlay: OverlayDB
-    skipped: list[tuple[SignedTx, str]]
-    # Transactions whose execution failed unexpectedly: left out, and to be evicted.
+    outcome: BlockOutcome = BlockOutcome()  # validator updates, halt: what the modules decided
+    # Candidates a builder left out, with the reason; those whose execution failed in a way
+    # no rule expects are in `crashed` (the caller evicts them).
+    skipped: list[tuple[SignedTx, str]] = field(default_factory=list)
     crashed: list[tuple[SignedTx, str]] = field(default_factory=list)
 
     @property
@@ -92,15 +96,78 @@ class PendingBlock:
         return int(self.header.block_number)
 
 
+class _TxPolicy(Protocol):
+    """What the block pipeline does with a transaction that cannot be in the block."""
+
+    skipped: list[tuple[SignedTx, str]]
+    crashed_txs: list[tuple[SignedTx, str]]
+
+    def skips(self, tx: SignedTx) -> bool: ...
+    def refused(self, tx: SignedTx, exc: Exception) -> None: ...
+    def crashed(self, tx: SignedTx, exc: TransactionCrashed) -> None: ...
+
+
+class _Building:
+    """A builder leaves a failing transaction out, and every later one of its sender."""
+
+    def __init__(self) -> None:
+        self.skipped: list[tuple[SignedTx, str]] = []
+        self.crashed_txs: list[tuple[SignedTx, str]] = []
+        self._failed_senders: set[bytes] = set()
+
+    def skips(self, tx: SignedTx) -> bool:
+        if tx.sender not in self._failed_senders:
+            return False
+        self.skipped.append((tx, "an earlier transaction of the sender was skipped"))
+        return True
+
+    def refused(self, tx: SignedTx, exc: Exception) -> None:
+        self._failed_senders.add(tx.sender)
+        self.skipped.append((tx, str(exc)))
+
+    def crashed(self, tx: SignedTx, exc: TransactionCrashed) -> None:
+        log.error("transaction 0x%s crashed block building", tx.hash.hex(), exc_info=exc)
+        self._failed_senders.add(tx.sender)
+        self.crashed_txs.append((tx, str(exc)))
+
+
+class _Validating:
+    """A validator refuses the whole block for one transaction that cannot be in it."""
+
+    def __init__(self) -> None:
+        self.skipped: list[tuple[SignedTx, str]] = []  # stays empty: nothing is left out
+        self.crashed_txs: list[tuple[SignedTx, str]] = []
+
+    def skips(self, tx: SignedTx) -> bool:
+        return False
+
+    def refused(self, tx: SignedTx, exc: Exception) -> None:
+        raise BlockRejected(f"invalid transaction 0x{tx.hash.hex()}: {exc}") from None
+
+    def crashed(self, tx: SignedTx, exc: TransactionCrashed) -> None:
+        log.warning("transaction 0x%s crashed validation", tx.hash.hex(), exc_info=exc)
+        self.refused(tx, exc)
+
+
 class Chain:
     """Genesis, block execution and the block store over one database."""
 
-    def __init__(self, db: Any, genesis: Genesis, *, sync_writes: bool = False) -> None:
+    def __init__(
+        self,
+        db: Any,
+        genesis: Genesis,
+        *,
+        modules: ModuleSet = NO_MODULES,
+        profile: EvmProfile | None = None,
+        sync_writes: bool = False,
+    ) -> None:
         self.db = db
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.gas_limit = genesis.gas_limit
-        self.profile: EvmProfile = get_profile(genesis.evm_profile)
+        self.modules = modules
+        # The genesis's profile, or one derived from it (extra precompiles of the modules).
+        self.profile: EvmProfile = profile or get_profile(genesis.evm_profile)
         self.fee_rules = FeeRules.of(genesis.params)
         # Until staking elects validators, the genesis validators' owners are the set.
         self.validator_owners = frozenset(v.owner for v in genesis.validators)
@@ -175,17 +242,65 @@ class Chain:
         self.head: BlockHeaderAPI = header
 
     # -- building and validating -----------------------------------------------------------
-    def block_env(self, *, coinbase: bytes, timestamp: int, mix_hash: bytes) -> BlockEnv:
-        return BlockEnv(
-            number=self.head.block_number + 1,
-            timestamp=timestamp,
+    def params_at_head(self) -> Params:
+        """The chain parameters in force for the next block."""
+        return self.genesis.params
+
+    def next_context(
+        self,
+        *,
+        time: int,
+        coinbase: bytes,
+        randomness: bytes = ZERO_HASH32,
+        extra_data: bytes = NO_CONSENSUS_METADATA,
+        proposer: bytes = b"",
+        last_commit_signers: tuple[bytes, ...] = (),
+        misbehaviour: tuple[Misbehaviour, ...] = (),
+    ) -> BlockContext:
+        """The context of a block to build on the head, from what its header will carry."""
+        return BlockContext(
+            height=self.head_number + 1,
+            time=time,
             coinbase=coinbase,
+            randomness=randomness,
+            extra_data=extra_data,
+            params=self.params_at_head(),
+            proposer=proposer,
+            last_commit_signers=last_commit_signers,
+            misbehaviour=misbehaviour,
+        )
+
+    def context_of(
+        self,
+        header: BlockHeaderAPI,
+        *,
+        proposer: bytes = b"",
+        last_commit_signers: tuple[bytes, ...] = (),
+        misbehaviour: tuple[Misbehaviour, ...] = (),
+    ) -> BlockContext:
+        """The context of a received block on the head, read back from its header."""
+        return self.next_context(
+            time=header.timestamp,
+            coinbase=header.coinbase,
+            randomness=header.mix_hash,
+            extra_data=header.extra_data,
+            proposer=proposer,
+            last_commit_signers=last_commit_signers,
+            misbehaviour=misbehaviour,
+        )
+
+    def block_env(self, ctx: BlockContext) -> BlockEnv:
+        """What the EVM sees while executing the block of `ctx` on the head."""
+        return BlockEnv(
+            number=ctx.height,
+            timestamp=ctx.time,
+            coinbase=ctx.coinbase,
             gas_limit=self.gas_limit,
-            mix_hash=mix_hash,
+            mix_hash=ctx.randomness,
             chain_id=self.chain_id,
-            prev_hashes=self.recent_hashes(),
+            prev_hashes=self.hashes_before(ctx.height),
             validator_owners=self.validator_owners,
-            past_randomness=self._randomness_before(self.head.block_number + 1),
+            past_randomness=self._randomness_before(ctx.height),
             freegas=self.fee_rules.freegas,
         )
 
@@ -232,70 +347,57 @@ class Chain:
             del self._hashes[min(self._hashes)]
         return tuple(hashes)
 
-    def build_block(
-        self,
-        candidates: Iterable[SignedTx],
-        *,
-        coinbase: bytes,
-        timestamp: int,
-        mix_hash: bytes = ZERO_HASH32,
-        extra_data: bytes = NO_CONSENSUS_METADATA,
-    ) -> PendingBlock:
+    def build_block(self, ctx: BlockContext, candidates: Iterable[SignedTx]) -> PendingBlock:
         """Execute candidates in order, skipping those that cannot be included.
 
         Robust by construction: whatever one candidate does, it is either in the block or
         left out with the state as before it, so no transaction can stop a proposer. One that
         fails in a way no rule expects is reported in `crashed`, for the caller to evict."""
-        env = self.block_env(coinbase=coinbase, timestamp=timestamp, mix_hash=mix_hash)
-        overlay = OverlayDB(self.db)
-        executor = BlockExecutor(self.profile, overlay, self.head.state_root, env)
-        skipped: list[tuple[SignedTx, str]] = []
-        crashed: list[tuple[SignedTx, str]] = []
-        failed_senders: set[bytes] = set()
-        slots = LowPriceSlots(self.fee_rules)
-        for tx in candidates:
-            if tx.sender in failed_senders:
-                skipped.append((tx, "an earlier transaction of the sender was skipped"))
-                continue
-            try:
-                slots.check(tx)
-                executor.apply(tx)
-                slots.hold(tx)
-            except TransactionCrashed as exc:
-                log.error("transaction 0x%s crashed block building", tx.hash.hex(), exc_info=exc)
-                failed_senders.add(tx.sender)
-                crashed.append((tx, str(exc)))
-            except (TransactionInvalid, LowPriceRejected) as exc:
-                failed_senders.add(tx.sender)
-                skipped.append((tx, str(exc)))
-        block = self._seal(executor, overlay, env, extra_data, skipped)
-        block.crashed.extend(crashed)
-        return block
+        return self._run_block(ctx, candidates, _Building())
 
-    def execute_block(self, header: BlockHeaderAPI, txs: list[SignedTx]) -> PendingBlock:
+    def execute_block(
+        self, ctx: BlockContext, header: BlockHeaderAPI, txs: list[SignedTx]
+    ) -> PendingBlock:
         """Re-execute a block made elsewhere and check every root against its header."""
         if header.parent_hash != self.head.hash:
             raise BlockRejected("block does not extend the head")
-        env = self.env_of(header)
-        overlay = OverlayDB(self.db)
-        executor = BlockExecutor(self.profile, overlay, self.head.state_root, env)
-        slots = LowPriceSlots(self.fee_rules)
-        for tx in txs:
-            try:
-                self.fee_rules.check_shape(tx)
-                slots.take(tx)
-                executor.apply(tx)
-            except TransactionCrashed as exc:
-                log.warning("transaction 0x%s crashed validation", tx.hash.hex(), exc_info=exc)
-                raise BlockRejected(f"invalid transaction 0x{tx.hash.hex()}: {exc}") from None
-            except (TransactionInvalid, LowPriceRejected) as exc:
-                raise BlockRejected(f"invalid transaction 0x{tx.hash.hex()}: {exc}") from None
-        block = self._seal(executor, overlay, env, header.extra_data, [])
+        block = self._run_block(ctx, txs, _Validating())
         if block.hash != header.hash:
             raise BlockRejected(
                 f"block 0x{bytes(header.hash).hex()} does not match its execution "
                 f"(state root 0x{block.header.state_root.hex()})"
             )
+        return block
+
+    def _run_block(
+        self, ctx: BlockContext, txs: Iterable[SignedTx], policy: _TxPolicy
+    ) -> PendingBlock:
+        """The one block pipeline of building and validating: the modules' begin_block, the
+        transactions (what a failing one does is the `policy`'s call), the modules'
+        end_block, the seal."""
+        if ctx.height != self.head_number + 1:
+            raise BlockRejected(f"block {ctx.height} is not the next after {self.head_number}")
+        env = self.block_env(ctx)
+        overlay = OverlayDB(self.db)
+        executor = BlockExecutor(self.profile, overlay, self.head.state_root, env)
+        self.modules.begin_block(ctx, executor.account_db)
+        slots = LowPriceSlots(self.fee_rules)
+        for tx in txs:
+            if policy.skips(tx):
+                continue
+            try:
+                self.fee_rules.check_shape(tx)
+                slots.check(tx)
+                executor.apply(tx)
+                slots.hold(tx)
+            except TransactionCrashed as exc:
+                policy.crashed(tx, exc)
+            except (TransactionInvalid, LowPriceRejected) as exc:
+                policy.refused(tx, exc)
+        outcome = self.modules.end_block(ctx, executor.account_db)
+        block = self._seal(executor, overlay, env, ctx.extra_data, outcome)
+        block.skipped.extend(policy.skipped)
+        block.crashed.extend(policy.crashed_txs)
         return block
 
     def _seal(
@@ -304,7 +406,7 @@ class Chain:
         overlay: OverlayDB,
         env: BlockEnv,
         extra_data: bytes,
-        skipped: list[tuple[SignedTx, str]],
+        outcome: BlockOutcome,
     ) -> PendingBlock:
         result = executor.finish()
         header = PragueBlockHeader(
@@ -330,7 +432,7 @@ class Chain:
             parent_beacon_block_root=ZERO_HASH32,
             requests_hash=EMPTY_REQUESTS_HASH,
         )
-        return PendingBlock(header=header, result=result, overlay=overlay, skipped=skipped)
+        return PendingBlock(header=header, result=result, overlay=overlay, outcome=outcome)
 
     # -- commit ---------------------------------------------------------------------------
     def commit(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = EMPTY) -> None:

@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import msgpack
 
@@ -40,6 +40,7 @@ from cybermiles_node.blocks import BlockMeta, WireBlock, decode_block, encode_bl
 from cybermiles_node.chain import BlockRejected, PendingBlock
 from cybermiles_node.errors import InvariantViolation, TxRejected
 from cybermiles_node.randomness import RandomnessBeacon
+from cybermiles_node.system.context import Misbehaviour
 from genesis import Genesis
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,21 @@ def genesis_validators(genesis: Genesis) -> list[Validator]:
     return [Validator(v.pub_key, CONSENSUS_POWER) for v in genesis.validators]
 
 
-@dataclass(frozen=True)
-class Misbehaviour:
-    """What the application learns of a validator's double vote (staking will slash it)."""
+class ConsensusFacts(TypedDict):
+    """What consensus tells the application of a block beyond its header (BlockContext)."""
 
-    validator: bytes  # consensus address
-    height: int  # where it double-voted
-    included_at: int  # the block that carries the evidence
+    proposer: bytes
+    last_commit_signers: tuple[bytes, ...]
+    misbehaviour: tuple[Misbehaviour, ...]
+
+
+def consensus_facts(height: int, meta: BlockMeta) -> ConsensusFacts:
+    signers = () if meta.last_commit is None else meta.last_commit.signatures
+    return ConsensusFacts(
+        proposer=meta.proposer,
+        last_commit_signers=tuple(sorted(sig.validator for sig in signers)),
+        misbehaviour=tuple(Misbehaviour(ev.validator, ev.height, height) for ev in meta.evidence),
+    )
 
 
 @dataclass
@@ -191,12 +200,14 @@ class ChainConsensus:
             evidence=tuple(ev for ev in evidence if not self.records.evidence_included(ev)),
             randomness_proof=proof,
         )
-        pending = self.app.build_block(
+        ctx = self.app.chain.next_context(
+            time=max(int(self.wall_clock()), head.timestamp),
             coinbase=self._owner(proposer),
-            timestamp=max(int(self.wall_clock()), head.timestamp),
-            mix_hash=output,
+            randomness=output,
             extra_data=meta.commitment(),
+            **consensus_facts(height, meta),
         )
+        pending = self.app.build_block(ctx)
         for tx, reason in pending.skipped:
             log.info("transaction 0x%s left out of block %d: %s", tx.hash.hex(), height, reason)
         raws = tuple(tx.raw for tx in pending.result.transactions)
@@ -233,7 +244,8 @@ class ChainConsensus:
             validated = self._validate(height, block_hash, data, live=False)
         except (BlockRejected, TxRejected) as exc:
             raise InvalidBlock(f"decided block {height} does not execute: {exc}") from None
-        updates: list[Validator] = []  # staking decides validator changes; none yet
+        # The modules' decisions (staking elections) reach consensus here, effective at H+2.
+        updates = [Validator(u.pub_key, u.power) for u in validated.block.outcome.validator_updates]
         next_state = self.state.next(commit, updates)
         meta = validated.wire.meta
         writes = ConsensusRecords.writes(height, commit, meta, self.state.validators, next_state)
@@ -286,7 +298,8 @@ class ChainConsensus:
                 f"block {wire.number} is not the next block after {head.block_number}"
             )
         self._check_meta(wire, live=live)
-        block = self.app.validate_block(wire.header, wire.raw_txs)
+        ctx = self.app.chain.context_of(wire.header, **consensus_facts(height, wire.meta))
+        block = self.app.validate_block(ctx, wire.header, wire.raw_txs)
         validated = Validated(block, wire)
         self._remember(validated)
         return validated

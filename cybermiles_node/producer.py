@@ -54,12 +54,13 @@ class DevnetProducer:
         """Build one block from the best pending transactions and commit it (if not empty)."""
         head = self.app.head
         timestamp = max(int(self.wall_clock()), head.timestamp)
-        block = self.app.build_block(
+        ctx = self.app.next_context(
+            time=timestamp,
             coinbase=self.coinbase,
-            timestamp=timestamp,
-            mix_hash=self.beacon.produce(self.key, bytes(head.mix_hash))[0],
+            randomness=self.beacon.produce(self.key, bytes(head.mix_hash))[0],
             extra_data=NO_CONSENSUS_METADATA,
         )
+        block = self.app.build_block(ctx)
         for tx, reason in block.skipped:
             log.info(
                 "transaction 0x%s left out of block %d: %s", tx.hash.hex(), block.number, reason

@@ -36,10 +36,12 @@ def make_app() -> ChainApp:
 
 def produce(app: ChainApp):
     block = app.build_block(
-        coinbase=dev_accounts(1)[0].address,
-        timestamp=1_700_000_100,
-        mix_hash=b"\x00" * 32,
-        extra_data=b"\x00" * 32,
+        app.next_context(
+            time=1_700_000_100,
+            coinbase=dev_accounts(1)[0].address,
+            randomness=b"\x00" * 32,
+            extra_data=b"\x00" * 32,
+        )
     )
     app.commit(block)
     return block

@@ -60,7 +60,7 @@ def unchecked(raw: bytes, account: Any) -> SignedTx:
 
 
 def build(chain: Chain, txs: list[SignedTx]) -> PendingBlock:
-    return chain.build_block(txs, coinbase=COINBASE, timestamp=1_700_000_010)
+    return chain.build_block(chain.next_context(time=1_700_000_010, coinbase=COINBASE), txs)
 
 
 FLOOR_DATA = b"\x01" * 64  # 256 tokens: floor 23,560, intrinsic 22,024
@@ -103,7 +103,7 @@ def test_validation_refuses_a_block_holding_a_below_floor_transaction() -> None:
     bad = unchecked(sign(SENDERS[5], gas=BELOW_FLOOR, data=FLOOR_DATA), SENDERS[5])
     header = build(proposer, []).header  # any header on the head: the tx is refused first
     with pytest.raises(BlockRejected, match="calldata floor"):
-        validator.execute_block(header, [bad])
+        validator.execute_block(validator.context_of(header), header, [bad])
 
 
 # -- a failure no rule foresees -------------------------------------------------------------
@@ -129,9 +129,7 @@ BOOM_PROFILE = dataclasses.replace(get_profile("cvm"), name="boom", state_class=
 
 
 def _boom_chain() -> Chain:
-    chain = Chain(MemoryDB(), GENESIS)
-    chain.profile = BOOM_PROFILE  # the only way in for a profile no genesis may name
-    return chain
+    return Chain(MemoryDB(), GENESIS, profile=BOOM_PROFILE)
 
 
 def test_a_crashing_transaction_is_left_out_evicted_and_the_block_still_built() -> None:
@@ -141,7 +139,9 @@ def test_a_crashing_transaction_is_left_out_evicted_and_the_block_still_built() 
     follower = app.check_tx(sign(rich, nonce=1, gas=21_000, value=1))
     transfer = app.check_tx(sign(other, gas=21_000, value=3))
     block = app.build_block(
-        coinbase=COINBASE, timestamp=1_700_000_010, mix_hash=b"\x00" * 32, extra_data=b"\x00" * 32
+        app.next_context(
+            time=1_700_000_010, coinbase=COINBASE, randomness=b"\x00" * 32, extra_data=b"\x00" * 32
+        )
     )
     assert [tx.hash for tx in block.result.transactions] == [transfer.hash]
     assert [tx.hash for tx, _ in block.crashed] == [crash.hash]
@@ -158,8 +158,9 @@ def test_a_block_holding_a_crashing_transaction_is_refused_by_validators() -> No
     honest = Chain(MemoryDB(), GENESIS)
     crash = unchecked(sign(SENDERS[5], to=None, gas=100_000, data=b"\xfe"), SENDERS[5])
     header = build(honest, [crash]).header  # on a stock profile 0xfe is INVALID: status 0
+    boom = _boom_chain()
     with pytest.raises(BlockRejected, match="boom"):
-        _boom_chain().execute_block(header, [crash])
+        boom.execute_block(boom.context_of(header), header, [crash])
 
 
 # -- property: random transactions never crash building or break gas limits ----------------
@@ -218,4 +219,7 @@ def test_random_transactions_never_crash_building_nor_exceed_gas_limits(
     for tx, receipt in zip(included, block.result.receipts, strict=True):
         assert receipt.gas_used - previous <= tx.gas
         previous = receipt.gas_used
-    assert validator.execute_block(block.header, included).hash == block.hash
+    assert (
+        validator.execute_block(validator.context_of(block.header), block.header, included).hash
+        == block.hash
+    )

@@ -42,7 +42,7 @@ def transfers(count: int, *, start_nonce: int = 0) -> list:
 
 
 def build(chain: Chain, txs: list, timestamp: int = 1_700_000_010):
-    return chain.build_block(txs, coinbase=ACCOUNTS[0].address, timestamp=timestamp)
+    return chain.build_block(chain.next_context(time=timestamp, coinbase=ACCOUNTS[0].address), txs)
 
 
 def test_commit_survives_reopening_the_database(tmp_path) -> None:
@@ -74,7 +74,9 @@ def test_a_changed_genesis_file_is_refused() -> None:
 def test_a_block_built_elsewhere_validates_and_commits_identically() -> None:
     proposer, validator = Chain(MemoryDB(), GENESIS), Chain(MemoryDB(), GENESIS)
     block = build(proposer, transfers(4))
-    checked = validator.execute_block(block.header, block.result.transactions)
+    checked = validator.execute_block(
+        validator.context_of(block.header), block.header, block.result.transactions
+    )
     assert checked.hash == block.hash
     validator.commit(checked)
     proposer.commit(block)
@@ -86,7 +88,9 @@ def test_a_block_whose_header_lies_is_rejected() -> None:
     block = build(proposer, transfers(2))
     lying = block.header.copy(gas_used=block.header.gas_used + 1)
     with pytest.raises(BlockRejected, match="does not match"):
-        validator.execute_block(lying, block.result.transactions)
+        validator.execute_block(validator.context_of(lying), lying, block.result.transactions)
     with pytest.raises(BlockRejected, match="invalid transaction"):
-        validator.execute_block(block.header, transfers(1, start_nonce=5))
+        validator.execute_block(
+            validator.context_of(block.header), block.header, transfers(1, start_nonce=5)
+        )
     assert validator.head_number == 0

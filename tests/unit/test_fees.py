@@ -43,9 +43,13 @@ def make_app() -> ChainApp:
 
 def commit_next(app: ChainApp) -> None:
     block = app.build_block(
-        coinbase=b"\x05" * 20, timestamp=1_700_000_100, mix_hash=b"\x00" * 32,
-        extra_data=b"\x00" * 32,
-    )  # fmt: skip
+        app.next_context(
+            time=1_700_000_100,
+            coinbase=b"\x05" * 20,
+            randomness=b"\x00" * 32,
+            extra_data=b"\x00" * 32,
+        )
+    )
     app.commit(block)
 
 
@@ -109,7 +113,7 @@ def decoded(*raws: bytes) -> list:
 def test_block_building_leaves_out_what_the_rules_forbid() -> None:
     chain = Chain(MemoryDB(), GENESIS)
     txs = decoded(raw(1, 0, to=9), raw(1, 1, to=9), raw(2, 0), raw(3, 0), raw(4, 0))
-    block = chain.build_block(txs, coinbase=b"\x05" * 20, timestamp=1_700_000_100)
+    block = chain.build_block(chain.next_context(time=1_700_000_100, coinbase=b"\x05" * 20), txs)
     assert [tx.hash for tx in block.result.transactions] == [txs[i].hash for i in (0, 2, 3)]
     reasons = [reason for _, reason in block.skipped]
     assert "(101)" in reasons[0] and "(103)" in reasons[1]
@@ -120,12 +124,21 @@ def test_validators_reject_blocks_that_break_the_rules() -> None:
     loose = replace(GENESIS, params=replace(GENESIS.params, low_price_tx_slots_cap=10))
     cheater = Chain(MemoryDB(), loose)
     txs = decoded(*(raw(s, 0) for s in range(5)))
-    block = cheater.build_block(txs, coinbase=b"\x05" * 20, timestamp=1_700_000_100)
+    block = cheater.build_block(
+        cheater.next_context(time=1_700_000_100, coinbase=b"\x05" * 20), txs
+    )
     assert len(block.result.transactions) == 5
     with pytest.raises(BlockRejected, match="103"):
-        validator.execute_block(block.header, list(block.result.transactions))
-    fair = builder.build_block(txs, coinbase=b"\x05" * 20, timestamp=1_700_000_100)
-    assert validator.execute_block(fair.header, list(fair.result.transactions)).hash == fair.hash
+        validator.execute_block(
+            validator.context_of(block.header), block.header, list(block.result.transactions)
+        )
+    fair = builder.build_block(builder.next_context(time=1_700_000_100, coinbase=b"\x05" * 20), txs)
+    assert (
+        validator.execute_block(
+            validator.context_of(fair.header), fair.header, list(fair.result.transactions)
+        ).hash
+        == fair.hash
+    )
 
 
 def test_the_pair_rule_holds_within_one_batch() -> None:

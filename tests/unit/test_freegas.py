@@ -65,9 +65,13 @@ class Node:
             self.app.check_tx(raw)
         self.time += 1
         block = self.app.build_block(
-            coinbase=b"\x05" * 20, timestamp=self.time, mix_hash=b"\x00" * 32,
-            extra_data=b"\x00" * 32,
-        )  # fmt: skip
+            self.app.next_context(
+                time=self.time,
+                coinbase=b"\x05" * 20,
+                randomness=b"\x00" * 32,
+                extra_data=b"\x00" * 32,
+            )
+        )
         assert not block.skipped, block.skipped
         self.app.commit(block)
         return list(block.result.receipts)
@@ -142,8 +146,17 @@ def test_validators_agree_with_the_builder_on_freegas_blocks() -> None:
     builder.app.check_tx(raws[0])
     builder.app.check_tx(raws[1])
     block = builder.app.build_block(
-        coinbase=b"\x05" * 20, timestamp=builder.time + 1, mix_hash=b"\x00" * 32,
-        extra_data=b"\x00" * 32,
-    )  # fmt: skip
+        builder.app.next_context(
+            time=builder.time + 1,
+            coinbase=b"\x05" * 20,
+            randomness=b"\x00" * 32,
+            extra_data=b"\x00" * 32,
+        )
+    )
     assert [r.state_root for r in block.result.receipts] == [b"", b"\x01"]
-    assert validator.app.validate_block(block.header, raws).hash == block.hash
+    assert (
+        validator.app.validate_block(
+            validator.app.chain.context_of(block.header), block.header, raws
+        ).hash
+        == block.hash
+    )
