@@ -45,12 +45,14 @@ Deployment note: Solidity's high-level calls check `extcodesize(target) > 0` fir
 before 0.8.10, and since then still for functions without return values such as `freegas()`),
 and a precompile has no code. `PRECOMPILE_GENESIS_CODE` is the stub code genesis puts at each
 address so those checks pass; the stub (PUSH1 0 DUP1 REVERT, as Moonbeam uses) never runs,
-because py-evm dispatches on the code address before looking at code.
+because py-evm dispatches on the code address before looking at code. `genesis_code_stubs`
+gives the same stub for any other addresses, such as precompiles a module plugs in with
+`EvmProfile.with_precompiles` (evm/profiles.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -89,6 +91,12 @@ class PrecompileInputError(VMError):
 
 
 Handler = Callable[[ComputationAPI, tuple[Any, ...]], bytes]
+
+# What py-evm calls for a message whose code address is a precompile: it gets the child
+# computation (msg, state, gas meter), sets `output`, charges gas, may raise a `VMError`
+# (failure, all gas consumed) or `Revert`, and returns the computation. The one precompile
+# interface of evm: the CVM precompiles below and those modules plug in with
+# `EvmProfile.with_precompiles` have this type.
 Precompile = Callable[[ComputationAPI], ComputationAPI]
 
 
@@ -233,20 +241,26 @@ CVM_PRECOMPILES: Mapping[Address, Precompile] = {
     FREEGAS_ADDRESS: abi_precompile(AbiFunction("freegas()", (), GAS_FREEGAS, freegas)),
 }
 
-# What genesis puts at each precompile address (see "Deployment note" above).
-PRECOMPILE_GENESIS_CODE: Mapping[Address, bytes] = {
-    address: PRECOMPILE_STUB_CODE for address in CVM_PRECOMPILES
-}
+
+def genesis_code_stubs(addresses: Iterable[bytes]) -> dict[Address, bytes]:
+    """The code genesis puts at each of `addresses` (see "Deployment note" above)."""
+    return {Address(address): PRECOMPILE_STUB_CODE for address in addresses}
+
+
+PRECOMPILE_GENESIS_CODE: Mapping[Address, bytes] = genesis_code_stubs(CVM_PRECOMPILES)
 
 __all__ = [
     "CVM_PRECOMPILES",
     "ENI_ADDRESS",
     "FREEGAS_ADDRESS",
     "PRECOMPILE_GENESIS_CODE",
+    "PRECOMPILE_STUB_CODE",
     "RANDOMNESS_ADDRESS",
     "VALIDATORS_ADDRESS",
     "AbiFunction",
+    "Precompile",
     "PrecompileInputError",
     "abi_precompile",
     "decode_strict",
+    "genesis_code_stubs",
 ]

@@ -16,6 +16,15 @@ in which opcode table and which precompiles bytecode sees. The opcode logic live
 `EvmProfile.precompile_addresses` (all of a profile's precompiles, the CVM ones included) is
 what the executor's transfer fast path checks to never fast-path a call to a precompile.
 
+Injected precompiles (DESIGN.md §7). evm never imports the modules above it (staking,
+governance), yet their precompiles must run inside the EVM. So the composition root plugs them
+in: `profile.with_precompiles({address: precompile})` returns a profile whose state class
+carries a computation subclass with the extra precompiles. py-evm runs every child message
+(CALL, CALLCODE, DELEGATECALL, STATICCALL, CREATE) through the class of its parent computation
+and looks precompiles up on it, and the state asks its computation class which addresses are
+warm, so every frame of a transaction sees them. The shared `CvmComputation`/`LityComputation`
+classes are never changed: a process can run the base and the extended profile side by side.
+
 What of Prague still applies under `lity`, and why. Everything outside the opcode table and
 precompiles is the transaction/state machinery, which the chain shares between profiles
 (wallets, eth_estimateGas and the fee rules see one kind of transaction):
@@ -36,10 +45,12 @@ precompiles is the transaction/state machinery, which the chain shares between p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from functools import cache, cached_property
 from typing import Any
 
+from eth.abc import ComputationAPI
 from eth.vm.forks.byzantium.computation import BYZANTIUM_PRECOMPILES
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.blocks import PragueBlockHeader
@@ -47,9 +58,10 @@ from eth.vm.forks.prague.computation import PRAGUE_PRECOMPILES, PragueComputatio
 from eth.vm.forks.prague.opcodes import PRAGUE_OPCODES
 from eth.vm.forks.prague.state import PragueState
 from eth.vm.forks.prague.transactions import PragueTransactionBuilder
+from eth_typing import Address
 
 from evm.cvm import CVM_OPCODES, LITY_OPCODES, CvmStateMixin
-from evm.precompiles import CVM_PRECOMPILES
+from evm.precompiles import CVM_PRECOMPILES, Precompile
 from evm.state import StateDB
 
 
@@ -84,15 +96,86 @@ class LityState(CvmState):
 
 @dataclass(frozen=True)
 class EvmProfile:
+    """One rule set: py-evm classes plus the addresses of precompiles plugged in by modules."""
+
     name: str
     state_class: Any
     vm_class: Any
     header_class: Any
     transaction_builder: Any
+    # Addresses added by `with_precompiles`, so the composition root can give them genesis
+    # code stubs (`evm.precompiles.genesis_code_stubs`); empty on the base profiles.
+    injected_precompile_addresses: frozenset[Address] = frozenset()
 
     @cached_property
     def precompile_addresses(self) -> frozenset[bytes]:
         return frozenset(self.state_class.computation_class.get_precompiles())
+
+    def with_precompiles(self, extra: Mapping[bytes, Precompile]) -> EvmProfile:
+        """This profile (same name) whose EVM also runs `extra` at their addresses.
+
+        Raises ValueError if an address is not 20 bytes or already holds a precompile of this
+        profile (Ethereum's, the CVM ones or one injected earlier): silently replacing one
+        would change what existing contracts call.
+        """
+        if not extra:
+            return self
+        precompiles = {_checked_address(address): fn for address, fn in extra.items()}
+        _refuse_collisions(self, precompiles)
+        return replace(
+            self,
+            state_class=_state_class_with(self.state_class, precompiles),
+            injected_precompile_addresses=self.injected_precompile_addresses | set(precompiles),
+        )
+
+
+def _checked_address(address: bytes) -> Address:
+    # A key of another length would never equal a message's code address: refuse, not ignore.
+    if len(address) != 20:
+        raise ValueError(f"precompile address 0x{address.hex()} is not 20 bytes")
+    return Address(bytes(address))
+
+
+def _refuse_collisions(profile: EvmProfile, extra: Mapping[Address, Precompile]) -> None:
+    taken = sorted(profile.precompile_addresses & set(extra))
+    if taken:
+        listed = ", ".join(f"0x{address.hex()}" for address in taken)
+        raise ValueError(
+            f"cannot inject precompiles at {listed}: profile {profile.name!r} already has "
+            "a precompile there"
+        )
+
+
+def _state_class_with(state_class: Any, extra: Mapping[Address, Precompile]) -> Any:
+    """A subclass of `state_class` whose computation class also has the `extra` precompiles.
+
+    Cached on the mapping's items, so building the same profile twice (tests, eth_call's
+    per-state-class cache in evm/call.py) reuses one class instead of minting a new one.
+    """
+    try:
+        items = frozenset(extra.items())
+    except TypeError:  # an unhashable precompile callable: still works, just not cached
+        return _build_state_class(state_class, extra.items())
+    return _cached_state_class(state_class, items)
+
+
+@cache
+def _cached_state_class(state_class: Any, items: frozenset[tuple[Address, Precompile]]) -> Any:
+    return _build_state_class(state_class, items)
+
+
+def _build_state_class(state_class: Any, items: Iterable[tuple[Address, Precompile]]) -> Any:
+    base: type[ComputationAPI] = state_class.computation_class
+    computation = type(
+        f"Injected{base.__name__}",
+        (base,),
+        {"_precompiles": {**base.get_precompiles(), **dict(items)}, "__module__": __name__},
+    )
+    return type(
+        f"Injected{state_class.__name__}",
+        (state_class,),
+        {"computation_class": computation, "__module__": __name__},
+    )
 
 
 CVM = EvmProfile(
