@@ -89,6 +89,7 @@ class ChainApp:
         self._release_stale_slots()
         try:
             tx = self.decode(raw)
+            self._check_system_tx(tx)
             self._reserve_low_price_slot(tx)
             try:
                 self.mempool.add(tx)
@@ -99,6 +100,13 @@ class ChainApp:
             self.rejected_total += 1
             raise
         return tx
+
+    def _check_system_tx(self, tx: SignedTx) -> None:
+        """A staking/governance transaction's module checks it (raises TxRejected).
+        Against the head state for now: effects of pending system transactions are not
+        overlaid yet."""
+        if tx.is_system:
+            self.chain.modules.check_tx(tx, self.chain.state_at())
 
     def _reserve_low_price_slot(self, tx: SignedTx) -> None:
         """Rules 1 and 3 of SPEC §4 against the pending block (raises LowPriceRejected), and
@@ -125,6 +133,7 @@ class ChainApp:
                 sender = shipped[i - shipped_from]
             try:
                 tx = self.decode(raw, sender)
+                self._check_system_tx(tx)
                 self._reserve_low_price_slot(tx)
             except TxRejected as exc:
                 outcomes.append(exc)

@@ -379,7 +379,9 @@ class Chain:
             raise BlockRejected(f"block {ctx.height} is not the next after {self.head_number}")
         env = self.block_env(ctx)
         overlay = OverlayDB(self.db)
-        executor = BlockExecutor(self.profile, overlay, self.head.state_root, env)
+        executor = BlockExecutor(
+            self.profile, overlay, self.head.state_root, env, system=self.modules
+        )
         self.modules.begin_block(ctx, executor.account_db)
         slots = LowPriceSlots(self.fee_rules)
         for tx in txs:

@@ -72,7 +72,8 @@ class FeeRules:
         return FreegasTerms(self.gas_price, self.low_price_gas_limit)
 
     def is_low_price(self, tx: SignedTx) -> bool:
-        return tx.tip < self.gas_price
+        # A system transaction's price 0 is part of its envelope; its handler charges it.
+        return tx.tip < self.gas_price and not tx.is_system
 
     def is_freegas(self, tx: SignedTx) -> bool:
         """Price 0, gas above the low-price limit, a call with data: the contract pays."""

@@ -4,8 +4,14 @@ A module (params, staking, governance) takes part in every block through two hoo
 block's transactions: `begin_block(ctx, storage)` before the first one and
 `end_block(ctx, storage)` after the last one, both on the block's own state, so their writes
 land in the block's state root. `end_block` answers a `BlockOutcome`: validator updates for
-consensus (effective at H+2), events, and an optional halt. `ModuleSet` runs its modules in a
-fixed order and merges their outcomes; with no modules a block is the plain Ethereum block.
+consensus (effective at H+2) and an optional halt. `ModuleSet` runs its modules in a fixed order
+and merges their outcomes; with no modules a block is the plain Ethereum block.
+
+A module also owns system transaction kinds (SPEC §5: "stake/delegate", ...). `ModuleSet` is the
+executor's `SystemTxHandler` (evm/system.py) and the admission check: it parses the envelope's
+JSON once into a `SystemTxMessage` and hands it to the module that owns the kind, whose same
+guard code runs at admission (`check_tx`, against the pending state) and at execution
+(`deliver_tx`). A kind no module owns is refused with a clear message.
 
 Modules see the state only through `SystemStorage`-like access (the block's `StateDB`): no
 trio, disk, clock, rpc or consensus inside them.
@@ -13,14 +19,30 @@ trio, disk, clock, rpc or consensus inside them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from types import MappingProxyType
+from typing import Protocol, TypeVar
 
+from cybermiles_node.errors import InvalidTransaction, TxRejected
 from cybermiles_node.system.context import BlockContext
+from evm.executor import TransactionInvalid
 from evm.state import StateDB
+from evm.system import SystemTxResult
+from evm.transactions import SignedTx
 
-__all__ = ["NO_MODULES", "BlockOutcome", "Module", "ModuleSet", "ValidatorUpdate"]
+T = TypeVar("T")
+
+__all__ = [
+    "NO_MODULES",
+    "BlockOutcome",
+    "Module",
+    "ModuleSet",
+    "SystemTxMessage",
+    "ValidatorUpdate",
+    "parse_system_tx",
+]
 
 
 @dataclass(frozen=True)
@@ -47,12 +69,57 @@ class BlockOutcome:
         return BlockOutcome(self.validator_updates + other.validator_updates, halt)
 
 
+@dataclass(frozen=True)
+class SystemTxMessage:
+    """A staking/governance transaction, parsed once: its sender, kind and data."""
+
+    sender: bytes
+    nonce: int
+    tx_hash: bytes
+    kind: str
+    data: Mapping[str, object]
+
+
+def parse_system_tx(tx: SignedTx) -> SystemTxMessage:
+    """The envelope's `{"type": kind, "data": {...}}`; InvalidTransaction when malformed."""
+    try:
+        body = json.loads(tx.data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidTransaction(f"malformed staking/governance transaction: {exc}") from None
+    if not isinstance(body, dict) or set(body) != {"type", "data"}:
+        raise InvalidTransaction(
+            'malformed staking/governance transaction: expected {"type": kind, "data": {...}}'
+        )
+    kind, data = body["type"], body["data"]
+    if not isinstance(kind, str) or not isinstance(data, dict):
+        raise InvalidTransaction(
+            "malformed staking/governance transaction: type must be a string, data an object"
+        )
+    return SystemTxMessage(tx.sender, tx.nonce, tx.hash, kind, MappingProxyType(data))
+
+
 class Module(Protocol):
     name: str
+    kinds: frozenset[str]  # the system transaction kinds it owns
 
     def begin_block(self, ctx: BlockContext, storage: StateDB) -> None: ...
 
     def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome: ...
+
+    def check_tx(self, msg: SystemTxMessage, storage: StateDB) -> None:
+        """Admission against the pending state: raise a TxRejected, change nothing."""
+        ...
+
+    def gas_of(self, msg: SystemTxMessage, storage: StateDB) -> int:
+        """The gas it is charged (SPEC §5: the kind's *_gas parameter, or 0 when free)."""
+        ...
+
+    def deliver_tx(
+        self, msg: SystemTxMessage, storage: StateDB, block_number: int
+    ) -> SystemTxResult:
+        """Execution: the same guards as check_tx (their TxRejected leaves the transaction out
+        of the block), then the effect."""
+        ...
 
 
 class ModuleSet:
@@ -70,6 +137,42 @@ class ModuleSet:
         for module in self.modules:
             outcome = outcome.merged(module.end_block(ctx, storage))
         return outcome
+
+    # -- system transactions ---------------------------------------------------------------
+    def _owner(self, kind: str) -> Module:
+        for module in self.modules:
+            if kind in module.kinds:
+                return module
+        raise InvalidTransaction(f"unknown staking/governance transaction kind {kind!r}")
+
+    def check_tx(self, tx: SignedTx, state: StateDB) -> None:
+        """Admission of a system transaction (raises TxRejected)."""
+        msg = parse_system_tx(tx)
+        self._owner(msg.kind).check_tx(msg, state)
+
+    def gas_of(self, tx: SignedTx, state: StateDB) -> int:
+        msg = _in_block(tx)
+        return _guarded(lambda: self._owner(msg.kind).gas_of(msg, state))
+
+    def deliver(self, tx: SignedTx, state: StateDB, block_number: int) -> SystemTxResult:
+        msg = _in_block(tx)
+        return _guarded(lambda: self._owner(msg.kind).deliver_tx(msg, state, block_number))
+
+
+def _in_block(tx: SignedTx) -> SystemTxMessage:
+    try:
+        return parse_system_tx(tx)
+    except InvalidTransaction as exc:
+        raise TransactionInvalid(exc.message) from None
+
+
+def _guarded(step: Callable[[], T]) -> T:
+    """In a block, a refusal (the same guard code as admission's) means: leave the transaction
+    out, or refuse the block holding it (TransactionInvalid)."""
+    try:
+        return step()
+    except TxRejected as exc:
+        raise TransactionInvalid(exc.message) from None
 
 
 NO_MODULES = ModuleSet()

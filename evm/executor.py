@@ -35,6 +35,7 @@ from eth_utils import ValidationError
 from evm.cvm import CvmExecutionContext
 from evm.profiles import EvmProfile
 from evm.state import StateDB
+from evm.system import SystemTxHandler
 from evm.transactions import SignedTx, gas_limit_shortfall
 from evm.trie import ordered_trie_root
 
@@ -120,7 +121,7 @@ def execution_context(env: BlockEnv) -> ExecutionContext:
 
 
 def contract_address_of(tx: SignedTx) -> bytes | None:
-    if tx.to:
+    if tx.to or tx.is_system:
         return None
     return generate_contract_address(Address(tx.sender), tx.nonce)
 
@@ -136,8 +137,10 @@ class BlockExecutor:
         env: BlockEnv,
         *,
         fast_path: bool = True,
+        system: SystemTxHandler | None = None,
     ) -> None:
         self.env = env
+        self.system = system  # delivers staking/governance transactions; None: refused
         self.profile = profile
         self.state = profile.state_class(db, execution_context(env), parent_state_root)
         self.account_db: StateDB = self.state._account_db  # type: ignore[attr-defined]
@@ -152,7 +155,7 @@ class BlockExecutor:
         TransactionInvalid when a rule refuses it, TransactionCrashed when execution failed in
         a way no rule foresees (a bug, or an input nobody thought of). Either way the caller
         can go on with the next transaction."""
-        self._check_fits(tx)
+        limit = self._check_fits(tx)
         # Per-transaction CVM values (RAND counter, FREEGAS mark) start afresh for every
         # transaction, fast-path transfers included, so `state.freegas_marked` is this one's.
         self.state.begin_transaction()
@@ -160,8 +163,8 @@ class BlockExecutor:
         checkpoint = self.account_db.record()
         try:
             status, gas, logs = self._execute(tx)
-            if gas > tx.gas:
-                raise TransactionInvalid(f"used {gas} gas, above its gas limit {tx.gas}")
+            if gas > limit:
+                raise TransactionInvalid(f"used {gas} gas, above its gas limit {limit}")
         except TransactionInvalid:
             self.account_db.discard(checkpoint)
             raise
@@ -175,20 +178,33 @@ class BlockExecutor:
         self.contract_addresses.append(contract_address_of(tx) if status else None)
         return receipt
 
-    def _check_fits(self, tx: SignedTx) -> None:
+    def _check_fits(self, tx: SignedTx) -> int:
         """The gas limit covers the least the transaction can be charged (intrinsic gas and
         the calldata floor) and fits the block's remaining gas, so neither the transaction's
-        nor the block's gasUsed can exceed its limit."""
-        shortfall = gas_limit_shortfall(tx.gas, tx.intrinsic_gas, tx.data)
-        if shortfall is not None:
-            raise TransactionInvalid(shortfall)
-        if self.gas_used + tx.gas > self.env.gas_limit:
+        nor the block's gasUsed can exceed its limit. Returns that limit: a system
+        transaction's is the gas its handler will charge."""
+        if tx.is_system:
+            limit = self._system_handler().gas_of(tx, self.account_db)
+        else:
+            limit = tx.gas
+            shortfall = gas_limit_shortfall(tx.gas, tx.intrinsic_gas, tx.data)
+            if shortfall is not None:
+                raise TransactionInvalid(shortfall)
+        if self.gas_used + limit > self.env.gas_limit:
             raise TransactionInvalid(
-                f"transaction gas {tx.gas} exceeds the block's remaining gas "
+                f"transaction gas {limit} exceeds the block's remaining gas "
                 f"{self.env.gas_limit - self.gas_used}"
             )
+        return limit
+
+    def _system_handler(self) -> SystemTxHandler:
+        if self.system is None:
+            raise TransactionInvalid("staking and governance transactions are not enabled")
+        return self.system
 
     def _execute(self, tx: SignedTx) -> tuple[int, int, Sequence[Any]]:
+        if tx.is_system:
+            return self._apply_system(tx, self._system_handler())
         if self.env.freegas is not None and self.env.freegas.applies(tx):
             return self._apply_freegas(tx, self.env.freegas)
         if self.fast_path and tx.is_plain_transfer_shape:
@@ -196,6 +212,19 @@ class BlockExecutor:
             if result is not None:
                 return result
         return self._apply_evm(tx)
+
+    def _apply_system(
+        self, tx: SignedTx, handler: SystemTxHandler
+    ) -> tuple[int, int, Sequence[Any]]:
+        """The handler applies it; the executor keeps the nonce rule every transaction has."""
+        nonce = self.account_db.get_nonce(tx.sender)
+        if nonce != tx.nonce:
+            raise TransactionInvalid(
+                f"Invalid transaction nonce: Expected {nonce}, but got {tx.nonce}"
+            )
+        result = handler.deliver(tx, self.account_db, self.env.number)
+        self.account_db.increment_nonce(tx.sender)
+        return int(result.success), result.gas_used, result.logs
 
     def _apply_evm(self, tx: SignedTx) -> tuple[int, int, Sequence[Any]]:
         try:

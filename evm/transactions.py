@@ -54,6 +54,12 @@ def data_floor_gas(data: bytes) -> int:
     return TX_BASE_GAS + FLOOR_GAS_PER_TOKEN * tokens
 
 
+def is_system_envelope(type_id: int, to: bytes, value: int, fee_cap: int, gas: int) -> bool:
+    """SPEC §5: a legacy transaction with no recipient, value 0, price 0 and gas 0 (no EVM
+    transaction can have gas 0) is a staking/governance transaction."""
+    return type_id == 0 and not to and value == 0 and fee_cap == 0 and gas == 0
+
+
 def gas_limit_shortfall(gas: int, intrinsic: int, data: bytes) -> str | None:
     """Why a gas limit cannot cover the least a transaction is charged (its intrinsic gas,
     and the calldata floor), or None when it can. Admission, block building and block
@@ -91,6 +97,11 @@ class SignedTx:
     @property
     def size(self) -> int:
         return len(self.raw)
+
+    @property
+    def is_system(self) -> bool:
+        """The SPEC §5 envelope of a staking/governance transaction (evm/system.py)."""
+        return is_system_envelope(self.type_id, self.to, self.value, self.fee_cap, self.gas)
 
     @property
     def is_plain_transfer_shape(self) -> bool:
@@ -161,7 +172,10 @@ def _checked(
         intrinsic = tx.intrinsic_gas
     except ValidationError as exc:
         raise InvalidTransaction(f"invalid transaction: {exc}") from None
-    shortfall = gas_limit_shortfall(tx.gas, intrinsic, tx.data)
+    # A system transaction (gas 0, price 0, no recipient, no value: evm/system.py) is charged
+    # by its handler, not by gas: the intrinsic gas rules do not apply to it.
+    is_system = is_system_envelope(type_id, tx.to, tx.value, fee_cap, tx.gas)
+    shortfall = None if is_system else gas_limit_shortfall(tx.gas, intrinsic, tx.data)
     if shortfall is not None:
         raise IntrinsicGasTooLow(shortfall)
     if tx.nonce >= 2**64 - 1:

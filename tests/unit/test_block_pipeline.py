@@ -34,6 +34,7 @@ class Recorder:
     """Stores, per block, what begin_block and end_block saw: height, signer count, time."""
 
     name: str = "recorder"
+    kinds: frozenset[str] = frozenset()  # owns no system transaction kind
     seen: list[BlockContext] = field(default_factory=list)
 
     def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
