@@ -2,8 +2,8 @@
 
 Consensus signs votes and proposals with it, p2p authenticates the handshake with it, the
 randomness beacon proves with it. Reading and writing key files is the node's business
-(`cybermiles_node/keys.py`); this module holds only the key, so no layer below the node needs
-to import the node.
+(`cybermiles_node/operator/keys.py`); this module holds only the key, so no layer below the
+node needs to import the node.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ msgpack encoding that names the record kind and the chain, so a vote can never b
 proposal or on another chain.
 
 Addresses of validators are the first 20 bytes of SHA-256 of their ed25519 public key
-(Tendermint's rule; also the node-id rule of `cybermiles_node.keys`).
+(Tendermint's rule; also the node-id rule of `cybermiles_node.operator.keys`).
 """
 
 from __future__ import annotations

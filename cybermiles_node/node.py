@@ -1,6 +1,6 @@
 """The composition root: the one place where concrete pieces are wired into a running node.
 
-`run_node` first reads and checks the home (cybermiles_node.startup: every refusal to start
+`run_node` first reads and checks the home (cybermiles_node.operator.startup: every refusal to start
 happens there, before a port is bound or a line logged), raises the open-files limit, opens the
 LevelDB store, builds the chain and the application, registers the JSON-RPC methods, starts the
 HTTP/WebSocket server, waits for the genesis time if it is still ahead (RPC already answers),
@@ -27,24 +27,24 @@ from consensus.driver import ConsensusDriver
 from consensus.evidence import EvidencePool
 from consensus.host import ConsensusHost
 from consensus.reactor import ConsensusReactor
-from cybermiles_node.app import AppConfig, ChainApp
-from cybermiles_node.chain import Chain, PendingBlock
-from cybermiles_node.config import HomeLayout, NodeConfig
-from cybermiles_node.consensus_app import ChainConsensus
+from cybermiles_node.application.app import AppConfig, ChainApp
+from cybermiles_node.application.chain import Chain, PendingBlock
+from cybermiles_node.application.consensus_app import ChainConsensus
+from cybermiles_node.application.producer import DevnetProducer
+from cybermiles_node.application.randomness import VrfBeacon
 from cybermiles_node.errors import InvariantViolation
-from cybermiles_node.failpoints import gossip_with_failpoints, with_failpoints
-from cybermiles_node.mempool import MempoolConfig
-from cybermiles_node.metrics import Counter, MetricsApp, NodeMetrics
-from cybermiles_node.producer import DevnetProducer
-from cybermiles_node.randomness import VrfBeacon
-from cybermiles_node.startup import (
+from cybermiles_node.operator.config import HomeLayout, NodeConfig
+from cybermiles_node.operator.failpoints import gossip_with_failpoints, with_failpoints
+from cybermiles_node.operator.metrics import Counter, MetricsApp, NodeMetrics
+from cybermiles_node.operator.startup import (
     ConsensusFiles,
     NodeFiles,
     open_node_files,
     raise_open_files_limit,
     seconds_until,
 )
-from cybermiles_node.status import NodeStatus
+from cybermiles_node.operator.status import NodeStatus
+from cybermiles_node.txpool.mempool import MempoolConfig
 from evm.db import LevelDB
 from evm.transactions import SignedTx
 from genesis import Genesis, dev_accounts

@@ -110,7 +110,7 @@ class SwitchView(Protocol):
 
 
 class NodeKey(Protocol):
-    """The node's ed25519 identity (`cybermiles_node.keys.Ed25519Key` is one)."""
+    """The node's ed25519 identity (`cybermiles_node.operator.keys.Ed25519Key` is one)."""
 
     @property
     def public_key(self) -> bytes: ...

@@ -68,7 +68,7 @@ PENALTY_REACTOR_BUG = 5  # probably our fault, but a peer that triggers it repea
 
 
 class SwitchConfig(Protocol):
-    """The settings the switch reads (`cybermiles_node.config.P2PConfig` provides them)."""
+    """The settings the switch reads (`cybermiles_node.operator.config.P2PConfig` provides them)."""
 
     @property
     def listen_host(self) -> str: ...

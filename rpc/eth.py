@@ -66,7 +66,7 @@ _FILTER_INSTALLERS = ("eth_newFilter", "eth_newBlockFilter", "eth_newPendingTran
 
 
 class ChainView(Protocol):
-    """What the eth methods read from the chain (cybermiles_node.chain.Chain)."""
+    """What the eth methods read from the chain (cybermiles_node.application.chain.Chain)."""
 
     chain_id: int
     gas_limit: int
@@ -84,7 +84,7 @@ class ChainView(Protocol):
 
 
 class Backend(Protocol):
-    """The application the methods drive (cybermiles_node.app.ChainApp)."""
+    """The application the methods drive (cybermiles_node.application.app.ChainApp)."""
 
     @property
     def chain(self) -> ChainView: ...

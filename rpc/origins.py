@@ -6,7 +6,7 @@ An allowed-origins list holds entries of three forms:
 - an exact origin, `scheme://host[:port]` (compared case-insensitively, as origins are);
 - an origin whose port is `*`: `http://localhost:*` allows `http://localhost` and
   `http://localhost:<any port>`. Browser dev servers pick ports freely, so a devnet allows its
-  loopback origins this way (`cybermiles_node.config.DEVNET_CORS_ORIGINS`).
+  loopback origins this way (`cybermiles_node.operator.config.DEVNET_CORS_ORIGINS`).
 
 Requests without an Origin header do not come from a web page and are not subject to this.
 """

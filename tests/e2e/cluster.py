@@ -28,7 +28,7 @@ from typing import Any
 import requests
 from web3 import HTTPProvider, Web3
 
-from cybermiles_node.devnet import MANIFEST_NAME, spawn_logged
+from cybermiles_node.operator.devnet import MANIFEST_NAME, spawn_logged
 from tests.conformance import OpenRpcValidator, check_raw_response, install_conformance_check
 from tests.e2e.harness import (
     CHAIN_ID,

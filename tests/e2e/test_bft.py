@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from cybermiles_node.failpoints import ENV as FAILPOINT_ENV
+from cybermiles_node.operator.failpoints import ENV as FAILPOINT_ENV
 from tests.e2e.cluster import Cluster
 from tests.e2e.harness import dev_keys, fresh_account, send_signed, sign_transfer, wait_for
 

@@ -16,7 +16,7 @@ import requests
 import tomli_w
 from web3 import HTTPProvider, Web3
 
-from cybermiles_node.devnet import spawn_logged
+from cybermiles_node.operator.devnet import spawn_logged
 from tests.e2e.cluster import Cluster
 from tests.e2e.harness import (
     REPO_ROOT,

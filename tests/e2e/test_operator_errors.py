@@ -22,8 +22,8 @@ import tomli_w
 
 from consensus.messages import EndHeight, encode_message
 from consensus.wal import frame
-from cybermiles_node.config import HomeLayout
-from cybermiles_node.devnet_home import MARKER_NAME
+from cybermiles_node.operator.config import HomeLayout
+from cybermiles_node.operator.devnet_home import MARKER_NAME
 from genesis.presets import DEV_MNEMONIC
 from genesis.schema import format_genesis_time
 from tests.e2e.harness import REPO_ROOT, Devnet, cybermiles_executable, free_port, wait_for

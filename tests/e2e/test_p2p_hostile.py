@@ -159,8 +159,10 @@ def test_invalid_signatures_and_unknown_validators_get_the_peer_banned(node: Clu
     peers = node._get(f"{node.nodes[0].status_url}/net_info").json()["result"]["peers"]
     assert node_id_of(key.public_key) not in {p["node_id"] for p in peers}
     wait_for(
-        lambda: metric(node, "cybermiles_p2p_bans_total") >= 1
-        and metric(node, "cybermiles_rpc_requests_total") >= 1,
+        lambda: (
+            metric(node, "cybermiles_p2p_bans_total") >= 1
+            and metric(node, "cybermiles_rpc_requests_total") >= 1
+        ),
         timeout=DROP_TIMEOUT_S,
         what="the ban and the RPC requests counted in /metrics",
     )

@@ -6,10 +6,10 @@ import pytest
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from cybermiles_node.app import ChainApp
-from cybermiles_node.chain import Chain
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.chain import Chain
+from cybermiles_node.application.fees import GasTooHighForLowPrice
 from cybermiles_node.errors import NonceTooLow, TxRejected
-from cybermiles_node.fees import GasTooHighForLowPrice
 from evm.db import MemoryDB
 from genesis import dev_accounts, devnet_genesis
 

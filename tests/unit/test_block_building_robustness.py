@@ -19,8 +19,8 @@ from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cybermiles_node.app import ChainApp
-from cybermiles_node.chain import BlockRejected, Chain, PendingBlock
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.chain import BlockRejected, Chain, PendingBlock
 from cybermiles_node.errors import IntrinsicGasTooLow
 from evm.db import MemoryDB
 from evm.profiles import CvmComputation, CvmState, get_profile

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from consensus.keys import Ed25519Key
 from consensus.types import Validator
-from cybermiles_node.app import ChainApp
-from cybermiles_node.chain import Chain
-from cybermiles_node.consensus_app import ChainConsensus
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.chain import Chain
+from cybermiles_node.application.consensus_app import ChainConsensus
+from cybermiles_node.application.randomness import HashChainBeacon
 from cybermiles_node.modules import BlockOutcome, ModuleSet, ValidatorUpdate
-from cybermiles_node.randomness import HashChainBeacon
 from cybermiles_node.system.context import BlockContext
 from evm.db import MemoryDB
 from evm.precompiles import PRECOMPILE_GENESIS_CODE

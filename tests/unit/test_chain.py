@@ -8,7 +8,7 @@ import pytest
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from cybermiles_node.chain import BlockRejected, Chain, GenesisMismatch
+from cybermiles_node.application.chain import BlockRejected, Chain, GenesisMismatch
 from evm.db import LevelDB, MemoryDB
 from evm.transactions import decode_transaction
 from genesis import dev_accounts, devnet_genesis

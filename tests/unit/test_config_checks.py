@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from cybermiles_node.config import (
+from cybermiles_node.operator.config import (
     CONFIG_RULES,
     ConfigError,
     NodeConfig,
@@ -139,7 +139,9 @@ def test_every_numeric_setting_has_a_range_rule() -> None:
         if isinstance(value, int | float) and not isinstance(value, bool)
     }
     missing = sorted(numeric - set(CONFIG_RULES))
-    assert not missing, f"add these to CONFIG_RULES in cybermiles_node/config.py: {missing}"
+    assert not missing, (
+        f"add these to CONFIG_RULES in cybermiles_node/operator/config.py: {missing}"
+    )
 
 
 def test_every_rule_names_an_existing_setting() -> None:

@@ -1,5 +1,5 @@
 """The application side of consensus: blocks built for a proposal, checked before prevoting,
-committed with their records (`cybermiles_node.consensus_app`).
+committed with their records (`cybermiles_node.application.consensus_app`).
 
 Two nodes of one 2-validator chain share nothing but the genesis: the proposer builds a block,
 the other validates and commits it with a real commit signed by both validators. Every way a
@@ -25,11 +25,11 @@ from consensus.types import (
     VoteType,
     validator_address,
 )
-from cybermiles_node.app import ChainApp
-from cybermiles_node.blocks import BlockMeta, WireBlock, decode_block, encode_block
-from cybermiles_node.chain import Chain
-from cybermiles_node.consensus_app import ChainConsensus, ConsensusRecords
-from cybermiles_node.randomness import HashChainBeacon
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.blocks import BlockMeta, WireBlock, decode_block, encode_block
+from cybermiles_node.application.chain import Chain
+from cybermiles_node.application.consensus_app import ChainConsensus, ConsensusRecords
+from cybermiles_node.application.randomness import HashChainBeacon
 from evm.db import MemoryDB
 from genesis import dev_accounts, devnet_genesis
 

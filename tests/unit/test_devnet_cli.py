@@ -1,4 +1,4 @@
-"""The multi-validator devnet (cybermiles_node.devnet) and its CLI surface.
+"""The multi-validator devnet (cybermiles_node.operator.devnet) and its CLI surface.
 
 Home creation and devnet.json are tested as functions. The supervisor is tested with fake nodes:
 `node_command` is replaced by a tiny HTTP server answering /health on the node's status port
@@ -20,10 +20,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cybermiles_node import devnet as devnet_module
-from cybermiles_node.cli import main
-from cybermiles_node.config import HomeLayout, LogConfig, NodeConfig, StatusConfig, load_config
-from cybermiles_node.devnet import (
+from cybermiles_node.operator import devnet as devnet_module
+from cybermiles_node.operator.cli import main
+from cybermiles_node.operator.config import (
+    HomeLayout,
+    LogConfig,
+    NodeConfig,
+    StatusConfig,
+    load_config,
+)
+from cybermiles_node.operator.devnet import (
     DevnetError,
     DevnetNode,
     DevnetOptions,
@@ -34,7 +40,7 @@ from cybermiles_node.devnet import (
     run_devnet,
     write_manifest,
 )
-from cybermiles_node.keys import read_key
+from cybermiles_node.operator.keys import read_key
 from genesis import dev_accounts, load_genesis
 from tests.e2e.harness import free_port
 

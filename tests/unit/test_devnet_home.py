@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cybermiles_node.cli import init_home, main
-from cybermiles_node.config import DevnetConfig, NodeConfig, write_config
-from cybermiles_node.devnet import DevnetOptions, Ports, prepare_devnet
-from cybermiles_node.devnet_home import (
+from cybermiles_node.errors import DevnetError
+from cybermiles_node.operator.cli import init_home, main
+from cybermiles_node.operator.config import DevnetConfig, NodeConfig, write_config
+from cybermiles_node.operator.devnet import DevnetOptions, Ports, prepare_devnet
+from cybermiles_node.operator.devnet_home import (
     MARKER_NAME,
     DevnetMarker,
     claim_devnet_home,
@@ -21,7 +22,6 @@ from cybermiles_node.devnet_home import (
     reset_devnet_home,
     reset_targets,
 )
-from cybermiles_node.errors import DevnetError
 
 DEVNET = DevnetMarker("devnet")
 NODE = DevnetMarker("devnet-node")

@@ -1,5 +1,5 @@
 """The low-price and free-transaction rules of SPEC §4 at admission, in block building and in
-block validation (`cybermiles_node.fees` through `ChainApp` and `Chain`)."""
+block validation (`cybermiles_node.application.fees` through `ChainApp` and `Chain`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import pytest
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from cybermiles_node.app import ChainApp
-from cybermiles_node.chain import BlockRejected, Chain
-from cybermiles_node.fees import GasTooHighForLowPrice, LowPriceCapacityReached, PriceTooLow
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.chain import BlockRejected, Chain
+from cybermiles_node.application.fees import (
+    GasTooHighForLowPrice,
+    LowPriceCapacityReached,
+    PriceTooLow,
+)
 from evm.db import MemoryDB
 from evm.transactions import decode_transaction
 from genesis import dev_accounts, devnet_genesis

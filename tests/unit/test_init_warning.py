@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cybermiles_node.cli import main, public_mnemonic_accounts
+from cybermiles_node.operator.cli import main, public_mnemonic_accounts
 from genesis import dev_accounts, devnet_genesis, load_genesis
 from genesis.presets import DEV_MNEMONIC, TRAVIS_DEV_ADDRESSES
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cybermiles_node.keys import Ed25519Key, KeyFileError, exposure, read_key, write_key
+from cybermiles_node.operator.keys import Ed25519Key, KeyFileError, exposure, read_key, write_key
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Log output (cybermiles_node.logs) and the CLI's --log-level / --log-format options.
+"""Log output (cybermiles_node.operator.logs) and the CLI's --log-level / --log-format options.
 
 Each test configures the root logger onto a StringIO and reads back the exact lines; the fixture
 restores the root logger's handlers and level afterwards.
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cybermiles_node.cli import main
-from cybermiles_node.config import ConfigError, LogConfig
-from cybermiles_node.logs import configure_logging, log_fields
+from cybermiles_node.operator.cli import main
+from cybermiles_node.operator.config import ConfigError, LogConfig
+from cybermiles_node.operator.logs import configure_logging, log_fields
 
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 

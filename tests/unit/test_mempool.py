@@ -1,4 +1,4 @@
-"""Unit and property tests for the transaction pool core (cybermiles_node.mempool)."""
+"""Unit and property tests for the transaction pool core (cybermiles_node.txpool.mempool)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from cybermiles_node.errors import (
     ReplacementUnderpriced,
     TxRejected,
 )
-from cybermiles_node.mempool import Mempool, MempoolConfig
+from cybermiles_node.txpool.mempool import Mempool, MempoolConfig
 
 GAS = 21_000
 RICH = 10**30

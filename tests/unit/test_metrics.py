@@ -1,4 +1,5 @@
-"""The Prometheus registry (cybermiles_node.metrics): exposition format, updates, the /metrics app.
+"""The Prometheus registry (cybermiles_node.operator.metrics): exposition format, updates, the
+/metrics app.
 
 `parse_exposition` is a strict little parser of the text format 0.0.4: every sample line must
 belong to the family of the TYPE line before it, histogram buckets must be cumulative and end at
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from cybermiles_node.metrics import (
+from cybermiles_node.operator.metrics import (
     CONTENT_TYPE,
     MetricsApp,
     NodeMetrics,

@@ -10,9 +10,9 @@ import trio.testing
 from eth_hash.auto import keccak
 
 from consensus.keys import Ed25519Key
-from cybermiles_node.app import ChainApp
-from cybermiles_node.chain import Chain
-from cybermiles_node.config import P2PConfig
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.chain import Chain
+from cybermiles_node.operator.config import P2PConfig
 from evm.db import MemoryDB
 from p2p import MEMPOOL, MemoryNetwork, MempoolReactor, PeerMisbehaved, Switch
 from p2p.abc import TxPool

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from consensus.keys import Ed25519Key
-from cybermiles_node.config import P2PConfig
+from cybermiles_node.operator.config import P2PConfig
 from p2p import MEMPOOL, PEX, ChannelDescriptor, MemoryNetwork, PeerMisbehaved, Switch
 from p2p.addrbook import MAX_FAILURES, AddressBook
 from p2p.pex import ADDRS, MAX_ADDRS_PER_MESSAGE, REQUEST, PexReactor

@@ -19,7 +19,7 @@ import trio
 import trio.testing
 
 from consensus.keys import Ed25519Key
-from cybermiles_node.config import P2PConfig
+from cybermiles_node.operator.config import P2PConfig
 from p2p import (
     CONSENSUS_VOTE,
     MEMPOOL,

@@ -24,9 +24,9 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cybermiles_node.app import ChainApp
-from cybermiles_node.chain import Chain
-from cybermiles_node.config import RpcConfig
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.chain import Chain
+from cybermiles_node.operator.config import RpcConfig
 from evm.db import LevelDB
 from genesis import dev_accounts
 from rpc import Dispatcher, FilterRegistry, MemorySession, SubscriptionHub

@@ -21,7 +21,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cybermiles_node.config import DEVNET_CORS_ORIGINS, RpcConfig
+from cybermiles_node.operator.config import DEVNET_CORS_ORIGINS, RpcConfig
 from rpc.budget import BatchBudget, ResponseBudget
 from rpc.dispatch import Dispatcher
 from rpc.errors import InvalidParams, LimitExceeded

@@ -1,5 +1,5 @@
-"""Start-up refusals (cybermiles_node.startup), the CLI's one-line errors, the genesis wait and
-the open-files limit."""
+"""Start-up refusals (cybermiles_node.operator.startup), the CLI's one-line errors, the genesis
+wait and the open-files limit."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from consensus.messages import EndHeight, encode_message
 from consensus.wal import frame
 from cybermiles_node import node as node_module
-from cybermiles_node.cli import init_home, main
-from cybermiles_node.config import HomeLayout, NodeConfig
-from cybermiles_node.startup import (
+from cybermiles_node.operator.cli import init_home, main
+from cybermiles_node.operator.config import HomeLayout, NodeConfig
+from cybermiles_node.operator.startup import (
     StartupRefused,
     open_node_files,
     raise_open_files_limit,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from cybermiles_node.app import ChainApp
-from cybermiles_node.chain import BlockRejected, Chain, PendingBlock
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.chain import BlockRejected, Chain, PendingBlock
 from cybermiles_node.errors import IntrinsicGasTooLow, InvalidTransaction, TxRejected
 from cybermiles_node.modules import BlockOutcome, ModuleSet, SystemTxMessage
 from cybermiles_node.system.context import BlockContext

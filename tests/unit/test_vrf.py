@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consensus.keys import Ed25519Key
-from cybermiles_node.randomness import HashChainBeacon, VrfBeacon
+from cybermiles_node.application.randomness import HashChainBeacon, VrfBeacon
 from evm import vrf
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any, Final
 
-from cybermiles_node.config import LOG_FORMATS, LOG_LEVELS, ConfigError, LogConfig
+from cybermiles_node.operator.config import LOG_FORMATS, LOG_LEVELS, ConfigError, LogConfig
 
 __all__ = [
     "LEVELS",

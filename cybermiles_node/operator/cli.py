@@ -1,9 +1,10 @@
 """The `cybermiles` command: init a node home, run a devnet, start a node, show node info.
 
 `cybermiles devnet` runs a one-node automine chain in this process; with `--validators N` it
-creates N BFT validator homes and supervises one node process each (cybermiles_node.devnet).
+creates N BFT validator homes and supervises one node process each
+(cybermiles_node.operator.devnet).
 Logging: `--log-level` and `--log-format` on the group override the `[log]` settings of the home
-being run (cybermiles_node.logs).
+being run (cybermiles_node.operator.logs).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import click
 import trio
 
 from consensus.errors import ConsensusError
-from cybermiles_node.config import (
+from cybermiles_node.errors import CyberMilesError
+from cybermiles_node.operator.config import (
     DEVNET_CORS_ORIGINS,
     ConsensusConfig,
     DevnetConfig,
@@ -32,7 +34,7 @@ from cybermiles_node.config import (
     load_config,
     write_config,
 )
-from cybermiles_node.devnet import (
+from cybermiles_node.operator.devnet import (
     MAX_VALIDATORS,
     DevnetNode,
     DevnetOptions,
@@ -44,10 +46,9 @@ from cybermiles_node.devnet import (
     run_devnet,
     write_home,
 )
-from cybermiles_node.devnet_home import claim_devnet_home, reset_devnet_home
-from cybermiles_node.errors import CyberMilesError
-from cybermiles_node.keys import Ed25519Key, read_key
-from cybermiles_node.logs import FORMATS, LEVELS, configure_logging
+from cybermiles_node.operator.devnet_home import claim_devnet_home, reset_devnet_home
+from cybermiles_node.operator.keys import Ed25519Key, read_key
+from cybermiles_node.operator.logs import FORMATS, LEVELS, configure_logging
 from evm.errors import EvmError
 from genesis import (
     EvmProfile,

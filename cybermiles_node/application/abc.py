@@ -3,7 +3,7 @@
 Consensus (or the devnet producer) sees the chain application only through `Application`:
 it admits transactions, asks for a block to propose, asks whether a proposed block is valid,
 and commits decided blocks. It never looks inside transactions; the application never learns
-how a decision was reached. `cybermiles_node.app.ChainApp` is the implementation.
+how a decision was reached. `cybermiles_node.application.app.ChainApp` is the implementation.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Protocol
 
 from eth.abc import BlockHeaderAPI
 
-from cybermiles_node.chain import PendingBlock
+from cybermiles_node.application.chain import PendingBlock
 from cybermiles_node.system.context import BlockContext
 from evm.transactions import SignedTx
 

@@ -20,9 +20,9 @@ from typing import Final
 from consensus.errors import WalCorrupted
 from consensus.privval import FilePrivValidator, PrivValidatorStateError
 from consensus.wal import FileWal
-from cybermiles_node.config import HomeLayout
 from cybermiles_node.errors import CyberMilesError
-from cybermiles_node.keys import Ed25519Key, read_key
+from cybermiles_node.operator.config import HomeLayout
+from cybermiles_node.operator.keys import Ed25519Key, read_key
 from genesis import Genesis, GenesisError, load_genesis
 
 __all__ = [

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, get_args
 
-from cybermiles_node.config import ConfigError, HomeLayout, load_config
 from cybermiles_node.errors import DevnetError
+from cybermiles_node.operator.config import ConfigError, HomeLayout, load_config
 
 __all__ = [
     "DEVNET_ENTRIES",

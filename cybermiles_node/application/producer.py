@@ -21,9 +21,9 @@ from collections.abc import Callable
 import trio
 
 from consensus.keys import Ed25519Key
-from cybermiles_node.abc import Application
-from cybermiles_node.chain import NO_CONSENSUS_METADATA, PendingBlock
-from cybermiles_node.randomness import RandomnessBeacon
+from cybermiles_node.application.abc import Application
+from cybermiles_node.application.chain import NO_CONSENSUS_METADATA, PendingBlock
+from cybermiles_node.application.randomness import RandomnessBeacon
 
 log = logging.getLogger(__name__)
 

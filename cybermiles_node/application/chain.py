@@ -30,9 +30,9 @@ from eth.vm.forks.prague.blocks import PragueBlockHeader
 from eth.vm.forks.prague.receipts import PragueReceiptBuilder
 from eth_typing import Address, BlockNumber, Hash32
 
-from cybermiles_node import schema
+from cybermiles_node.application import schema
+from cybermiles_node.application.fees import FeeRules, LowPriceRejected, LowPriceSlots
 from cybermiles_node.errors import CyberMilesError, InvariantViolation
-from cybermiles_node.fees import FeeRules, LowPriceRejected, LowPriceSlots
 from cybermiles_node.modules import NO_MODULES, BlockOutcome, ModuleSet
 from cybermiles_node.system.context import BlockContext, Misbehaviour
 from evm.db import OverlayDB

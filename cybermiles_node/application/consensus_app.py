@@ -34,12 +34,12 @@ from consensus.keys import Ed25519Key
 from consensus.types import Commit, DuplicateVoteEvidence, Validator, canonical
 from consensus.validators import ValidatorSet
 from consensus.verify import verify_commit
-from cybermiles_node import schema
-from cybermiles_node.app import ChainApp
-from cybermiles_node.blocks import BlockMeta, WireBlock, decode_block, encode_block
-from cybermiles_node.chain import BlockRejected, PendingBlock
+from cybermiles_node.application import schema
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.blocks import BlockMeta, WireBlock, decode_block, encode_block
+from cybermiles_node.application.chain import BlockRejected, PendingBlock
+from cybermiles_node.application.randomness import RandomnessBeacon
 from cybermiles_node.errors import InvariantViolation, TxRejected
-from cybermiles_node.randomness import RandomnessBeacon
 from cybermiles_node.system.context import Misbehaviour
 from genesis import Genesis
 
@@ -84,7 +84,8 @@ class Validated:
 
 
 class ConsensusRecords:
-    """The consensus records stored beside the blocks (keys from `cybermiles_node.schema`)."""
+    """The consensus records stored beside the blocks (keys from
+    `cybermiles_node.application.schema`)."""
 
     def __init__(self, db: Any) -> None:
         self.db = db

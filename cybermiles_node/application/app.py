@@ -20,11 +20,11 @@ from typing import Any
 from eth.abc import BlockHeaderAPI
 from eth_hash.auto import keccak
 
-from cybermiles_node.chain import EMPTY, Chain, PendingBlock
+from cybermiles_node.application.chain import EMPTY, Chain, PendingBlock
+from cybermiles_node.application.fees import LowPriceSlots, PriceTooLow
 from cybermiles_node.errors import TxRejected
-from cybermiles_node.fees import LowPriceSlots, PriceTooLow
-from cybermiles_node.mempool import Mempool, MempoolConfig
 from cybermiles_node.system.context import BlockContext
+from cybermiles_node.txpool.mempool import Mempool, MempoolConfig
 from evm.state import StateDB
 from evm.transactions import SenderRecoveryPool, SignedTx, decode_transaction
 

@@ -20,8 +20,8 @@ from consensus.core import ConsensusState, proposer_of
 from consensus.keys import Ed25519Key
 from consensus.types import BlockID, Commit, Validator
 from consensus.validators import ValidatorSet
-from cybermiles_node.blocks import BlockMeta
-from cybermiles_node.consensus_app import ChainConsensus
+from cybermiles_node.application.blocks import BlockMeta
+from cybermiles_node.application.consensus_app import ChainConsensus
 
 VERSION = "cybermiles-node/0.1.0"
 PUBKEY_TYPE = "tendermint/PubKeyEd25519"

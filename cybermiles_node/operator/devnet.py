@@ -14,8 +14,8 @@ HOME/node{i}/node.log         that node's stdout and stderr (appended across run
 HOME/devnet.json              written once every node is healthy: chain id, and per node its pid,
                                URLs, P2P address and validator address
 HOME/.cybermiles-devnet       marks HOME as a devnet home, HOME/node{i}/.cybermiles-devnet as a
-                               node home of one (cybermiles_node.devnet_home: what `devnet` may
-                               take and `--reset` may delete)
+                               node home of one (cybermiles_node.operator.devnet_home: what
+                               `devnet` may take and `--reset` may delete)
 ```
 Node i listens on RPC port `rpc + i` and on `p2p + 10 i`, `status + 10 i`, `metrics + 10 i`
 (a stride of 10 leaves room between neighbours). `prepare_devnet` creates the homes on the first
@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from cybermiles_node.config import (
+from cybermiles_node.errors import DevnetError
+from cybermiles_node.operator.config import (
     DEVNET_CORS_ORIGINS,
     ConfigError,
     ConsensusConfig,
@@ -58,9 +59,8 @@ from cybermiles_node.config import (
     check_config,
     write_config,
 )
-from cybermiles_node.devnet_home import MANIFEST_NAME, mark, node_home
-from cybermiles_node.errors import DevnetError
-from cybermiles_node.keys import Ed25519Key, read_key, write_key
+from cybermiles_node.operator.devnet_home import MANIFEST_NAME, mark, node_home
+from cybermiles_node.operator.keys import Ed25519Key, read_key, write_key
 from genesis import EvmProfile, Genesis, devnet_genesis, dump_genesis, load_genesis
 
 __all__ = [

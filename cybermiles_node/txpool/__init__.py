@@ -1,0 +1,1 @@
+"""The transaction pool: admission order, replacement, eviction, reaping for blocks."""
