@@ -56,7 +56,7 @@ class ChainApp:
         )
         self.on_pending: list[PendingListener] = []
         self.rejected_total = 0  # transactions refused at admission, for metrics
-        self.low_price = LowPriceSlots(chain.fee_rules)  # the pending block's low-price slots
+        self.low_price = LowPriceSlots(chain.fee_rules_at_head())  # the next block's slots
 
     @property
     def head(self) -> BlockHeaderAPI:
@@ -68,7 +68,7 @@ class ChainApp:
 
     @property
     def min_gas_price(self) -> int:
-        return self.chain.genesis.params.gas_price
+        return self.chain.params_at_head().gas_price
 
     # -- admission ------------------------------------------------------------------------
     def decode(self, raw: bytes, sender: bytes | None = None) -> SignedTx:
@@ -76,7 +76,7 @@ class ChainApp:
         tx = decode_transaction(
             raw, chain_id=self.chain.chain_id, block_gas_limit=self.chain.gas_limit, sender=sender
         )
-        self.chain.fee_rules.check_shape(tx)
+        self.chain.fee_rules_at_head().check_shape(tx)
         return tx
 
     def _release_stale_slots(self) -> None:
@@ -111,7 +111,7 @@ class ChainApp:
     def _reserve_low_price_slot(self, tx: SignedTx) -> None:
         """Rules 1 and 3 of SPEC §4 against the pending block (raises LowPriceRejected), and
         a freegas contract's ability to prepay."""
-        rules = self.chain.fee_rules
+        rules = self.chain.fee_rules_at_head()
         if rules.is_freegas(tx):
             self._check_freegas_prepayment(tx)
         if rules.is_low_price(tx):
@@ -151,7 +151,7 @@ class ChainApp:
         return outcomes
 
     def _check_freegas_prepayment(self, tx: SignedTx) -> None:
-        need = self.chain.fee_rules.freegas.prepayment(tx)
+        need = self.chain.fee_rules_at_head().freegas.prepayment(tx)
         have = self.chain.state_at().get_balance(tx.to)
         if have < need:
             raise PriceTooLow(
@@ -199,6 +199,7 @@ class ChainApp:
 
     def commit(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = EMPTY) -> None:
         self.chain.commit(block, extra_writes)
+        self.low_price.rules = self.chain.fee_rules_at_head()  # the block may have changed them
         self.mempool.update(self.chain.state_at(), [tx.hash for tx in block.result.transactions])
         _notify(self.on_commit, block, "commit")
 

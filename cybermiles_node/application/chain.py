@@ -168,13 +168,13 @@ class Chain:
         self.modules = modules
         # The genesis's profile, or one derived from it (extra precompiles of the modules).
         self.profile: EvmProfile = profile or get_profile(genesis.evm_profile)
-        self.fee_rules = FeeRules.of(genesis.params)
         # Until staking elects validators, the genesis validators' owners are the set.
         self.validator_owners = frozenset(v.owner for v in genesis.validators)
         self.sync_writes = sync_writes
         self._body_cache: OrderedDict[int, list[SignedTx]] = OrderedDict()
         self._receipt_cache: OrderedDict[int, list[StoredReceipt]] = OrderedDict()
         self._hashes: dict[int, bytes] = {}  # canonical number -> hash, recent blocks
+        self._fee_rules: tuple[bytes, FeeRules] = (b"", FeeRules.of(genesis.params))
         self.genesis_header = self._genesis_header()
         self._open()
 
@@ -242,9 +242,21 @@ class Chain:
         self.head: BlockHeaderAPI = header
 
     # -- building and validating -----------------------------------------------------------
+    def params_at(self, header: BlockHeaderAPI) -> Params:
+        """The chain parameters in force after block `header`, i.e. for the block after it.
+        Rule inputs are read per block, never kept from start-up: governance changes them."""
+        return self.genesis.params  # until the parameters live in state (cybermiles_node.params)
+
     def params_at_head(self) -> Params:
         """The chain parameters in force for the next block."""
-        return self.genesis.params
+        return self.params_at(self.head)
+
+    def fee_rules_at_head(self) -> FeeRules:
+        """The fee rules (SPEC §4) admission applies: those of the next block."""
+        head_hash = bytes(self.head.hash)
+        if self._fee_rules[0] != head_hash:
+            self._fee_rules = (head_hash, FeeRules.of(self.params_at_head()))
+        return self._fee_rules[1]
 
     def next_context(
         self,
@@ -301,7 +313,7 @@ class Chain:
             prev_hashes=self.hashes_before(ctx.height),
             validator_owners=self.validator_owners,
             past_randomness=self._randomness_before(ctx.height),
-            freegas=self.fee_rules.freegas,
+            freegas=FeeRules.of(ctx.params).freegas,
         )
 
     def env_of(self, header: BlockHeaderAPI) -> BlockEnv:
@@ -316,7 +328,7 @@ class Chain:
             prev_hashes=self.hashes_before(header.block_number),
             validator_owners=self.validator_owners,
             past_randomness=self._randomness_before(header.block_number),
-            freegas=self.fee_rules.freegas,
+            freegas=FeeRules.of(self.params_at(header)).freegas,
         )
 
     def _randomness_before(self, number: int) -> Callable[[int], bytes | None]:
@@ -383,12 +395,13 @@ class Chain:
             self.profile, overlay, self.head.state_root, env, system=self.modules
         )
         self.modules.begin_block(ctx, executor.account_db)
-        slots = LowPriceSlots(self.fee_rules)
+        rules = FeeRules.of(ctx.params)
+        slots = LowPriceSlots(rules)
         for tx in txs:
             if policy.skips(tx):
                 continue
             try:
-                self.fee_rules.check_shape(tx)
+                rules.check_shape(tx)
                 slots.check(tx)
                 executor.apply(tx)
                 slots.hold(tx)
