@@ -34,6 +34,8 @@ from cybermiles_node.application import schema
 from cybermiles_node.application.fees import FeeRules, LowPriceRejected, LowPriceSlots
 from cybermiles_node.errors import CyberMilesError, InvariantViolation
 from cybermiles_node.modules import NO_MODULES, BlockOutcome, ModuleSet
+from cybermiles_node.params import read_params, write_params
+from cybermiles_node.system.addresses import SYSTEM_STORAGE_ACCOUNTS
 from cybermiles_node.system.context import BlockContext, Misbehaviour
 from evm.db import OverlayDB
 from evm.executor import (
@@ -43,7 +45,7 @@ from evm.executor import (
     TransactionCrashed,
     TransactionInvalid,
 )
-from evm.precompiles import PRECOMPILE_GENESIS_CODE
+from evm.precompiles import PRECOMPILE_GENESIS_CODE, genesis_code_stubs
 from evm.profiles import EvmProfile, get_profile
 from evm.state import StateDB
 from evm.transactions import SignedTx, load_stored_transaction
@@ -175,6 +177,7 @@ class Chain:
         self._receipt_cache: OrderedDict[int, list[StoredReceipt]] = OrderedDict()
         self._hashes: dict[int, bytes] = {}  # canonical number -> hash, recent blocks
         self._fee_rules: tuple[bytes, FeeRules] = (b"", FeeRules.of(genesis.params))
+        self._params: OrderedDict[bytes, Params] = OrderedDict()  # by block hash, recent
         self.genesis_header = self._genesis_header()
         self._open()
 
@@ -191,11 +194,18 @@ class Chain:
                 state.set_code(address, account.code)
             for slot, value in account.storage:
                 state.set_storage(address, slot, value)
-        # The CVM precompiles get a tiny code stub (never run: the EVM dispatches on the address
-        # first), because Solidity checks extcodesize before high-level calls to them.
-        for address, code in sorted(PRECOMPILE_GENESIS_CODE.items()):
+        # Precompiles get a tiny code stub (never run: the EVM dispatches on the address first),
+        # because Solidity checks extcodesize before high-level calls to them; the system's
+        # storage accounts get it so that EIP-161 never deletes them as empty accounts.
+        stubs = {
+            **PRECOMPILE_GENESIS_CODE,
+            **genesis_code_stubs(SYSTEM_STORAGE_ACCOUNTS),
+            **genesis_code_stubs(self.profile.injected_precompile_addresses),
+        }
+        for address, code in sorted(stubs.items()):
             if not state.get_code(address):
                 state.set_code(address, code)
+        write_params(state, self.genesis.params)
         state.persist()
         return state.state_root, overlay
 
@@ -245,7 +255,13 @@ class Chain:
     def params_at(self, header: BlockHeaderAPI) -> Params:
         """The chain parameters in force after block `header`, i.e. for the block after it.
         Rule inputs are read per block, never kept from start-up: governance changes them."""
-        return self.genesis.params  # until the parameters live in state (cybermiles_node.params)
+        key = bytes(header.hash)
+        params = self._params.get(key)
+        if params is None:
+            params = self._params[key] = read_params(self.state_at(header))
+            while len(self._params) > 16:
+                self._params.popitem(last=False)
+        return params
 
     def params_at_head(self) -> Params:
         """The chain parameters in force for the next block."""

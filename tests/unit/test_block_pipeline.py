@@ -18,6 +18,7 @@ from cybermiles_node.application.chain import Chain
 from cybermiles_node.application.consensus_app import ChainConsensus
 from cybermiles_node.application.randomness import HashChainBeacon
 from cybermiles_node.modules import BlockOutcome, ModuleSet, ValidatorUpdate
+from cybermiles_node.params import change_param
 from cybermiles_node.system.context import BlockContext
 from evm.db import MemoryDB
 from evm.precompiles import PRECOMPILE_GENESIS_CODE
@@ -100,3 +101,37 @@ def test_a_block_whose_hooks_would_write_otherwise_is_refused() -> None:
     )
     block1, data1 = proposer.propose_block(1, 0, _addr(KEYS[0]), None, [])
     assert not plain.validate_block(1, block1, data1)
+
+
+@dataclass
+class PriceRaiser:
+    """Raises the minimum gas price in block 1's end_block, as an approved proposal will."""
+
+    name: str = "price-raiser"
+    kinds: frozenset[str] = frozenset()
+
+    def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
+        pass
+
+    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
+        if ctx.height == 1:
+            change_param(storage, "gas_price", str(3 * 10**9))
+        return BlockOutcome()
+
+
+def test_rule_inputs_are_read_from_state_for_every_block() -> None:
+    app = ChainApp(Chain(MemoryDB(), GENESIS, modules=ModuleSet([PriceRaiser()])))
+    assert app.min_gas_price == 2 * 10**9
+    app.check_tx(transfer(0))  # 2 gwei: full price before the change
+    ctx = app.next_context(
+        time=NOW, coinbase=b"\x05" * 20, randomness=b"\x00" * 32, extra_data=b"\x00" * 32
+    )
+    assert ctx.params.gas_price == 2 * 10**9
+    app.commit(app.build_block(ctx))
+    assert app.min_gas_price == 3 * 10**9
+    assert app.chain.params_at_head().gas_price == 3 * 10**9
+    assert app.chain.fee_rules_at_head().is_low_price(app.decode(transfer(1)))
+    after = app.next_context(
+        time=NOW, coinbase=b"\x05" * 20, randomness=b"\x00" * 32, extra_data=b"\x00" * 32
+    )
+    assert after.params.gas_price == 3 * 10**9

@@ -4,6 +4,7 @@ block validation (`cybermiles_node.application.fees` through `ChainApp` and `Cha
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -18,7 +19,7 @@ from cybermiles_node.application.fees import (
 )
 from evm.db import MemoryDB
 from evm.transactions import decode_transaction
-from genesis import dev_accounts, devnet_genesis
+from genesis import Params, dev_accounts, devnet_genesis
 
 BASE = devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=1_700_000_000)
 GENESIS = replace(BASE, params=replace(BASE.params, low_price_tx_slots_cap=3))
@@ -123,10 +124,16 @@ def test_block_building_leaves_out_what_the_rules_forbid() -> None:
     assert "(101)" in reasons[0] and "(103)" in reasons[1]
 
 
+class LooseChain(Chain):
+    """A proposer that reads a larger low-price slot cap than the chain's state holds."""
+
+    def params_at(self, header: Any) -> Params:
+        return replace(super().params_at(header), low_price_tx_slots_cap=10)
+
+
 def test_validators_reject_blocks_that_break_the_rules() -> None:
     builder, validator = Chain(MemoryDB(), GENESIS), Chain(MemoryDB(), GENESIS)
-    loose = replace(GENESIS, params=replace(GENESIS.params, low_price_tx_slots_cap=10))
-    cheater = Chain(MemoryDB(), loose)
+    cheater = LooseChain(MemoryDB(), GENESIS)
     txs = decoded(*(raw(s, 0) for s in range(5)))
     block = cheater.build_block(
         cheater.next_context(time=1_700_000_100, coinbase=b"\x05" * 20), txs
