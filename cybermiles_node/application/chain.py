@@ -35,6 +35,7 @@ from cybermiles_node.application.fees import FeeRules, LowPriceRejected, LowPric
 from cybermiles_node.errors import CyberMilesError, InvariantViolation
 from cybermiles_node.modules import NO_MODULES, BlockOutcome, ModuleSet
 from cybermiles_node.params import read_params, write_params
+from cybermiles_node.staking import keeper as staking_keeper
 from cybermiles_node.system.addresses import SYSTEM_STORAGE_ACCOUNTS
 from cybermiles_node.system.context import BlockContext, Misbehaviour
 from evm.db import OverlayDB
@@ -170,14 +171,13 @@ class Chain:
         self.modules = modules
         # The genesis's profile, or one derived from it (extra precompiles of the modules).
         self.profile: EvmProfile = profile or get_profile(genesis.evm_profile)
-        # Until staking elects validators, the genesis validators' owners are the set.
-        self.validator_owners = frozenset(v.owner for v in genesis.validators)
         self.sync_writes = sync_writes
         self._body_cache: OrderedDict[int, list[SignedTx]] = OrderedDict()
         self._receipt_cache: OrderedDict[int, list[StoredReceipt]] = OrderedDict()
         self._hashes: dict[int, bytes] = {}  # canonical number -> hash, recent blocks
         self._fee_rules: tuple[bytes, FeeRules] = (b"", FeeRules.of(genesis.params))
         self._params: OrderedDict[bytes, Params] = OrderedDict()  # by block hash, recent
+        self._owners: OrderedDict[bytes, frozenset[bytes]] = OrderedDict()  # likewise
         self.genesis_header = self._genesis_header()
         self._open()
 
@@ -206,6 +206,7 @@ class Chain:
             if not state.get_code(address):
                 state.set_code(address, code)
         write_params(state, self.genesis.params)
+        staking_keeper.init_genesis(state, self.genesis)
         state.persist()
         return state.state_root, overlay
 
@@ -262,6 +263,19 @@ class Chain:
             while len(self._params) > 16:
                 self._params.popitem(last=False)
         return params
+
+    def validator_owners_at(self, header: BlockHeaderAPI) -> frozenset[bytes]:
+        """Owners of the validators and backups after block `header`: what ISVALIDATOR and
+        isValidator answer in the block after it (read from the staking state)."""
+        key = bytes(header.hash)
+        owners = self._owners.get(key)
+        if owners is None:
+            owners = self._owners[key] = staking_keeper.consensus_set_owners(
+                self.state_at(header)
+            )
+            while len(self._owners) > 16:
+                self._owners.popitem(last=False)
+        return owners
 
     def params_at_head(self) -> Params:
         """The chain parameters in force for the next block."""
@@ -327,7 +341,7 @@ class Chain:
             mix_hash=ctx.randomness,
             chain_id=self.chain_id,
             prev_hashes=self.hashes_before(ctx.height),
-            validator_owners=self.validator_owners,
+            validator_owners=self.validator_owners_at(self.head),
             past_randomness=self._randomness_before(ctx.height),
             freegas=FeeRules.of(ctx.params).freegas,
         )
@@ -342,7 +356,7 @@ class Chain:
             mix_hash=header.mix_hash,
             chain_id=self.chain_id,
             prev_hashes=self.hashes_before(header.block_number),
-            validator_owners=self.validator_owners,
+            validator_owners=self.validator_owners_at(header),
             past_randomness=self._randomness_before(header.block_number),
             freegas=FeeRules.of(self.params_at(header)).freegas,
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -40,7 +40,9 @@ from cybermiles_node.application.blocks import BlockMeta, WireBlock, decode_bloc
 from cybermiles_node.application.chain import BlockRejected, PendingBlock
 from cybermiles_node.application.randomness import RandomnessBeacon
 from cybermiles_node.errors import InvariantViolation, TxRejected
+from cybermiles_node.staking import keeper as staking_keeper
 from cybermiles_node.system.context import Misbehaviour
+from evm.state import StateDB
 from genesis import Genesis
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,14 @@ def consensus_chain_id(genesis: Genesis, genesis_hash: bytes) -> str:
     return f"cybermiles-{genesis.chain_id}-{genesis_hash[:8].hex()}"
 
 
-def genesis_validators(genesis: Genesis) -> list[Validator]:
-    return [Validator(v.pub_key, CONSENSUS_POWER) for v in genesis.validators]
+def consensus_members(storage: StateDB) -> dict[bytes, tuple[Validator, bytes]]:
+    """The staking state's validators and backups as consensus sees them, by consensus address:
+    each with equal power (SPEC §6) and its owner's address (the fee address of its blocks)."""
+    members = {}
+    for member in staking_keeper.consensus_set(storage):
+        validator = Validator(member.pub_key, CONSENSUS_POWER)
+        members[validator.address] = (validator, member.owner)
+    return members
 
 
 class ConsensusFacts(TypedDict):
@@ -155,9 +163,7 @@ class ChainConsensus:
         self.max_clock_drift_s = max_clock_drift_s
         self.records = ConsensusRecords(app.chain.db)
         self.chain_id = consensus_chain_id(genesis, bytes(app.chain.genesis_header.hash))
-        self.owners: Mapping[bytes, bytes] = {
-            Validator(v.pub_key, CONSENSUS_POWER).address: v.owner for v in genesis.validators
-        }
+        self._members: tuple[bytes, dict[bytes, tuple[Validator, bytes]]] = (b"", {})
         self.state = self._load_state()
         self._validated: OrderedDict[bytes, Validated] = OrderedDict()
         self.evidence_pool: EvidencePool | None = None  # told what blocks include
@@ -171,7 +177,9 @@ class ChainConsensus:
                     f"the store holds {head} blocks but no consensus state: "
                     "it was not written by a BFT node"
                 )
-            return HeightState.genesis(genesis_validators(self.genesis))
+            genesis_state = self.app.chain.state_at(self.app.chain.genesis_header)
+            members = consensus_members(genesis_state).values()
+            return HeightState.genesis([validator for validator, _ in members])
         if stored.height != head + 1:
             raise InvariantViolation(
                 f"consensus state is for height {stored.height} but the head is block {head}"
@@ -363,7 +371,12 @@ class ChainConsensus:
 
     # -- helpers ---------------------------------------------------------------------------
     def _owner(self, proposer: bytes) -> bytes:
-        return self.owners.get(proposer, proposer)
+        """The fee address of a block by `proposer`: its owner in the head's staking state."""
+        head = bytes(self.app.head.hash)
+        if self._members[0] != head:
+            self._members = (head, consensus_members(self.app.chain.state_at()))
+        member = self._members[1].get(proposer)
+        return proposer if member is None else member[1]
 
     def _remember(self, validated: Validated) -> None:
         self._validated[validated.wire.hash] = validated

@@ -58,7 +58,7 @@ from genesis import (
     devnet_genesis,
     load_genesis,
 )
-from genesis.presets import DEV_MNEMONIC, TRAVIS_DEV_ADDRESSES
+from genesis.presets import DEV_MNEMONIC, DEVNET_VALIDATOR_SHARES, TRAVIS_DEV_ADDRESSES
 from p2p.errors import P2PError
 
 if TYPE_CHECKING:
@@ -487,8 +487,9 @@ def _banner(layout: HomeLayout, config: NodeConfig, info: NodeInfo) -> None:
 
 def _funded_accounts(count: int) -> list[str]:
     lines = [
-        "Funded accounts (1,000,000 CMT each; mnemonic 'test test test test test test test test "
-        "test test test junk'):",
+        "Funded accounts (1,000,000 CMT each, validator owners less their "
+        f"{DEVNET_VALIDATOR_SHARES:,} CMT self-stake; mnemonic 'test test test test test test "
+        "test test test test test junk'):",
     ]
     for i, account in enumerate(dev_accounts(count)):
         lines.append(f"  ({i}) 0x{account.address.hex()}  key 0x{account.private_key.hex()}")
