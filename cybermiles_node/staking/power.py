@@ -92,9 +92,7 @@ def previous_set_owners(candidates: Iterable[Candidate]) -> frozenset[bytes]:
 def set_stake_cmt(candidates: Iterable[Candidate], previous_members: Collection[bytes]) -> int:
     """SPEC's total: floor(Σ shares of the active members of the previous set / 1e18)."""
     wei = sum(
-        c.shares
-        for c in candidates
-        if c.owner in previous_members and c.active and not c.withdrawn
+        c.shares for c in candidates if c.owner in previous_members and c.active and not c.withdrawn
     )
     return wei // WEI_PER_CMT
 
