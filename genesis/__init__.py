@@ -6,6 +6,7 @@ parameter table, `presets` the chain ids and the devnet generator. Every bad inp
 `GenesisError` (a `ValueError`) whose `field` is the dotted path of the culprit.
 """
 
+from genesis._codec import parse_address, parse_rational, parse_uint, type_name
 from genesis.errors import GenesisError, ParamError
 from genesis.params import (
     PARAM_NAMES,
@@ -44,10 +45,16 @@ from genesis.schema import (
     load_genesis,
     loads_genesis_json,
     parse_genesis,
+    parse_pub_key,
     validate_genesis,
 )
 
 __all__ = [
+    "parse_address",
+    "parse_pub_key",
+    "parse_rational",
+    "parse_uint",
+    "type_name",
     "CMT",
     "DEV_MNEMONIC",
     "HOLD_ADDRESS",

@@ -511,7 +511,7 @@ def _parse_validator(value: object, where: str) -> GenesisValidator:
     _check_keys(obj, where, _VALIDATOR_REQUIRED, _DESCRIPTION)
     description = {name: _string(obj.get(name, ""), f"{where}.{name}") for name in _DESCRIPTION}
     return GenesisValidator(
-        pub_key=_parse_pub_key(obj["pub_key"], f"{where}.pub_key"),
+        pub_key=parse_pub_key(obj["pub_key"], f"{where}.pub_key"),
         owner=parse_address(obj["owner"], f"{where}.owner"),
         shares=parse_uint(obj["shares"], f"{where}.shares"),
         max_amount=parse_uint(obj["max_amount"], f"{where}.max_amount"),
@@ -520,7 +520,7 @@ def _parse_validator(value: object, where: str) -> GenesisValidator:
     )
 
 
-def _parse_pub_key(value: object, where: str) -> bytes:
+def parse_pub_key(value: object, where: str) -> bytes:
     text = _string(value, where)
     try:
         key = base64.b64decode(text, validate=True)

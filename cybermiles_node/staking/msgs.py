@@ -50,10 +50,15 @@ from typing import ClassVar, NoReturn, TypeVar
 from cybermiles_node.staking.cube import parse_cube_sig
 from cybermiles_node.staking.errors import MalformedStakingTx
 from cybermiles_node.staking.records import Description
-from genesis._codec import parse_address, parse_rational, parse_uint, type_name
-from genesis.errors import GenesisError
-from genesis.params import Params
-from genesis.schema import _parse_pub_key
+from genesis import (
+    GenesisError,
+    Params,
+    parse_address,
+    parse_pub_key,
+    parse_rational,
+    parse_uint,
+    type_name,
+)
 
 __all__ = [
     "FREE_KINDS",
@@ -282,7 +287,7 @@ class _Data:
         return self._codec(name, parse_address)
 
     def pub_key(self, name: str) -> bytes:
-        return self._codec(name, _parse_pub_key)
+        return self._codec(name, parse_pub_key)
 
     def request_id(self, name: str) -> int:
         value = self.data[name]
