@@ -52,6 +52,7 @@ from genesis.schema import format_genesis_time
 from p2p import MempoolReactor, Switch
 from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
 from rpc.budget import BatchBudget
+from rpc.cmt import CmtApi
 from rpc.dev_accounts import DevAccountsApi
 from rpc.eth import EthApi, client_version
 from rpc.execution import EvmWorker
@@ -178,6 +179,7 @@ async def _serve(
         max_response_bytes=rpc.max_response_bytes,
     )
     api.install(dispatcher)
+    CmtApi(app.chain).install(dispatcher)
     if config.devnet.enabled:
         DevAccountsApi(api, {a.address: a.private_key for a in dev_keys}).install(dispatcher)
     async with trio.open_nursery() as nursery:

@@ -190,6 +190,7 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "eth_subscribe": ["logs", {"address": known.other}],
         "eth_unsubscribe": ["0x1"],
         "web3_sha3": ["0x68656c6c6f"],
+        "cmt_queryParams": [1],
     }
 
 

@@ -1,8 +1,9 @@
 """No import runs back up the layers (DESIGN.md §7, item 1).
 
 The packages stack as: `genesis`, `evm` and `p2p` at the bottom; `consensus` on `p2p`; `rpc` on
-`evm`; `cybermiles_node`, the composition root, on all of them. A lower package never imports a
-higher one, so each can be used and tested alone. Imports inside functions count too.
+`evm` and `genesis` (the parameter types the cmt methods answer with); `cybermiles_node`, the
+composition root, on all of them. A lower package never imports a higher one, so each can be
+used and tested alone. Imports inside functions count too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "evm": frozenset(),
     "p2p": frozenset(),
     "consensus": frozenset({"p2p"}),
-    "rpc": frozenset({"evm"}),
+    "rpc": frozenset({"evm", "genesis"}),
     "cybermiles_node": frozenset(PACKAGES),
 }
 

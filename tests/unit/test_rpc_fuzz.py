@@ -30,6 +30,7 @@ from cybermiles_node.operator.config import RpcConfig
 from evm.db import LevelDB
 from genesis import dev_accounts
 from rpc import Dispatcher, FilterRegistry, MemorySession, SubscriptionHub
+from rpc.cmt import CmtApi
 from rpc.dev_accounts import DevAccountsApi
 from rpc.eth import MAX_PROOF_KEYS, EthApi
 from rpc.execution import EvmWorker
@@ -96,6 +97,7 @@ def build_stack(home: Path) -> tuple[Stack, LevelDB]:
     )
     api.install(dispatcher)
     DevAccountsApi(api, {k.address: k.private_key for k in keys}).install(dispatcher)
+    CmtApi(app.chain).install(dispatcher)
     known = Known(
         funded="0x" + SENDER.address.hex(),
         other="0x" + bytes([9]).hex() * 20,
