@@ -106,8 +106,9 @@ class Module(Protocol):
 
     def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome: ...
 
-    def check_tx(self, msg: SystemTxMessage, storage: StateDB) -> None:
-        """Admission against the pending state: raise a TxRejected, change nothing."""
+    def check_tx(self, msg: SystemTxMessage, storage: StateDB, height: int, time: int) -> None:
+        """Admission against the state the next block (`height`, `time`: the head's) starts
+        from: raise a TxRejected, change nothing."""
         ...
 
     def gas_of(self, msg: SystemTxMessage, storage: StateDB) -> int:
@@ -115,7 +116,7 @@ class Module(Protocol):
         ...
 
     def deliver_tx(
-        self, msg: SystemTxMessage, storage: StateDB, block_number: int
+        self, msg: SystemTxMessage, storage: StateDB, height: int, time: int
     ) -> SystemTxResult:
         """Execution: the same guards as check_tx (their TxRejected leaves the transaction out
         of the block), then the effect."""
@@ -145,18 +146,25 @@ class ModuleSet:
                 return module
         raise InvalidTransaction(f"unknown staking/governance transaction kind {kind!r}")
 
-    def check_tx(self, tx: SignedTx, state: StateDB) -> None:
-        """Admission of a system transaction (raises TxRejected)."""
+    def check_tx(self, tx: SignedTx, state: StateDB, height: int, time: int) -> None:
+        """Admission of a system transaction into the block `height` (raises TxRejected)."""
         msg = parse_system_tx(tx)
-        self._owner(msg.kind).check_tx(msg, state)
+        self._owner(msg.kind).check_tx(msg, state, height, time)
 
     def gas_of(self, tx: SignedTx, state: StateDB) -> int:
         msg = _in_block(tx)
-        return _guarded(lambda: self._owner(msg.kind).gas_of(msg, state))
+        owner = self._owner_in_block(msg.kind)
+        return _guarded(lambda: owner.gas_of(msg, state))
 
-    def deliver(self, tx: SignedTx, state: StateDB, block_number: int) -> SystemTxResult:
+    def _owner_in_block(self, kind: str) -> Module:
+        return _guarded(lambda: self._owner(kind))
+
+    def deliver(
+        self, tx: SignedTx, state: StateDB, block_number: int, block_time: int
+    ) -> SystemTxResult:
         msg = _in_block(tx)
-        return _guarded(lambda: self._owner(msg.kind).deliver_tx(msg, state, block_number))
+        owner = self._owner_in_block(msg.kind)
+        return _guarded(lambda: owner.deliver_tx(msg, state, block_number, block_time))
 
 
 def _in_block(tx: SignedTx) -> SystemTxMessage:

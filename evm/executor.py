@@ -222,7 +222,7 @@ class BlockExecutor:
             raise TransactionInvalid(
                 f"Invalid transaction nonce: Expected {nonce}, but got {tx.nonce}"
             )
-        result = handler.deliver(tx, self.account_db, self.env.number)
+        result = handler.deliver(tx, self.account_db, self.env.number, self.env.timestamp)
         self.account_db.increment_nonce(tx.sender)
         return int(result.success), result.gas_used, result.logs
 

@@ -39,7 +39,9 @@ class SystemTxHandler(Protocol):
         (raises TransactionInvalid when no handler knows the kind)."""
         ...
 
-    def deliver(self, tx: SignedTx, state: StateDB, block_number: int) -> SystemTxResult:
+    def deliver(
+        self, tx: SignedTx, state: StateDB, block_number: int, block_time: int
+    ) -> SystemTxResult:
         """Apply the transaction to `state` (the sender's nonce is the executor's business);
         raise TransactionInvalid to leave it out of the block, leaving `state` to be undone."""
         ...

@@ -106,7 +106,10 @@ class ChainApp:
         Against the head state for now: effects of pending system transactions are not
         overlaid yet."""
         if tx.is_system:
-            self.chain.modules.check_tx(tx, self.chain.state_at())
+            head = self.chain.head
+            self.chain.modules.check_tx(
+                tx, self.chain.state_at(head), head.block_number + 1, head.timestamp
+            )
 
     def _reserve_low_price_slot(self, tx: SignedTx) -> None:
         """Rules 1 and 3 of SPEC §4 against the pending block (raises LowPriceRejected), and

@@ -270,9 +270,7 @@ class Chain:
         key = bytes(header.hash)
         owners = self._owners.get(key)
         if owners is None:
-            owners = self._owners[key] = staking_keeper.consensus_set_owners(
-                self.state_at(header)
-            )
+            owners = self._owners[key] = staking_keeper.consensus_set_owners(self.state_at(header))
             while len(self._owners) > 16:
                 self._owners.popitem(last=False)
         return owners

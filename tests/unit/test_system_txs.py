@@ -54,14 +54,14 @@ class Adder:
             raise TxRejected(f"test/add: the counter would pass {CAP}")
         return n
 
-    def check_tx(self, msg: SystemTxMessage, storage: StateDB) -> None:
+    def check_tx(self, msg: SystemTxMessage, storage: StateDB, height: int, time: int) -> None:
         self._amount(msg, storage)
 
     def gas_of(self, msg: SystemTxMessage, storage: StateDB) -> int:
         return ADD_GAS
 
     def deliver_tx(
-        self, msg: SystemTxMessage, storage: StateDB, block_number: int
+        self, msg: SystemTxMessage, storage: StateDB, height: int, time: int
     ) -> SystemTxResult:
         n = self._amount(msg, storage)
         storage.set_storage(COUNTER, 0, storage.get_storage(COUNTER, 0) + n)
