@@ -11,6 +11,7 @@ and delegator count match its delegations.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from collections.abc import Callable
@@ -19,9 +20,14 @@ from fractions import Fraction
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.chain import Chain
+from cybermiles_node.modules import BlockOutcome, ModuleSet, SystemTxMessage
+from cybermiles_node.params import read_params
 from cybermiles_node.staking import keeper
 from cybermiles_node.staking.cube import cube_digest
 from cybermiles_node.staking.errors import (
@@ -33,6 +39,7 @@ from cybermiles_node.staking.errors import (
     UnknownCubeBatch,
 )
 from cybermiles_node.staking.msgs import (
+    STAKING_KINDS,
     AcceptCandidacyAccountUpdate,
     ActivateCandidacy,
     DeactivateCandidacy,
@@ -45,6 +52,8 @@ from cybermiles_node.staking.msgs import (
     VerifyCandidacy,
     Withdraw,
     WithdrawCandidacy,
+    gas_of_kind,
+    parse_staking_msg,
 )
 from cybermiles_node.staking.records import (
     CandidateState,
@@ -63,7 +72,11 @@ from cybermiles_node.staking.rules import (
 )
 from cybermiles_node.system import MemoryStorage, ledger
 from cybermiles_node.system.addresses import HOLD_ADDRESS
-from genesis import dev_accounts, devnet_genesis
+from cybermiles_node.system.context import BlockContext
+from evm.db import MemoryDB
+from evm.state import StateDB
+from evm.system import SystemTxResult
+from genesis import DevAccount, dev_accounts, devnet_genesis
 
 CMT = 10**18
 T0 = 1_700_000_000
@@ -714,3 +727,91 @@ def test_random_histories_keep_the_invariants_and_refusals_change_nothing(
         do(storage, sender, msg, height=height)
     mature(storage, height + PARAMS.unstake_waiting_period)
     assert keeper.matured_unstake_ids(storage, 2**64) == ()
+
+
+# -- through the chain: admission and blocks run the same rules ------------------------------------
+CHAIN_GENESIS = devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=T0)
+OWNER, STAKER = dev_accounts(2)
+
+
+@dataclasses.dataclass
+class RulesModule:
+    """The least module that plugs `rules` into the chain (the lead wires the real one): check
+    at admission against the pending state (height = head + 1), apply in blocks, mature
+    unstakes in end_block. Events are not turned into logs here."""
+
+    app: ChainApp | None = None
+    name: str = "staking"
+    kinds: frozenset[str] = STAKING_KINDS
+
+    def _ctx(self, msg: SystemTxMessage, storage: StateDB, height: int) -> TxContext:
+        assert self.app is not None
+        params = read_params(storage)
+        return TxContext(
+            msg.sender, msg.nonce, msg.tx_hash, height, self.app.head.timestamp, params
+        )
+
+    def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
+        pass
+
+    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
+        mature_unstakes(storage, ctx.height)
+        return BlockOutcome()
+
+    def check_tx(self, msg: SystemTxMessage, storage: StateDB) -> None:
+        assert self.app is not None
+        height = self.app.head.block_number + 1
+        check(parse_staking_msg(msg.kind, msg.data), self._ctx(msg, storage, height), storage)
+
+    def gas_of(self, msg: SystemTxMessage, storage: StateDB) -> int:
+        return gas_of_kind(msg.kind, read_params(storage))
+
+    def deliver_tx(
+        self, msg: SystemTxMessage, storage: StateDB, block_number: int
+    ) -> SystemTxResult:
+        parsed = parse_staking_msg(msg.kind, msg.data)
+        apply(parsed, self._ctx(msg, storage, block_number), storage)
+        return SystemTxResult(True, self.gas_of(msg, storage))
+
+
+def staking_tx(account: DevAccount, nonce: int, kind: str, data: dict[str, object]) -> bytes:
+    body = json.dumps({"type": kind, "data": data}).encode()
+    fields = {"to": b"", "value": 0, "gas": 0, "gasPrice": 0, "nonce": nonce, "data": body,
+              "chainId": CHAIN_GENESIS.chain_id}  # fmt: skip
+    return bytes(Account.sign_transaction(fields, account.private_key).raw_transaction)
+
+
+def test_through_the_chain_admission_refuses_and_blocks_apply_with_the_fee_as_gas() -> None:
+    module = RulesModule()
+    app = ChainApp(Chain(MemoryDB(), CHAIN_GENESIS, modules=ModuleSet([module])))
+    module.app = app
+    with pytest.raises(UnknownCandidate, match="no candidate") as refused:
+        unknown = {"validator_address": "0x" + "42" * 20, "amount": str(CMT)}
+        app.check_tx(staking_tx(STAKER, 0, "stake/delegate", unknown))
+    assert refused.value.code == 2005 and len(app.mempool) == 0
+    delegate = app.check_tx(staking_tx(
+        STAKER, 0, "stake/delegate",
+        {"validator_address": "0x" + OWNER.address.hex(), "amount": str(500 * CMT)},
+    ))  # fmt: skip
+    declare_tx = app.check_tx(staking_tx(
+        STAKER, 1, "stake/declareCandidacy",
+        {"pub_key": base64.b64encode(KEY_A).decode(), "max_amount": str(20_000 * CMT),
+         "comp_rate": "1/5"},
+    ))  # fmt: skip
+    before = app.chain.state_at().get_balance(STAKER.address)
+    ctx_ = app.next_context(
+        time=app.head.timestamp + 1, coinbase=b"\x05" * 20, randomness=b"\x00" * 32,
+        extra_data=b"\x00" * 32,
+    )  # fmt: skip
+    block = app.build_block(ctx_)
+    assert [t.hash for t in block.result.transactions] == [delegate.hash, declare_tx.hash]
+    assert [r.gas_used for r in block.result.receipts] == [0, PARAMS.declare_candidacy_gas]
+    app.commit(block)
+    state = app.chain.state_at()
+    d = keeper.delegation(state, OWNER.address, STAKER.address)
+    assert d is not None and d.shares == 500 * CMT
+    record = keeper.candidate(state, STAKER.address)
+    assert record is not None and record.block_height == 1 and record.shares == 2_000 * CMT
+    spent = 500 * CMT + 2_000 * CMT + FEE_DECLARE
+    assert state.get_balance(STAKER.address) == before - spent
+    assert ledger.read_supply(state).burned == FEE_DECLARE
