@@ -92,6 +92,7 @@ __all__ = [
     "consensus_set",
     "consensus_set_owners",
     "delegation",
+    "delegator_count",
     "delegators_of",
     "init_genesis",
     "is_account_update_target",
@@ -171,6 +172,11 @@ def remove_delegation(storage: SystemStorage, candidate_owner: bytes, delegator:
 def delegators_of(storage: SystemStorage, candidate_owner: bytes) -> tuple[bytes, ...]:
     """The delegators of a candidate, ascending (its owner included when self-delegated)."""
     return _delegators_index(candidate_owner).keys(storage)
+
+
+def delegator_count(storage: SystemStorage, candidate_owner: bytes) -> int:
+    """How many delegations the candidate has (one read: its index's length)."""
+    return _delegators_index(candidate_owner).length(storage)
 
 
 def _delegators_index(candidate_owner: bytes) -> SortedIndex[bytes]:

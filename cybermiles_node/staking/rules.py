@@ -268,7 +268,7 @@ def _stake(
 
 def _recount(storage: SystemStorage, candidate: Candidate) -> Candidate:
     """Store `candidate` with its num_of_delegators taken from the delegator index."""
-    count = len(keeper.delegators_of(storage, candidate.owner))
+    count = keeper.delegator_count(storage, candidate.owner)
     record = replace(candidate, num_of_delegators=count)
     keeper.put_candidate(storage, record)
     return record
