@@ -73,6 +73,7 @@ from cybermiles_node.staking.records import (
 )
 from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import HOLD_ADDRESS
+from cybermiles_node.system.errors import StorageError
 from cybermiles_node.system.storage import SystemStorage
 from genesis import Params
 
@@ -675,7 +676,8 @@ def _current_owner(storage: SystemStorage, owner: bytes) -> bytes:
 
 def _pay_unstake(storage: SystemStorage, request_id: int) -> Events:
     request = keeper.unstake_request(storage, request_id)
-    assert request is not None  # the queue names only stored requests
+    if request is None:
+        raise StorageError(f"staking: the unstake queue names a missing request {request_id}")
     owner = _current_owner(storage, request.candidate)
     current = keeper.delegation(storage, owner, request.delegator)
     earned = current.shares if current is not None and request.completely_withdraw else 0
