@@ -7,15 +7,44 @@ depends only on the record, and a new field is one more list item.
 
 Slot layout (module "staking"; derivations in cybermiles_node/system/storage.py)
 
-| name          | kind                         | key → value                                     |
-|---------------|------------------------------|-------------------------------------------------|
-| candidates    | map address → bytes          | owner → RLP of `Candidate`                      |
-| candidate_set | sorted index of address      | every owner that ever declared (withdrawn too)  |
-| delegations   | map bytes(40) → bytes        | candidate ‖ delegator → RLP of `Delegation`     |
-| consensus_set | sorted index of address      | owners of the current validators and backups    |
+| name                   | kind                     | key → value                                  |
+|------------------------|--------------------------|----------------------------------------------|
+| candidates             | map address → bytes      | owner → RLP of `Candidate`                   |
+| candidate_set          | sorted index of address  | every owner holding a candidate record       |
+|                        |                          | (withdrawn ones too; not an old owner after  |
+|                        |                          | an account update)                           |
+| ever_candidate         | map address → bool       | owner → true once it owned a candidate:      |
+|                        |                          | such an address can never declare again      |
+| pub_key_owners         | map bytes32 → address    | consensus key → the owner that used it last; |
+|                        |                          | a key once used is never free again          |
+| delegations            | map bytes(40) → bytes    | candidate ‖ delegator → RLP of `Delegation`  |
+| delegators_of/<owner>  | sorted index of address  | (one per candidate, <owner> = 40 lowercase   |
+|                        |                          | hex digits) the delegators of that candidate |
+| consensus_set          | sorted index of address  | owners of the current validators and backups |
+| unstake_next_id        | uint                     | the id the next unstake request gets (from 1)|
+| unstakes               | map uint → bytes         | id → RLP of `UnstakeRequest`                 |
+| unstake_queue          | sorted index of bytes    | matures_at (32 bytes) ‖ id (32 bytes) of     |
+|                        |                          | every PENDING unstake request                |
+| account_update_next_id | uint                     | the id the next account update request gets  |
+|                        |                          | (from 1)                                     |
+| account_updates        | map uint → bytes         | id → RLP of `AccountUpdateRequest`           |
+| account_update_targets | map address → bool       | new owner → true once any request named it   |
+| renamed_to             | map address → address    | old owner → new owner, after an accepted     |
+|                        |                          | account update (unstake requests keep the    |
+|                        |                          | old name and follow this map)                |
 
 `consensus_set` is what the EVM's ISVALIDATOR / isValidator and consensus read every block, so
 it is kept apart: reading it costs O(validators), never O(candidates).
+
+`delegators_of/<owner>` is one sorted index per candidate (storage.py's advice for a large set
+that churns): a delegation changes only its own candidate's index. Its namespace is built here,
+not declared in `LAYOUT`: "staking/delegators_of/<hex>" contains a second "/", which no declared
+name can (names match [a-z][a-z0-9_]*), so it can never collide with a declared namespace.
+`put_delegation` and `remove_delegation` keep it in step with `delegations`, and
+`put_candidate` keeps `ever_candidate` and `pub_key_owners`, so every writer (genesis included)
+fills them. The unstake queue is ordered by maturity height then id: `matured_unstakes` reads
+its head. Its removals shift the tail (O(pending requests) writes each); fine for the request
+counts of the chain today, to be split per height if unbonding ever shows in `make bench`.
 
 Genesis (`init_genesis`): each genesis validator becomes a candidate in state "Validator",
 active, with its owner's self-delegation (source "cube") of `shares` CMT moved from the owner's
@@ -24,31 +53,62 @@ balance into the Hold account through the ledger.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import rlp
 
 from cybermiles_node.staking.records import (
+    AccountUpdateRequest,
     Candidate,
     CandidateState,
     Delegation,
     DelegationSource,
     Description,
+    RequestState,
+    UnstakeRequest,
 )
 from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import HOLD_ADDRESS, STAKING_ADDRESS
 from cybermiles_node.system.errors import StorageError
-from cybermiles_node.system.storage import ADDRESS_KEY, BYTES, BYTES_KEY, Layout, SystemStorage
+from cybermiles_node.system.storage import (
+    ADDRESS,
+    ADDRESS_KEY,
+    BOOL,
+    BYTES,
+    BYTES32_KEY,
+    BYTES_KEY,
+    UINT,
+    UINT_KEY,
+    Layout,
+    SortedIndex,
+    SystemStorage,
+)
 from genesis import Genesis
 
 __all__ = [
+    "account_update_request",
     "candidate",
     "consensus_set",
     "consensus_set_owners",
     "delegation",
+    "delegator_count",
+    "delegators_of",
     "init_genesis",
+    "is_account_update_target",
+    "matured_unstake_ids",
+    "new_account_update_request",
+    "new_unstake_request",
+    "pub_key_owner",
+    "put_account_update_request",
     "put_candidate",
     "put_delegation",
+    "put_unstake_request",
+    "remove_delegation",
+    "rename_candidate",
+    "renamed_to",
+    "unstake_request",
+    "was_candidate",
 ]
 
 WEI_PER_CMT = 10**18
@@ -58,6 +118,15 @@ CANDIDATES = LAYOUT.map("candidates", ADDRESS_KEY, BYTES)
 CANDIDATE_SET = LAYOUT.sorted_index("candidate_set", ADDRESS_KEY)
 DELEGATIONS = LAYOUT.map("delegations", BYTES_KEY, BYTES)
 CONSENSUS_SET = LAYOUT.sorted_index("consensus_set", ADDRESS_KEY)
+EVER_CANDIDATE = LAYOUT.map("ever_candidate", ADDRESS_KEY, BOOL)
+PUB_KEY_OWNERS = LAYOUT.map("pub_key_owners", BYTES32_KEY, ADDRESS)
+UNSTAKE_NEXT_ID = LAYOUT.item("unstake_next_id", UINT)
+UNSTAKES = LAYOUT.map("unstakes", UINT_KEY, BYTES)
+UNSTAKE_QUEUE = LAYOUT.sorted_index("unstake_queue", BYTES_KEY)
+ACCOUNT_UPDATE_NEXT_ID = LAYOUT.item("account_update_next_id", UINT)
+ACCOUNT_UPDATES = LAYOUT.map("account_updates", UINT_KEY, BYTES)
+ACCOUNT_UPDATE_TARGETS = LAYOUT.map("account_update_targets", ADDRESS_KEY, BOOL)
+RENAMED_TO = LAYOUT.map("renamed_to", ADDRESS_KEY, ADDRESS)
 
 _IN_CONSENSUS = (CandidateState.VALIDATOR, CandidateState.BACKUP)
 
@@ -69,9 +138,12 @@ def candidate(storage: SystemStorage, owner: bytes) -> Candidate | None:
 
 
 def put_candidate(storage: SystemStorage, record: Candidate) -> None:
-    """Store `record`, keeping the candidate and consensus-set indices in step with it."""
+    """Store `record`, keeping the candidate and consensus-set indices, the ever-a-candidate
+    marker and the pub_key owner in step with it."""
     CANDIDATES.set(storage, record.owner, _encode_candidate(record))
     CANDIDATE_SET.insert(storage, record.owner)
+    EVER_CANDIDATE.set(storage, record.owner, True)
+    PUB_KEY_OWNERS.set(storage, record.pub_key, record.owner)
     if record.state in _IN_CONSENSUS and record.active and not record.withdrawn:
         CONSENSUS_SET.insert(storage, record.owner)
     else:
@@ -86,7 +158,149 @@ def delegation(
 
 
 def put_delegation(storage: SystemStorage, record: Delegation) -> None:
+    """Store `record` and list its delegator under its candidate."""
     DELEGATIONS.set(storage, record.candidate + record.delegator, _encode_delegation(record))
+    _delegators_index(record.candidate).insert(storage, record.delegator)
+
+
+def remove_delegation(storage: SystemStorage, candidate_owner: bytes, delegator: bytes) -> None:
+    """Forget the delegation of `delegator` to `candidate_owner` (a no-op if there is none)."""
+    DELEGATIONS.delete(storage, candidate_owner + delegator)
+    _delegators_index(candidate_owner).remove(storage, delegator)
+
+
+def delegators_of(storage: SystemStorage, candidate_owner: bytes) -> tuple[bytes, ...]:
+    """The delegators of a candidate, ascending (its owner included when self-delegated)."""
+    return _delegators_index(candidate_owner).keys(storage)
+
+
+def delegator_count(storage: SystemStorage, candidate_owner: bytes) -> int:
+    """How many delegations the candidate has (one read: its index's length)."""
+    return _delegators_index(candidate_owner).length(storage)
+
+
+def _delegators_index(candidate_owner: bytes) -> SortedIndex[bytes]:
+    if len(candidate_owner) != 20:
+        raise StorageError(f"staking: a candidate is named by 20 bytes, got {candidate_owner!r}")
+    namespace = f"staking/delegators_of/{candidate_owner.hex()}"
+    return SortedIndex(STAKING_ADDRESS, namespace, ADDRESS_KEY)
+
+
+def was_candidate(storage: SystemStorage, address: bytes) -> bool:
+    """Did `address` ever own a candidate (declared, withdrawn, or handed over)?"""
+    return EVER_CANDIDATE.get(storage, address)
+
+
+def pub_key_owner(storage: SystemStorage, pub_key: bytes) -> bytes | None:
+    """The owner that last used consensus key `pub_key`, or None if no candidate ever did."""
+    owner = PUB_KEY_OWNERS.get(storage, pub_key)
+    return owner if owner != bytes(20) else None
+
+
+def rename_candidate(storage: SystemStorage, old_owner: bytes, new_owner: bytes) -> Candidate:
+    """Re-key the candidate of `old_owner` to `new_owner`: its record, indices and every
+    delegation to it (delegators unchanged, the old owner's self-delegation included: the rules
+    decide what becomes of it). Returns the re-keyed record."""
+    record = candidate(storage, old_owner)
+    if record is None:
+        raise StorageError(f"staking: no candidate 0x{old_owner.hex()} to rename")
+    for delegator in delegators_of(storage, old_owner):
+        moved = delegation(storage, old_owner, delegator)
+        if moved is None:
+            raise StorageError(f"staking: index names a missing delegation of 0x{delegator.hex()}")
+        remove_delegation(storage, old_owner, delegator)
+        put_delegation(storage, replace(moved, candidate=new_owner))
+    CANDIDATES.delete(storage, old_owner)
+    CANDIDATE_SET.remove(storage, old_owner)
+    CONSENSUS_SET.remove(storage, old_owner)
+    renamed = replace(record, owner=new_owner)
+    put_candidate(storage, renamed)
+    RENAMED_TO.set(storage, old_owner, new_owner)
+    return renamed
+
+
+def renamed_to(storage: SystemStorage, old_owner: bytes) -> bytes | None:
+    """Who owns the candidate `old_owner` handed over, or None if it never did."""
+    new_owner = RENAMED_TO.get(storage, old_owner)
+    return new_owner if new_owner != bytes(20) else None
+
+
+# -- unstake requests ---------------------------------------------------------------------------
+def new_unstake_request(
+    storage: SystemStorage,
+    delegator: bytes,
+    candidate_owner: bytes,
+    amount: int,
+    initiated_at: int,
+    matures_at: int,
+    completely_withdraw: bool,
+) -> UnstakeRequest:
+    """Record a PENDING request under the next id and queue it for its maturity height."""
+    request_id = UNSTAKE_NEXT_ID.get(storage) or 1
+    UNSTAKE_NEXT_ID.set(storage, request_id + 1)
+    request = UnstakeRequest(
+        request_id, delegator, candidate_owner, amount, initiated_at, matures_at,
+        completely_withdraw,
+    )  # fmt: skip
+    put_unstake_request(storage, request)
+    return request
+
+
+def unstake_request(storage: SystemStorage, request_id: int) -> UnstakeRequest | None:
+    encoded = UNSTAKES.get(storage, request_id)
+    return _decode_unstake(encoded) if encoded else None
+
+
+def put_unstake_request(storage: SystemStorage, request: UnstakeRequest) -> None:
+    """Store `request`: queued while PENDING, out of the queue once DONE."""
+    UNSTAKES.set(storage, request.id, _encode_unstake(request))
+    key = _queue_key(request.matures_at, request.id)
+    if request.state is RequestState.PENDING:
+        UNSTAKE_QUEUE.insert(storage, key)
+    else:
+        UNSTAKE_QUEUE.remove(storage, key)
+
+
+def matured_unstake_ids(storage: SystemStorage, height: int) -> tuple[int, ...]:
+    """Ids of the PENDING requests maturing at or before `height`, by maturity then id."""
+    ids = []
+    for index in range(UNSTAKE_QUEUE.length(storage)):
+        key = UNSTAKE_QUEUE.at(storage, index)
+        if _uint(key[:32]) > height:
+            break
+        ids.append(_uint(key[32:]))
+    return tuple(ids)
+
+
+def _queue_key(matures_at: int, request_id: int) -> bytes:
+    return matures_at.to_bytes(32, "big") + request_id.to_bytes(32, "big")
+
+
+# -- account update requests --------------------------------------------------------------------
+def new_account_update_request(
+    storage: SystemStorage, candidate_owner: bytes, new_owner: bytes, created_at: int
+) -> AccountUpdateRequest:
+    """Record a PENDING request under the next id; `new_owner` is a target from now on."""
+    request_id = ACCOUNT_UPDATE_NEXT_ID.get(storage) or 1
+    ACCOUNT_UPDATE_NEXT_ID.set(storage, request_id + 1)
+    request = AccountUpdateRequest(request_id, candidate_owner, new_owner, created_at)
+    put_account_update_request(storage, request)
+    ACCOUNT_UPDATE_TARGETS.set(storage, new_owner, True)
+    return request
+
+
+def account_update_request(storage: SystemStorage, request_id: int) -> AccountUpdateRequest | None:
+    encoded = ACCOUNT_UPDATES.get(storage, request_id)
+    return _decode_account_update(encoded) if encoded else None
+
+
+def put_account_update_request(storage: SystemStorage, request: AccountUpdateRequest) -> None:
+    ACCOUNT_UPDATES.set(storage, request.id, _encode_account_update(request))
+
+
+def is_account_update_target(storage: SystemStorage, address: bytes) -> bool:
+    """Was `address` ever named as the new owner by an account update request?"""
+    return ACCOUNT_UPDATE_TARGETS.get(storage, address)
 
 
 def consensus_set_owners(storage: SystemStorage) -> frozenset[bytes]:
@@ -236,4 +450,46 @@ def _decode_delegation(encoded: bytes) -> Delegation:
         active=bool(_uint(f[9])),
         source=DelegationSource(f[10].decode()),
         completely_withdraw=bool(_uint(f[11])),
+    )
+
+
+def _encode_unstake(r: UnstakeRequest) -> bytes:
+    return bytes(
+        rlp.encode(
+            [
+                r.id, r.delegator, r.candidate, r.amount, r.initiated_at, r.matures_at,
+                _flag(r.completely_withdraw), r.state.value.encode(),
+            ]
+        )
+    )  # fmt: skip
+
+
+def _decode_unstake(encoded: bytes) -> UnstakeRequest:
+    f = rlp.decode(encoded)
+    return UnstakeRequest(
+        id=_uint(f[0]),
+        delegator=f[1],
+        candidate=f[2],
+        amount=_uint(f[3]),
+        initiated_at=_uint(f[4]),
+        matures_at=_uint(f[5]),
+        completely_withdraw=bool(_uint(f[6])),
+        state=RequestState(f[7].decode()),
+    )
+
+
+def _encode_account_update(r: AccountUpdateRequest) -> bytes:
+    return bytes(
+        rlp.encode([r.id, r.candidate, r.new_owner, r.created_at, r.state.value.encode()])
+    )
+
+
+def _decode_account_update(encoded: bytes) -> AccountUpdateRequest:
+    f = rlp.decode(encoded)
+    return AccountUpdateRequest(
+        id=_uint(f[0]),
+        candidate=f[1],
+        new_owner=f[2],
+        created_at=_uint(f[3]),
+        state=RequestState(f[4].decode()),
     )
