@@ -33,6 +33,7 @@ from cybermiles_node.application.consensus_app import ChainConsensus
 from cybermiles_node.application.producer import DevnetProducer
 from cybermiles_node.application.randomness import VrfBeacon
 from cybermiles_node.errors import InvariantViolation
+from cybermiles_node.modules import ModuleSet
 from cybermiles_node.operator.config import HomeLayout, NodeConfig
 from cybermiles_node.operator.failpoints import gossip_with_failpoints, with_failpoints
 from cybermiles_node.operator.metrics import Counter, MetricsApp, NodeMetrics
@@ -44,6 +45,7 @@ from cybermiles_node.operator.startup import (
     seconds_until,
 )
 from cybermiles_node.operator.status import NodeStatus
+from cybermiles_node.staking.module import StakingModule
 from cybermiles_node.txpool.mempool import MempoolConfig
 from evm.db import LevelDB
 from evm.transactions import SignedTx
@@ -72,10 +74,15 @@ class NodeInfo:
 def open_chain(layout: HomeLayout, config: NodeConfig, genesis: Genesis) -> tuple[LevelDB, Chain]:
     db = LevelDB(layout.chain_db)
     try:
-        return db, Chain(db, genesis, sync_writes=config.sync_writes)
+        return db, Chain(db, genesis, modules=chain_modules(), sync_writes=config.sync_writes)
     except BaseException:
         db.close()
         raise
+
+
+def chain_modules() -> ModuleSet:
+    """The modules every node runs, in their fixed order (DESIGN.md §7)."""
+    return ModuleSet([StakingModule()])
 
 
 def app_config(config: NodeConfig) -> AppConfig:

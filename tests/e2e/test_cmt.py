@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from tests.e2e.harness import Devnet
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from tests.e2e.harness import (
+    CHAIN_ID,
+    Devnet,
+    dev_keys,
+    fresh_account,
+    send_signed,
+    sign_transfer,
+    wait_receipt,
+)
 
 pytestmark = pytest.mark.e2e
+
+CMT = 10**18
 
 
 def test_query_params_reads_the_parameters_in_force_at_a_height(devnet: Devnet) -> None:
@@ -19,3 +32,35 @@ def test_query_params_reads_the_parameters_in_force_at_a_height(devnet: Devnet) 
     assert devnet.rpc("cmt_queryParams", [0], check=False)["result"] == latest
     beyond = devnet.rpc("cmt_queryParams", [latest["height"] + 100], check=False)
     assert beyond["error"]["code"] == -32000
+
+
+def staking_raw(account: LocalAccount, nonce: int, kind: str, data: dict[str, object]) -> str:
+    """A SPEC §5 envelope: legacy, no recipient, value, price or gas; the JSON as data."""
+    body = json.dumps({"type": kind, "data": data}).encode()
+    fields = {"to": b"", "value": 0, "gas": 0, "gasPrice": 0, "nonce": nonce, "data": body}
+    signed = account.sign_transaction({**fields, "chainId": CHAIN_ID})
+    return "0x" + bytes(signed.raw_transaction).hex()
+
+
+def test_a_staking_transaction_is_admitted_executed_and_has_a_receipt(devnet: Devnet) -> None:
+    staker, owner = fresh_account(9200), dev_keys(1)[0]  # account 0 owns the devnet validator
+    w3 = devnet.w3()
+    funder = dev_keys(3)[2]
+    nonce = w3.eth.get_transaction_count(funder.address, "pending")
+    wait_receipt(w3, send_signed(w3, sign_transfer(funder, nonce, staker.address, 5_000 * CMT)))
+    # A rule violation is refused at admission with its code, nothing changes.
+    unknown = {"validator_address": "0x" + "42" * 20, "amount": str(CMT)}
+    refused = devnet.rpc(
+        "eth_sendRawTransaction", [staking_raw(staker, 0, "stake/delegate", unknown)]
+    )
+    assert refused["error"]["code"] == 2005 and "candidate" in refused["error"]["message"]
+    # A delegation to the devnet's validator is mined with a receipt and logs.
+    delegate = {"validator_address": owner.address.lower(), "amount": str(1_000 * CMT)}
+    tx_hash = devnet.result(
+        "eth_sendRawTransaction", [staking_raw(staker, 0, "stake/delegate", delegate)]
+    )
+    receipt = wait_receipt(w3, bytes.fromhex(tx_hash[2:]))
+    assert receipt["status"] == 1 and receipt["gasUsed"] == 0 and receipt["contractAddress"] is None
+    assert receipt["logs"] and receipt["logs"][0]["address"].lower() == "0x" + "00" * 17 + "c0de05"
+    assert w3.eth.get_balance(staker.address) == 4_000 * CMT
+    assert w3.eth.get_transaction_count(staker.address) == 1

@@ -26,8 +26,7 @@ from hypothesis import strategies as st
 
 from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import Chain
-from cybermiles_node.modules import BlockOutcome, ModuleSet, SystemTxMessage
-from cybermiles_node.params import read_params
+from cybermiles_node.modules import ModuleSet
 from cybermiles_node.staking import keeper
 from cybermiles_node.staking.cube import cube_digest
 from cybermiles_node.staking.errors import (
@@ -38,8 +37,8 @@ from cybermiles_node.staking.errors import (
     UnknownCandidate,
     UnknownCubeBatch,
 )
+from cybermiles_node.staking.module import StakingModule
 from cybermiles_node.staking.msgs import (
-    STAKING_KINDS,
     AcceptCandidacyAccountUpdate,
     ActivateCandidacy,
     DeactivateCandidacy,
@@ -52,8 +51,6 @@ from cybermiles_node.staking.msgs import (
     VerifyCandidacy,
     Withdraw,
     WithdrawCandidacy,
-    gas_of_kind,
-    parse_staking_msg,
 )
 from cybermiles_node.staking.records import (
     CandidateState,
@@ -71,11 +68,8 @@ from cybermiles_node.staking.rules import (
     mature_unstakes,
 )
 from cybermiles_node.system import MemoryStorage, ledger
-from cybermiles_node.system.addresses import HOLD_ADDRESS
-from cybermiles_node.system.context import BlockContext
+from cybermiles_node.system.addresses import HOLD_ADDRESS, STAKING_ADDRESS
 from evm.db import MemoryDB
-from evm.state import StateDB
-from evm.system import SystemTxResult
 from genesis import DevAccount, dev_accounts, devnet_genesis
 
 CMT = 10**18
@@ -737,46 +731,6 @@ CHAIN_GENESIS = devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=T
 OWNER, STAKER = dev_accounts(2)
 
 
-@dataclasses.dataclass
-class RulesModule:
-    """The least module that plugs `rules` into the chain (the lead wires the real one): check
-    at admission against the pending state (height = head + 1), apply in blocks, mature
-    unstakes in end_block. Events are not turned into logs here."""
-
-    app: ChainApp | None = None
-    name: str = "staking"
-    kinds: frozenset[str] = STAKING_KINDS
-
-    def _ctx(self, msg: SystemTxMessage, storage: StateDB, height: int) -> TxContext:
-        assert self.app is not None
-        params = read_params(storage)
-        return TxContext(
-            msg.sender, msg.nonce, msg.tx_hash, height, self.app.head.timestamp, params
-        )
-
-    def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
-        pass
-
-    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
-        mature_unstakes(storage, ctx.height)
-        return BlockOutcome()
-
-    def check_tx(self, msg: SystemTxMessage, storage: StateDB) -> None:
-        assert self.app is not None
-        height = self.app.head.block_number + 1
-        check(parse_staking_msg(msg.kind, msg.data), self._ctx(msg, storage, height), storage)
-
-    def gas_of(self, msg: SystemTxMessage, storage: StateDB) -> int:
-        return gas_of_kind(msg.kind, read_params(storage))
-
-    def deliver_tx(
-        self, msg: SystemTxMessage, storage: StateDB, block_number: int
-    ) -> SystemTxResult:
-        parsed = parse_staking_msg(msg.kind, msg.data)
-        apply(parsed, self._ctx(msg, storage, block_number), storage)
-        return SystemTxResult(True, self.gas_of(msg, storage))
-
-
 def staking_tx(account: DevAccount, nonce: int, kind: str, data: dict[str, object]) -> bytes:
     body = json.dumps({"type": kind, "data": data}).encode()
     fields = {"to": b"", "value": 0, "gas": 0, "gasPrice": 0, "nonce": nonce, "data": body,
@@ -785,9 +739,7 @@ def staking_tx(account: DevAccount, nonce: int, kind: str, data: dict[str, objec
 
 
 def test_through_the_chain_admission_refuses_and_blocks_apply_with_the_fee_as_gas() -> None:
-    module = RulesModule()
-    app = ChainApp(Chain(MemoryDB(), CHAIN_GENESIS, modules=ModuleSet([module])))
-    module.app = app
+    app = ChainApp(Chain(MemoryDB(), CHAIN_GENESIS, modules=ModuleSet([StakingModule()])))
     with pytest.raises(UnknownCandidate, match="no candidate") as refused:
         unknown = {"validator_address": "0x" + "42" * 20, "amount": str(CMT)}
         app.check_tx(staking_tx(STAKER, 0, "stake/delegate", unknown))
@@ -809,6 +761,9 @@ def test_through_the_chain_admission_refuses_and_blocks_apply_with_the_fee_as_ga
     block = app.build_block(ctx_)
     assert [t.hash for t in block.result.transactions] == [delegate.hash, declare_tx.hash]
     assert [r.gas_used for r in block.result.receipts] == [0, PARAMS.declare_candidacy_gas]
+    declared = [json.loads(log.data) for log in block.result.receipts[1].logs]
+    assert {log.address for log in block.result.receipts[1].logs} == {STAKING_ADDRESS}
+    assert "0x" + STAKER.address.hex() in {event["candidate"] for event in declared}
     app.commit(block)
     state = app.chain.state_at()
     d = keeper.delegation(state, OWNER.address, STAKER.address)

@@ -1,0 +1,97 @@
+"""The staking module: staking transactions in, elections and payouts out (DESIGN.md §7).
+
+`StakingModule` is what the chain's `ModuleSet` runs. A `stake/*` transaction is parsed into its
+message (`msgs.py`) and handed to `rules.py`, whose one guard runs at admission (`check_tx`,
+against the state the next block starts from) and again in the block (`deliver_tx`, then the
+effect); the effect's events become the receipt's logs, emitted by the staking account. At the
+end of every block, unstake requests that matured are paid from Hold.
+
+Event logs: topic 0 is keccak256 of the event's name ("stake/<kind>"); the data is the
+event's fields as canonical JSON (addresses and bytes as 0x hex, rationals "a/b", enums their
+value), so wallets can read what a staking transaction did without an ABI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from enum import Enum
+from fractions import Fraction
+
+from eth_hash.auto import keccak
+
+from cybermiles_node.modules import BlockOutcome, SystemTxMessage
+from cybermiles_node.params import read_params
+from cybermiles_node.staking import rules
+from cybermiles_node.staking.msgs import STAKING_KINDS, gas_of_kind, parse_staking_msg
+from cybermiles_node.system.addresses import STAKING_ADDRESS
+from cybermiles_node.system.context import BlockContext
+from evm.state import StateDB
+from evm.system import Log, SystemTxResult
+
+__all__ = ["StakingModule", "event_log"]
+
+
+class StakingModule:
+    name = "staking"
+    kinds = STAKING_KINDS
+
+    def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
+        pass
+
+    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
+        rules.mature_unstakes(storage, ctx.height)
+        return BlockOutcome()
+
+    def check_tx(self, msg: SystemTxMessage, storage: StateDB, height: int, time: int) -> None:
+        rules.check(
+            parse_staking_msg(msg.kind, msg.data), _context(msg, storage, height, time), storage
+        )
+
+    def gas_of(self, msg: SystemTxMessage, storage: StateDB) -> int:
+        return gas_of_kind(msg.kind, read_params(storage))
+
+    def deliver_tx(
+        self, msg: SystemTxMessage, storage: StateDB, height: int, time: int
+    ) -> SystemTxResult:
+        ctx = _context(msg, storage, height, time)
+        events = rules.apply(parse_staking_msg(msg.kind, msg.data), ctx, storage)
+        return SystemTxResult(
+            True, gas_of_kind(msg.kind, ctx.params), [event_log(e) for e in events]
+        )
+
+
+def _context(msg: SystemTxMessage, storage: StateDB, height: int, time: int) -> rules.TxContext:
+    return rules.TxContext(
+        sender=msg.sender,
+        nonce=msg.nonce,
+        tx_hash=msg.tx_hash,
+        height=height,
+        time=time,
+        params=read_params(storage),
+    )
+
+
+def event_log(event: rules.StakingEvent) -> Log:
+    """The receipt log of a staking event (see the module docstring)."""
+    name = f"stake/{_json(event.kind)}"
+    topic = int.from_bytes(keccak(name.encode()), "big")
+    fields = {f.name: _json(getattr(event, f.name)) for f in dataclasses.fields(event)}
+    data = json.dumps({"event": name, **fields}, sort_keys=True, separators=(",", ":"))
+    return (STAKING_ADDRESS, (topic,), data.encode())
+
+
+def _json(value: object) -> object:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_json(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 2**53:
+        return str(value)  # wei amounts: JSON readers lose precision above 2^53
+    return value
