@@ -41,13 +41,13 @@ from cybermiles_node.application.chain import BlockRejected, PendingBlock
 from cybermiles_node.application.randomness import RandomnessBeacon
 from cybermiles_node.errors import InvariantViolation, TxRejected
 from cybermiles_node.staking import keeper as staking_keeper
+from cybermiles_node.staking.power import CONSENSUS_POWER
 from cybermiles_node.system.context import Misbehaviour
 from evm.state import StateDB
 from genesis import Genesis
 
 log = logging.getLogger(__name__)
 
-CONSENSUS_POWER = 10  # SPEC §6: elected validators are equal in BFT
 MAX_EVIDENCE_AGE = 100  # heights
 VALIDATED_CACHE = 8
 

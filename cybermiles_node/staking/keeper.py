@@ -21,6 +21,7 @@ Slot layout (module "staking"; derivations in cybermiles_node/system/storage.py)
 | delegators_of/<owner>  | sorted index of address  | (one per candidate, <owner> = 40 lowercase   |
 |                        |                          | hex digits) the delegators of that candidate |
 | consensus_set          | sorted index of address  | owners of the current validators and backups |
+| sent_set               | bytes                    | RLP [pub_key, power] pairs last sent to BFT  |
 | unstake_next_id        | uint                     | the id the next unstake request gets (from 1)|
 | unstakes               | map uint → bytes         | id → RLP of `UnstakeRequest`                 |
 | unstake_queue          | sorted index of bytes    | matures_at (32 bytes) ‖ id (32 bytes) of     |
@@ -53,11 +54,13 @@ balance into the Hold account through the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from fractions import Fraction
 
 import rlp
 
+from cybermiles_node.staking.power import CONSENSUS_POWER
 from cybermiles_node.staking.records import (
     AccountUpdateRequest,
     Candidate,
@@ -127,6 +130,9 @@ ACCOUNT_UPDATE_NEXT_ID = LAYOUT.item("account_update_next_id", UINT)
 ACCOUNT_UPDATES = LAYOUT.map("account_updates", UINT_KEY, BYTES)
 ACCOUNT_UPDATE_TARGETS = LAYOUT.map("account_update_targets", ADDRESS_KEY, BOOL)
 RENAMED_TO = LAYOUT.map("renamed_to", ADDRESS_KEY, ADDRESS)
+# The consensus set last handed to consensus, as RLP of [pub_key, power] pairs: elections diff
+# against it (a candidate's record may already hold a new pub_key that consensus has not seen).
+SENT_SET = LAYOUT.item("sent_set", BYTES)
 
 _IN_CONSENSUS = (CandidateState.VALIDATOR, CandidateState.BACKUP)
 
@@ -303,6 +309,27 @@ def is_account_update_target(storage: SystemStorage, address: bytes) -> bool:
     return ACCOUNT_UPDATE_TARGETS.get(storage, address)
 
 
+def candidates(storage: SystemStorage) -> tuple[Candidate, ...]:
+    """Every candidate that ever declared (withdrawn ones too), by owner address."""
+    records = []
+    for owner in CANDIDATE_SET.keys(storage):
+        record = candidate(storage, owner)
+        if record is None:
+            raise StorageError(f"staking: candidate index names 0x{owner.hex()}, no record")
+        records.append(record)
+    return tuple(records)
+
+
+def sent_set(storage: SystemStorage) -> tuple[tuple[bytes, int], ...]:
+    """The consensus set last handed to consensus: (pub_key, power) pairs."""
+    encoded = SENT_SET.get(storage)
+    return tuple((bytes(k), _uint(p)) for k, p in rlp.decode(encoded)) if encoded else ()
+
+
+def put_sent_set(storage: SystemStorage, members: Iterable[tuple[bytes, int]]) -> None:
+    SENT_SET.set(storage, bytes(rlp.encode([[k, p] for k, p in sorted(members)])))
+
+
 def consensus_set_owners(storage: SystemStorage) -> frozenset[bytes]:
     """Owners of the current validators and backups: what ISVALIDATOR answers."""
     return frozenset(CONSENSUS_SET.keys(storage))
@@ -365,6 +392,7 @@ def init_genesis(storage: SystemStorage, genesis: Genesis) -> None:
                 source=DelegationSource.CUBE,
             ),
         )
+    put_sent_set(storage, [(v.pub_key, CONSENSUS_POWER) for v in genesis.validators])
 
 
 # -- codecs ---------------------------------------------------------------------------------------

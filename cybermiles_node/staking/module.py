@@ -4,7 +4,9 @@
 message (`msgs.py`) and handed to `rules.py`, whose one guard runs at admission (`check_tx`,
 against the state the next block starts from) and again in the block (`deliver_tx`, then the
 effect); the effect's events become the receipt's logs, emitted by the staking account. At the
-end of every block, unstake requests that matured are paid from Hold.
+end of every block, unstake requests that matured are paid from Hold, and every
+`cal_vp_interval` blocks the validators are elected again (`election.py`); the changes of the
+consensus set go to consensus in the block's outcome.
 
 Event logs: topic 0 is keccak256 of the event's name ("stake/<kind>"); the data is the
 event's fields as canonical JSON (addresses and bytes as 0x hex, rationals "a/b", enums their
@@ -20,9 +22,10 @@ from fractions import Fraction
 
 from eth_hash.auto import keccak
 
-from cybermiles_node.modules import BlockOutcome, SystemTxMessage
+from cybermiles_node.modules import BlockOutcome, SystemTxMessage, ValidatorUpdate
 from cybermiles_node.params import read_params
 from cybermiles_node.staking import rules
+from cybermiles_node.staking.election import run_election
 from cybermiles_node.staking.msgs import STAKING_KINDS, gas_of_kind, parse_staking_msg
 from cybermiles_node.system.addresses import STAKING_ADDRESS
 from cybermiles_node.system.context import BlockContext
@@ -41,7 +44,10 @@ class StakingModule:
 
     def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
         rules.mature_unstakes(storage, ctx.height)
-        return BlockOutcome()
+        if ctx.height % ctx.params.cal_vp_interval:
+            return BlockOutcome()
+        changes = run_election(storage, ctx.params)
+        return BlockOutcome(validator_updates=tuple(ValidatorUpdate(k, p) for k, p in changes))
 
     def check_tx(self, msg: SystemTxMessage, storage: StateDB, height: int, time: int) -> None:
         rules.check(

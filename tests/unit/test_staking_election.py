@@ -1,0 +1,91 @@
+"""Elections at the end of blocks (SPEC §6): a declared candidate is elected, and the change of
+the consensus set reaches BFT consensus from `commit_block`, effective at H+2.
+
+Two validators run the real consensus application with the staking module; a third key
+declares. With max_vals 2 and backup_vals 1 it becomes the backup: a member of the consensus
+set with power 10, sent to consensus as an update. Deactivating it takes it out again (power 0).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+from typing import Any
+
+from eth_account import Account
+
+from consensus.keys import Ed25519Key
+from consensus.types import Validator
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.chain import Chain
+from cybermiles_node.application.consensus_app import ChainConsensus
+from cybermiles_node.application.randomness import HashChainBeacon
+from cybermiles_node.modules import ModuleSet
+from cybermiles_node.staking import keeper
+from cybermiles_node.staking.module import StakingModule
+from cybermiles_node.staking.records import CandidateState
+from evm.db import MemoryDB
+from genesis import dev_accounts, devnet_genesis
+from tests.unit.test_consensus_app import NOW, commit_for
+
+CMT = 10**18
+KEYS = [Ed25519Key.from_seed(bytes([i + 1]) * 32) for i in range(2)]
+NEWCOMER = Ed25519Key.from_seed(b"\x07" * 32)
+BASE = devnet_genesis(validator_pub_keys=[k.public_key for k in KEYS], genesis_time=1_700_000_000)
+GENESIS = replace(BASE, params=replace(BASE.params, max_vals=2, backup_vals=1))
+DECLARER = dev_accounts(5)[4]
+
+
+def node(key: Ed25519Key) -> ChainConsensus:
+    chain = Chain(MemoryDB(), GENESIS, modules=ModuleSet([StakingModule()]))
+    return ChainConsensus(
+        ChainApp(chain), genesis=GENESIS, key=key, beacon=HashChainBeacon(), wall_clock=lambda: NOW
+    )
+
+
+def staking_tx(nonce: int, kind: str, data: dict[str, Any]) -> bytes:
+    body = json.dumps({"type": kind, "data": data}).encode()
+    fields = {"to": b"", "value": 0, "gas": 0, "gasPrice": 0, "nonce": nonce, "data": body}
+    signed = Account.sign_transaction({**fields, "chainId": GENESIS.chain_id}, DECLARER.private_key)
+    return bytes(signed.raw_transaction)
+
+
+def decide(nodes: list[ChainConsensus], height: int, proposer: int, last: Any) -> tuple[Any, list]:
+    """Propose on `proposer`, validate and commit everywhere; (commit, validator updates)."""
+    leader = nodes[proposer]
+    address = Validator(KEYS[proposer].public_key, 10).address
+    block_hash, data = leader.propose_block(height, 0, address, last, [])
+    commit = commit_for(leader.chain_id, height, block_hash, data)
+    updates = []
+    for n in nodes:
+        assert n.validate_block(height, block_hash, data)
+        updates.append(n.commit_block(height, block_hash, data, commit))
+    assert updates[0] == updates[1]
+    return commit, updates[0]
+
+
+def test_a_declared_candidate_is_elected_backup_and_joins_consensus() -> None:
+    nodes = [node(KEYS[0]), node(KEYS[1])]
+    declare = {
+        "pub_key": base64.b64encode(NEWCOMER.public_key).decode(),
+        "max_amount": str(20_000 * CMT),
+        "comp_rate": "1/5",
+    }
+    nodes[0].app.check_tx(staking_tx(0, "stake/declareCandidacy", declare))
+    commit, updates = decide(nodes, 1, 0, None)
+    assert updates == [Validator(NEWCOMER.public_key, 10)]
+    state = nodes[1].app.query()
+    record = keeper.candidate(state, DECLARER.address)
+    assert record is not None and record.state is CandidateState.BACKUP
+    assert record.voting_power == 2_000  # floor(20,000 x 1/10) CMT self-stake, factor 1
+    assert DECLARER.address in nodes[1].app.chain.validator_owners_at(nodes[1].app.head)
+    # Nothing changed: no updates in the next block.
+    commit, updates = decide(nodes, 2, 1, commit)
+    assert updates == []
+    # Deactivated, it leaves the consensus set: power 0 for consensus.
+    nodes[0].app.check_tx(staking_tx(1, "stake/deactivateCandidacy", {}))
+    commit, updates = decide(nodes, 3, 0, commit)
+    assert updates == [Validator(NEWCOMER.public_key, 0)]
+    assert DECLARER.address not in nodes[0].app.chain.validator_owners_at(nodes[0].app.head)
+    assert nodes[0].app.head.state_root == nodes[1].app.head.state_root
