@@ -31,6 +31,7 @@ from cybermiles_node.application.app import AppConfig, ChainApp
 from cybermiles_node.application.chain import Chain, PendingBlock
 from cybermiles_node.application.consensus_app import ChainConsensus
 from cybermiles_node.application.producer import DevnetProducer
+from cybermiles_node.application.queries import CmtQueries
 from cybermiles_node.application.randomness import VrfBeacon
 from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.modules import ModuleSet
@@ -186,7 +187,7 @@ async def _serve(
         max_response_bytes=rpc.max_response_bytes,
     )
     api.install(dispatcher)
-    CmtApi(app.chain).install(dispatcher)
+    CmtApi(CmtQueries(app.chain)).install(dispatcher)
     if config.devnet.enabled:
         DevAccountsApi(api, {a.address: a.private_key for a in dev_keys}).install(dispatcher)
     async with trio.open_nursery() as nursery:

@@ -4,7 +4,10 @@ Queries answer Travis's shape `{"height": N, "data": ...}`, where N is the block
 read. A height argument of 0 or none means the latest block (Travis's convention); a height
 above the head is an error. This module grows with staking and governance (validators,
 delegators, award infos, proposals, the transaction methods); today it answers
-`cmt_queryParams`, the parameters in force after a block, read from that block's state.
+`cmt_queryParams` (the parameters in force after a block, read from its state) and the staking
+queries `cmt_queryValidators` (active candidates), `cmt_queryValidator` (one candidate; an
+error if the address never was one) and `cmt_queryDelegator` (a list, or null when none; never
+an error), whose records the backend formats (SPEC §6 field names).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from eth.abc import BlockHeaderAPI
 
 from genesis import Params, params_to_json
 from rpc.errors import InvalidInput, InvalidParams
+from rpc.params import address
 
 __all__ = ["CmtApi", "CmtBackend"]
 
@@ -29,13 +33,23 @@ class CmtBackend(Protocol):
 
     def params_at(self, header: BlockHeaderAPI) -> Params: ...
 
+    def validators_json(self, header: BlockHeaderAPI) -> list[dict[str, object]]: ...
+
+    def validator_json(self, header: BlockHeaderAPI, owner: bytes) -> dict[str, object] | None: ...
+
+    def delegator_json(
+        self, header: BlockHeaderAPI, delegator: bytes
+    ) -> list[dict[str, object]] | None: ...
+
 
 class CmtApi:
     def __init__(self, chain: CmtBackend) -> None:
         self.chain = chain
 
     def install(self, dispatcher: Any) -> None:
-        dispatcher.register("cmt_queryParams", self.cmt_queryParams)
+        for name in ("cmt_queryParams", "cmt_queryValidators", "cmt_queryValidator"):
+            dispatcher.register(name, getattr(self, name))
+        dispatcher.register("cmt_queryDelegator", self.cmt_queryDelegator)
 
     def _header(self, height: object) -> BlockHeaderAPI:
         if height is None or height == 0:
@@ -51,7 +65,25 @@ class CmtApi:
 
     def cmt_queryParams(self, height: object = None) -> dict[str, Any]:
         header = self._header(height)
-        return {
-            "height": int(header.block_number),
-            "data": params_to_json(self.chain.params_at(header)),
-        }
+        return _at(header, params_to_json(self.chain.params_at(header)))
+
+    def cmt_queryValidators(self, height: object = None) -> dict[str, Any]:
+        header = self._header(height)
+        return _at(header, self.chain.validators_json(header))
+
+    def cmt_queryValidator(self, owner: object, height: object = None) -> dict[str, Any]:
+        wanted = address(owner, "address")
+        header = self._header(height)
+        record = self.chain.validator_json(header, wanted)
+        if record is None:
+            raise InvalidInput(f"0x{wanted.hex()} is not a candidate")
+        return _at(header, record)
+
+    def cmt_queryDelegator(self, delegator: object, height: object = None) -> dict[str, Any]:
+        wanted = address(delegator, "address")
+        header = self._header(height)
+        return _at(header, self.chain.delegator_json(header, wanted))
+
+
+def _at(header: BlockHeaderAPI, data: object) -> dict[str, Any]:
+    return {"height": int(header.block_number), "data": data}

@@ -191,6 +191,9 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "eth_unsubscribe": ["0x1"],
         "web3_sha3": ["0x68656c6c6f"],
         "cmt_queryParams": [1],
+        "cmt_queryValidators": [1],
+        "cmt_queryValidator": [known.funded, 1],
+        "cmt_queryDelegator": [known.funded, 1],
     }
 
 

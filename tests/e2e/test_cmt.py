@@ -64,3 +64,8 @@ def test_a_staking_transaction_is_admitted_executed_and_has_a_receipt(devnet: De
     assert receipt["logs"] and receipt["logs"][0]["address"].lower() == "0x" + "00" * 17 + "c0de05"
     assert w3.eth.get_balance(staker.address) == 4_000 * CMT
     assert w3.eth.get_transaction_count(staker.address) == 1
+    (held,) = devnet.rpc("cmt_queryDelegator", [staker.address], check=False)["result"]["data"]
+    assert held["validator_address"] == owner.address.lower() and held["source"] == "cmt_wallet"
+    assert held["delegate_amount"] == str(1_000 * CMT)
+    validators = devnet.rpc("cmt_queryValidators", [], check=False)["result"]["data"]
+    assert [v["owner_address"] for v in validators] == [owner.address.lower()]

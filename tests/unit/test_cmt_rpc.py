@@ -11,6 +11,7 @@ import trio
 
 from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import Chain
+from cybermiles_node.application.queries import CmtQueries
 from cybermiles_node.modules import BlockOutcome, ModuleSet
 from cybermiles_node.params import change_param
 from cybermiles_node.system.context import BlockContext
@@ -55,7 +56,7 @@ def test_params_are_answered_per_height_from_state() -> None:
         )
         app.commit(app.build_block(ctx))
     dispatcher = Dispatcher()
-    CmtApi(app.chain).install(dispatcher)
+    CmtApi(CmtQueries(app.chain)).install(dispatcher)
     at_one = call(dispatcher, "cmt_queryParams", [1])["result"]
     assert at_one["height"] == 1 and at_one["data"]["gas_price"] == 2_000_000_000
     assert at_one["data"]["inflation_rate"] == "2/25"  # SPEC §3: rationals as "a/b"
@@ -65,3 +66,26 @@ def test_params_are_answered_per_height_from_state() -> None:
     assert call(dispatcher, "cmt_queryParams", [0])["result"] == latest
     assert call(dispatcher, "cmt_queryParams", [9])["error"]["code"] == -32000
     assert call(dispatcher, "cmt_queryParams", ["0x1"])["error"]["code"] == -32602
+
+
+def test_staking_queries_answer_travis_shaped_records() -> None:
+    app = ChainApp(Chain(MemoryDB(), GENESIS))
+    dispatcher = Dispatcher()
+    CmtApi(CmtQueries(app.chain)).install(dispatcher)
+    (validator,) = GENESIS.validators
+    owner = "0x" + validator.owner.hex()
+    (listed,) = call(dispatcher, "cmt_queryValidators", [])["result"]["data"]
+    assert listed["owner_address"] == owner and listed["state"] == "Validator"
+    assert listed["shares"] == str(validator.shares * 10**18) and listed["active"] == "Y"
+    assert (
+        listed["comp_rate"] == f"{validator.comp_rate.numerator}/{validator.comp_rate.denominator}"
+    )
+    assert listed["pub_key"]["type"] == "tendermint/PubKeyEd25519"
+    one = call(dispatcher, "cmt_queryValidator", [owner, 0])["result"]
+    assert one == {"height": 0, "data": listed}
+    assert call(dispatcher, "cmt_queryValidator", ["0x" + "42" * 20])["error"]["code"] == -32000
+    (own,) = call(dispatcher, "cmt_queryDelegator", [owner])["result"]["data"]
+    assert own["validator_address"] == owner and own["source"] == "cube"
+    assert own["shares"] == str(validator.shares * 10**18)
+    assert call(dispatcher, "cmt_queryDelegator", ["0x" + "42" * 20])["result"]["data"] is None
+    assert call(dispatcher, "cmt_queryDelegator", ["0x12"])["error"]["code"] == -32602

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import Chain
+from cybermiles_node.application.queries import CmtQueries
 from cybermiles_node.operator.config import RpcConfig
 from evm.db import LevelDB
 from genesis import dev_accounts
@@ -97,7 +98,7 @@ def build_stack(home: Path) -> tuple[Stack, LevelDB]:
     )
     api.install(dispatcher)
     DevAccountsApi(api, {k.address: k.private_key for k in keys}).install(dispatcher)
-    CmtApi(app.chain).install(dispatcher)
+    CmtApi(CmtQueries(app.chain)).install(dispatcher)
     known = Known(
         funded="0x" + SENDER.address.hex(),
         other="0x" + bytes([9]).hex() * 20,

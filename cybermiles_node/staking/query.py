@@ -1,0 +1,102 @@
+"""Staking records as the cmt_* queries answer them (SPEC §6, §8: Travis's field names).
+
+snake_case fields; addresses lowercase 0x hex; amounts (shares, max_shares, the delegation
+amounts) decimal strings of wei; rates "a/b"; flags "Y"/"N"; voting powers and counters JSON
+numbers; the consensus key as {"type", "value" (base64)}, as the status endpoint shows it.
+"""
+
+from __future__ import annotations
+
+import base64
+from fractions import Fraction
+
+from cybermiles_node.staking import keeper
+from cybermiles_node.staking.records import Candidate, Delegation
+from cybermiles_node.system.storage import SystemStorage
+
+__all__ = [
+    "candidate_json",
+    "delegation_json",
+    "delegator_json",
+    "validator_json",
+    "validators_json",
+]
+
+PUB_KEY_TYPE = "tendermint/PubKeyEd25519"
+Json = dict[str, object]
+
+
+def _flag(value: bool) -> str:
+    return "Y" if value else "N"
+
+
+def _rate(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def _address(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def candidate_json(c: Candidate) -> Json:
+    d = c.description
+    return {
+        "owner_address": _address(c.owner),
+        "pub_key": {"type": PUB_KEY_TYPE, "value": base64.b64encode(c.pub_key).decode()},
+        "shares": str(c.shares),
+        "max_shares": str(c.max_shares),
+        "comp_rate": _rate(c.comp_rate),
+        "description": {
+            "name": d.name, "website": d.website, "location": d.location, "email": d.email,
+            "profile": d.profile,
+        },
+        "verified": _flag(c.verified),
+        "active": _flag(c.active),
+        "state": c.state.value,
+        "rank": c.rank,
+        "voting_power": c.voting_power,
+        "pending_voting_power": c.pending_voting_power,
+        "num_of_delegators": c.num_of_delegators,
+        "block_height": c.block_height,
+        "created_at": c.created_at,
+    }  # fmt: skip
+
+
+def delegation_json(d: Delegation) -> Json:
+    return {
+        "delegator_address": _address(d.delegator),
+        "validator_address": _address(d.candidate),
+        "delegate_amount": str(d.delegate_amount),
+        "award_amount": str(d.award_amount),
+        "withdraw_amount": str(d.withdraw_amount),
+        "pending_withdraw_amount": str(d.pending_withdraw_amount),
+        "slash_amount": str(d.slash_amount),
+        "shares": str(d.shares),
+        "comp_rate": _rate(d.comp_rate),
+        "voting_power": d.voting_power,
+        "state": _flag(d.active),
+        "source": d.source.value,
+        "completely_withdraw": _flag(d.completely_withdraw),
+    }
+
+
+def validators_json(storage: SystemStorage) -> list[Json]:
+    """cmt_queryValidators: the active candidates, by rank."""
+    active = [c for c in keeper.candidates(storage) if c.active and not c.withdrawn]
+    return [candidate_json(c) for c in sorted(active, key=lambda c: (c.rank, c.owner))]
+
+
+def validator_json(storage: SystemStorage, owner: bytes) -> Json | None:
+    """cmt_queryValidator: one candidate by owner address; None if it never was one."""
+    record = keeper.candidate(storage, owner)
+    return None if record is None else candidate_json(record)
+
+
+def delegator_json(storage: SystemStorage, delegator: bytes) -> list[Json] | None:
+    """cmt_queryDelegator: every delegation of `delegator`, by candidate; None when none."""
+    found = []
+    for c in keeper.candidates(storage):
+        record = keeper.delegation(storage, c.owner, delegator)
+        if record is not None:
+            found.append(delegation_json(record))
+    return found or None
