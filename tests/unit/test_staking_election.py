@@ -13,6 +13,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from eth_account import Account
 
 from consensus.keys import Ed25519Key
@@ -21,10 +22,13 @@ from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import Chain
 from cybermiles_node.application.consensus_app import ChainConsensus
 from cybermiles_node.application.randomness import HashChainBeacon
-from cybermiles_node.modules import ModuleSet
+from cybermiles_node.errors import InvariantViolation
+from cybermiles_node.modules import BlockOutcome, ModuleSet
 from cybermiles_node.staking import keeper
+from cybermiles_node.staking.election import check_hold_covers_stakes
 from cybermiles_node.staking.module import StakingModule
 from cybermiles_node.staking.records import CandidateState
+from cybermiles_node.system.addresses import HOLD_ADDRESS
 from evm.db import MemoryDB
 from genesis import dev_accounts, devnet_genesis
 from tests.unit.test_consensus_app import NOW, commit_for
@@ -89,3 +93,38 @@ def test_a_declared_candidate_is_elected_backup_and_joins_consensus() -> None:
     assert updates == [Validator(NEWCOMER.public_key, 0)]
     assert DECLARER.address not in nodes[0].app.chain.validator_owners_at(nodes[0].app.head)
     assert nodes[0].app.head.state_root == nodes[1].app.head.state_root
+
+
+def test_hold_must_cover_the_stakes_but_may_hold_more() -> None:
+    storage_chain = Chain(MemoryDB(), GENESIS, modules=ModuleSet([StakingModule()]))
+    state = storage_chain.state_at()
+    delegations = [
+        d
+        for v in GENESIS.validators
+        if (d := keeper.delegation(state, v.owner, v.owner)) is not None
+    ]
+    check_hold_covers_stakes(state, delegations)  # genesis: exactly the self-stakes
+    state.set_balance(HOLD_ADDRESS, state.get_balance(HOLD_ADDRESS) + 1)
+    check_hold_covers_stakes(state, delegations)  # a gift to Hold stops nothing
+    state.set_balance(HOLD_ADDRESS, state.get_balance(HOLD_ADDRESS) - 2)
+    with pytest.raises(InvariantViolation, match="below the .* wei staked"):
+        check_hold_covers_stakes(state, delegations)
+
+
+def test_a_block_that_would_leave_hold_short_is_never_built() -> None:
+    """A broken invariant stops the node: building raises instead of sealing the block."""
+
+    class Thief:
+        name = "thief"
+        kinds: frozenset[str] = frozenset()
+
+        def begin_block(self, ctx: Any, storage: Any) -> None:
+            storage.set_balance(HOLD_ADDRESS, storage.get_balance(HOLD_ADDRESS) - 1)
+
+        def end_block(self, ctx: Any, storage: Any) -> Any:
+            return BlockOutcome()
+
+    chain = Chain(MemoryDB(), GENESIS, modules=ModuleSet([Thief(), StakingModule()]))
+    ctx = chain.next_context(time=NOW, coinbase=b"\x05" * 20)
+    with pytest.raises(InvariantViolation):
+        chain.build_block(ctx, [])
