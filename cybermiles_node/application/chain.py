@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgpack
 import rlp
@@ -58,6 +58,11 @@ EMPTY_REQUESTS_HASH = Hash32(
 NO_CONSENSUS_METADATA = ZERO_HASH32
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
+RECENT_BLOCK_BODIES = 64  # bodies and receipts kept decoded
+RECENT_RULE_INPUTS = 16  # blocks whose parameters, owners and fee rules stay cached
 
 
 EMPTY: Mapping[bytes, bytes] = MappingProxyType({})
@@ -175,9 +180,10 @@ class Chain:
         self._body_cache: OrderedDict[int, list[SignedTx]] = OrderedDict()
         self._receipt_cache: OrderedDict[int, list[StoredReceipt]] = OrderedDict()
         self._hashes: dict[int, bytes] = {}  # canonical number -> hash, recent blocks
-        self._fee_rules: tuple[bytes, FeeRules] = (b"", FeeRules.of(genesis.params))
-        self._params: OrderedDict[bytes, Params] = OrderedDict()  # by block hash, recent
-        self._owners: OrderedDict[bytes, frozenset[bytes]] = OrderedDict()  # likewise
+        # Rule inputs by block hash, for the recent blocks (`_per_block`).
+        self._fee_rules: OrderedDict[bytes, FeeRules] = OrderedDict()
+        self._params: OrderedDict[bytes, Params] = OrderedDict()
+        self._owners: OrderedDict[bytes, frozenset[bytes]] = OrderedDict()
         self.genesis_header = self._genesis_header()
         self._open()
 
@@ -256,24 +262,14 @@ class Chain:
     def params_at(self, header: BlockHeaderAPI) -> Params:
         """The chain parameters in force after block `header`, i.e. for the block after it.
         Rule inputs are read per block, never kept from start-up: governance changes them."""
-        key = bytes(header.hash)
-        params = self._params.get(key)
-        if params is None:
-            params = self._params[key] = read_params(self.state_at(header))
-            while len(self._params) > 16:
-                self._params.popitem(last=False)
-        return params
+        return self._per_block(self._params, header, lambda h: read_params(self.state_at(h)))
 
     def validator_owners_at(self, header: BlockHeaderAPI) -> frozenset[bytes]:
         """Owners of the validators and backups after block `header`: what ISVALIDATOR and
         isValidator answer in the block after it (read from the staking state)."""
-        key = bytes(header.hash)
-        owners = self._owners.get(key)
-        if owners is None:
-            owners = self._owners[key] = staking_keeper.consensus_set_owners(self.state_at(header))
-            while len(self._owners) > 16:
-                self._owners.popitem(last=False)
-        return owners
+        return self._per_block(
+            self._owners, header, lambda h: staking_keeper.consensus_set_owners(self.state_at(h))
+        )
 
     def params_at_head(self) -> Params:
         """The chain parameters in force for the next block."""
@@ -281,10 +277,22 @@ class Chain:
 
     def fee_rules_at_head(self) -> FeeRules:
         """The fee rules (SPEC §4) admission applies: those of the next block."""
-        head_hash = bytes(self.head.hash)
-        if self._fee_rules[0] != head_hash:
-            self._fee_rules = (head_hash, FeeRules.of(self.params_at_head()))
-        return self._fee_rules[1]
+        return self._per_block(self._fee_rules, self.head, lambda h: FeeRules.of(self.params_at(h)))
+
+    def _per_block(
+        self,
+        cache: OrderedDict[bytes, V],
+        header: BlockHeaderAPI,
+        read: Callable[[BlockHeaderAPI], V],
+    ) -> V:
+        """`read(header)`, computed once per block and kept for the recent blocks (admission
+        asks for the head's on every transaction)."""
+        key = bytes(header.hash)
+        value = cache.get(key)
+        if value is None:
+            value = read(header)
+            self._remember_one(cache, key, value, RECENT_RULE_INPUTS)
+        return value
 
     def next_context(
         self,
@@ -331,32 +339,43 @@ class Chain:
 
     def block_env(self, ctx: BlockContext) -> BlockEnv:
         """What the EVM sees while executing the block of `ctx` on the head."""
-        return BlockEnv(
-            number=ctx.height,
-            timestamp=ctx.time,
-            coinbase=ctx.coinbase,
-            gas_limit=self.gas_limit,
-            mix_hash=ctx.randomness,
-            chain_id=self.chain_id,
-            prev_hashes=self.hashes_before(ctx.height),
-            validator_owners=self.validator_owners_at(self.head),
-            past_randomness=self._randomness_before(ctx.height),
-            freegas=FeeRules.of(ctx.params).freegas,
+        return self._env(
+            ctx.height, ctx.time, ctx.coinbase, self.gas_limit, ctx.randomness, self.head
         )
 
     def env_of(self, header: BlockHeaderAPI) -> BlockEnv:
-        """What the EVM saw (or sees) while executing the block of `header`."""
+        """What the EVM sees executing on the state after `header` (eth_call, estimates)."""
+        return self._env(
+            header.block_number,
+            header.timestamp,
+            header.coinbase,
+            header.gas_limit,
+            header.mix_hash,
+            header,
+        )
+
+    def _env(
+        self,
+        number: int,
+        timestamp: int,
+        coinbase: bytes,
+        gas_limit: int,
+        mix_hash: bytes,
+        rules_after: BlockHeaderAPI,
+    ) -> BlockEnv:
+        """A block environment whose rule inputs (validator owners, freegas terms) are those
+        in force after block `rules_after`."""
         return BlockEnv(
-            number=header.block_number,
-            timestamp=header.timestamp,
-            coinbase=header.coinbase,
-            gas_limit=header.gas_limit,
-            mix_hash=header.mix_hash,
+            number=number,
+            timestamp=timestamp,
+            coinbase=coinbase,
+            gas_limit=gas_limit,
+            mix_hash=mix_hash,
             chain_id=self.chain_id,
-            prev_hashes=self.hashes_before(header.block_number),
-            validator_owners=self.validator_owners_at(header),
-            past_randomness=self._randomness_before(header.block_number),
-            freegas=FeeRules.of(self.params_at(header)).freegas,
+            prev_hashes=self.hashes_before(number),
+            validator_owners=self.validator_owners_at(rules_after),
+            past_randomness=self._randomness_before(number),
+            freegas=FeeRules.of(self.params_at(rules_after)).freegas,
         )
 
     def _randomness_before(self, number: int) -> Callable[[int], bytes | None]:
@@ -569,9 +588,11 @@ class Chain:
         return receipts
 
     @staticmethod
-    def _remember_one(cache: OrderedDict[int, Any], number: int, value: Any) -> None:
-        cache[number] = value
-        while len(cache) > 64:
+    def _remember_one(
+        cache: OrderedDict[K, V], key: K, value: V, limit: int = RECENT_BLOCK_BODIES
+    ) -> None:
+        cache[key] = value
+        while len(cache) > limit:
             cache.popitem(last=False)
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
