@@ -146,32 +146,31 @@ class ModuleSet:
                 return module
         raise InvalidTransaction(f"unknown staking/governance transaction kind {kind!r}")
 
+    def _route(self, tx: SignedTx) -> tuple[SystemTxMessage, Module]:
+        """The parsed message and the module owning its kind (raises TxRejected)."""
+        msg = parse_system_tx(tx)
+        return msg, self._owner(msg.kind)
+
     def check_tx(self, tx: SignedTx, state: StateDB, height: int, time: int) -> None:
         """Admission of a system transaction into the block `height` (raises TxRejected)."""
-        msg = parse_system_tx(tx)
-        self._owner(msg.kind).check_tx(msg, state, height, time)
+        msg, owner = self._route(tx)
+        owner.check_tx(msg, state, height, time)
 
     def gas_of(self, tx: SignedTx, state: StateDB) -> int:
-        msg = _in_block(tx)
-        owner = self._owner_in_block(msg.kind)
-        return _guarded(lambda: owner.gas_of(msg, state))
+        def charged() -> int:
+            msg, owner = self._route(tx)
+            return owner.gas_of(msg, state)
 
-    def _owner_in_block(self, kind: str) -> Module:
-        return _guarded(lambda: self._owner(kind))
+        return _guarded(charged)
 
     def deliver(
         self, tx: SignedTx, state: StateDB, block_number: int, block_time: int
     ) -> SystemTxResult:
-        msg = _in_block(tx)
-        owner = self._owner_in_block(msg.kind)
-        return _guarded(lambda: owner.deliver_tx(msg, state, block_number, block_time))
+        def delivered() -> SystemTxResult:
+            msg, owner = self._route(tx)
+            return owner.deliver_tx(msg, state, block_number, block_time)
 
-
-def _in_block(tx: SignedTx) -> SystemTxMessage:
-    try:
-        return parse_system_tx(tx)
-    except InvalidTransaction as exc:
-        raise TransactionInvalid(exc.message) from None
+        return _guarded(delivered)
 
 
 def _guarded(step: Callable[[], T]) -> T:

@@ -43,10 +43,10 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
     powered = [_with_power(c, computed[c.owner]) for c in candidates]
     election = power.elect(powered, params)
     assignments = election.by_owner()
-    for record in powered:
+    for stored, record in zip(candidates, powered, strict=True):
         assigned = assignments[record.owner]
         updated = dataclasses.replace(record, state=assigned.state, rank=assigned.rank)
-        if updated != keeper.candidate(storage, record.owner):
+        if updated != stored:  # only what moved is written
             keeper.put_candidate(storage, updated)
     changes = power.validator_updates(keeper.sent_set(storage), election.consensus_set)
     if changes:

@@ -83,6 +83,7 @@ from cybermiles_node.system.storage import (
     BYTES_KEY,
     UINT,
     UINT_KEY,
+    Item,
     Layout,
     SortedIndex,
     SystemStorage,
@@ -242,8 +243,7 @@ def new_unstake_request(
     completely_withdraw: bool,
 ) -> UnstakeRequest:
     """Record a PENDING request under the next id and queue it for its maturity height."""
-    request_id = UNSTAKE_NEXT_ID.get(storage) or 1
-    UNSTAKE_NEXT_ID.set(storage, request_id + 1)
+    request_id = _next_id(UNSTAKE_NEXT_ID, storage)
     request = UnstakeRequest(
         request_id, delegator, candidate_owner, amount, initiated_at, matures_at,
         completely_withdraw,
@@ -278,6 +278,13 @@ def matured_unstake_ids(storage: SystemStorage, height: int) -> tuple[int, ...]:
     return tuple(ids)
 
 
+def _next_id(counter: Item[int], storage: SystemStorage) -> int:
+    """Take the next id of a request counter (ids start at 1)."""
+    request_id = counter.get(storage) or 1
+    counter.set(storage, request_id + 1)
+    return request_id
+
+
 def _queue_key(matures_at: int, request_id: int) -> bytes:
     return matures_at.to_bytes(32, "big") + request_id.to_bytes(32, "big")
 
@@ -287,8 +294,7 @@ def new_account_update_request(
     storage: SystemStorage, candidate_owner: bytes, new_owner: bytes, created_at: int
 ) -> AccountUpdateRequest:
     """Record a PENDING request under the next id; `new_owner` is a target from now on."""
-    request_id = ACCOUNT_UPDATE_NEXT_ID.get(storage) or 1
-    ACCOUNT_UPDATE_NEXT_ID.set(storage, request_id + 1)
+    request_id = _next_id(ACCOUNT_UPDATE_NEXT_ID, storage)
     request = AccountUpdateRequest(request_id, candidate_owner, new_owner, created_at)
     put_account_update_request(storage, request)
     ACCOUNT_UPDATE_TARGETS.set(storage, new_owner, True)
@@ -311,11 +317,16 @@ def is_account_update_target(storage: SystemStorage, address: bytes) -> bool:
 
 def candidates(storage: SystemStorage) -> tuple[Candidate, ...]:
     """Every candidate that ever declared (withdrawn ones too), by owner address."""
+    return _candidates_in(CANDIDATE_SET, storage)
+
+
+def _candidates_in(index: SortedIndex[bytes], storage: SystemStorage) -> tuple[Candidate, ...]:
+    """The records of the owners in `index`; a name without a record is a broken store."""
     records = []
-    for owner in CANDIDATE_SET.keys(storage):
+    for owner in index.keys(storage):
         record = candidate(storage, owner)
         if record is None:
-            raise StorageError(f"staking: candidate index names 0x{owner.hex()}, no record")
+            raise StorageError(f"staking: {index.namespace} names 0x{owner.hex()}, no candidate")
         records.append(record)
     return tuple(records)
 
@@ -337,13 +348,7 @@ def consensus_set_owners(storage: SystemStorage) -> frozenset[bytes]:
 
 def consensus_set(storage: SystemStorage) -> tuple[Candidate, ...]:
     """The current validators and backups, by owner address."""
-    members = []
-    for owner in CONSENSUS_SET.keys(storage):
-        record = candidate(storage, owner)
-        if record is None:
-            raise StorageError(f"staking: consensus set names 0x{owner.hex()}, no candidate")
-        members.append(record)
-    return tuple(members)
+    return _candidates_in(CONSENSUS_SET, storage)
 
 
 # -- genesis ------------------------------------------------------------------------------------
@@ -507,9 +512,7 @@ def _decode_unstake(encoded: bytes) -> UnstakeRequest:
 
 
 def _encode_account_update(r: AccountUpdateRequest) -> bytes:
-    return bytes(
-        rlp.encode([r.id, r.candidate, r.new_owner, r.created_at, r.state.value.encode()])
-    )
+    return bytes(rlp.encode([r.id, r.candidate, r.new_owner, r.created_at, r.state.value.encode()]))
 
 
 def _decode_account_update(encoded: bytes) -> AccountUpdateRequest:
