@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from eth.abc import BlockHeaderAPI
 from eth_hash.auto import keccak
@@ -23,6 +23,7 @@ from eth_hash.auto import keccak
 from evm.call import (
     CallError,
     CallRequest,
+    CallResult,
     EstimateFailed,
     ExecutionTimeout,
     estimate_gas,
@@ -56,6 +57,7 @@ from rpc.session import Session, http_client
 from rpc.subscriptions import SubscriptionHub
 
 VERSION = "0.1.0"
+_Executed = TypeVar("_Executed")  # what an EVM job answers (a CallResult, an estimate)
 MAX_LOG_BLOCK_RANGE = 10_000
 MAX_LOGS = 10_000
 MAX_FEE_HISTORY = 1024
@@ -454,14 +456,21 @@ class EthApi:
         chain = self.chain
         return chain.profile, chain.db, header.state_root, chain.env_of(header), request
 
-    async def eth_call(self, tx: object, block: object = "latest", overrides: object = None) -> str:
+    async def _execute(
+        self, work: Callable[..., _Executed], tx: object, block: object, overrides: object
+    ) -> _Executed:
+        """`work` (run_call or estimate_gas) on the call's inputs, in the EVM worker under the
+        gas cap and the deadline; a call that cannot run, or runs out of time, is -32000."""
         inputs = self._call_inputs(tx, block, overrides)
         try:
-            result = await self.evm.run(
-                lambda deadline: run_call(*inputs, gas_cap=self.gas_cap, deadline=deadline)
+            return await self.evm.run(
+                lambda deadline: work(*inputs, gas_cap=self.gas_cap, deadline=deadline)
             )
         except (CallError, ExecutionTimeout) as exc:
             raise InvalidInput(str(exc)) from None
+
+    async def eth_call(self, tx: object, block: object = "latest", overrides: object = None) -> str:
+        result: CallResult = await self._execute(run_call, tx, block, overrides)
         if result.reverted:
             raise ExecutionReverted(result.revert_reason, result.output)
         if not result.success:
@@ -471,13 +480,8 @@ class EthApi:
     async def eth_estimateGas(
         self, tx: object, block: object = "latest", overrides: object = None
     ) -> str:
-        inputs = self._call_inputs(tx, block, overrides)
         try:
-            gas = await self.evm.run(
-                lambda deadline: estimate_gas(*inputs, gas_cap=self.gas_cap, deadline=deadline)
-            )
-        except (CallError, ExecutionTimeout) as exc:
-            raise InvalidInput(str(exc)) from None
+            gas: int = await self._execute(estimate_gas, tx, block, overrides)
         except EstimateFailed as exc:
             if exc.result.reverted:
                 raise ExecutionReverted(exc.result.revert_reason, exc.result.output) from None
@@ -662,6 +666,8 @@ def _slots(value: object, name: str) -> tuple[int, ...]:
         storage_slot(key, f"{name}[{j}]")
         for j, key in enumerate(array(value, name, "storage slots"))
     )
+
+
 def reward_percentiles(value: object) -> list[float]:
     """eth_feeHistory's rewardPercentiles: at most 100 numbers in [0, 100], monotonically
     increasing (execution-apis; geth refuses a decrease and allows repeats)."""
