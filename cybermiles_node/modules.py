@@ -2,10 +2,12 @@
 
 A module (params, staking, governance) takes part in every block through two hooks around the
 block's transactions: `begin_block(ctx, storage)` before the first one and
-`end_block(ctx, storage)` after the last one, both on the block's own state, so their writes
-land in the block's state root. `end_block` answers a `BlockOutcome`: validator updates for
-consensus (effective at H+2) and an optional halt. `ModuleSet` runs its modules in a fixed order
-and merges their outcomes; with no modules a block is the plain Ethereum block.
+`end_block(ctx, storage, fees)` after the last one, both on the block's own state, so their
+writes land in the block's state root; `fees` is what the block's transactions paid to the
+fee recipient (the award pool's: a module may name it, `fee_recipient`). `end_block` answers a
+`BlockOutcome`: validator updates for consensus (effective at H+2) and an optional halt.
+`ModuleSet` runs its modules in a fixed order and merges their outcomes; with no modules a
+block is the plain Ethereum block.
 
 A module also owns system transaction kinds (SPEC §5: "stake/delegate", ...). `ModuleSet` is the
 executor's `SystemTxHandler` (evm/system.py) and the admission check: it parses the envelope's
@@ -101,10 +103,14 @@ def parse_system_tx(tx: SignedTx) -> SystemTxMessage:
 class Module(Protocol):
     name: str
     kinds: frozenset[str]  # the system transaction kinds it owns
+    # Where the block's transaction fees go (the account of its award pool), or None.
+    fee_recipient: bytes | None
 
     def begin_block(self, ctx: BlockContext, storage: StateDB) -> None: ...
 
-    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome: ...
+    def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
+        """After the block's transactions, which paid `fees` wei to the fee recipient."""
+        ...
 
     def check_tx(self, msg: SystemTxMessage, storage: StateDB, height: int, time: int) -> None:
         """Admission against the state the next block (`height`, `time`: the head's) starts
@@ -128,15 +134,20 @@ class ModuleSet:
 
     def __init__(self, modules: Sequence[Module] = ()) -> None:
         self.modules = tuple(modules)
+        recipients = [m.fee_recipient for m in self.modules if m.fee_recipient is not None]
+        if len(recipients) > 1:
+            raise ValueError("two modules claim the block's fees")
+        # None: fees go to the coinbase, as in Ethereum.
+        self.fee_recipient: bytes | None = recipients[0] if recipients else None
 
     def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
         for module in self.modules:
             module.begin_block(ctx, storage)
 
-    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
+    def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
         outcome = BlockOutcome()
         for module in self.modules:
-            outcome = outcome.merged(module.end_block(ctx, storage))
+            outcome = outcome.merged(module.end_block(ctx, storage, fees))
         return outcome
 
     # -- system transactions ---------------------------------------------------------------

@@ -11,6 +11,13 @@ data, in exactly py-evm's semantics (validation order and messages, gas purchase
 refund, tip to the coinbase, EIP-161 clearing of touched empty accounts) without building an EVM
 message or computation. `tests/unit/test_fast_path.py` proves it equal to py-evm on random
 transfers, including failures.
+
+Fees: Ethereum pays each transaction's fee (gasUsed x tip; the base fee is always 0 here) to the
+coinbase. A `BlockEnv.fee_recipient` sends them elsewhere instead: CyberMiles pays every fee into
+the block's award pool, held by the Hold account (SPEC §4), while the coinbase (the COINBASE
+opcode, the header's miner) stays the proposer's address. The executor counts what the block
+paid (`fees`, system transactions' fees included) and what freegas burned (`burned`) for the
+block's end: the award pool and the supply counters.
 """
 
 from __future__ import annotations
@@ -70,6 +77,12 @@ class BlockEnv:
     past_randomness: Callable[[int], bytes | None] = field(default=lambda _number: None)
     # The chain's freegas terms (SPEC §4); None: every transaction pays for itself.
     freegas: FreegasTerms | None = None
+    # Where transaction fees go; None: the coinbase, as in Ethereum.
+    fee_recipient: bytes | None = None
+
+    @property
+    def fees_to(self) -> bytes:
+        return self.coinbase if self.fee_recipient is None else self.fee_recipient
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,18 @@ class FreegasTerms:
 
     def prepayment(self, tx: SignedTx) -> int:
         return tx.gas * self.gas_price
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """One executed transaction: its receipt's status, gas and logs, the fee it paid to the
+    fee recipient and the wei it burned (a freegas contract's payment)."""
+
+    status: int
+    gas: int
+    logs: Sequence[Any]
+    fee: int = 0
+    burned: int = 0
 
 
 @dataclass
@@ -146,6 +171,8 @@ class BlockExecutor:
         self.account_db: StateDB = self.state._account_db  # type: ignore[attr-defined]
         self.fast_path = fast_path
         self.gas_used = 0
+        self.fees = 0  # wei the block's transactions paid to `env.fees_to`
+        self.burned = 0  # wei destroyed by freegas payments
         self.transactions: list[SignedTx] = []
         self.receipts: list[ReceiptAPI] = []
         self.contract_addresses: list[bytes | None] = []
@@ -162,20 +189,24 @@ class BlockExecutor:
         self.state.lock_changes()
         checkpoint = self.account_db.record()
         try:
-            status, gas, logs = self._execute(tx)
-            if gas > limit:
-                raise TransactionInvalid(f"used {gas} gas, above its gas limit {limit}")
+            applied = self._execute(tx)
+            if applied.gas > limit:
+                raise TransactionInvalid(f"used {applied.gas} gas, above its gas limit {limit}")
         except TransactionInvalid:
             self.account_db.discard(checkpoint)
             raise
         except Exception as exc:
             self.account_db.discard(checkpoint)
             raise TransactionCrashed(f"execution failed unexpectedly: {exc!r}") from exc
-        self.gas_used += gas
-        receipt = tx.tx.make_receipt(_STATUS_CODES[status], self.gas_used, tuple(logs))
+        self.gas_used += applied.gas
+        self.fees += applied.fee
+        self.burned += applied.burned
+        receipt = tx.tx.make_receipt(
+            _STATUS_CODES[applied.status], self.gas_used, tuple(applied.logs)
+        )
         self.transactions.append(tx)
         self.receipts.append(receipt)
-        self.contract_addresses.append(contract_address_of(tx) if status else None)
+        self.contract_addresses.append(contract_address_of(tx) if applied.status else None)
         return receipt
 
     def _check_fits(self, tx: SignedTx) -> int:
@@ -202,7 +233,7 @@ class BlockExecutor:
             raise TransactionInvalid("staking and governance transactions are not enabled")
         return self.system
 
-    def _execute(self, tx: SignedTx) -> tuple[int, int, Sequence[Any]]:
+    def _execute(self, tx: SignedTx) -> _Applied:
         if tx.is_system:
             return self._apply_system(tx, self._system_handler())
         if self.env.freegas is not None and self.env.freegas.applies(tx):
@@ -213,9 +244,7 @@ class BlockExecutor:
                 return result
         return self._apply_evm(tx)
 
-    def _apply_system(
-        self, tx: SignedTx, handler: SystemTxHandler
-    ) -> tuple[int, int, Sequence[Any]]:
+    def _apply_system(self, tx: SignedTx, handler: SystemTxHandler) -> _Applied:
         """The handler applies it; the executor keeps the nonce rule every transaction has."""
         nonce = self.account_db.get_nonce(tx.sender)
         if nonce != tx.nonce:
@@ -224,18 +253,31 @@ class BlockExecutor:
             )
         result = handler.deliver(tx, self.account_db, self.env.number, self.env.timestamp)
         self.account_db.increment_nonce(tx.sender)
-        return int(result.success), result.gas_used, result.logs
+        return _Applied(int(result.success), result.gas_used, result.logs, fee=result.fee)
 
-    def _apply_evm(self, tx: SignedTx) -> tuple[int, int, Sequence[Any]]:
+    def _apply_evm(self, tx: SignedTx) -> _Applied:
         try:
             computation: ComputationAPI = self.state.apply_transaction(tx.tx)
         except ValidationError as exc:
             raise TransactionInvalid(str(exc)) from None
         gas = PragueVM.finalize_gas_used(tx.tx, computation)
         status = 0 if computation.is_error else 1
-        return status, gas, computation.get_log_entries()
+        fee = gas * tx.tip  # what py-evm credited the coinbase
+        self._redirect_fee(fee)
+        return _Applied(status, gas, computation.get_log_entries(), fee=fee)
 
-    def _apply_freegas(self, tx: SignedTx, terms: FreegasTerms) -> tuple[int, int, Sequence[Any]]:
+    def _redirect_fee(self, fee: int) -> None:
+        """Move the fee py-evm paid the coinbase on to the fee recipient. A coinbase left empty
+        is deleted, as EIP-161 would have done had the fee never reached it."""
+        db, coinbase, recipient = self.account_db, self.env.coinbase, self.env.fees_to
+        if recipient == coinbase or fee == 0:
+            return
+        db.set_balance(coinbase, db.get_balance(coinbase) - fee)
+        db.set_balance(recipient, db.get_balance(recipient) + fee)
+        if db.account_is_empty(coinbase):
+            db.delete_account(coinbase)
+
+    def _apply_freegas(self, tx: SignedTx, terms: FreegasTerms) -> _Applied:
         """The contract prepays gas x gas_price and the call runs at price 0. If the called
         code marked the transaction freegas (opcode 0xf8 or the precompile), the contract gets
         the unused gas back and pays gasUsed x gas_price, burned (py-evm credits the coinbase
@@ -258,14 +300,15 @@ class BlockExecutor:
         if not getattr(self.state, "freegas_marked", False):
             db.discard(checkpoint)
             db.increment_nonce(tx.sender)
-            return 0, 0, ()
+            return _Applied(0, 0, ())
         db.commit(checkpoint)
         gas = PragueVM.finalize_gas_used(tx.tx, computation)
         db.set_balance(contract, db.get_balance(contract) + (tx.gas - gas) * terms.gas_price)
         status = 0 if computation.is_error else 1
-        return status, gas, computation.get_log_entries()
+        burned = gas * terms.gas_price
+        return _Applied(status, gas, computation.get_log_entries(), burned=burned)
 
-    def _apply_transfer(self, tx: SignedTx) -> tuple[int, int, Sequence[Any]] | None:
+    def _apply_transfer(self, tx: SignedTx) -> _Applied | None:
         """A plain transfer applied directly; None when the recipient needs the EVM."""
         db = self.account_db
         to = tx.to
@@ -301,12 +344,13 @@ class BlockExecutor:
         db.increment_nonce(sender)
         if tx.value:
             db.set_balance(to, db.get_balance(to) + tx.value)
-        coinbase = self.env.coinbase
-        db.set_balance(coinbase, db.get_balance(coinbase) + gas_used * price)
-        for touched in (coinbase, to):
+        fee = gas_used * price
+        recipient = self.env.fees_to
+        db.set_balance(recipient, db.get_balance(recipient) + fee)
+        for touched in (self.env.coinbase, recipient, to):  # py-evm touches the coinbase too
             if db.account_exists(touched) and db.account_is_empty(touched):
                 db.delete_account(touched)
-        return 1, gas_used, ()
+        return _Applied(1, gas_used, (), fee=fee)
 
     def finish(self) -> ExecutionResult:
         """State root, roots of transactions and receipts, bloom; writes state nodes to db."""

@@ -31,6 +31,7 @@ class SystemTxResult:
     success: bool
     gas_used: int  # the gas charged for it (its fee / gas price), shown as the receipt's gasUsed
     logs: Sequence[Log] = ()
+    fee: int = 0  # wei the handler moved from the sender to the block's fee recipient
 
 
 class SystemTxHandler(Protocol):

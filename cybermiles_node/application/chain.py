@@ -36,6 +36,7 @@ from cybermiles_node.errors import CyberMilesError, InvariantViolation
 from cybermiles_node.modules import NO_MODULES, BlockOutcome, ModuleSet
 from cybermiles_node.params import read_params, write_params
 from cybermiles_node.staking import keeper as staking_keeper
+from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import SYSTEM_STORAGE_ACCOUNTS
 from cybermiles_node.system.context import BlockContext, Misbehaviour
 from evm.db import OverlayDB
@@ -376,6 +377,7 @@ class Chain:
             validator_owners=self.validator_owners_at(rules_after),
             past_randomness=self._randomness_before(number),
             freegas=FeeRules.of(self.params_at(rules_after)).freegas,
+            fee_recipient=self.modules.fee_recipient,
         )
 
     def _randomness_before(self, number: int) -> Callable[[int], bytes | None]:
@@ -456,7 +458,9 @@ class Chain:
                 policy.crashed(tx, exc)
             except (TransactionInvalid, LowPriceRejected) as exc:
                 policy.refused(tx, exc)
-        outcome = self.modules.end_block(ctx, executor.account_db)
+        # What freegas contracts paid is destroyed (SPEC §4): count it in the supply.
+        ledger.record_burned(executor.account_db, executor.burned)
+        outcome = self.modules.end_block(ctx, executor.account_db, executor.fees)
         block = self._seal(executor, overlay, env, ctx.extra_data, outcome)
         block.skipped.extend(policy.skipped)
         block.crashed.extend(policy.crashed_txs)

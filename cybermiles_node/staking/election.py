@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from cybermiles_node.errors import InvariantViolation
-from cybermiles_node.staking import keeper, power
+from cybermiles_node.staking import keeper, power, rewards
 from cybermiles_node.staking.records import Candidate, Delegation
 from cybermiles_node.system.addresses import HOLD_ADDRESS
 from cybermiles_node.system.storage import SystemStorage
@@ -38,7 +38,8 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
     check_hold_covers_stakes(storage, delegations)
     previous = power.previous_set_owners(candidates)
     table = power.candidate_voting_powers(candidates, delegations, previous, params)
-    _store_delegation_powers(storage, delegations, table)
+    if _store_delegation_powers(storage, delegations, table):
+        candidates = keeper.candidates(storage)  # settling awards grew their shares
     computed = {c.owner: c for c in table.candidates}
     powered = [_with_power(c, computed[c.owner]) for c in candidates]
     election = power.elect(powered, params)
@@ -56,14 +57,17 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
 
 def check_hold_covers_stakes(storage: SystemStorage, delegations: list[Delegation]) -> None:
     """The Hold account holds at least every delegation's stake and pending withdrawal
-    (SPEC §6). At least, not exactly: anyone can send CMT to the Hold address, and that must
-    not stop the chain. A shortfall is a broken invariant: the node stops rather than pay
-    out CMT that is not there."""
-    owed = sum(d.shares + d.pending_withdraw_amount for d in delegations)
+    (SPEC §6), plus the awards not yet settled into them (the reserve). At least, not
+    exactly: anyone can send CMT to the Hold address, and that must not stop the chain. A
+    shortfall is a broken invariant: the node stops rather than pay out CMT that is not
+    there."""
+    staked = sum(d.shares + d.pending_withdraw_amount for d in delegations)
+    reserve = keeper.award_reserve(storage)
     held = storage.get_balance(HOLD_ADDRESS)
-    if held < owed:
+    if held < staked + reserve:
         raise InvariantViolation(
-            f"staking: the Hold account holds {held} wei, below the {owed} wei staked"
+            f"staking: the Hold account holds {held} wei, below the {staked} wei staked "
+            f"+ {reserve} wei of unsettled awards"
         )
 
 
@@ -77,9 +81,15 @@ def _with_power(candidate: Candidate, computed: power.CandidatePower) -> Candida
 
 def _store_delegation_powers(
     storage: SystemStorage, delegations: list[Delegation], table: power.PowerTable
-) -> None:
+) -> bool:
+    """Store the delegations' new voting powers, each settled first (its awards so far were
+    earned at the old power). Whether any changed."""
     by_key = {(d.candidate, d.delegator): d.voting_power for d in table.delegations}
+    changed = False
     for record in delegations:
         voting_power = by_key[(record.candidate, record.delegator)]
         if voting_power != record.voting_power:
-            keeper.put_delegation(storage, dataclasses.replace(record, voting_power=voting_power))
+            settled = rewards.settle(storage, record)
+            keeper.put_delegation(storage, dataclasses.replace(settled, voting_power=voting_power))
+            changed = True
+    return changed

@@ -33,6 +33,12 @@ Slot layout (module "staking"; derivations in cybermiles_node/system/storage.py)
 | renamed_to             | map address → address    | old owner → new owner, after an accepted     |
 |                        |                          | account update (unstake requests keep the    |
 |                        |                          | old name and follow this map)                |
+| award_accumulators     | map address → uint       | owner → Σ floor(award × 1e36 / voting power) |
+|                        |                          | over the blocks it was paid (awards.py)      |
+| award_reserve          | uint                     | wei in Hold awarded but not yet settled into |
+|                        |                          | a delegation's award_amount                  |
+| award_infos            | bytes                    | RLP [owner, state, amount] of each member in |
+|                        |                          | the last block's distribution                |
 
 `consensus_set` is what the EVM's ISVALIDATOR / isValidator and consensus read every block, so
 it is kept apart: reading it costs O(validators), never O(candidates).
@@ -92,6 +98,9 @@ from genesis import Genesis
 
 __all__ = [
     "account_update_request",
+    "award_accumulator",
+    "award_infos",
+    "award_reserve",
     "candidate",
     "consensus_set",
     "consensus_set_owners",
@@ -105,6 +114,9 @@ __all__ = [
     "new_unstake_request",
     "pub_key_owner",
     "put_account_update_request",
+    "put_award_accumulator",
+    "put_award_infos",
+    "put_award_reserve",
     "put_candidate",
     "put_delegation",
     "put_unstake_request",
@@ -134,6 +146,9 @@ RENAMED_TO = LAYOUT.map("renamed_to", ADDRESS_KEY, ADDRESS)
 # The consensus set last handed to consensus, as RLP of [pub_key, power] pairs: elections diff
 # against it (a candidate's record may already hold a new pub_key that consensus has not seen).
 SENT_SET = LAYOUT.item("sent_set", BYTES)
+AWARD_ACCUMULATORS = LAYOUT.map("award_accumulators", ADDRESS_KEY, UINT)
+AWARD_RESERVE = LAYOUT.item("award_reserve", UINT)
+AWARD_INFOS = LAYOUT.item("award_infos", BYTES)
 
 _IN_CONSENSUS = (CandidateState.VALIDATOR, CandidateState.BACKUP)
 
@@ -205,9 +220,10 @@ def pub_key_owner(storage: SystemStorage, pub_key: bytes) -> bytes | None:
 
 
 def rename_candidate(storage: SystemStorage, old_owner: bytes, new_owner: bytes) -> Candidate:
-    """Re-key the candidate of `old_owner` to `new_owner`: its record, indices and every
-    delegation to it (delegators unchanged, the old owner's self-delegation included: the rules
-    decide what becomes of it). Returns the re-keyed record."""
+    """Re-key the candidate of `old_owner` to `new_owner`: its record, indices, award
+    accumulator and every delegation to it (delegators unchanged, the old owner's
+    self-delegation included: the rules decide what becomes of it). Returns the re-keyed
+    record."""
     record = candidate(storage, old_owner)
     if record is None:
         raise StorageError(f"staking: no candidate 0x{old_owner.hex()} to rename")
@@ -220,6 +236,8 @@ def rename_candidate(storage: SystemStorage, old_owner: bytes, new_owner: bytes)
     CANDIDATES.delete(storage, old_owner)
     CANDIDATE_SET.remove(storage, old_owner)
     CONSENSUS_SET.remove(storage, old_owner)
+    AWARD_ACCUMULATORS.set(storage, new_owner, AWARD_ACCUMULATORS.get(storage, old_owner))
+    AWARD_ACCUMULATORS.delete(storage, old_owner)
     renamed = replace(record, owner=new_owner)
     put_candidate(storage, renamed)
     RENAMED_TO.set(storage, old_owner, new_owner)
@@ -351,6 +369,45 @@ def consensus_set(storage: SystemStorage) -> tuple[Candidate, ...]:
     return _candidates_in(CONSENSUS_SET, storage)
 
 
+# -- awards -------------------------------------------------------------------------------------
+def award_accumulator(storage: SystemStorage, owner: bytes) -> int:
+    """The candidate's cumulative award per unit of voting power (× awards.ACC_SCALE)."""
+    return AWARD_ACCUMULATORS.get(storage, owner)
+
+
+def put_award_accumulator(storage: SystemStorage, owner: bytes, value: int) -> None:
+    AWARD_ACCUMULATORS.set(storage, owner, value)
+
+
+def award_reserve(storage: SystemStorage) -> int:
+    """Wei held in Hold for awards not yet settled into delegations."""
+    return AWARD_RESERVE.get(storage)
+
+
+def put_award_reserve(storage: SystemStorage, value: int) -> None:
+    if value < 0:
+        raise StorageError(f"staking: the award reserve would be negative ({value})")
+    AWARD_RESERVE.set(storage, value)
+
+
+def award_infos(storage: SystemStorage) -> tuple[tuple[bytes, CandidateState, int], ...]:
+    """(owner, state, amount) of each member in the last block's distribution."""
+    encoded = AWARD_INFOS.get(storage)
+    if not encoded:
+        return ()
+    return tuple(
+        (bytes(owner), CandidateState(state.decode()), _uint(amount))
+        for owner, state, amount in rlp.decode(encoded)
+    )
+
+
+def put_award_infos(
+    storage: SystemStorage, infos: Iterable[tuple[bytes, CandidateState, int]]
+) -> None:
+    rows = [[owner, state.value.encode(), amount] for owner, state, amount in infos]
+    AWARD_INFOS.set(storage, bytes(rlp.encode(rows)))
+
+
 # -- genesis ------------------------------------------------------------------------------------
 def init_genesis(storage: SystemStorage, genesis: Genesis) -> None:
     """The genesis validators as elected candidates with their self-stake in Hold."""
@@ -462,7 +519,7 @@ def _encode_delegation(d: Delegation) -> bytes:
                 d.delegator, d.candidate, d.delegate_amount, d.award_amount, d.withdraw_amount,
                 d.pending_withdraw_amount, d.slash_amount, _rational(d.comp_rate),
                 d.voting_power, _flag(d.active), d.source.value.encode(),
-                _flag(d.completely_withdraw),
+                _flag(d.completely_withdraw), d.award_snapshot,
             ]
         )
     )  # fmt: skip
@@ -483,6 +540,7 @@ def _decode_delegation(encoded: bytes) -> Delegation:
         active=bool(_uint(f[9])),
         source=DelegationSource(f[10].decode()),
         completely_withdraw=bool(_uint(f[11])),
+        award_snapshot=_uint(f[12]),
     )
 
 

@@ -3,10 +3,13 @@
 `StakingModule` is what the chain's `ModuleSet` runs. A `stake/*` transaction is parsed into its
 message (`msgs.py`) and handed to `rules.py`, whose one guard runs at admission (`check_tx`,
 against the state the next block starts from) and again in the block (`deliver_tx`, then the
-effect); the effect's events become the receipt's logs, emitted by the staking account. At the
-end of every block, unstake requests that matured are paid from Hold, and every
-`cal_vp_interval` blocks the validators are elected again (`election.py`); the changes of the
-consensus set go to consensus in the block's outcome.
+effect); the effect's events become the receipt's logs, emitted by the staking account, and its
+fee goes to the block's award pool. At the end of every block, in this order: the block's award
+pool (block award + fees) is distributed to the present validators and backups
+(`rewards.py`), unstake requests that matured are paid from Hold, and every `cal_vp_interval`
+blocks the validators are elected again (`election.py`); the changes of the consensus set go to
+consensus in the block's outcome. The module names Hold as the block's fee recipient, so EVM
+fees reach the pool too.
 
 Event logs: topic 0 is keccak256 of the event's name ("stake/<kind>"); the data is the
 event's fields as canonical JSON (addresses and bytes as 0x hex, rationals "a/b", enums their
@@ -24,10 +27,10 @@ from eth_hash.auto import keccak
 
 from cybermiles_node.modules import BlockOutcome, SystemTxMessage, ValidatorUpdate
 from cybermiles_node.params import read_params
-from cybermiles_node.staking import rules
+from cybermiles_node.staking import rewards, rules
 from cybermiles_node.staking.election import run_election
 from cybermiles_node.staking.msgs import STAKING_KINDS, gas_of_kind, parse_staking_msg
-from cybermiles_node.system.addresses import STAKING_ADDRESS
+from cybermiles_node.system.addresses import HOLD_ADDRESS, STAKING_ADDRESS
 from cybermiles_node.system.context import BlockContext
 from evm.state import StateDB
 from evm.system import Log, SystemTxResult
@@ -38,11 +41,13 @@ __all__ = ["StakingModule", "event_log"]
 class StakingModule:
     name = "staking"
     kinds = STAKING_KINDS
+    fee_recipient: bytes | None = HOLD_ADDRESS  # the award pool is kept in Hold
 
     def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
         pass
 
-    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
+    def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
+        rewards.distribute_block_awards(storage, ctx, fees)
         rules.mature_unstakes(storage, ctx.height)
         if ctx.height % ctx.params.cal_vp_interval:
             return BlockOutcome()
@@ -61,9 +66,13 @@ class StakingModule:
         self, msg: SystemTxMessage, storage: StateDB, height: int, time: int
     ) -> SystemTxResult:
         ctx = _context(msg, storage, height, time)
-        events = rules.apply(parse_staking_msg(msg.kind, msg.data), ctx, storage)
+        parsed = parse_staking_msg(msg.kind, msg.data)
+        events = rules.apply(parsed, ctx, storage)
         return SystemTxResult(
-            True, gas_of_kind(msg.kind, ctx.params), [event_log(e) for e in events]
+            True,
+            gas_of_kind(msg.kind, ctx.params),
+            [event_log(e) for e in events],
+            fee=rules.fee_of(parsed, ctx.params),
         )
 
 

@@ -86,6 +86,9 @@ class Delegation:
     active: bool  # Travis's state Y/N
     source: DelegationSource
     completely_withdraw: bool = False
+    # Not a SPEC field (queries leave it out): the candidate's award accumulator when this
+    # delegation was last settled (staking/awards.py, lazy reward-per-power accounting).
+    award_snapshot: int = 0
 
     @property
     def shares(self) -> int:

@@ -6,10 +6,16 @@
 runs at admission (on the pending state, `ctx.height` = head + 1) and in a block, so a
 transaction admitted against a state is executed against it in the same way.
 
-Every apply charges the fee first: gas_of_kind × params.gas_price (SPEC §5), burned through the
-ledger for now (a FEE event says so). When awards take over, the fee goes to the block's award
-pool instead; only `_charge_fee` changes. The sender must afford the fee plus any stake the
-transaction moves into Hold (InsufficientStakingFunds, check_tx 20, otherwise).
+Every apply charges the fee first: gas_of_kind × params.gas_price (SPEC §5), moved from the
+sender into Hold, where the block's award pool is kept (a FEE_PAID event says so; the module
+reports it to the executor, which adds it to the block's fees). The sender must afford the fee
+plus any stake the transaction moves into Hold (InsufficientStakingFunds, check_tx 20,
+otherwise).
+
+Awards are settled (`rewards.settle`) before anything changes what a delegation earns: its
+comp_rate, a payout that includes its awards (maturity of a complete withdrawal, withdrawing a
+candidacy), its removal, and a change of its candidate's owner. A new delegation starts at its
+candidate's current accumulator, so it earns nothing awarded before it.
 
 `mature_unstakes(storage, height)` is end_block work: it pays every unstake request maturing at
 or before `height` from Hold.
@@ -40,7 +46,7 @@ from math import floor
 
 from eth_typing import Address
 
-from cybermiles_node.staking import keeper
+from cybermiles_node.staking import keeper, rewards
 from cybermiles_node.staking.cube import delegation_source
 from cybermiles_node.staking.errors import (
     InsufficientStakingFunds,
@@ -84,6 +90,7 @@ __all__ = [
     "apply",
     "check",
     "fee_of",
+    "forget_delegation",
     "mature_unstakes",
 ]
 
@@ -103,7 +110,7 @@ class TxContext:
 
 
 class EventKind(Enum):
-    FEE_BURNED = "fee_burned"  # amount = fee, burned from delegator (= the sender)
+    FEE_PAID = "fee_paid"  # amount = fee, moved from delegator (= the sender) to the award pool
     CANDIDATE_DECLARED = "candidate_declared"
     CANDIDATE_UPDATED = "candidate_updated"
     CANDIDATE_WITHDRAWN = "candidate_withdrawn"
@@ -165,8 +172,8 @@ def _charge_fee(msg: StakingMsg, ctx: TxContext, storage: SystemStorage) -> Even
     fee = fee_of(msg, ctx.params)
     if fee == 0:
         return ()
-    ledger.burn(storage, ctx.sender, fee)  # awards will take fees into the pool instead
-    return (StakingEvent(EventKind.FEE_BURNED, None, ctx.sender, fee),)
+    ledger.transfer(storage, ctx.sender, HOLD_ADDRESS, fee)  # into this block's award pool
+    return (StakingEvent(EventKind.FEE_PAID, None, ctx.sender, fee),)
 
 
 # -- shared guards -------------------------------------------------------------------------------
@@ -229,7 +236,11 @@ def _shares_of(record: Delegation | None) -> int:
 
 
 def _new_delegation(
-    delegator: bytes, candidate: Candidate, amount: int, source: DelegationSource
+    storage: SystemStorage,
+    delegator: bytes,
+    candidate: Candidate,
+    amount: int,
+    source: DelegationSource,
 ) -> Delegation:
     return Delegation(
         delegator=delegator,
@@ -243,6 +254,7 @@ def _new_delegation(
         voting_power=0,
         active=True,
         source=source,
+        award_snapshot=keeper.award_accumulator(storage, candidate.owner),
     )
 
 
@@ -258,7 +270,9 @@ def _stake(
     ledger.transfer(storage, delegator, HOLD_ADDRESS, amount)
     current = keeper.delegation(storage, candidate.owner, delegator)
     if current is None:
-        keeper.put_delegation(storage, _new_delegation(delegator, candidate, amount, source))
+        keeper.put_delegation(
+            storage, _new_delegation(storage, delegator, candidate, amount, source)
+        )
     else:
         keeper.put_delegation(
             storage, replace(current, delegate_amount=current.delegate_amount + amount)
@@ -376,6 +390,7 @@ def _apply_withdraw_candidacy(
     msg: WithdrawCandidacy, ctx: TxContext, storage: SystemStorage
 ) -> Events:
     events: list[StakingEvent] = []
+    rewards.settle_all_of(storage, ctx.sender)
     for delegator in keeper.delegators_of(storage, ctx.sender):
         current = keeper.delegation(storage, ctx.sender, delegator)
         if current is not None:
@@ -544,6 +559,7 @@ def _check_set_comp_rate(msg: SetCompRate, ctx: TxContext, storage: SystemStorag
 def _apply_set_comp_rate(msg: SetCompRate, ctx: TxContext, storage: SystemStorage) -> Events:
     current = keeper.delegation(storage, ctx.sender, msg.delegator_address)
     assert current is not None  # checked
+    current = rewards.settle(storage, current)  # what it earned so far, at the old rate
     keeper.put_delegation(storage, replace(current, comp_rate=msg.comp_rate))
     event = StakingEvent(
         EventKind.COMP_RATE_SET, ctx.sender, msg.delegator_address, comp_rate=msg.comp_rate
@@ -628,10 +644,14 @@ def _apply_accept(
 ) -> Events:
     request = _request(msg, ctx, storage)
     old, new = request.candidate, ctx.sender
+    rewards.settle_all_of(storage, old)  # the old owner's cut up to now is the old owner's
     own = _own_delegation(storage, old)
     stake = _shares_of(own)
-    record = keeper.rename_candidate(storage, old, new)
-    keeper.remove_delegation(storage, new, old)  # the old owner's self-delegation, re-keyed
+    keeper.rename_candidate(storage, old, new)
+    moved = keeper.delegation(storage, new, old)  # the old owner's self-delegation, re-keyed
+    if moved is not None:
+        forget_delegation(storage, moved)
+    record = _existing(msg.KIND, storage, new)
     keeper.put_account_update_request(storage, replace(request, state=RequestState.DONE))
     ledger.transfer(storage, HOLD_ADDRESS, old, stake)
     record = _recount(storage, replace(record, shares=record.shares - stake))
@@ -680,12 +700,14 @@ def _pay_unstake(storage: SystemStorage, request_id: int) -> Events:
         raise StorageError(f"staking: the unstake queue names a missing request {request_id}")
     owner = _current_owner(storage, request.candidate)
     current = keeper.delegation(storage, owner, request.delegator)
+    if current is not None:
+        current = rewards.settle(storage, current)
     earned = current.shares if current is not None and request.completely_withdraw else 0
     paid = request.amount + earned
     ledger.transfer(storage, HOLD_ADDRESS, request.delegator, paid)
     keeper.put_unstake_request(storage, replace(request, state=RequestState.DONE))
     if current is not None:
-        _settle(storage, owner, current, request.amount, earned)
+        _close_request(storage, owner, current, request.amount, earned)
     event = StakingEvent(
         EventKind.UNSTAKE_PAID, owner, request.delegator, paid, request_id=request.id,
         completely_withdraw=request.completely_withdraw,
@@ -693,7 +715,7 @@ def _pay_unstake(storage: SystemStorage, request_id: int) -> Events:
     return (event,)
 
 
-def _settle(
+def _close_request(
     storage: SystemStorage, owner: bytes, current: Delegation, amount: int, earned: int
 ) -> None:
     settled = replace(
@@ -701,13 +723,30 @@ def _settle(
         withdraw_amount=current.withdraw_amount + amount + earned,
         pending_withdraw_amount=current.pending_withdraw_amount - amount,
     )
-    record = keeper.candidate(storage, owner)
     if settled.shares == 0 and settled.pending_withdraw_amount == 0:
-        keeper.remove_delegation(storage, owner, current.delegator)
+        forget_delegation(storage, settled)
     else:
         keeper.put_delegation(storage, settled)
+    record = keeper.candidate(storage, owner)
     if record is not None:
         _recount(storage, replace(record, shares=max(0, record.shares - earned)))
+
+
+def forget_delegation(storage: SystemStorage, record: Delegation) -> None:
+    """Remove a settled delegation, and its voting power from its candidate's at once, so the
+    candidate's award accumulator keeps dividing by the power of the delegations that remain."""
+    keeper.remove_delegation(storage, record.candidate, record.delegator)
+    owner = keeper.candidate(storage, record.candidate)
+    if owner is None or record.voting_power == 0:
+        return
+    keeper.put_candidate(
+        storage,
+        replace(
+            owner,
+            voting_power=max(0, owner.voting_power - record.voting_power),
+            pending_voting_power=max(0, owner.pending_voting_power - record.voting_power),
+        ),
+    )
 
 
 def _rules_for(

@@ -1,9 +1,10 @@
 """Moving CMT between balances, creating it and destroying it — with the supply kept accountable.
 
 Every CMT movement the system makes (staking moving stake into Hold, awards minted into Hold,
-slashed stake burned, governance escrow, freegas burns) goes through `transfer`, `mint` or
-`burn`. They check their input before changing anything, so a refused call leaves the state as it
-was, and they raise `LedgerError` (a `SystemStateError`) when refusing:
+slashed stake burned, governance escrow) goes through `transfer`, `mint` or `burn`; what the
+EVM executor destroys itself (freegas payments) is counted with `record_burned`. They check
+their input before changing anything, so a refused call leaves the state as it was, and they
+raise `LedgerError` (a `SystemStateError`) when refusing:
 
 - amounts are ints (not bools) ≥ 0; 0 is a valid no-op, so callers need no special case;
 - no balance may go negative (insufficient balance) or exceed 2**256 − 1;
@@ -88,6 +89,18 @@ def burn(storage: SystemStorage, holder: bytes, amount: int) -> None:
     if burned + amount > UINT256_MAX:
         raise LedgerError(f"burn of {amount} wei overflows the burned counter ({burned})")
     storage.set_balance(source, balance - amount)
+    BURNED.set(storage, burned + amount)
+
+
+def record_burned(storage: SystemStorage, amount: int) -> None:
+    """Count `amount` wei that left the balances outside the ledger (freegas payments, which
+    the EVM executor takes from the contract and credits nobody) as burned."""
+    _check_amount(amount)
+    if amount == 0:
+        return
+    burned = BURNED.get(storage)
+    if burned + amount > UINT256_MAX:
+        raise LedgerError(f"burn of {amount} wei overflows the burned counter ({burned})")
     BURNED.set(storage, burned + amount)
 
 

@@ -36,13 +36,14 @@ class Recorder:
 
     name: str = "recorder"
     kinds: frozenset[str] = frozenset()  # owns no system transaction kind
+    fee_recipient: bytes | None = None
     seen: list[BlockContext] = field(default_factory=list)
 
     def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
         self.seen.append(ctx)
         storage.set_storage(RECORDER, ctx.height, len(ctx.last_commit_signers) + 1)
 
-    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
+    def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
         storage.set_storage(RECORDER, 2**32 + ctx.height, ctx.time)
         if ctx.height == 2:
             return BlockOutcome(validator_updates=(ValidatorUpdate(NEWCOMER.public_key, 10),))
@@ -109,11 +110,12 @@ class PriceRaiser:
 
     name: str = "price-raiser"
     kinds: frozenset[str] = frozenset()
+    fee_recipient: bytes | None = None
 
     def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
         pass
 
-    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
+    def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
         if ctx.height == 1:
             change_param(storage, "gas_price", str(3 * 10**9))
         return BlockOutcome()

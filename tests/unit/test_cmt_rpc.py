@@ -28,11 +28,12 @@ GENESIS = devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=1_700_0
 class RaiseAtTwo:
     name: str = "raise-at-two"
     kinds: frozenset[str] = frozenset()
+    fee_recipient: bytes | None = None
 
     def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
         pass
 
-    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
+    def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
         if ctx.height == 2:
             change_param(storage, "gas_price", "3000000000")
         return BlockOutcome()

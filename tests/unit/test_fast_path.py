@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,48 @@ def test_contracts_on_statedb_match_stock_pyevm() -> None:
         b"\x01",
     ]
     assert ours.state_root == stock_root
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_fee_recipient_gets_exactly_what_stock_pyevm_pays_the_coinbase(seed: int) -> None:
+    """With `fee_recipient` R and a proposer coinbase C that holds nothing, both of our paths
+    end in the state stock py-evm reaches with coinbase R: the fees move, C is never left
+    behind as an empty account, and the executor counts the fees it moved."""
+    rng = random.Random(1000 + seed)
+    keys = [bytes([i + 1]) * 32 for i in range(4)]
+    addresses = [bytes.fromhex(Account.from_key(k).address[2:]) for k in keys]
+    pool = b"\xff" * 20
+    alloc = {a: rng.choice([21000 * 2 * 10**9, 10**18, 10**21]) for a in addresses}
+    alloc[pool] = 1  # Hold always holds something
+    _, root, stock_db, _ = genesis_states(alloc)
+    proposer = rng.randbytes(20)
+    nonces = [0] * len(keys)
+    txs = []
+    for _ in range(30):
+        i = rng.randrange(len(keys))
+        txs.append(sign(keys[i], random_transfer(rng, keys[i], nonces[i], rng.choice(addresses),
+                                                 alloc[addresses[i]])))  # fmt: skip
+        nonces[i] += 1
+    stock_root, stock_receipts = run_stock(stock_db, root, make_env(pool), txs)
+    redirected = replace(make_env(proposer), fee_recipient=pool)
+    for fast in (True, False):
+        db = MemoryDB()
+        state = StateDB(db)
+        for address, balance in sorted(alloc.items()):
+            state.set_balance(address, balance)
+        state.persist()
+        executor = BlockExecutor(CVM, db, root, redirected, fast_path=fast)
+        receipts = []
+        for tx in txs:
+            try:
+                receipts.append(executor.apply(tx))
+            except TransactionInvalid:
+                receipts.append(None)
+        result = executor.finish()
+        assert [r.encode() if r else None for r in receipts] == [
+            r.encode() if r else None for r in stock_receipts
+        ]
+        assert result.state_root == stock_root
+        after = StateDB(db, result.state_root)
+        assert after.get_balance(pool) - 1 == executor.fees > 0
+        assert not after.account_exists(proposer)

@@ -117,11 +117,12 @@ def test_a_block_that_would_leave_hold_short_is_never_built() -> None:
     class Thief:
         name = "thief"
         kinds: frozenset[str] = frozenset()
+        fee_recipient = None
 
         def begin_block(self, ctx: Any, storage: Any) -> None:
             storage.set_balance(HOLD_ADDRESS, storage.get_balance(HOLD_ADDRESS) - 1)
 
-        def end_block(self, ctx: Any, storage: Any) -> Any:
+        def end_block(self, ctx: Any, storage: Any, fees: int) -> Any:
             return BlockOutcome()
 
     chain = Chain(MemoryDB(), GENESIS, modules=ModuleSet([Thief(), StakingModule()]))

@@ -4,9 +4,10 @@ or (error class, check_tx code), with the same guard at admission (`check`) and 
 
 States start from a devnet genesis over a MemoryStorage (two validators owned by dev accounts 0
 and 1, 10,000 CMT self-staked each, max 100,000 CMT, comp_rate 1/2). Every successful apply
-here goes through `do`, which also checks the conservation laws: Σ balances changes only by the
-burned fees, Hold = Σ (shares + pending withdrawals) of every delegation, each candidate's shares
-and delegator count match its delegations.
+here goes through `do`, which also checks the conservation laws: Σ balances never changes, Hold
+= Σ (shares + pending withdrawals) of every delegation + the fees paid into the award pool (no
+block ends here, so nothing distributes them), each candidate's shares and delegator count match
+its delegations.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import Chain
 from cybermiles_node.modules import ModuleSet
 from cybermiles_node.staking import keeper
+from cybermiles_node.staking.awards import block_award
 from cybermiles_node.staking.cube import cube_digest
 from cybermiles_node.staking.errors import (
     InsufficientStakingFunds,
@@ -122,10 +124,16 @@ def all_delegations(storage: MemoryStorage) -> list[Delegation]:
     return found
 
 
-def assert_invariants(storage: MemoryStorage) -> None:
+def fees_in_hold(storage: MemoryStorage) -> int:
+    """What Hold holds beyond the stakes and the award reserve: the fees paid into the pool."""
     delegations = all_delegations(storage)
     held = sum(d.shares + d.pending_withdraw_amount for d in delegations)
-    assert storage.get_balance(HOLD_ADDRESS) == held
+    return storage.get_balance(HOLD_ADDRESS) - held - keeper.award_reserve(storage)
+
+
+def assert_invariants(storage: MemoryStorage) -> None:
+    delegations = all_delegations(storage)
+    assert fees_in_hold(storage) >= 0
     assert all(d.shares >= 0 and d.pending_withdraw_amount >= 0 for d in delegations)
     for owner in keeper.CANDIDATE_SET.keys(storage):
         record = keeper.candidate(storage, owner)
@@ -141,12 +149,13 @@ def do(
 ) -> tuple[StakingEvent, ...]:
     """Apply `msg` (it must pass), checking supply conservation and the staking invariants."""
     total = sum(balance for _, balance in storage.balances())
-    burned = ledger.read_supply(storage).burned
+    fees = fees_in_hold(storage)
     check(msg, ctx(sender, **context), storage)
     events = apply(msg, ctx(sender, **context), storage)
-    burned_now = ledger.read_supply(storage).burned - burned
-    assert sum(balance for _, balance in storage.balances()) == total - burned_now
-    assert burned_now == sum(e.amount for e in events if e.kind is EventKind.FEE_BURNED)
+    assert sum(balance for _, balance in storage.balances()) == total
+    assert ledger.read_supply(storage).burned == 0
+    paid = fees_in_hold(storage) - fees
+    assert paid == sum(e.amount for e in events if e.kind is EventKind.FEE_PAID)
     assert_invariants(storage)
     return events
 
@@ -378,7 +387,7 @@ def test_poor_fee_payers_are_refused_with_code_20() -> None:
 
 
 # -- the effects, message by message ---------------------------------------------------------------
-def test_declare_creates_a_candidate_with_its_self_stake_in_hold_and_burns_the_fee() -> None:
+def test_declare_creates_a_candidate_with_its_self_stake_in_hold_and_pools_the_fee() -> None:
     storage = genesis_state()
     hold = storage.get_balance(HOLD_ADDRESS)
     events = do(storage, ALICE, declare(), height=7)
@@ -394,10 +403,10 @@ def test_declare_creates_a_candidate_with_its_self_stake_in_hold_and_burns_the_f
     assert own is not None and own.source is DelegationSource.CUBE
     assert (own.shares, own.comp_rate) == (stake, Fraction(1, 5))
     assert storage.get_balance(ALICE) == BALANCE - stake - FEE_DECLARE
-    assert storage.get_balance(HOLD_ADDRESS) == hold + stake
-    assert ledger.read_supply(storage).burned == FEE_DECLARE
+    assert storage.get_balance(HOLD_ADDRESS) == hold + stake + FEE_DECLARE
+    assert fees_in_hold(storage) == FEE_DECLARE
     assert events == (
-        StakingEvent(EventKind.FEE_BURNED, None, ALICE, FEE_DECLARE),
+        StakingEvent(EventKind.FEE_PAID, None, ALICE, FEE_DECLARE),
         StakingEvent(EventKind.CANDIDATE_DECLARED, ALICE, ALICE, stake),
         StakingEvent(EventKind.STAKED, ALICE, ALICE, stake),
     )
@@ -414,7 +423,7 @@ def test_update_raises_charges_the_shortfall_lowers_without_refund_and_resets_ve
         UpdateCandidacy(KEY_B, 200_000 * CMT, Fraction(1, 4), Description(website="w")),
     )  # fmt: skip
     shortfall = 20_000 * CMT - 10_000 * CMT
-    assert kinds(events) == [EventKind.FEE_BURNED, EventKind.CANDIDATE_UPDATED, EventKind.STAKED]
+    assert kinds(events) == [EventKind.FEE_PAID, EventKind.CANDIDATE_UPDATED, EventKind.STAKED]
     assert events[1].amount == events[2].amount == shortfall
     record = keeper.candidate(storage, V0)
     assert record is not None
@@ -434,7 +443,7 @@ def test_update_raises_charges_the_shortfall_lowers_without_refund_and_resets_ve
     do(storage, FOUNDATION, VerifyCandidacy(V0, True))
     balance = storage.get_balance(V0)
     assert kinds(do(storage, V0, UpdateCandidacy(max_amount=30_000 * CMT))) == [
-        EventKind.FEE_BURNED, EventKind.CANDIDATE_UPDATED,
+        EventKind.FEE_PAID, EventKind.CANDIDATE_UPDATED,
     ]  # fmt: skip
     record = keeper.candidate(storage, V0)
     assert record is not None and record.shares == 20_000 * CMT and record.verified
@@ -493,7 +502,7 @@ def test_verify_activate_and_deactivate_are_free_and_flip_their_flag() -> None:
     do(storage, FOUNDATION, VerifyCandidacy(V1, False))
     record = keeper.candidate(storage, V1)
     assert record is not None and not record.verified
-    assert ledger.read_supply(storage).burned == 0
+    assert fees_in_hold(storage) == 0
 
 
 def test_delegate_creates_then_increases_a_delegation_at_the_candidates_rate() -> None:
@@ -601,7 +610,7 @@ def test_an_account_update_moves_the_candidate_and_swaps_the_self_stake() -> Non
     do(storage, ALICE, Withdraw(V0, 100 * CMT), height=4)  # matures at 14, after the move
     events = do(storage, V0, UpdateCandidacyAccount(CAROL))
     assert events == (
-        StakingEvent(EventKind.FEE_BURNED, None, V0, FEE_ACCOUNT),
+        StakingEvent(EventKind.FEE_PAID, None, V0, FEE_ACCOUNT),
         StakingEvent(EventKind.ACCOUNT_UPDATE_REQUESTED, V0, V0, request_id=1, new_owner=CAROL),
     )
     request = keeper.account_update_request(storage, 1)
@@ -609,7 +618,7 @@ def test_an_account_update_moves_the_candidate_and_swaps_the_self_stake() -> Non
     v0, carol = storage.get_balance(V0), storage.get_balance(CAROL)
     events = do(storage, CAROL, AcceptCandidacyAccountUpdate(1))
     assert kinds(events) == [
-        EventKind.FEE_BURNED, EventKind.ACCOUNT_UPDATED, EventKind.STAKE_RETURNED,
+        EventKind.FEE_PAID, EventKind.ACCOUNT_UPDATED, EventKind.STAKE_RETURNED,
         EventKind.STAKED,
     ]  # fmt: skip
     assert storage.get_balance(V0) == v0 + Q
@@ -652,23 +661,23 @@ def test_fees_are_spec_section_5s(sender: bytes, msg: StakingMsg, fee: int) -> N
     if isinstance(msg, Withdraw):
         do(storage, ALICE, Delegate(V0, CMT))
     events = do(storage, sender, msg)
-    assert ledger.read_supply(storage).burned == fee
-    assert [e.amount for e in events if e.kind is EventKind.FEE_BURNED] == ([fee] if fee else [])
+    assert fees_in_hold(storage) == fee
+    assert [e.amount for e in events if e.kind is EventKind.FEE_PAID] == ([fee] if fee else [])
 
 
 def test_the_accept_fee_is_its_gas_times_the_price() -> None:
     storage = genesis_state()
     do(storage, V0, UpdateCandidacyAccount(CAROL))
-    burned = ledger.read_supply(storage).burned
+    pooled = fees_in_hold(storage)
     do(storage, CAROL, AcceptCandidacyAccountUpdate(1))
-    assert ledger.read_supply(storage).burned - burned == FEE_ACCEPT == 10**6 * 2 * 10**9
+    assert fees_in_hold(storage) - pooled == FEE_ACCEPT == 10**6 * 2 * 10**9
 
 
 def test_activate_is_free() -> None:
     storage = genesis_state()
     do(storage, V0, DeactivateCandidacy())
     do(storage, V0, ActivateCandidacy())
-    assert ledger.read_supply(storage).burned == 0
+    assert fees_in_hold(storage) == 0
 
 
 # -- random histories ------------------------------------------------------------------------------
@@ -772,4 +781,13 @@ def test_through_the_chain_admission_refuses_and_blocks_apply_with_the_fee_as_ga
     assert record is not None and record.block_height == 1 and record.shares == 2_000 * CMT
     spent = 500 * CMT + 2_000 * CMT + FEE_DECLARE
     assert state.get_balance(STAKER.address) == before - spent
-    assert ledger.read_supply(state).burned == FEE_DECLARE
+    # The fee joined the block's award pool, distributed at its end with the minted award.
+    counters = ledger.read_supply(state)
+    assert (counters.burned, counters.minted) == (0, block_award(PARAMS))
+    settled = sum(
+        found.award_amount
+        for delegator in keeper.delegators_of(state, OWNER.address)
+        if (found := keeper.delegation(state, OWNER.address, delegator)) is not None
+    )
+    assert keeper.award_reserve(state) + settled == block_award(PARAMS) + FEE_DECLARE
+    assert keeper.award_reserve(state) <= 1  # the settled delegation's rounding, at most

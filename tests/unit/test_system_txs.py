@@ -39,11 +39,12 @@ ADDED_TOPIC = int.from_bytes(b"added".ljust(32, b"\x00"), "big")
 class Adder:
     name: str = "adder"
     kinds: frozenset[str] = frozenset({"test/add"})
+    fee_recipient: bytes | None = None
 
     def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
         pass
 
-    def end_block(self, ctx: BlockContext, storage: StateDB) -> BlockOutcome:
+    def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
         return BlockOutcome()
 
     def _amount(self, msg: SystemTxMessage, storage: StateDB) -> int:
