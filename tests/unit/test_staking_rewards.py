@@ -102,6 +102,11 @@ def staking_tx(net: Net, account: object, kind: str, data: dict[str, object]) ->
     return bytes(Account.sign_transaction(fields, key).raw_transaction)
 
 
+def delegate(net: Net, candidate: bytes, cmt: int) -> bytes:
+    data = {"validator_address": "0x" + candidate.hex(), "amount": str(cmt * CMT)}
+    return staking_tx(net, STAKER, "stake/delegate", data)
+
+
 def transfer(net: Net, price: int) -> bytes:
     fields = {"to": "0x" + "42" * 20, "value": 1, "gas": 21_000, "gasPrice": price,
               "nonce": nonce_of(net, PAYER.address), "chainId": GENESIS.chain_id}  # fmt: skip
@@ -113,7 +118,9 @@ def test_the_present_validators_and_the_backup_share_the_pool_by_the_ratio() -> 
     net = Net()
     net.block()  # block 1: the first election makes V2 the backup
     assert {o: s for o, (s, _) in net.award_infos().items()} == {
-        V0: CandidateState.VALIDATOR, V1: CandidateState.VALIDATOR, V2: CandidateState.VALIDATOR
+        V0: CandidateState.VALIDATOR,
+        V1: CandidateState.VALIDATOR,
+        V2: CandidateState.VALIDATOR,
     }
     net.block(signers=tuple(SIGNERS))
     infos = net.award_infos()
@@ -158,8 +165,7 @@ def test_lazy_awards_equal_the_naive_split_within_a_wei_per_block() -> None:
     threshold 1: no factor, so powers stay put and nothing settles in between.)"""
     net = Net(replace(PARAMS, validator_size_threshold=Fraction(1)))
     net.block()
-    net.block(txs=(staking_tx(net, STAKER, "stake/delegate",
-                              {"validator_address": "0x" + V0.hex(), "amount": str(5_000 * CMT)}),))  # fmt: skip
+    net.block(txs=(delegate(net, V0, 5_000),))
     # That block's election gave the delegation its voting power: it earns from the next.
     delegation = keeper.delegation(net.state, V0, STAKER.address)
     assert delegation is not None and delegation.voting_power > 0
@@ -177,8 +183,8 @@ def test_lazy_awards_equal_the_naive_split_within_a_wei_per_block() -> None:
     assert naive > 0 and abs(pending.delegator_award - naive) <= blocks
     own = keeper.delegation(net.state, V0, V0)
     assert own is not None
-    rate = staking_tx(net, ACCOUNTS[0], "stake/setCompRate",
-                      {"delegator_address": "0x" + STAKER.address.hex(), "comp_rate": "1/5"})  # fmt: skip
+    data = {"delegator_address": "0x" + STAKER.address.hex(), "comp_rate": "1/5"}
+    rate = staking_tx(net, ACCOUNTS[0], "stake/setCompRate", data)
     net.block(signers=tuple(SIGNERS), txs=(rate,))  # settles before the rate changes
     # ... and the block's election settles it again: the settled awards raised its power.
     # So it holds what it had earned plus this block's share at the new rate.
@@ -193,11 +199,12 @@ def test_lazy_awards_equal_the_naive_split_within_a_wei_per_block() -> None:
     assert own_after.award_amount >= own.award_amount + pending.owner_award
 
 
-def test_an_unstaking_amount_keeps_earning_until_maturity_and_a_complete_withdrawal_pays_it() -> None:
+def test_an_unstaking_amount_keeps_earning_until_maturity_and_a_complete_withdrawal_pays_it() -> (
+    None
+):
     net = Net()
     net.block()
-    net.block(txs=(staking_tx(net, STAKER, "stake/delegate",
-                              {"validator_address": "0x" + V1.hex(), "amount": str(2_000 * CMT)}),))  # fmt: skip
+    net.block(txs=(delegate(net, V1, 2_000),))
     net.block()
     balance = net.state.get_balance(STAKER.address)
     request = net.block(txs=(staking_tx(net, STAKER, "stake/withdraw",
@@ -224,4 +231,3 @@ def test_nothing_is_minted_when_no_member_signed_and_the_fees_are_burned() -> No
     assert after.minted == before.minted
     assert after.burned - before.burned == 21_000 * 2 * 10**9
     assert sum(amount for _, amount in net.award_infos().values()) == 0
-
