@@ -202,7 +202,7 @@ def test_lazy_awards_equal_the_naive_split_within_a_wei_per_block() -> None:
 def test_an_unstaking_amount_keeps_earning_until_maturity_and_a_complete_withdrawal_pays_it() -> (
     None
 ):
-    net = Net()
+    net = Net(replace(PARAMS, unstake_waiting_period=5))
     net.block()
     net.block(txs=(delegate(net, V1, 2_000),))
     net.block()
@@ -211,7 +211,7 @@ def test_an_unstaking_amount_keeps_earning_until_maturity_and_a_complete_withdra
                                         {"validator_address": "0x" + V1.hex(),
                                          "amount": str(2_000 * CMT),
                                          "completely_withdraw": True}),))  # fmt: skip
-    while net.app.chain.head_number < request + PARAMS.unstake_waiting_period - 1:
+    while net.app.chain.head_number < request + 5 - 1:
         net.block(signers=tuple(SIGNERS))
         pending = keeper.delegation(net.state, V1, STAKER.address)
         assert pending is not None and pending.voting_power > 0  # still earning
