@@ -38,7 +38,7 @@ from evm.call import CallRequest, CallResult, decode_revert_reason, run_call
 from evm.db import MemoryDB
 from evm.executor import contract_address_of, execution_context
 from evm.profiles import get_profile
-from genesis import dev_accounts, devnet_genesis
+from genesis import Genesis, dev_accounts, devnet_genesis
 from genesis.schema import EvmProfile as ProfileName
 from tests.unit.test_cvm_precompiles import (
     CALL,
@@ -62,7 +62,7 @@ STAKED_TOPIC = int.from_bytes(keccak(b"stake/staked"), "big")
 UNSTAKE_TOPIC = int.from_bytes(keccak(b"stake/unstake_requested"), "big")
 
 
-def genesis_for(profile: ProfileName) -> Any:
+def genesis_for(profile: ProfileName) -> Genesis:
     params = replace(BASE.params, unstake_waiting_period=WAIT)
     return replace(BASE, evm_profile=profile, params=params)
 
@@ -339,6 +339,12 @@ def test_views_called_directly_match_the_keeper(node: Node) -> None:
 
 
 # -- gas -------------------------------------------------------------------------------------------
+def test_the_prices_are_the_documented_ones() -> None:
+    """docs/PRECOMPILES.md's table and contracts' gas budgets rely on these numbers."""
+    assert (sp.GAS_WRITE, sp.GAS_VIEW) == (50_000, 5_000)
+    assert (sp.GAS_CANDIDATES, sp.GAS_CANDIDATES_PER_CANDIDATE) == (2_000, 2_000)
+
+
 @pytest.mark.parametrize(
     ("data", "gas"),
     [
