@@ -47,8 +47,10 @@ from cybermiles_node.operator.startup import (
 )
 from cybermiles_node.operator.status import NodeStatus
 from cybermiles_node.staking.module import StakingModule
+from cybermiles_node.staking.precompile import STAKING_PRECOMPILES
 from cybermiles_node.txpool.mempool import MempoolConfig
 from evm.db import LevelDB
+from evm.profiles import EvmProfile, get_profile
 from evm.transactions import SignedTx
 from genesis import Genesis, dev_accounts
 from genesis.schema import format_genesis_time
@@ -75,7 +77,13 @@ class NodeInfo:
 def open_chain(layout: HomeLayout, config: NodeConfig, genesis: Genesis) -> tuple[LevelDB, Chain]:
     db = LevelDB(layout.chain_db)
     try:
-        return db, Chain(db, genesis, modules=chain_modules(), sync_writes=config.sync_writes)
+        return db, Chain(
+            db,
+            genesis,
+            modules=chain_modules(),
+            profile=chain_profile(genesis),
+            sync_writes=config.sync_writes,
+        )
     except BaseException:
         db.close()
         raise
@@ -84,6 +92,12 @@ def open_chain(layout: HomeLayout, config: NodeConfig, genesis: Genesis) -> tupl
 def chain_modules() -> ModuleSet:
     """The modules every node runs, in their fixed order (DESIGN.md §7)."""
     return ModuleSet([StakingModule()])
+
+
+def chain_profile(genesis: Genesis) -> EvmProfile:
+    """The genesis's EVM profile with the modules' precompiles (DESIGN.md §7): blocks,
+    admission and eth_call/eth_estimateGas all execute through `Chain.profile`."""
+    return get_profile(genesis.evm_profile).with_precompiles(STAKING_PRECOMPILES)
 
 
 def app_config(config: NodeConfig) -> AppConfig:
