@@ -25,6 +25,7 @@ from evm.db import MemoryDB
 from evm.transactions import decode_transaction
 from genesis import dev_accounts, devnet_genesis
 from rpc import Dispatcher, InvalidParams
+from rpc.budget import METHOD_COSTS
 from rpc.cmt_tx import (
     TX_METHODS,
     CmtTxApi,
@@ -336,3 +337,7 @@ def test_a_transaction_that_leaves_the_pool_uncommitted_is_reported_at_the_next_
     answer = node.call("cmt_deactivateCandidacy", {"from": hex_of(OWNER.address)}, evict)
     assert answer["error"]["code"] == -32000 and "dropped" in answer["error"]["message"]
     assert answer["error"]["data"].startswith("0x") and node.app.head.block_number == 1
+
+
+def test_every_method_has_its_batch_cost() -> None:
+    assert {name: METHOD_COSTS.get(name) for name in TX_METHODS} == dict.fromkeys(TX_METHODS, 2)
