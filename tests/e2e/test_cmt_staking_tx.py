@@ -192,7 +192,7 @@ def test_verify_candidacy_is_the_foundation_s_and_its_key_is_not_on_the_devnet(
 
 def test_malformed_requests_are_invalid_params_naming_the_field(devnet: Devnet) -> None:
     sender = addr(dev_keys(3)[2])
-    cases = [
+    cases: list[tuple[str, list[Any], str]] = [
         ("cmt_withdrawCandidacy", [{}], "missing from"),
         ("cmt_delegate", [{"from": sender, "validatorAddress": sender}], "missing amount"),
         (

@@ -153,7 +153,8 @@ def test_malformed_requests_are_invalid_params_naming_the_field(
 
 
 def test_params_must_be_one_object() -> None:
-    for params in ([], "0x1", None, 1):
+    not_objects: list[object] = [[], "0x1", None, 1]
+    for params in not_objects:
         with pytest.raises(InvalidParams):
             parse_call(TX_METHODS["cmt_withdrawCandidacy"], params)
 
