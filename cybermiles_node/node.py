@@ -33,6 +33,7 @@ from cybermiles_node.application.consensus_app import ChainConsensus
 from cybermiles_node.application.producer import DevnetProducer
 from cybermiles_node.application.queries import CmtQueries
 from cybermiles_node.application.randomness import VrfBeacon
+from cybermiles_node.application.staking_txs import CmtTransactions
 from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.modules import ModuleSet
 from cybermiles_node.operator.config import HomeLayout, NodeConfig
@@ -58,7 +59,8 @@ from p2p import MempoolReactor, Switch
 from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
 from rpc.budget import BatchBudget
 from rpc.cmt import CmtApi
-from rpc.dev_accounts import DevAccountsApi
+from rpc.cmt_tx import CmtTxApi, CommitSignal
+from rpc.dev_accounts import DevAccountsApi, UnlockedAccounts
 from rpc.eth import EthApi, client_version
 from rpc.execution import EvmWorker
 from rpc.server import ServerLimits, serve_asgi
@@ -190,6 +192,7 @@ async def _serve(
         max_per_session=rpc.max_subscriptions_per_connection, max_total=rpc.max_subscriptions
     )
     dev_keys = dev_accounts(config.devnet.accounts) if config.devnet.enabled else []
+    unlocked = UnlockedAccounts({a.address: a.private_key for a in dev_keys})
     api = EthApi(
         app,
         filters=filters,
@@ -197,13 +200,16 @@ async def _serve(
         client_version=client_version(genesis.evm_profile),
         evm=EvmWorker(timeout=config.rpc.evm_timeout),
         gas_cap=config.rpc.gas_cap,
-        accounts=lambda: [a.address for a in dev_keys],
+        accounts=unlocked.addresses,
         max_response_bytes=rpc.max_response_bytes,
     )
     api.install(dispatcher)
     CmtApi(CmtQueries(app.chain)).install(dispatcher)
-    if config.devnet.enabled:
-        DevAccountsApi(api, {a.address: a.private_key for a in dev_keys}).install(dispatcher)
+    if config.devnet.enabled:  # node-side signing (SPEC §8): devnets only
+        DevAccountsApi(api, unlocked).install(dispatcher)
+        commits = CommitSignal()
+        app.on_commit.append(lambda _block: commits.notify())
+        CmtTxApi(CmtTransactions(app), unlocked, commits).install(dispatcher)
     async with trio.open_nursery() as nursery:
         send, receive = trio.open_memory_channel[Any](10_000)
         app.on_commit.append(lambda block: _queue(send, ("block", block)))

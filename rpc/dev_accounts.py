@@ -4,6 +4,10 @@ SPEC §8: node-side signing is off unless enabled, and devnets enable it. The de
 mnemonic accounts are unlocked; missing fields are filled the way geth fills them: nonce from
 the pending state, gas by estimation, EIP-1559 fees at the chain's minimum price (or the given
 gasPrice as a legacy transaction).
+
+`UnlockedAccounts` holds the keys (in memory) and signs; every method that signs for a `from`
+(these, and the cmt_* staking transactions of rpc/cmt_tx.py) goes through it, so an account
+that is not unlocked is refused the same way everywhere.
 """
 
 from __future__ import annotations
@@ -25,12 +29,35 @@ from rpc.params import (
 )
 
 
+class UnlockedAccounts:
+    """The accounts this node signs for: address -> secp256k1 private key, in memory."""
+
+    def __init__(self, keys: Mapping[bytes, bytes]) -> None:
+        self._keys = dict(keys)
+
+    def addresses(self) -> list[bytes]:
+        return list(self._keys)
+
+    def require(self, sender: bytes) -> None:
+        """Refuse (-32000) an account whose key this node does not hold."""
+        if sender not in self._keys:
+            raise InvalidInput(f"unknown account 0x{sender.hex()} (not unlocked on this node)")
+
+    def sign(self, sender: bytes, fields: Mapping[str, Any]) -> bytes:
+        """The raw signed transaction of `fields` (eth-account's names) by `sender`."""
+        self.require(sender)
+        try:
+            return bytes(Account.sign_transaction(dict(fields), self._keys[sender]).raw_transaction)
+        except (TypeError, ValueError) as exc:  # eth-account's verdict on the field mix
+            raise InvalidParams(f"transaction: {exc}") from None
+
+
 class DevAccountsApi:
     """Signs with in-memory keys of unlocked accounts, then submits like a raw transaction."""
 
-    def __init__(self, eth: EthApi, keys: Mapping[bytes, bytes]) -> None:
+    def __init__(self, eth: EthApi, accounts: UnlockedAccounts) -> None:
         self.eth = eth
-        self.keys = dict(keys)
+        self.accounts = accounts
 
     def install(self, dispatcher: Any) -> None:
         dispatcher.register("eth_sendTransaction", self.eth_sendTransaction)
@@ -40,9 +67,7 @@ class DevAccountsApi:
         if not isinstance(obj, dict):
             raise InvalidParams("transaction: expected an object")
         sender = address(obj.get("from"), "from")
-        key = self.keys.get(sender)
-        if key is None:
-            raise InvalidInput(f"unknown account 0x{sender.hex()} (not unlocked on this node)")
+        self.accounts.require(sender)
         to = optional_address(obj.get("to"), "to")
         payload = optional_data(obj.get("input"), "input")
         if payload is None:
@@ -72,10 +97,7 @@ class DevAccountsApi:
             estimate_input = {k: v for k, v in obj.items() if k != "gas"}
             gas = int(await self.eth.eth_estimateGas(estimate_input), 16)
         fields["gas"] = gas
-        try:
-            return bytes(Account.sign_transaction(fields, key).raw_transaction)
-        except (TypeError, ValueError) as exc:  # eth-account's verdict on the field mix
-            raise InvalidParams(f"transaction: {exc}") from None
+        return self.accounts.sign(sender, fields)
 
     async def eth_signTransaction(self, obj: object) -> str:
         return fmt.d(await self._sign(obj))

@@ -20,6 +20,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from rpc.cmt_tx import TX_METHODS
+
 Json = Any
 INTERNAL_ERROR = -32603
 
@@ -31,6 +33,10 @@ MAX_FUZZ_GAS = 200_000
 EXECUTING_METHODS = frozenset(
     {"eth_call", "eth_estimateGas", "eth_sendTransaction", "eth_signTransaction"}
 )
+# The cmt_* staking transaction methods sign for `from` and wait for the commit: `cheap` pins
+# their nonce to the funded account's spent nonce 0, so none is admitted and none waits.
+STAKING_TX_METHODS = frozenset(TX_METHODS)
+STAKING_PUB_KEY = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="  # base64 of bytes 1..32
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,40 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "cmt_queryValidators": [1],
         "cmt_queryValidator": [known.funded, 1],
         "cmt_queryDelegator": [known.funded, 1],
+        **staking_tx_params(known),
     }
+
+
+def staking_tx_params(known: Known) -> dict[str, list[Json]]:
+    """A well-formed request object per cmt_* staking transaction method, every field given."""
+    sender = {"from": known.funded, "nonce": "0x0"}
+    validator = {"validatorAddress": known.other, "amount": "0xde0b6b3a7640000"}
+    description = {"name": "fuzz", "website": "https://example.com", "email": ""}
+    objects: dict[str, dict[str, Json]] = {
+        "cmt_declareCandidacy": {
+            "pubKey": STAKING_PUB_KEY,
+            "maxAmount": "0x3635c9adc5dea00000",
+            "compRate": "0.2",
+            "description": description,
+        },
+        "cmt_updateCandidacy": {
+            "pubKey": STAKING_PUB_KEY,
+            "maxAmount": "0x1",
+            "compRate": "1/5",
+            "description": description,
+        },
+        "cmt_withdrawCandidacy": {},
+        "cmt_verifyCandidacy": {"candidateAddress": known.other, "verified": True},
+        "cmt_activateCandidacy": {},
+        "cmt_deactivateCandidacy": {},
+        "cmt_setCompRate": {"delegatorAddress": known.other, "compRate": "0.1"},
+        "cmt_updateCandidacyAccount": {"newCandidateAccount": known.other},
+        "cmt_acceptCandidacyAccountUpdate": {"accountUpdateRequestId": 1},
+        "cmt_delegate": {**validator, "cubeBatch": "01", "sig": "0x" + "ab" * 64},
+        "cmt_withdraw": {**validator, "completelyWithdraw": False},
+    }
+    assert set(objects) == STAKING_TX_METHODS  # a new method gets its template here
+    return {name: [{**sender, **fields}] for name, fields in objects.items()}
 
 
 def _paths(value: Json, prefix: tuple[int | str, ...] = ()) -> list[tuple[int | str, ...]]:
@@ -288,13 +327,17 @@ def sweep(method: str, known: Known) -> list[Json]:
 def cheap(method: str, params: Json, known: Known) -> Json:
     """Keep executing methods bounded and stateless (see MAX_FUZZ_GAS): a call object that
     would parse gets a small gas, and a signed transaction reuses the funded account's spent
-    nonce 0, so no fuzzed eth_sendTransaction can ever be admitted."""
-    if method not in EXECUTING_METHODS or not isinstance(params, list) or not params:
+    nonce 0, so no fuzzed eth_sendTransaction or cmt_* staking transaction can ever be
+    admitted."""
+    signing = method in STAKING_TX_METHODS
+    if not (signing or method in EXECUTING_METHODS) or not isinstance(params, list) or not params:
         return params
     obj = params[0]
     if not isinstance(obj, dict):
         return params
     fixed = dict(obj)
+    if signing:
+        return [{**fixed, "nonce": "0x0"}, *params[1:]]
     gas = fixed.get("gas")
     if gas is None or (isinstance(gas, str) and _quantity_above(gas, MAX_FUZZ_GAS)):
         fixed["gas"] = hex(MAX_FUZZ_GAS)

@@ -1,8 +1,8 @@
 """Seeded JSON-RPC fuzzing of every registered method, in process, against a real node stack.
 
 The stack is what `cybermiles_node.node` serves: a `ChainApp` over LevelDB with a devnet genesis
-and one committed block, `EthApi`, `DevAccountsApi` and the subscription hub on one
-`Dispatcher`, called with a session as a WebSocket connection would be. Inputs come from
+and one committed block, `EthApi`, `DevAccountsApi`, `CmtApi`, `CmtTxApi` and the subscription
+hub on one `Dispatcher`, called with a session as a WebSocket connection would be. Inputs come from
 `tests.rpc_fuzzing` (client mistakes only). Properties: the dispatcher never raises, no answer
 is -32603, each request is answered on its own, and the head, the funded balances and nonces
 and the transaction pool are unchanged.
@@ -27,12 +27,15 @@ from hypothesis import strategies as st
 from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import Chain
 from cybermiles_node.application.queries import CmtQueries
+from cybermiles_node.application.staking_txs import CmtTransactions
+from cybermiles_node.node import chain_modules
 from cybermiles_node.operator.config import RpcConfig
 from evm.db import LevelDB
 from genesis import dev_accounts
 from rpc import Dispatcher, FilterRegistry, MemorySession, SubscriptionHub
 from rpc.cmt import CmtApi
-from rpc.dev_accounts import DevAccountsApi
+from rpc.cmt_tx import CmtTxApi, CommitSignal
+from rpc.dev_accounts import DevAccountsApi, UnlockedAccounts
 from rpc.eth import MAX_PROOF_KEYS, EthApi
 from rpc.execution import EvmWorker
 from tests.rpc_fuzzing import (
@@ -81,7 +84,7 @@ RPC_DEFAULTS = RpcConfig()
 
 def build_stack(home: Path) -> tuple[Stack, LevelDB]:
     db = LevelDB(home / "chain")
-    app = ChainApp(Chain(db, GENESIS))
+    app = ChainApp(Chain(db, GENESIS, modules=chain_modules()))
     app.check_tx(raw_transfer(0))  # SENDER spends nonce 0: fuzzed eth_sendTransaction reuse it
     block = produce(app)
     dispatcher = Dispatcher()
@@ -97,8 +100,10 @@ def build_stack(home: Path) -> tuple[Stack, LevelDB]:
         accounts=lambda: [k.address for k in keys],
     )
     api.install(dispatcher)
-    DevAccountsApi(api, {k.address: k.private_key for k in keys}).install(dispatcher)
+    unlocked = UnlockedAccounts({k.address: k.private_key for k in keys})
+    DevAccountsApi(api, unlocked).install(dispatcher)
     CmtApi(CmtQueries(app.chain)).install(dispatcher)
+    CmtTxApi(CmtTransactions(app), unlocked, CommitSignal()).install(dispatcher)
     known = Known(
         funded="0x" + SENDER.address.hex(),
         other="0x" + bytes([9]).hex() * 20,

@@ -1,0 +1,83 @@
+"""What the cmt_* staking transaction methods need of the node (rpc/cmt_tx.py's `CmtTxBackend`).
+
+`CmtTransactions` submits a signed transaction through `ChainApp.check_tx` (the admission of
+eth_sendRawTransaction) and turns a refusal into Travis's check_tx code with
+`staking.errors.check_tx_code_of`; once the transaction is in a committed block it reads the
+outcome back from the block's receipts:
+- gasUsed: the receipt's own gas (cumulative minus the previous receipt's);
+- fee: gasUsed × the gas_price in force for that block (the parameters after its parent), which
+  is what the staking rules charge (`gas_of_kind × gas_price`);
+- log: the receipt's log payloads (the modules' canonical event JSON) as one JSON array;
+- data: for an account update request, its id as decimal text (from the module's
+  `account_update_requested` event), else empty.
+"""
+
+from __future__ import annotations
+
+import json
+
+from cybermiles_node.application.app import ChainApp
+from cybermiles_node.errors import TxRejected
+from cybermiles_node.staking.errors import check_tx_code_of
+from cybermiles_node.staking.rules import EventKind
+from rpc.cmt_tx import CheckTx, DeliverTx
+
+__all__ = ["CmtTransactions"]
+
+ACCOUNT_UPDATE_REQUESTED = f"stake/{EventKind.ACCOUNT_UPDATE_REQUESTED.value}"
+
+
+class CmtTransactions:
+    def __init__(self, app: ChainApp) -> None:
+        self.app = app
+
+    @property
+    def chain_id(self) -> int:
+        return self.app.chain.chain_id
+
+    def pending_nonce(self, sender: bytes) -> int:
+        return self.app.mempool.pending_nonce(sender)
+
+    def submit(self, raw: bytes) -> CheckTx:
+        try:
+            self.app.check_tx(raw)
+        except TxRejected as exc:
+            return CheckTx(check_tx_code_of(exc), exc.message)
+        return CheckTx(0)
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        return tx_hash in self.app.mempool
+
+    def delivered(self, tx_hash: bytes) -> DeliverTx | None:
+        chain = self.app.chain
+        location = chain.tx_location(tx_hash)
+        if location is None:
+            return None
+        number, index = location
+        parent = chain.header_by_number(number - 1)
+        receipts = chain.receipts(number)
+        if parent is None or index >= len(receipts):
+            return None  # not stored yet: the next block notification looks again
+        receipt = receipts[index].receipt
+        gas_used = receipt.gas_used - (receipts[index - 1].receipt.gas_used if index else 0)
+        payloads = [bytes(log.data).decode("utf-8", "replace") for log in receipt.logs]
+        return DeliverTx(
+            height=number,
+            success=receipt.state_root == b"\x01",
+            data=_result_data(payloads),
+            gas_used=gas_used,
+            fee=gas_used * chain.params_at(parent).gas_price,
+            log=f"[{','.join(payloads)}]" if payloads else "",
+        )
+
+
+def _result_data(payloads: list[str]) -> bytes:
+    """Travis's result bytes: an account update request's id as decimal text, else nothing."""
+    for payload in payloads:
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == ACCOUNT_UPDATE_REQUESTED:
+            return str(event["request_id"]).encode()
+    return b""

@@ -1,0 +1,403 @@
+"""The Travis `cmt_*` staking transaction methods (SPEC §8), signed by the node's unlocked accounts.
+
+Each method takes ONE JSON object, as web3-cmt.js sends it: `from` (an account this node holds
+the key of, `rpc.dev_accounts.UnlockedAccounts`), an optional `nonce` (hex; default: the
+sender's pending nonce) and the kind's fields in camelCase (table below). It builds the SPEC §5
+envelope `{"type": "stake/<kind>", "data": {...snake_case fields...}}`, signs it as a legacy
+EIP-155 transaction with no recipient, value 0, gasPrice 0 and gas 0, submits it through the
+node's admission (the path of eth_sendRawTransaction), and answers once the block holding it has
+committed, in Travis's shape:
+
+    {"height": N, "hash": "0x<tx hash>",
+     "check_tx": {"code": 0, "log": ""},
+     "deliver_tx": {"code": 0, "data": "<base64>", "gasUsed": "<decimal>",
+                    "fee": {"key": "R2FzRmVl", "value": "<wei, decimal>"}, "log": "<events>"}}
+
+- `deliver_tx.code` is 0 when the receipt's status is 1 (else 1); `data` is the base64 of the
+  result bytes: for updateCandidacyAccount the request id as decimal text (Travis: "MQ==" for
+  request 1), else empty; `gasUsed` the receipt's; `fee` the fee charged (the receipt's gasUsed
+  × the gas_price in force for the block), keyed by base64("GasFee") as Travis's Tendermint
+  KVPair was, and `{}` for the free kinds (Travis's shape again); `log` the receipt's events as
+  a JSON array of the staking module's event objects, or "" when there are none.
+- Refused at admission is NOT a JSON-RPC error: the answer has height 0, the hash of the
+  signed transaction, `check_tx: {"code": C, "log": "<why>"}` and `deliver_tx: {}`, where C is
+  Travis's check_tx code (the backend maps the node's refusal):
+
+  | C  | refusal                                                                 |
+  |----|-------------------------------------------------------------------------|
+  | 1  | malformed: a field's content does not decode (pub key, rate, signature, |
+  |    | number range: the log names `data.<field>`), or the transaction itself  |
+  | 5  | unknown candidate                                                       |
+  | 6  | nonce too low or too high                                               |
+  | 20 | insufficient funds (stake + fee)                                        |
+  | 21 | any other staking rule; also other pool refusals (already known, full)  |
+
+- JSON-RPC errors: a malformed request object (missing or unknown field, wrong JSON type, bad
+  hex) is -32602 naming the field; a `from` whose key this node does not hold is -32000
+  "unknown account"; no commit within `commit_timeout` seconds (default 30) is -32000 "timed
+  out waiting for commit", and a transaction that left the pool without being committed is
+  -32000 "... dropped ...", both with the transaction hash as `data`.
+
+Field types are checked here, their content by the staking module (one place for each rule):
+amounts are hex quantities (Travis's hexutil.Big), written into the envelope as decimal wei;
+addresses are written lowercase; `pubKey`, `compRate`, `cubeBatch` and `sig` are strings passed
+through; booleans are JSON booleans; `accountUpdateRequestId` is a JSON integer.
+
+| method                           | kind                         | fields (? optional)          |
+|----------------------------------|------------------------------|------------------------------|
+| cmt_declareCandidacy             | declareCandidacy             | pubKey, maxAmount, compRate, |
+|                                  |                              | description?                 |
+| cmt_updateCandidacy              | updateCandidacy              | pubKey?, maxAmount?,         |
+|                                  |                              | compRate?, description?      |
+| cmt_withdrawCandidacy            | withdrawCandidacy            |                              |
+| cmt_verifyCandidacy              | verifyCandidacy              | candidateAddress, verified?  |
+|                                  |                              | (false, as Travis)           |
+| cmt_activateCandidacy            | activateCandidacy            |                              |
+| cmt_deactivateCandidacy          | deactivateCandidacy          |                              |
+| cmt_setCompRate                  | setCompRate                  | delegatorAddress, compRate   |
+| cmt_updateCandidacyAccount       | updateCandidacyAccount       | newCandidateAccount          |
+| cmt_acceptCandidacyAccountUpdate | acceptCandidacyAccountUpdate | accountUpdateRequestId       |
+| cmt_delegate                     | delegate                     | validatorAddress, amount,    |
+|                                  |                              | cubeBatch?, sig?             |
+| cmt_withdraw                     | withdraw                     | validatorAddress, amount,    |
+|                                  |                              | completelyWithdraw?          |
+
+Waiting for the commit wakes on the node's block notification (`CommitSignal`, fed from the
+application's commit listeners), never on a timer: after each block the transaction is looked
+up in the chain, then in the pool.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final, Protocol
+
+import trio
+from eth_hash.auto import keccak
+
+from rpc import formatting as fmt
+from rpc.dev_accounts import UnlockedAccounts
+from rpc.errors import InvalidInput, InvalidParams
+from rpc.params import address, bool_param, json_object, optional_quantity, quantity
+
+__all__ = [
+    "COMMIT_TIMEOUT_S",
+    "TX_METHODS",
+    "CheckTx",
+    "CmtTxApi",
+    "CmtTxBackend",
+    "CommitSignal",
+    "DeliverTx",
+    "StakingCall",
+    "committed_json",
+    "envelope",
+    "parse_call",
+    "rejected_json",
+    "unsigned_fields",
+]
+
+COMMIT_TIMEOUT_S: Final = 30.0
+GAS_FEE_KEY: Final = base64.b64encode(b"GasFee").decode()  # "R2FzRmVl", Travis's KVPair key
+MAX_NONCE: Final = 2**64 - 1
+
+
+# -- the backend ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckTx:
+    """Admission's verdict: code 0 when admitted, else Travis's check_tx code and why."""
+
+    code: int
+    log: str = ""
+
+
+@dataclass(frozen=True)
+class DeliverTx:
+    """A committed transaction's outcome, read from its block and receipt."""
+
+    height: int
+    success: bool  # the receipt's status
+    data: bytes  # the result bytes (updateCandidacyAccount: the request id as decimal text)
+    gas_used: int
+    fee: int  # wei charged to the sender
+    log: str  # the receipt's events as a JSON array, or ""
+
+
+class CmtTxBackend(Protocol):
+    """What the methods need of the node (`cybermiles_node.application.staking_txs`)."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    def pending_nonce(self, sender: bytes) -> int: ...
+
+    def submit(self, raw: bytes) -> CheckTx:
+        """Admit a signed transaction as eth_sendRawTransaction does; never raises a refusal."""
+        ...
+
+    def delivered(self, tx_hash: bytes) -> DeliverTx | None:
+        """The outcome if the transaction is in a committed block, else None."""
+        ...
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        """Whether the transaction still waits in the pool."""
+        ...
+
+
+class CommitSignal:
+    """Wakes every waiter once per committed block (the node calls `notify` on commit)."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def notify(self) -> None:
+        event, self._event = self._event, trio.Event()
+        event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+# -- parameters ----------------------------------------------------------------------------------
+Parser = Callable[[object, str], object]
+
+
+def _text(v: object, name: str) -> str:
+    if type(v) is str:
+        return v
+    raise InvalidParams(f"invalid {name}: expected a string, got {type(v).__name__}")
+
+
+def _wei(v: object, name: str) -> str:
+    """A hex quantity (Travis's hexutil.Big), as the envelope's decimal wei string."""
+    return str(quantity(v, name))
+
+
+def _account(v: object, name: str) -> str:
+    return fmt.d(address(v, name))
+
+
+def _integer(v: object, name: str) -> int:
+    if type(v) is int:
+        return v
+    raise InvalidParams(f"invalid {name}: expected an integer, got {type(v).__name__}")
+
+
+def _description(v: object, name: str) -> dict[str, str]:
+    """An object of strings; which keys exist is the staking module's rule."""
+    obj = json_object(v, name)
+    return {key: _text(value, f"{name}.{key}") for key, value in obj.items()}
+
+
+@dataclass(frozen=True)
+class Field:
+    param: str  # camelCase, in the request object
+    wire: str  # snake_case, in the envelope's data
+    parse: Parser
+    required: bool = True
+    default: object = None  # written when an optional field is omitted; None: left out
+
+
+@dataclass(frozen=True)
+class TxMethod:
+    kind: str
+    fields: tuple[Field, ...] = ()
+
+
+_AMOUNT = Field("amount", "amount", _wei)
+_VALIDATOR = Field("validatorAddress", "validator_address", _account)
+_DESCRIPTION = Field("description", "description", _description, required=False)
+
+TX_METHODS: Final[Mapping[str, TxMethod]] = {
+    "cmt_declareCandidacy": TxMethod(
+        "stake/declareCandidacy",
+        (
+            Field("pubKey", "pub_key", _text),
+            Field("maxAmount", "max_amount", _wei),
+            Field("compRate", "comp_rate", _text),
+            _DESCRIPTION,
+        ),
+    ),
+    "cmt_updateCandidacy": TxMethod(
+        "stake/updateCandidacy",
+        (
+            Field("pubKey", "pub_key", _text, required=False),
+            Field("maxAmount", "max_amount", _wei, required=False),
+            Field("compRate", "comp_rate", _text, required=False),
+            _DESCRIPTION,
+        ),
+    ),
+    "cmt_withdrawCandidacy": TxMethod("stake/withdrawCandidacy"),
+    "cmt_verifyCandidacy": TxMethod(
+        "stake/verifyCandidacy",
+        (
+            Field("candidateAddress", "candidate_address", _account),
+            Field("verified", "verified", bool_param, required=False, default=False),
+        ),
+    ),
+    "cmt_activateCandidacy": TxMethod("stake/activateCandidacy"),
+    "cmt_deactivateCandidacy": TxMethod("stake/deactivateCandidacy"),
+    "cmt_setCompRate": TxMethod(
+        "stake/setCompRate",
+        (
+            Field("delegatorAddress", "delegator_address", _account),
+            Field("compRate", "comp_rate", _text),
+        ),
+    ),
+    "cmt_updateCandidacyAccount": TxMethod(
+        "stake/updateCandidacyAccount",
+        (Field("newCandidateAccount", "new_candidate_account", _account),),
+    ),
+    "cmt_acceptCandidacyAccountUpdate": TxMethod(
+        "stake/acceptCandidacyAccountUpdate",
+        (Field("accountUpdateRequestId", "account_update_request_id", _integer),),
+    ),
+    "cmt_delegate": TxMethod(
+        "stake/delegate",
+        (
+            _VALIDATOR,
+            _AMOUNT,
+            Field("cubeBatch", "cube_batch", _text, required=False),
+            Field("sig", "sig", _text, required=False),
+        ),
+    ),
+    "cmt_withdraw": TxMethod(
+        "stake/withdraw",
+        (
+            _VALIDATOR,
+            _AMOUNT,
+            Field("completelyWithdraw", "completely_withdraw", bool_param, required=False),
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StakingCall:
+    """One parsed request: who signs, with which nonce (None: pending), what envelope."""
+
+    sender: bytes
+    nonce: int | None
+    kind: str
+    data: Mapping[str, object]
+
+
+def parse_call(method: TxMethod, params: object) -> StakingCall:
+    """The request object of `method`, checked field by field (InvalidParams names the field).
+    A null field counts as omitted, as in eth_sendTransaction."""
+    obj = json_object(params, "params")
+    known = {"from", "nonce", *(f.param for f in method.fields)}
+    unknown = sorted(key for key in obj if key not in known)
+    if unknown:
+        raise InvalidParams(f"invalid params: unknown field {unknown[0][:40]!r}")
+    if obj.get("from") is None:
+        raise InvalidParams("missing from")
+    sender = address(obj["from"], "from")
+    nonce = optional_quantity(obj.get("nonce"), "nonce")
+    if nonce is not None and nonce > MAX_NONCE:
+        raise InvalidParams("invalid nonce: above 2^64 - 1")
+    data: dict[str, object] = {}
+    for f in method.fields:
+        value = obj.get(f.param)
+        if value is not None:
+            data[f.wire] = f.parse(value, f.param)
+        elif f.required:
+            raise InvalidParams(f"missing {f.param}")
+        elif f.default is not None:
+            data[f.wire] = f.default
+    return StakingCall(sender, nonce, method.kind, data)
+
+
+def envelope(call: StakingCall) -> bytes:
+    """The transaction's data: SPEC §5's JSON, compact, fields in the table's order."""
+    return json.dumps({"type": call.kind, "data": call.data}, separators=(",", ":")).encode()
+
+
+def unsigned_fields(call: StakingCall, nonce: int, chain_id: int) -> dict[str, Any]:
+    """The legacy transaction SPEC §5 recognises as a system transaction (eth-account names)."""
+    return {
+        "nonce": nonce,
+        "gasPrice": 0,
+        "gas": 0,
+        "to": b"",
+        "value": 0,
+        "data": envelope(call),
+        "chainId": chain_id,
+    }
+
+
+# -- results -------------------------------------------------------------------------------------
+def rejected_json(tx_hash: bytes, check: CheckTx) -> dict[str, Any]:
+    return {
+        "height": 0,
+        "hash": fmt.d(tx_hash),
+        "check_tx": {"code": check.code, "log": check.log},
+        "deliver_tx": {},
+    }
+
+
+def committed_json(tx_hash: bytes, done: DeliverTx) -> dict[str, Any]:
+    fee = {"key": GAS_FEE_KEY, "value": str(done.fee)} if done.fee else {}
+    return {
+        "height": done.height,
+        "hash": fmt.d(tx_hash),
+        "check_tx": {"code": 0, "log": ""},
+        "deliver_tx": {
+            "code": 0 if done.success else 1,
+            "data": base64.b64encode(done.data).decode(),
+            "gasUsed": str(done.gas_used),
+            "fee": fee,
+            "log": done.log,
+        },
+    }
+
+
+# -- the methods ---------------------------------------------------------------------------------
+class CmtTxApi:
+    """The methods of `TX_METHODS` over a backend, the unlocked accounts and commit signals."""
+
+    def __init__(
+        self,
+        backend: CmtTxBackend,
+        accounts: UnlockedAccounts,
+        commits: CommitSignal,
+        *,
+        commit_timeout: float = COMMIT_TIMEOUT_S,
+    ) -> None:
+        self.backend = backend
+        self.accounts = accounts
+        self.commits = commits
+        self.commit_timeout = commit_timeout
+
+    def install(self, dispatcher: Any) -> None:
+        for name, method in sorted(TX_METHODS.items()):
+            dispatcher.register(name, partial(self.send, method))
+
+    async def send(self, method: TxMethod, params: object) -> dict[str, Any]:
+        call = parse_call(method, params)
+        self.accounts.require(call.sender)
+        nonce = call.nonce if call.nonce is not None else self.backend.pending_nonce(call.sender)
+        raw = self.accounts.sign(call.sender, unsigned_fields(call, nonce, self.backend.chain_id))
+        tx_hash = keccak(raw)
+        check = self.backend.submit(raw)
+        if check.code:
+            return rejected_json(tx_hash, check)
+        return committed_json(tx_hash, await self._committed(tx_hash))
+
+    async def _committed(self, tx_hash: bytes) -> DeliverTx:
+        """Wait, block by block, until the transaction is committed (or leaves the pool)."""
+        with trio.move_on_after(self.commit_timeout):
+            while True:
+                done = self.backend.delivered(tx_hash)
+                if done is not None:
+                    return done
+                if not self.backend.is_pending(tx_hash):
+                    raise InvalidInput(
+                        "transaction dropped from the pool without being committed",
+                        fmt.d(tx_hash),
+                    )
+                await self.commits.wait()
+        raise InvalidInput("timed out waiting for commit", fmt.d(tx_hash))
