@@ -20,7 +20,7 @@ import random
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,7 +174,11 @@ def _log_tail(path: Path, lines: int) -> str:
 
 class Cluster:
     """`cybermiles devnet --validators N` in `base/devnet`, the supervisor's output in
-    `base/supervisor.log`. Node indexes are 0-based, as in the devnet (node0 …)."""
+    `base/supervisor.log`. Node indexes are 0-based, as in the devnet (node0 …).
+
+    `params` are chain parameters of the cluster's genesis (`--param NAME=VALUE` each), e.g.
+    {"unstake_waiting_period": 5}.
+    """
 
     def __init__(
         self,
@@ -185,6 +189,7 @@ class Cluster:
         chain_id: int = CHAIN_ID,
         extra_args: Sequence[str] = (),
         wrapper: Sequence[str] = (),
+        params: Mapping[str, object] | None = None,
     ) -> None:
         self.base = base
         self.wrapper = list(wrapper)  # a command the devnet runs under, e.g. prlimit
@@ -194,6 +199,7 @@ class Cluster:
         self.validator = validator
         self.chain_id = chain_id
         self.extra_args = list(extra_args)
+        self.params = dict(params or {})
         self.ports: ClusterPorts | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.nodes: list[ClusterNode] = []
@@ -227,6 +233,7 @@ class Cluster:
             str(ports.status),
             "--metrics-port",
             str(ports.metrics),
+            *(arg for name, value in self.params.items() for arg in ("--param", f"{name}={value}")),
             *self.extra_args,
         ]
 
