@@ -495,7 +495,7 @@ def node_info(home: Path) -> None:
 
 def _block_mode(config: NodeConfig) -> str:
     if config.consensus.engine != "automine":
-        return f"{config.consensus.engine} consensus among the genesis validators"
+        return f"{config.consensus.engine} consensus among the validators staking elects"
     if config.devnet.block_time > 0:
         return f"a block every {config.devnet.block_time:g} s"
     return "automine (a block as soon as transactions arrive)"
