@@ -29,6 +29,8 @@ from genesis.presets import (
     DevAccount,
     dev_accounts,
     devnet_genesis,
+    devnet_params,
+    parse_param_overrides,
 )
 from genesis.schema import (
     CMT,
@@ -79,6 +81,7 @@ __all__ = [
     "default_params",
     "dev_accounts",
     "devnet_genesis",
+    "devnet_params",
     "dump_genesis",
     "dumps_genesis",
     "genesis_to_json",
@@ -89,5 +92,6 @@ __all__ = [
     "params_to_json",
     "parse_genesis",
     "parse_param",
+    "parse_param_overrides",
     "validate_genesis",
 ]

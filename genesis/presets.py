@@ -5,7 +5,9 @@
   (m/44'/60'/0'/0/i of "test … junk"), so their default keys work against a devnet unchanged.
 - `TRAVIS_DEV_ADDRESSES`: the two accounts Travis devnets prefunded, for old scripts.
 - `devnet_genesis(...)`: a valid `Genesis` that prefunds those accounts and makes dev account i
-  the owner of validator i.
+  the owner of validator i, with the parameters of its network changed by `params`.
+- `parse_param_overrides(["NAME=VALUE", ...])`: the devnet's `--param` options as typed values,
+  each checked by `genesis.params.parse_param` (a bad one is a `ParamError` naming it).
 
 Dev accounts' private keys are public knowledge: they exist for local chains only and must never
 hold value on a real network.
@@ -13,6 +15,7 @@ hold value on a real network.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +25,14 @@ from types import MappingProxyType
 from eth_account import Account
 from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
 
-from genesis.errors import GenesisError
-from genesis.params import default_params
+from genesis.errors import GenesisError, ParamError
+from genesis.params import (
+    PARAM_SPEC_BY_NAME,
+    Params,
+    ParamValue,
+    default_params,
+    parse_param,
+)
 from genesis.schema import (
     PUBLIC_CHAIN_IDS,
     AllocAccount,
@@ -96,10 +105,12 @@ def devnet_genesis(
     evm_profile: EvmProfile = "cvm",
     gas_limit: int = DEVNET_GAS_LIMIT,
     network: str = "devnet",
+    params: Mapping[str, ParamValue] | None = None,
 ) -> Genesis:
     """A devnet genesis: `accounts` mnemonic accounts and the Travis dev accounts hold `balance`
     wei each; validator i (key `validator_pub_keys[i]`) is owned by dev account i and
-    self-delegates 10,000 CMT of it. Parameters are the defaults of `network`."""
+    self-delegates 10,000 CMT of it. Parameters are the defaults of `network` with `params`
+    (typed values, see `parse_param_overrides`) in their place."""
     if len(validator_pub_keys) > accounts:
         raise GenesisError(
             "validators",
@@ -129,5 +140,33 @@ def devnet_genesis(
         validators=validators,
         evm_profile=evm_profile,
         gas_limit=gas_limit,
-        params=default_params(network),
+        params=devnet_params(network, params or {}),
     )
+
+
+def devnet_params(network: str, overrides: Mapping[str, ParamValue]) -> Params:
+    """`network`'s default parameters with `overrides` (typed values) in their place; Params
+    checks every value's type and range on construction."""
+    for name in overrides:
+        if name not in PARAM_SPEC_BY_NAME:
+            raise ParamError(name, "unknown parameter")
+    return dataclasses.replace(default_params(network), **overrides)  # type: ignore[arg-type]
+
+
+def parse_param_overrides(assignments: Sequence[str]) -> dict[str, ParamValue]:
+    """`NAME=VALUE` strings (a devnet's `--param` options) as {name: typed value}, in order.
+
+    Values are read as genesis and governance read them (`parse_param`: "5", "1/10", "0.2",
+    "true", "0x…"); an unknown name, a bad value or a name given twice is a ParamError naming
+    the parameter.
+    """
+    parsed: dict[str, ParamValue] = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise GenesisError("params", f"expected NAME=VALUE, got {assignment!r}")
+        if name in parsed:
+            raise ParamError(name, "given more than once")
+        parsed[name] = parse_param(name, value.strip())
+    return parsed

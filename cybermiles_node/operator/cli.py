@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 import trio
@@ -38,8 +38,10 @@ from cybermiles_node.operator.devnet import (
     MAX_VALIDATORS,
     DevnetNode,
     DevnetOptions,
+    ParamOverrides,
     Ports,
     check_chain_id,
+    check_params,
     check_profile,
     existing_validators,
     prepare_devnet,
@@ -57,6 +59,7 @@ from genesis import (
     dev_accounts,
     devnet_genesis,
     load_genesis,
+    parse_param_overrides,
 )
 from genesis.presets import DEV_MNEMONIC, DEVNET_VALIDATOR_SHARES, TRAVIS_DEV_ADDRESSES
 from p2p.errors import P2PError
@@ -74,7 +77,7 @@ START_UP_ERRORS = (GenesisError, CyberMilesError, EvmError, ConsensusError, P2PE
 PUBLIC_ACCOUNTS_CHECKED = 10
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
 
@@ -135,8 +138,10 @@ def init_home(
     accounts: int,
     config: NodeConfig,
     evm_profile: EvmProfile = "cvm",
+    params: ParamOverrides = (),
 ) -> HomeLayout:
-    """Write keys, config and genesis into a new home (refuses to overwrite a genesis)."""
+    """Write keys, config and genesis into a new home (refuses to overwrite a genesis);
+    `params` change chain parameters of a new devnet genesis (not of a --genesis file)."""
     # Checked here too (write_home refuses as well) so that `init` fails before reading keys
     # or a genesis file, with click's usual error line.
     genesis_path = HomeLayout(home).genesis_file
@@ -157,6 +162,7 @@ def init_home(
             chain_id=chain_id if chain_id is not None else 1234,
             accounts=accounts,
             evm_profile=evm_profile,
+            params=dict(params),
         )
     return write_home(
         home, node_key=node_key, validator_key=validator_key, genesis=genesis, config=config
@@ -279,6 +285,15 @@ def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
     "(node i: RPC port + i, the other ports + 10 i). Without it: one automine node.",
 )
 @click.option(
+    "--param",
+    "param_assignments",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A chain parameter of a new devnet's genesis (SPEC names and values, e.g. "
+    "unstake_waiting_period=5 or self_staking_ratio=1/10); repeatable. An existing devnet "
+    "keeps its genesis: a different value is refused (use --reset).",
+)
+@click.option(
     "--p2p-port",
     type=PORT,
     default=None,
@@ -309,6 +324,7 @@ def devnet(
     reset: bool,
     evm_profile: EvmProfile,
     validators: int | None,
+    param_assignments: tuple[str, ...],
     p2p_port: int | None,
     status_port: int | None,
     metrics_port: int | None,
@@ -330,6 +346,7 @@ def devnet(
         _fail("--p2p-port, --status-port and --metrics-port go with --validators")
     if validators is not None and block_time > 0:
         _fail("--block-time is for the one-node automine devnet; BFT validators keep their pace")
+    params = _param_overrides(param_assignments)  # before anything is written
     try:
         claim_devnet_home(home)
         if reset:
@@ -337,7 +354,9 @@ def devnet(
     except CyberMilesError as exc:
         _fail(str(exc))
     if validators is None:
-        _single_devnet(home, rpc_addr, rpc_port, chain_id, accounts, block_time, evm_profile)
+        _single_devnet(
+            home, rpc_addr, rpc_port, chain_id, accounts, block_time, evm_profile, params
+        )
         return
     defaults = Ports()
     ports = Ports(
@@ -349,8 +368,17 @@ def devnet(
     # The nodes log at info (the default LogConfig) unless the command line says otherwise.
     log = _log_overrides().apply(LogConfig())
     _multi_devnet(
-        home, DevnetOptions(validators, chain_id, accounts, rpc_addr, ports, log, evm_profile)
+        home,
+        DevnetOptions(validators, chain_id, accounts, rpc_addr, ports, log, evm_profile, params),
     )
+
+
+def _param_overrides(assignments: tuple[str, ...]) -> ParamOverrides:
+    """The --param options as typed values; a bad one ends the command in one line."""
+    try:
+        return tuple(parse_param_overrides(assignments).items())
+    except GenesisError as exc:
+        _fail(f"--param {exc}")
 
 
 def _single_devnet(
@@ -361,6 +389,7 @@ def _single_devnet(
     accounts: int,
     block_time: float,
     evm_profile: EvmProfile,
+    params: ParamOverrides,
 ) -> None:
     layout = HomeLayout(home)
     existing = existing_validators(home)
@@ -382,11 +411,13 @@ def _single_devnet(
                 accounts=accounts,
                 config=config,
                 evm_profile=evm_profile,
+                params=params,
             )
         else:
             existing_genesis = load_genesis(layout.genesis_file)
             check_chain_id(existing_genesis, chain_id, home)
             check_profile(existing_genesis, evm_profile, home)
+            check_params(existing_genesis, params, home)
             write_config(layout.config_file, config)
     except (GenesisError, CyberMilesError) as exc:
         _fail(str(exc))
@@ -464,7 +495,7 @@ def node_info(home: Path) -> None:
 
 def _block_mode(config: NodeConfig) -> str:
     if config.consensus.engine != "automine":
-        return f"{config.consensus.engine} consensus among the genesis validators"
+        return f"{config.consensus.engine} consensus among the validators staking elects"
     if config.devnet.block_time > 0:
         return f"a block every {config.devnet.block_time:g} s"
     return "automine (a block as soon as transactions arrive)"

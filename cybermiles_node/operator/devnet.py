@@ -20,6 +20,9 @@ HOME/.cybermiles-devnet       marks HOME as a devnet home, HOME/node{i}/.cybermi
 Node i listens on RPC port `rpc + i` and on `p2p + 10 i`, `status + 10 i`, `metrics + 10 i`
 (a stride of 10 leaves room between neighbours). `prepare_devnet` creates the homes on the first
 run and rewrites their configs from the options on later runs (the chain and keys are kept).
+Chain parameters given with `--param` (`DevnetOptions.params`) go into a new devnet's genesis; a
+later run that names a parameter with another value than the genesis holds is refused
+(`check_params`): the genesis is fixed once the chain exists.
 
 `run_devnet` is the supervisor: it starts one `python -m cybermiles_node node start` process per
 node, waits until each answers GET /health on its status port, writes devnet.json, and then keeps
@@ -61,7 +64,15 @@ from cybermiles_node.operator.config import (
 )
 from cybermiles_node.operator.devnet_home import MANIFEST_NAME, mark, node_home
 from cybermiles_node.operator.keys import Ed25519Key, read_key, write_key
-from genesis import EvmProfile, Genesis, devnet_genesis, dump_genesis, load_genesis
+from genesis import (
+    EvmProfile,
+    Genesis,
+    ParamValue,
+    devnet_genesis,
+    dump_genesis,
+    load_genesis,
+    param_to_json,
+)
 
 __all__ = [
     "DEFAULT_CHAIN_ID",
@@ -71,7 +82,9 @@ __all__ = [
     "DevnetNode",
     "DevnetOptions",
     "Ports",
+    "ParamOverrides",
     "check_chain_id",
+    "check_params",
     "check_profile",
     "devnet_manifest",
     "existing_validators",
@@ -134,6 +147,21 @@ def check_chain_id(genesis: Genesis, chain_id: int, home: Path) -> None:
         )
 
 
+ParamOverrides = tuple[tuple[str, ParamValue], ...]  # (name, typed value), as given
+
+
+def check_params(genesis: Genesis, overrides: ParamOverrides, home: Path) -> None:
+    """An existing devnet keeps the parameters of its genesis: a parameter named with another
+    value than the genesis holds is refused (only the named ones are compared)."""
+    for name, value in overrides:
+        held = genesis.params.get(name)
+        if held != value:
+            raise DevnetError(
+                f"{home} holds a chain with {name}={param_to_json(name, held)}; the genesis "
+                f"cannot change: use --reset for {name}={param_to_json(name, value)}"
+            )
+
+
 # ---------------------------------------------------------------------------- options
 
 
@@ -167,6 +195,7 @@ class DevnetOptions:
     ports: Ports = Ports()
     log: LogConfig = LogConfig()
     evm_profile: EvmProfile = "cvm"
+    params: ParamOverrides = ()  # chain parameters of a new devnet's genesis
 
     @property
     def funded_accounts(self) -> int:
@@ -272,7 +301,9 @@ def prepare_devnet(home: Path, options: DevnetOptions) -> list[DevnetNode]:
     if new:
         _write_new_homes(nodes, keys, options)
     else:
-        check_profile(load_genesis(nodes[0].layout.genesis_file), options.evm_profile, home)
+        genesis = load_genesis(nodes[0].layout.genesis_file)
+        check_profile(genesis, options.evm_profile, home)
+        check_params(genesis, options.params, home)
         for node in nodes:
             write_config(node.layout.config_file, node.config)
     return nodes
@@ -330,6 +361,7 @@ def _write_new_homes(
         chain_id=options.chain_id,
         accounts=options.funded_accounts,
         evm_profile=options.evm_profile,
+        params=dict(options.params),
     )
     for node, (node_key, validator_key) in zip(nodes, keys, strict=True):
         mark(node.layout.home, "devnet-node")

@@ -5,8 +5,11 @@ picked free for the whole cluster, reads the devnet.json the supervisor writes o
 answers /health, and then drives the nodes the way an operator would: JSON-RPC, the status
 endpoint, /metrics and signals. `kill(i)` kills one node process by its pid; `restart(i)` starts
 that node again with `cybermiles node start` as a process the Cluster owns (the supervisor leaves
-killed nodes down). `stop()` stops the supervisor (which stops its nodes) and every restarted
-node, and kills whatever is left of the cluster's node processes, so nothing outlives a test.
+killed nodes down). `join(home)` adds a node from outside the devnet the way an operator
+would (`cybermiles init --genesis`, the devnet's nodes as persistent peers, `cybermiles node
+start`); it gets the next index and kill/restart/rpc work on it as on any node. `stop()` stops
+the supervisor (which stops its nodes), every restarted or joined node, and kills whatever is
+left of the cluster's node processes, so nothing outlives a test.
 
 As in `Devnet`, every wait is a condition polled against a deadline, and failing tests get the
 log tails of the supervisor and of each node (`log_tail`).
@@ -20,15 +23,19 @@ import random
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+import tomli_w
 from web3 import HTTPProvider, Web3
 
+from cybermiles_node.operator.config import HomeLayout
 from cybermiles_node.operator.devnet import MANIFEST_NAME, spawn_logged
+from cybermiles_node.operator.keys import read_key
 from tests.conformance import OpenRpcValidator, check_raw_response, install_conformance_check
 from tests.e2e.harness import (
     CHAIN_ID,
@@ -37,6 +44,7 @@ from tests.e2e.harness import (
     RPC_TIMEOUT_S,
     STOP_TIMEOUT_S,
     cybermiles_executable,
+    free_port,
     wait_for,
 )
 
@@ -174,7 +182,11 @@ def _log_tail(path: Path, lines: int) -> str:
 
 class Cluster:
     """`cybermiles devnet --validators N` in `base/devnet`, the supervisor's output in
-    `base/supervisor.log`. Node indexes are 0-based, as in the devnet (node0 …)."""
+    `base/supervisor.log`. Node indexes are 0-based, as in the devnet (node0 …).
+
+    `params` are chain parameters of the cluster's genesis (`--param NAME=VALUE` each), e.g.
+    {"unstake_waiting_period": 5}.
+    """
 
     def __init__(
         self,
@@ -185,6 +197,7 @@ class Cluster:
         chain_id: int = CHAIN_ID,
         extra_args: Sequence[str] = (),
         wrapper: Sequence[str] = (),
+        params: Mapping[str, object] | None = None,
     ) -> None:
         self.base = base
         self.wrapper = list(wrapper)  # a command the devnet runs under, e.g. prlimit
@@ -194,6 +207,7 @@ class Cluster:
         self.validator = validator
         self.chain_id = chain_id
         self.extra_args = list(extra_args)
+        self.params = dict(params or {})
         self.ports: ClusterPorts | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.nodes: list[ClusterNode] = []
@@ -227,6 +241,7 @@ class Cluster:
             str(ports.status),
             "--metrics-port",
             str(ports.metrics),
+            *(arg for name, value in self.params.items() for arg in ("--param", f"{name}={value}")),
             *self.extra_args,
         ]
 
@@ -339,8 +354,20 @@ class Cluster:
         environment, and (unless `wait` is False) wait for its /health."""
         node = self.nodes[i]
         assert not self.alive(i), f"{node.name} is still running (pid {self.pids[i]})"
+        return self._spawn(i, "cluster restart", timeout, env=env, wait=wait)
+
+    def _spawn(
+        self,
+        i: int,
+        header: str,
+        timeout: float,
+        *,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> subprocess.Popen[bytes]:
+        node = self.nodes[i]
         proc = spawn_logged(
-            self.node_command(i), node.log_path, "cluster restart", cwd=REPO_ROOT, extra_env=env
+            self.node_command(i), node.log_path, header, cwd=REPO_ROOT, extra_env=env
         )
         self._restarted[i] = proc
         self.pids[i] = proc.pid
@@ -350,13 +377,54 @@ class Cluster:
         def healthy() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(
-                    f"{node.name} exited with {proc.returncode} on restart\n"
+                    f"{node.name} exited with {proc.returncode} on start\n"
                     f"{_log_tail(node.log_path, LOG_TAIL_LINES)}"
                 )
             return self.health(i)
 
-        wait_for(healthy, timeout=timeout, what=f"{node.name} /health after restart", interval=0.2)
+        wait_for(healthy, timeout=timeout, what=f"{node.name} /health after start", interval=0.2)
         return proc
+
+    def join(self, home: Path, timeout: float = NODE_START_TIMEOUT_S) -> int:
+        """A new node joins the running devnet and is started; returns its index.
+
+        As an operator does it: `cybermiles init --home HOME --genesis <the devnet's genesis>`
+        (new node and validator keys), config.toml with free ports of its own and every devnet
+        node as a persistent peer, then `cybermiles node start --home HOME`. Its validator key
+        is not in the genesis: it follows the chain until staking elects it.
+        """
+        assert self.nodes, "the cluster is not started"
+        genesis = self.nodes[0].home / "config" / "genesis.json"
+        init = subprocess.run(
+            [str(cybermiles_executable()), "init", "--home", str(home), "--genesis", str(genesis)],
+            capture_output=True, text=True, check=False, cwd=REPO_ROOT,
+        )  # fmt: skip
+        assert init.returncode == 0, init.stderr
+        layout = HomeLayout(home)
+        config = tomllib.loads(layout.config_file.read_text())
+        rpc, p2p, status, metrics = (free_port() for _ in range(4))
+        config["rpc"]["port"] = rpc
+        config["p2p"]["listen_port"] = p2p
+        config["p2p"]["persistent_peers"] = [node.p2p_address for node in self.nodes]
+        config["status"]["port"] = status
+        config["metrics"]["port"] = metrics
+        layout.config_file.write_text(tomli_w.dumps(config))
+        node = ClusterNode(
+            name=f"joined{len(self.nodes)}",
+            home=home,
+            pid=0,  # never the supervisor's child: the live pid is in `pids`
+            rpc_url=f"http://127.0.0.1:{rpc}",
+            ws_url=f"ws://127.0.0.1:{rpc}",
+            status_url=f"http://127.0.0.1:{status}",
+            metrics_url=f"http://127.0.0.1:{metrics}/metrics",
+            p2p_address=f"{read_key(layout.node_key_file).node_id}@127.0.0.1:{p2p}",
+            validator_address=read_key(layout.validator_key_file).node_id,
+        )
+        index = len(self.nodes)
+        self.nodes.append(node)
+        self.pids.append(0)
+        self._spawn(index, "cluster join", timeout)
+        return index
 
     def _stop_restarted(self, i: int) -> None:
         proc = self._restarted.pop(i)
@@ -381,7 +449,11 @@ class Cluster:
 
     def status(self, i: int) -> dict[str, Any]:
         """The `result` of GET /status (node_info, sync_info, validator_info)."""
-        answer = self._get(f"{self.nodes[i].status_url}/status").json()
+        return self.status_get(i, "/status")
+
+    def status_get(self, i: int, path: str) -> dict[str, Any]:
+        """The `result` of GET `path` (e.g. "/commit?height=5") on node i's status endpoint."""
+        answer = self._get(f"{self.nodes[i].status_url}{path}").json()
         assert "result" in answer, answer
         result: dict[str, Any] = answer["result"]
         return result
@@ -438,7 +510,9 @@ class Cluster:
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The tails of the supervisor's log and of every node's log."""
-        paths = [self.log_path] + [
-            self.home / f"node{i}" / "node.log" for i in range(self.validators)
-        ]
+        paths = (
+            [self.log_path]
+            + [self.home / f"node{i}" / "node.log" for i in range(self.validators)]
+            + [node.log_path for node in self.nodes[self.validators :]]
+        )
         return "\n".join(_log_tail(path, lines) for path in paths)

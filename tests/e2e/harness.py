@@ -47,6 +47,7 @@ __all__ = [
     "deploy_token",
     "send_signed",
     "sign_transfer",
+    "staking_raw",
     "token_contract",
     "wait_for",
     "wait_receipt",
@@ -439,6 +440,26 @@ def sign_transfer(
         )
     tx.update(extra)
     return sender.sign_transaction(tx)
+
+
+def staking_raw(
+    account: LocalAccount,
+    nonce: int,
+    kind: str,
+    data: Mapping[str, object],
+    *,
+    chain_id: int = CHAIN_ID,
+) -> str:
+    """A signed SPEC §5 staking/governance envelope as 0x hex for eth_sendRawTransaction: a
+    legacy EIP-155 transaction with no recipient, value, price or gas, and the JSON
+    `{"type": kind, "data": data}` as its data."""
+    body = json.dumps({"type": kind, "data": dict(data)}).encode()
+    fields: dict[str, Any] = {
+        "to": b"", "value": 0, "gas": 0, "gasPrice": 0, "nonce": nonce, "data": body,
+        "chainId": chain_id,
+    }  # fmt: skip
+    signed = account.sign_transaction(fields)
+    return "0x" + bytes(signed.raw_transaction).hex()
 
 
 def send_signed(w3: Web3, signed: Any) -> HexBytes:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
+import subprocess
+from collections.abc import Callable
 
 import pytest
-from eth_account.signers.local import LocalAccount
 
 from tests.e2e.harness import (
-    CHAIN_ID,
     Devnet,
     dev_keys,
     fresh_account,
     send_signed,
     sign_transfer,
+    staking_raw,
     wait_receipt,
 )
 
@@ -32,14 +32,6 @@ def test_query_params_reads_the_parameters_in_force_at_a_height(devnet: Devnet) 
     assert devnet.rpc("cmt_queryParams", [0], check=False)["result"] == latest
     beyond = devnet.rpc("cmt_queryParams", [latest["height"] + 100], check=False)
     assert beyond["error"]["code"] == -32000
-
-
-def staking_raw(account: LocalAccount, nonce: int, kind: str, data: dict[str, object]) -> str:
-    """A SPEC §5 envelope: legacy, no recipient, value, price or gas; the JSON as data."""
-    body = json.dumps({"type": kind, "data": data}).encode()
-    fields = {"to": b"", "value": 0, "gas": 0, "gasPrice": 0, "nonce": nonce, "data": body}
-    signed = account.sign_transaction({**fields, "chainId": CHAIN_ID})
-    return "0x" + bytes(signed.raw_transaction).hex()
 
 
 def test_a_staking_transaction_is_admitted_executed_and_has_a_receipt(devnet: Devnet) -> None:
@@ -69,3 +61,23 @@ def test_a_staking_transaction_is_admitted_executed_and_has_a_receipt(devnet: De
     assert held["delegate_amount"] == str(1_000 * CMT)
     validators = devnet.rpc("cmt_queryValidators", [], check=False)["result"]["data"]
     assert [v["owner_address"] for v in validators] == [owner.address.lower()]
+
+
+def test_devnet_param_sets_a_genesis_parameter_that_later_runs_keep(
+    devnet_factory: Callable[..., Devnet],
+) -> None:
+    net = devnet_factory(extra_args=["--param", "unstake_waiting_period=3"])
+    params = net.rpc("cmt_queryParams", [], check=False)["result"]["data"]
+    assert params["unstake_waiting_period"] == 3 and params["max_slash_blocks"] == 120
+    assert net.stop() == 0
+    # The genesis exists now: another value is refused in one line, before the node starts.
+    net.extra_args = ["--param", "unstake_waiting_period=4"]
+    again = subprocess.run(
+        net.command(),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [
+        f"error: {net.home} holds a chain with unstake_waiting_period=3; the genesis cannot "
+        "change: use --reset for unstake_waiting_period=4"
+    ]
