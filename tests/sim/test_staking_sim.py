@@ -506,12 +506,18 @@ class StakingSim:
     def accept(self) -> Op:
         next_id = keeper.ACCOUNT_UPDATE_NEXT_ID.get(self.state) or 1
         requests = [keeper.account_update_request(self.state, i) for i in range(1, next_id)]
-        pending = [r for r in requests if r is not None and r.state is RequestState.PENDING]
-        if pending and self.rng.random() < 0.85:
-            request = self.rng.choice(pending)
+        made = [r for r in requests if r is not None]
+        pending = [r for r in made if r.state is RequestState.PENDING]
+        if made and self.rng.random() < 0.85:
+            # Mostly a PENDING request, sometimes one already accepted.
+            request = self.rng.choice(pending if pending and self.rng.random() < 0.85 else made)
             sender = request.new_owner if self.rng.random() < 0.85 else self.rng.choice(ADDRESSES)
             request_id = request.id
-            reason = None if sender == request.new_owner else "not the named new owner"
+            reason = (
+                "not the named new owner" if sender != request.new_owner
+                else "the request was accepted already" if request.state is RequestState.DONE
+                else None
+            )  # fmt: skip
         else:
             sender, request_id = self.rng.choice(ADDRESSES), next_id + self.rng.randrange(3)
             reason = "no such request"
