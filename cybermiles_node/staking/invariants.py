@@ -26,8 +26,10 @@ there); tests and simulations run all of them after every block.
 - the consensus-set index = the candidates in state Validator / Backup Validator that are
   active and not withdrawn (what `keeper.put_candidate` maintains);
 - at most `max_vals` candidates are in state Validator and at most `backup_vals` in state
-  Backup Validator (states are only assigned by elections, which obey these; a governance
-  change of the two parameters would hold only from the next election on);
+  Backup Validator. Elections obey these, but genesis makes every genesis validator a
+  Validator whatever max_vals (genesis does not bound their number), and a governance change
+  of the two parameters would apply from the next election on: such states break this until
+  the next election;
 - every PENDING unstake request is in the unstake queue under its maturity height and every
   queue entry is a PENDING request; Σ of the PENDING requests of a delegation (following
   account updates from the owner named in the request) = its `pending_withdraw_amount`.
