@@ -28,6 +28,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/transfers.py
 	$(BIN)/python benchmarks/bft_cluster.py
+	$(BIN)/python benchmarks/staking.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

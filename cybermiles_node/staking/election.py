@@ -9,17 +9,16 @@ diffed against the one last sent to consensus (`power.validator_updates`), which
 The updates take effect in consensus at H+2.
 
 The election reads every delegation anyway, so it also checks the staking invariant that the
-Hold account covers them (`check_hold_covers_stakes`): a violation stops the node.
+Hold account covers them (`invariants.check_hold_covers_stakes`): a violation stops the node.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.staking import keeper, power, rewards
+from cybermiles_node.staking.invariants import check_hold_covers_stakes
 from cybermiles_node.staking.records import Candidate, Delegation
-from cybermiles_node.system.addresses import HOLD_ADDRESS
 from cybermiles_node.system.storage import SystemStorage
 from genesis import Params
 
@@ -53,22 +52,6 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
     if changes:
         keeper.put_sent_set(storage, election.consensus_set)
     return changes
-
-
-def check_hold_covers_stakes(storage: SystemStorage, delegations: list[Delegation]) -> None:
-    """The Hold account holds at least every delegation's stake and pending withdrawal
-    (SPEC §6), plus the awards not yet settled into them (the reserve). At least, not
-    exactly: anyone can send CMT to the Hold address, and that must not stop the chain. A
-    shortfall is a broken invariant: the node stops rather than pay out CMT that is not
-    there."""
-    staked = sum(d.shares + d.pending_withdraw_amount for d in delegations)
-    reserve = keeper.award_reserve(storage)
-    held = storage.get_balance(HOLD_ADDRESS)
-    if held < staked + reserve:
-        raise InvariantViolation(
-            f"staking: the Hold account holds {held} wei, below the {staked} wei staked "
-            f"+ {reserve} wei of unsettled awards"
-        )
 
 
 def _with_power(candidate: Candidate, computed: power.CandidatePower) -> Candidate:
