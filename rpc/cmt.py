@@ -6,8 +6,10 @@ above the head is an error. This module grows with staking and governance (valid
 delegators, award infos, proposals, the transaction methods); today it answers
 `cmt_queryParams` (the parameters in force after a block, read from its state) and the staking
 queries `cmt_queryValidators` (active candidates), `cmt_queryValidator` (one candidate; an
-error if the address never was one) and `cmt_queryDelegator` (a list, or null when none; never
-an error), whose records the backend formats (SPEC §6 field names).
+error if the address never was one), `cmt_queryDelegator` (a list, or null when none; never
+an error; award_amount includes what is earned but not yet settled) and `cmt_queryAwardInfos`
+(the block's award per validator and backup: {address, state, amount}), whose records the
+backend formats (SPEC §6 field names).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class CmtBackend(Protocol):
         self, header: BlockHeaderAPI, delegator: bytes
     ) -> list[dict[str, object]] | None: ...
 
+    def award_infos_json(self, header: BlockHeaderAPI) -> list[dict[str, object]]: ...
+
 
 class CmtApi:
     def __init__(self, chain: CmtBackend) -> None:
@@ -50,6 +54,7 @@ class CmtApi:
         for name in ("cmt_queryParams", "cmt_queryValidators", "cmt_queryValidator"):
             dispatcher.register(name, getattr(self, name))
         dispatcher.register("cmt_queryDelegator", self.cmt_queryDelegator)
+        dispatcher.register("cmt_queryAwardInfos", self.cmt_queryAwardInfos)
 
     def _header(self, height: object) -> BlockHeaderAPI:
         if height is None or height == 0:
@@ -83,6 +88,11 @@ class CmtApi:
         wanted = address(delegator, "address")
         header = self._header(height)
         return _at(header, self.chain.delegator_json(header, wanted))
+
+
+    def cmt_queryAwardInfos(self, height: object = None) -> dict[str, Any]:
+        header = self._header(height)
+        return _at(header, self.chain.award_infos_json(header))
 
 
 def _at(header: BlockHeaderAPI, data: object) -> dict[str, Any]:

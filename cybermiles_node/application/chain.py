@@ -304,6 +304,7 @@ class Chain:
         extra_data: bytes = NO_CONSENSUS_METADATA,
         proposer: bytes = b"",
         last_commit_signers: tuple[bytes, ...] = (),
+        last_commit_validators: tuple[bytes, ...] = (),
         misbehaviour: tuple[Misbehaviour, ...] = (),
     ) -> BlockContext:
         """The context of a block to build on the head, from what its header will carry."""
@@ -316,6 +317,7 @@ class Chain:
             params=self.params_at_head(),
             proposer=proposer,
             last_commit_signers=last_commit_signers,
+            last_commit_validators=last_commit_validators,
             misbehaviour=misbehaviour,
         )
 
@@ -325,6 +327,7 @@ class Chain:
         *,
         proposer: bytes = b"",
         last_commit_signers: tuple[bytes, ...] = (),
+        last_commit_validators: tuple[bytes, ...] = (),
         misbehaviour: tuple[Misbehaviour, ...] = (),
     ) -> BlockContext:
         """The context of a received block on the head, read back from its header."""
@@ -335,6 +338,7 @@ class Chain:
             extra_data=header.extra_data,
             proposer=proposer,
             last_commit_signers=last_commit_signers,
+            last_commit_validators=last_commit_validators,
             misbehaviour=misbehaviour,
         )
 

@@ -73,14 +73,19 @@ class ConsensusFacts(TypedDict):
 
     proposer: bytes
     last_commit_signers: tuple[bytes, ...]
+    last_commit_validators: tuple[bytes, ...]
     misbehaviour: tuple[Misbehaviour, ...]
 
 
-def consensus_facts(height: int, meta: BlockMeta) -> ConsensusFacts:
+def consensus_facts(
+    height: int, meta: BlockMeta, deciders: ValidatorSet | None
+) -> ConsensusFacts:
+    """`deciders`: the validator set that decided the parent (None for block 1)."""
     signers = () if meta.last_commit is None else meta.last_commit.signatures
     return ConsensusFacts(
         proposer=meta.proposer,
         last_commit_signers=tuple(sorted(sig.validator for sig in signers)),
+        last_commit_validators=() if deciders is None else tuple(sorted(deciders.addresses)),
         misbehaviour=tuple(Misbehaviour(ev.validator, ev.height, height) for ev in meta.evidence),
     )
 
@@ -214,7 +219,7 @@ class ChainConsensus:
             coinbase=self._owner(proposer),
             randomness=output,
             extra_data=meta.commitment(),
-            **consensus_facts(height, meta),
+            **consensus_facts(height, meta, self._deciders(height)),
         )
         pending = self.app.build_block(ctx)
         for tx, reason in pending.skipped:
@@ -307,7 +312,8 @@ class ChainConsensus:
                 f"block {wire.number} is not the next block after {head.block_number}"
             )
         self._check_meta(wire, live=live)
-        ctx = self.app.chain.context_of(wire.header, **consensus_facts(height, wire.meta))
+        facts = consensus_facts(height, wire.meta, self._deciders(height))
+        ctx = self.app.chain.context_of(wire.header, **facts)
         block = self.app.validate_block(ctx, wire.header, wire.raw_txs)
         validated = Validated(block, wire)
         self._remember(validated)
@@ -346,9 +352,8 @@ class ChainConsensus:
             raise InvalidBlock("block carries no commit of its parent")
         if last_commit.height != height - 1 or last_commit.block_id.hash != self.app.head.hash:
             raise InvalidBlock("last commit is not for the parent block")
-        deciders = self.records.validators_at(height - 1)
-        if deciders is None:
-            raise InvariantViolation(f"no validator set stored for block {height - 1}")
+        deciders = self._deciders(height)
+        assert deciders is not None  # height > 1
         verify_commit(self.chain_id, deciders, last_commit)
 
     def _check_evidence(self, height: int, evidence: Sequence[DuplicateVoteEvidence]) -> None:
@@ -370,6 +375,15 @@ class ChainConsensus:
                 raise InvalidBlock(f"invalid evidence: {exc}") from None
 
     # -- helpers ---------------------------------------------------------------------------
+    def _deciders(self, height: int) -> ValidatorSet | None:
+        """The validator set that decided block `height - 1` (None for block 1)."""
+        if height <= 1:
+            return None
+        deciders = self.records.validators_at(height - 1)
+        if deciders is None:
+            raise InvariantViolation(f"no validator set stored for block {height - 1}")
+        return deciders
+
     def _owner(self, proposer: bytes) -> bytes:
         """The fee address of a block by `proposer`: its owner in the head's staking state."""
         head = bytes(self.app.head.hash)

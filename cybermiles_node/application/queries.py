@@ -37,3 +37,6 @@ class CmtQueries:
         self, header: BlockHeaderAPI, delegator: bytes
     ) -> list[dict[str, object]] | None:
         return query.delegator_json(self.chain.state_at(header), delegator)
+
+    def award_infos_json(self, header: BlockHeaderAPI) -> list[dict[str, object]]:
+        return query.award_infos_json(self.chain.state_at(header))

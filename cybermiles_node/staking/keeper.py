@@ -33,6 +33,10 @@ Slot layout (module "staking"; derivations in cybermiles_node/system/storage.py)
 | renamed_to             | map address → address    | old owner → new owner, after an accepted     |
 |                        |                          | account update (unstake requests keep the    |
 |                        |                          | old name and follow this map)                |
+| address_owners         | map address → address    | consensus address (sha256(pub_key)[:20]) →   |
+|                        |                          | the owner that used the key last (commits    |
+|                        |                          | and evidence name validators so)             |
+| absences               | map address → uint       | owner → commits missed in a row (slashing)   |
 | award_accumulators     | map address → uint       | owner → Σ floor(award × 1e36 / voting power) |
 |                        |                          | over the blocks it was paid (awards.py)      |
 | award_reserve          | uint                     | wei in Hold awarded but not yet settled into |
@@ -66,7 +70,7 @@ from fractions import Fraction
 
 import rlp
 
-from cybermiles_node.staking.power import CONSENSUS_POWER
+from cybermiles_node.staking.power import CONSENSUS_POWER, consensus_address
 from cybermiles_node.staking.records import (
     AccountUpdateRequest,
     Candidate,
@@ -97,6 +101,7 @@ from cybermiles_node.system.storage import (
 from genesis import Genesis
 
 __all__ = [
+    "absences",
     "account_update_request",
     "award_accumulator",
     "award_infos",
@@ -112,7 +117,9 @@ __all__ = [
     "matured_unstake_ids",
     "new_account_update_request",
     "new_unstake_request",
+    "owner_of_address",
     "pub_key_owner",
+    "put_absences",
     "put_account_update_request",
     "put_award_accumulator",
     "put_award_infos",
@@ -146,6 +153,8 @@ RENAMED_TO = LAYOUT.map("renamed_to", ADDRESS_KEY, ADDRESS)
 # The consensus set last handed to consensus, as RLP of [pub_key, power] pairs: elections diff
 # against it (a candidate's record may already hold a new pub_key that consensus has not seen).
 SENT_SET = LAYOUT.item("sent_set", BYTES)
+ADDRESS_OWNERS = LAYOUT.map("address_owners", ADDRESS_KEY, ADDRESS)
+ABSENCES = LAYOUT.map("absences", ADDRESS_KEY, UINT)
 AWARD_ACCUMULATORS = LAYOUT.map("award_accumulators", ADDRESS_KEY, UINT)
 AWARD_RESERVE = LAYOUT.item("award_reserve", UINT)
 AWARD_INFOS = LAYOUT.item("award_infos", BYTES)
@@ -166,6 +175,7 @@ def put_candidate(storage: SystemStorage, record: Candidate) -> None:
     CANDIDATE_SET.insert(storage, record.owner)
     EVER_CANDIDATE.set(storage, record.owner, True)
     PUB_KEY_OWNERS.set(storage, record.pub_key, record.owner)
+    ADDRESS_OWNERS.set(storage, consensus_address(record.pub_key), record.owner)
     if record.state in _IN_CONSENSUS and record.active and not record.withdrawn:
         CONSENSUS_SET.insert(storage, record.owner)
     else:
@@ -219,6 +229,24 @@ def pub_key_owner(storage: SystemStorage, pub_key: bytes) -> bytes | None:
     return owner if owner != bytes(20) else None
 
 
+def owner_of_address(storage: SystemStorage, address: bytes) -> bytes | None:
+    """The owner that last used the consensus key of `address` (a consensus address)."""
+    owner = ADDRESS_OWNERS.get(storage, address)
+    return owner if owner != bytes(20) else None
+
+
+def absences(storage: SystemStorage, owner: bytes) -> int:
+    """How many commits in a row the candidate of `owner` has missed."""
+    return ABSENCES.get(storage, owner)
+
+
+def put_absences(storage: SystemStorage, owner: bytes, count: int) -> None:
+    if count:
+        ABSENCES.set(storage, owner, count)
+    else:
+        ABSENCES.delete(storage, owner)
+
+
 def rename_candidate(storage: SystemStorage, old_owner: bytes, new_owner: bytes) -> Candidate:
     """Re-key the candidate of `old_owner` to `new_owner`: its record, indices, award
     accumulator and every delegation to it (delegators unchanged, the old owner's
@@ -238,6 +266,7 @@ def rename_candidate(storage: SystemStorage, old_owner: bytes, new_owner: bytes)
     CONSENSUS_SET.remove(storage, old_owner)
     AWARD_ACCUMULATORS.set(storage, new_owner, AWARD_ACCUMULATORS.get(storage, old_owner))
     AWARD_ACCUMULATORS.delete(storage, old_owner)
+    ABSENCES.delete(storage, old_owner)
     renamed = replace(record, owner=new_owner)
     put_candidate(storage, renamed)
     RENAMED_TO.set(storage, old_owner, new_owner)

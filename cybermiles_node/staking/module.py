@@ -6,7 +6,8 @@ against the state the next block starts from) and again in the block (`deliver_t
 effect); the effect's events become the receipt's logs, emitted by the staking account, and its
 fee goes to the block's award pool. At the end of every block, in this order: the block's award
 pool (block award + fees) is distributed to the present validators and backups
-(`rewards.py`), unstake requests that matured are paid from Hold, and every `cal_vp_interval`
+(`rewards.py`), double signers and validators absent too long are deactivated and slashed
+(`slashing.py`), unstake requests that matured are paid from Hold, and every `cal_vp_interval`
 blocks the validators are elected again (`election.py`); the changes of the consensus set go to
 consensus in the block's outcome. The module names Hold as the block's fee recipient, so EVM
 fees reach the pool too.
@@ -27,7 +28,7 @@ from eth_hash.auto import keccak
 
 from cybermiles_node.modules import BlockOutcome, SystemTxMessage, ValidatorUpdate
 from cybermiles_node.params import read_params
-from cybermiles_node.staking import rewards, rules
+from cybermiles_node.staking import rewards, rules, slashing
 from cybermiles_node.staking.election import run_election
 from cybermiles_node.staking.msgs import STAKING_KINDS, gas_of_kind, parse_staking_msg
 from cybermiles_node.system.addresses import HOLD_ADDRESS, STAKING_ADDRESS
@@ -48,6 +49,8 @@ class StakingModule:
 
     def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
         rewards.distribute_block_awards(storage, ctx, fees)
+        slashing.punish_double_signs(storage, ctx)
+        slashing.punish_absence(storage, ctx)
         rules.mature_unstakes(storage, ctx.height)
         if ctx.height % ctx.params.cal_vp_interval:
             return BlockOutcome()

@@ -8,13 +8,15 @@ numbers; the consensus key as {"type", "value" (base64)}, as the status endpoint
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from fractions import Fraction
 
-from cybermiles_node.staking import keeper
+from cybermiles_node.staking import keeper, rewards
 from cybermiles_node.staking.records import Candidate, Delegation
 from cybermiles_node.system.storage import SystemStorage
 
 __all__ = [
+    "award_infos_json",
     "candidate_json",
     "delegation_json",
     "delegator_json",
@@ -93,10 +95,29 @@ def validator_json(storage: SystemStorage, owner: bytes) -> Json | None:
 
 
 def delegator_json(storage: SystemStorage, delegator: bytes) -> list[Json] | None:
-    """cmt_queryDelegator: every delegation of `delegator`, by candidate; None when none."""
+    """cmt_queryDelegator: every delegation of `delegator`, by candidate; None when none.
+    award_amount (and so shares) include the delegator's part of what the delegation earned
+    since it was last settled, as if settled now (the owner's cut of others' delegations shows
+    when those are settled)."""
     found = []
     for c in keeper.candidates(storage):
         record = keeper.delegation(storage, c.owner, delegator)
         if record is not None:
-            found.append(delegation_json(record))
+            found.append(delegation_json(_as_settled(storage, record)))
     return found or None
+
+
+def _as_settled(storage: SystemStorage, record: Delegation) -> Delegation:
+    earned = rewards.unsettled_award(storage, record)
+    own = earned.total if record.delegator == record.candidate else earned.delegator_award
+    return replace(record, award_amount=record.award_amount + own)
+
+
+def award_infos_json(storage: SystemStorage) -> list[Json]:
+    """cmt_queryAwardInfos: what each validator and backup's delegations earned in the block
+    (validators first, then backups, each by address); the amounts sum to the block award
+    plus the block's fees (0 each when nobody present had voting power)."""
+    return [
+        {"address": _address(owner), "state": state.value, "amount": str(amount)}
+        for owner, state, amount in keeper.award_infos(storage)
+    ]

@@ -37,4 +37,7 @@ class BlockContext:
     # Consensus addresses whose precommits are in the parent's commit, sorted; empty for
     # block 1 and without BFT.
     last_commit_signers: tuple[bytes, ...] = ()
+    # Consensus addresses of the validator set that decided the parent (who could have
+    # signed its commit), sorted; empty for block 1 and without BFT.
+    last_commit_validators: tuple[bytes, ...] = ()
     misbehaviour: tuple[Misbehaviour, ...] = ()  # evidence this block carries

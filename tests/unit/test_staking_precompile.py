@@ -62,6 +62,16 @@ STAKED_TOPIC = int.from_bytes(keccak(b"stake/staked"), "big")
 UNSTAKE_TOPIC = int.from_bytes(keccak(b"stake/unstake_requested"), "big")
 
 
+def stake_principal(state: Any) -> int:
+    settled = sum(
+        found.award_amount
+        for c in keeper.candidates(state)
+        for delegator in keeper.delegators_of(state, c.owner)
+        if (found := keeper.delegation(state, c.owner, delegator)) is not None
+    )
+    return int(state.get_balance(HOLD_ADDRESS)) - keeper.award_reserve(state) - settled
+
+
 def genesis_for(profile: ProfileName) -> Genesis:
     params = replace(BASE.params, unstake_waiting_period=WAIT)
     return replace(BASE, evm_profile=profile, params=params)
@@ -144,12 +154,16 @@ class Node:
         return tuple(abi_decode(output, result.output))
 
     def staking_state(self) -> tuple[Any, ...]:
-        """Everything a delegation by the contract could change."""
+        """Everything a delegation by the contract could change. Each block's awards change
+        Hold, the reserve and settled delegations' award_amount: the stake principal in Hold
+        (Hold − reserve − every settled award) is what a delegation would move."""
         state = self.app.query()
+        candidate = keeper.candidate(state, OWNER.address)
+        assert candidate is not None
         return (
             keeper.delegation(state, OWNER.address, self.contract),
-            keeper.candidate(state, OWNER.address),
-            state.get_balance(HOLD_ADDRESS),
+            candidate.num_of_delegators,
+            stake_principal(state),
             state.get_balance(self.contract),
         )
 
@@ -199,8 +213,10 @@ def test_a_contract_delegates_its_own_balance(node: Node) -> None:
     assert state.get_balance(node.contract) == 900 * CMT
     candidate = keeper.candidate(state, OWNER.address)
     genesis_shares = node.genesis.validators[0].shares * CMT
-    assert candidate is not None and candidate.shares == genesis_shares + 100 * CMT
-    assert state.get_balance(HOLD_ADDRESS) == genesis_shares + 100 * CMT
+    own = keeper.delegation(state, OWNER.address, OWNER.address)
+    assert candidate is not None and own is not None
+    assert candidate.shares == own.shares + 100 * CMT  # awards settled into the owner's own
+    assert stake_principal(state) == genesis_shares + 100 * CMT
     assert keeper.delegation(state, OWNER.address, USER.address) is None  # not the sender's
 
 
@@ -308,9 +324,10 @@ def test_views_through_the_contract(node: Node) -> None:
     assert node.view("myDelegation(address)", ["bool", "uint256", "uint256"], USER.address) == (
         False, 0, 0,
     )  # fmt: skip
-    shares = (node.genesis.validators[0].shares + 100) * CMT
     record = keeper.candidate(node.app.query(), OWNER.address)
     assert record is not None and record.state is CandidateState.VALIDATOR
+    shares = record.shares  # the stakes and the awards settled into them
+    assert shares > (node.genesis.validators[0].shares + 100) * CMT
     assert node.view("candidateShares(address)", ["bool", "uint256", "uint8"], OWNER.address) == (
         True, shares, 1,  # 1: Validator
     )  # fmt: skip

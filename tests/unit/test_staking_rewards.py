@@ -28,6 +28,7 @@ from cybermiles_node.staking.power import consensus_address
 from cybermiles_node.staking.records import CandidateState
 from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import HOLD_ADDRESS
+from cybermiles_node.system.context import Misbehaviour
 from evm.db import MemoryDB
 from evm.state import StateDB
 from genesis import Params, dev_accounts, devnet_genesis
@@ -58,14 +59,25 @@ class Net:
     def state(self) -> StateDB:
         return self.app.chain.state_at()
 
-    def block(self, signers: tuple[bytes, ...] = (), txs: tuple[bytes, ...] = ()) -> int:
+    def block(
+        self,
+        signers: tuple[bytes, ...] = (),
+        txs: tuple[bytes, ...] = (),
+        validators: tuple[bytes, ...] = (),
+        misbehaviour: tuple[Misbehaviour, ...] = (),
+    ) -> int:
         for raw in txs:
             self.app.check_tx(raw)
         ctx = self.app.next_context(
             time=self.app.head.timestamp + 1, coinbase=PROPOSER, randomness=b"\x00" * 32,
             extra_data=b"\x00" * 32,
         )  # fmt: skip
-        ctx = replace(ctx, last_commit_signers=tuple(sorted(signers)))
+        ctx = replace(
+            ctx,
+            last_commit_signers=tuple(sorted(signers)),
+            last_commit_validators=tuple(sorted(validators)),
+            misbehaviour=misbehaviour,
+        )
         block = self.app.build_block(ctx)
         assert len(block.result.transactions) == len(txs)
         self.app.commit(block)
