@@ -22,6 +22,7 @@ from eth_hash.auto import keccak
 
 from cybermiles_node.application.chain import EMPTY, Chain, PendingBlock
 from cybermiles_node.application.fees import LowPriceSlots, PriceTooLow
+from cybermiles_node.application.pending_system import PendingSystemState
 from cybermiles_node.errors import TxRejected
 from cybermiles_node.system.context import BlockContext
 from cybermiles_node.txpool.mempool import Mempool, MempoolConfig
@@ -56,6 +57,7 @@ class ChainApp:
         )
         self.on_pending: list[PendingListener] = []
         self.rejected_total = 0  # transactions refused at admission, for metrics
+        self.pending_system = PendingSystemState(chain, lambda h: h in self.mempool)
         self.low_price = LowPriceSlots(chain.fee_rules_at_head())  # the next block's slots
 
     @property
@@ -95,21 +97,21 @@ class ChainApp:
                 self.mempool.add(tx)
             except TxRejected:
                 self.low_price.release(tx.hash)
+                if tx.is_system:
+                    self.pending_system.refused()
                 raise
+            if tx.is_system:
+                self.pending_system.admitted(tx)
         except TxRejected:
             self.rejected_total += 1
             raise
         return tx
 
     def _check_system_tx(self, tx: SignedTx) -> None:
-        """A staking/governance transaction's module checks it (raises TxRejected).
-        Against the head state for now: effects of pending system transactions are not
-        overlaid yet."""
+        """A staking/governance transaction's module checks it against the pending state
+        (`pending_system.py`; raises TxRejected)."""
         if tx.is_system:
-            head = self.chain.head
-            self.chain.modules.check_tx(
-                tx, self.chain.state_at(head), head.block_number + 1, head.timestamp
-            )
+            self.pending_system.check(tx)
 
     def _reserve_low_price_slot(self, tx: SignedTx) -> None:
         """Rules 1 and 3 of SPEC §4 against the pending block (raises LowPriceRejected), and
@@ -150,6 +152,10 @@ class ChainApp:
                 if isinstance(added, TxRejected):
                     outcomes[i] = added
                     self.low_price.release(outcome.hash)
+                    if outcome.is_system:
+                        self.pending_system.refused()
+                elif outcome.is_system:
+                    self.pending_system.admitted(outcome)
         self.rejected_total += sum(isinstance(o, TxRejected) for o in outcomes)
         return outcomes
 
@@ -204,6 +210,14 @@ class ChainApp:
         self.chain.commit(block, extra_writes)
         self.low_price.rules = self.chain.fee_rules_at_head()  # the block may have changed them
         self.mempool.update(self.chain.state_at(), [tx.hash for tx in block.result.transactions])
+        for stale in self.pending_system.rebuild():
+            evicted = self.mempool.drop(stale.hash)
+            log.info(
+                "evicted staking/governance transaction 0x%s (and %d later of its sender): it "
+                "no longer passes its rules on the new head",
+                stale.hash.hex(),
+                max(0, len(evicted) - 1),
+            )
         _notify(self.on_commit, block, "commit")
 
     def query(self, height: int | None = None) -> StateDB:
