@@ -287,7 +287,7 @@ def profile_end_block(setup: Setup, height: int, module: StakingModule, top: int
         height, T0 + BLOCK_SECONDS * height, bytes(20), bytes(32), b"", read_params(state)
     )
     profiler = cProfile.Profile()
-    profiler.runcall(module.end_block, ctx, state)  # not committed: the run goes on from root
+    profiler.runcall(module.end_block, ctx, state, 0)  # not committed: the run goes on from root
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats(top)

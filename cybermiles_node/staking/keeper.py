@@ -39,6 +39,28 @@ Slot layout (module "staking"; derivations in cybermiles_node/system/storage.py)
 |                        |                          | a delegation's award_amount                  |
 | award_infos            | bytes                    | RLP [owner, state, amount] of each member in |
 |                        |                          | the last block's distribution                |
+| staked_total           | uint                     | Σ (shares + pending_withdraw_amount) over    |
+|                        |                          | every delegation: what Hold must cover       |
+|                        |                          | (negative shares, a broken record, count 0)  |
+| delegated_power        | map address → uint       | owner → Σ voting_power of its delegations as |
+|                        |                          | stored (withdrawn candidates' too)           |
+| dirty_candidates       | sorted index of address  | owners with a delegation written or removed  |
+|                        |                          | since the last election                      |
+| dirty_delegators/<own> | sorted index of address  | (one per candidate, as delegators_of) the    |
+|                        |                          | delegators whose delegation to <own> was     |
+|                        |                          | written or removed since the last election   |
+| power_inputs           | bytes                    | RLP [min_staking_amount, threshold, [[owner, |
+|                        |                          | factor] of each candidate whose size factor  |
+|                        |                          | is not 1]] as the last election used them;   |
+|                        |                          | empty before the first                       |
+
+The last four make the election incremental (election.py): `put_delegation` and
+`remove_delegation` keep `staked_total` and `delegated_power` in step (they read the record they
+replace) and mark the delegation dirty, so no caller can forget to; the election reads and
+clears the dirty marks, and compares its inputs with `power_inputs` to find the candidates whose
+every delegation must be recomputed. The dirty marks are two-level (candidates, then delegators
+per candidate) so a block's inserts shift short arrays only; the election clears them from the
+end, which shifts nothing.
 
 `consensus_set` is what the EVM's ISVALIDATOR / isValidator and consensus read every block, so
 it is kept apart: reading it costs O(validators), never O(candidates).
@@ -66,7 +88,7 @@ from fractions import Fraction
 
 import rlp
 
-from cybermiles_node.staking.power import CONSENSUS_POWER
+from cybermiles_node.staking.power import CONSENSUS_POWER, PowerInputs
 from cybermiles_node.staking.records import (
     AccountUpdateRequest,
     Candidate,
@@ -98,6 +120,12 @@ from genesis import Genesis
 
 __all__ = [
     "account_update_request",
+    "clear_dirty_delegations",
+    "delegated_power",
+    "dirty_delegations",
+    "power_inputs",
+    "put_power_inputs",
+    "staked_total",
     "award_accumulator",
     "award_infos",
     "award_reserve",
@@ -149,6 +177,10 @@ SENT_SET = LAYOUT.item("sent_set", BYTES)
 AWARD_ACCUMULATORS = LAYOUT.map("award_accumulators", ADDRESS_KEY, UINT)
 AWARD_RESERVE = LAYOUT.item("award_reserve", UINT)
 AWARD_INFOS = LAYOUT.item("award_infos", BYTES)
+STAKED_TOTAL = LAYOUT.item("staked_total", UINT)
+DELEGATED_POWER = LAYOUT.map("delegated_power", ADDRESS_KEY, UINT)
+DIRTY_CANDIDATES = LAYOUT.sorted_index("dirty_candidates", ADDRESS_KEY)
+POWER_INPUTS = LAYOUT.item("power_inputs", BYTES)
 
 _IN_CONSENSUS = (CandidateState.VALIDATOR, CandidateState.BACKUP)
 
@@ -180,15 +212,41 @@ def delegation(
 
 
 def put_delegation(storage: SystemStorage, record: Delegation) -> None:
-    """Store `record` and list its delegator under its candidate."""
+    """Store `record`, list its delegator under its candidate, keep the staked total and the
+    candidate's delegated power in step, and mark it dirty for the next election."""
+    _account_for(storage, delegation(storage, record.candidate, record.delegator), record)
     DELEGATIONS.set(storage, record.candidate + record.delegator, _encode_delegation(record))
     _delegators_index(record.candidate).insert(storage, record.delegator)
 
 
 def remove_delegation(storage: SystemStorage, candidate_owner: bytes, delegator: bytes) -> None:
     """Forget the delegation of `delegator` to `candidate_owner` (a no-op if there is none)."""
+    old = delegation(storage, candidate_owner, delegator)
+    if old is not None:
+        _account_for(storage, old, None)
     DELEGATIONS.delete(storage, candidate_owner + delegator)
     _delegators_index(candidate_owner).remove(storage, delegator)
+
+
+def _stake_of(record: Delegation | None) -> int:
+    """What Hold must cover for `record`. Negative shares are a broken record (the invariants
+    name it) that the keeper still stores: it counts as 0, so the total never goes negative."""
+    return 0 if record is None else max(record.shares, 0) + record.pending_withdraw_amount
+
+
+def _account_for(storage: SystemStorage, old: Delegation | None, new: Delegation | None) -> None:
+    """The aggregates and dirty marks for replacing `old` by `new` (either may be absent)."""
+    STAKED_TOTAL.set(storage, STAKED_TOTAL.get(storage) - _stake_of(old) + _stake_of(new))
+    for record, sign in ((old, -1), (new, 1)):
+        if record is not None and record.voting_power:
+            owner = record.candidate
+            DELEGATED_POWER.set(
+                storage, owner, DELEGATED_POWER.get(storage, owner) + sign * record.voting_power
+            )
+    marked = new if new is not None else old
+    if marked is not None:
+        DIRTY_CANDIDATES.insert(storage, marked.candidate)
+        _dirty_index(marked.candidate).insert(storage, marked.delegator)
 
 
 def delegators_of(storage: SystemStorage, candidate_owner: bytes) -> tuple[bytes, ...]:
@@ -202,10 +260,68 @@ def delegator_count(storage: SystemStorage, candidate_owner: bytes) -> int:
 
 
 def _delegators_index(candidate_owner: bytes) -> SortedIndex[bytes]:
+    return _per_candidate_index("delegators_of", candidate_owner)
+
+
+def _dirty_index(candidate_owner: bytes) -> SortedIndex[bytes]:
+    return _per_candidate_index("dirty_delegators", candidate_owner)
+
+
+def _per_candidate_index(name: str, candidate_owner: bytes) -> SortedIndex[bytes]:
     if len(candidate_owner) != 20:
         raise StorageError(f"staking: a candidate is named by 20 bytes, got {candidate_owner!r}")
-    namespace = f"staking/delegators_of/{candidate_owner.hex()}"
+    namespace = f"staking/{name}/{candidate_owner.hex()}"
     return SortedIndex(STAKING_ADDRESS, namespace, ADDRESS_KEY)
+
+
+# -- what the election needs to be incremental ----------------------------------------------------
+def staked_total(storage: SystemStorage) -> int:
+    """Σ (shares + pending_withdraw_amount) over every delegation (one read)."""
+    return STAKED_TOTAL.get(storage)
+
+
+def delegated_power(storage: SystemStorage, candidate_owner: bytes) -> int:
+    """Σ of the stored voting powers of the candidate's delegations (one read)."""
+    return DELEGATED_POWER.get(storage, candidate_owner)
+
+
+def dirty_delegations(storage: SystemStorage) -> tuple[tuple[bytes, bytes], ...]:
+    """(candidate, delegator) of every delegation written or removed since the marks were last
+    cleared, sorted."""
+    return tuple(
+        (owner, delegator)
+        for owner in DIRTY_CANDIDATES.keys(storage)
+        for delegator in _dirty_index(owner).keys(storage)
+    )
+
+
+def clear_dirty_delegations(storage: SystemStorage) -> None:
+    """Forget every dirty mark: removed from the end, so no removal shifts anything."""
+    owners = DIRTY_CANDIDATES.keys(storage)
+    for owner in reversed(owners):
+        index = _dirty_index(owner)
+        for delegator in reversed(index.keys(storage)):
+            index.remove(storage, delegator)
+        DIRTY_CANDIDATES.remove(storage, owner)
+
+
+def power_inputs(storage: SystemStorage) -> PowerInputs | None:
+    """The inputs of voting power as the last election used them; None before the first."""
+    encoded = POWER_INPUTS.get(storage)
+    if not encoded:
+        return None
+    minimum, threshold, factors = rlp.decode(encoded)
+    return PowerInputs(
+        min_staking_amount=_uint(minimum),
+        validator_size_threshold=_fraction(threshold),
+        factors=tuple((bytes(owner), _fraction(factor)) for owner, factor in factors),
+    )
+
+
+def put_power_inputs(storage: SystemStorage, inputs: PowerInputs) -> None:
+    factors = [[owner, _rational(f)] for owner, f in sorted(inputs.factors)]
+    encoded = [inputs.min_staking_amount, _rational(inputs.validator_size_threshold), factors]
+    POWER_INPUTS.set(storage, bytes(rlp.encode(encoded)))
 
 
 def was_candidate(storage: SystemStorage, address: bytes) -> bool:
