@@ -16,9 +16,11 @@ power depends only on its own record, `min_staking_amount` and its candidate's s
 (b) its candidate's factor changed (f ≠ 1 only above `validator_size_threshold` of the set), or
 (c) a parameter changed (then everything is recomputed, as at the first election).
 
-The last election's inputs are kept in state (`keeper.power_inputs`) to find (b) and (c). Every
-other delegation's stored power is still what a full recompute would give it
-(`invariants.check_power_bookkeeping`). A candidate's pending power is the keeper's running sum
+The last election's inputs are kept in state (`keeper.election_inputs`) to find (b) and (c),
+and to skip the election altogether when nothing was written since the last one and neither the
+parameters nor the previous set's stake moved (a block without staking activity: then it costs
+O(validators)). Every other delegation's stored power is still what a full recompute would give
+it (`invariants.check_power_bookkeeping`). A candidate's pending power is the keeper's running sum
 of its delegations' stored powers (`keeper.delegated_power`) when one of them was recomputed,
 else the one it holds. The dirty marks are cleared BEFORE the election writes anything: the
 delegations it settles have grown shares that their new power was not computed from, exactly
@@ -50,10 +52,14 @@ DelegationKey = tuple[bytes, bytes]  # (candidate owner, delegator)
 
 def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, int]]:
     """Recompute what moved, elect and store; the (pub_key, power) changes for consensus."""
+    last = keeper.election_inputs(storage)
+    if last is not None and _quiet(storage, last, params):
+        return []
     candidates = keeper.candidates(storage)
-    _, factors = power.size_factors(candidates, power.previous_set_owners(candidates), params)
-    inputs = power.PowerInputs.of(factors, params)
-    stale = power.stale_candidates(keeper.power_inputs(storage), inputs)
+    previous = power.previous_set_owners(candidates)
+    total, factors = power.size_factors(candidates, previous, params)
+    inputs = power.ElectionInputs.of(total, factors, params)
+    stale = power.stale_candidates(last, inputs)
     owners = tuple(c.owner for c in candidates) if stale is None else stale
     keys = _to_recompute(storage, keeper.dirty_delegations(storage), owners)
     check_hold_covers_stakes(storage, staked=keeper.staked_total(storage))
@@ -96,8 +102,21 @@ def run_full_election(storage: SystemStorage, params: Params) -> list[tuple[byte
     computed = {c.owner: c for c in table.candidates}
     current = _reread(storage, candidates, settled)
     powered = [_with_power(c, computed[c.owner].pending_voting_power) for c in current]
-    inputs = power.PowerInputs.of({c.owner: c.factor for c in table.candidates}, params)
+    factors = {c.owner: c.factor for c in table.candidates}
+    inputs = power.ElectionInputs.of(table.total_cmt, factors, params)
     return _elect_and_store(storage, current, powered, inputs, params)
+
+
+def _quiet(storage: SystemStorage, last: power.ElectionInputs, params: Params) -> bool:
+    """Would this election change nothing? Yes when no delegation or candidate was written
+    since the last one, the parameters are the same, and so is the SPEC's total (the previous
+    set's stake: the set may have changed at the last election). Then every input of every
+    power and of the ranking is what the last election left, and so are its results. Reads
+    the consensus set's records (the award step read them this block already)."""
+    if keeper.written_since_election(storage) or not last.same_params(params):
+        return False
+    members = keeper.consensus_set(storage)  # the active validators and backups
+    return power.set_stake_cmt(members, {m.owner for m in members}) == last.total_cmt
 
 
 def _to_recompute(
@@ -145,7 +164,7 @@ def _elect_and_store(
     storage: SystemStorage,
     stored: Sequence[Candidate],
     powered: Sequence[Candidate],
-    inputs: power.PowerInputs,
+    inputs: power.ElectionInputs,
     params: Params,
 ) -> list[tuple[bytes, int]]:
     """Rank `powered` (the candidates with their new powers), write what moved, remember the
@@ -157,8 +176,9 @@ def _elect_and_store(
         updated = dataclasses.replace(record, state=assigned.state, rank=assigned.rank)
         if updated != before:  # only what moved is written
             keeper.put_candidate(storage, updated)
-    if keeper.power_inputs(storage) != inputs:
-        keeper.put_power_inputs(storage, inputs)
+    if keeper.election_inputs(storage) != inputs:
+        keeper.put_election_inputs(storage, inputs)
+    keeper.clear_touched_candidates(storage)  # after the writes above, which touch too
     changes = power.validator_updates(keeper.sent_set(storage), election.consensus_set)
     if changes:
         keeper.put_sent_set(storage, election.consensus_set)

@@ -40,7 +40,7 @@ block once an election ran):
 - the keeper's staked total = Σ (shares + pending withdrawals) over every delegation, and each
   candidate's delegated power = Σ of its delegations' stored voting powers;
 - every delegation NOT marked dirty holds the voting power a recompute with the last
-  election's inputs (`keeper.power_inputs`: min_staking_amount, its candidate's factor) gives
+  election's inputs (`keeper.election_inputs`: min_staking_amount, its candidate's factor) gives
   it, and every candidate without a dirty delegation holds its delegated power as
   pending_voting_power. So a full recompute could only differ on dirty delegations and on
   candidates whose factor or whose parameters moved: what the election recomputes.
@@ -71,7 +71,7 @@ from cybermiles_node.params import read_params
 from cybermiles_node.staking import keeper
 from cybermiles_node.staking.power import (
     CONSENSUS_POWER,
-    PowerInputs,
+    ElectionInputs,
     delegation_voting_power,
 )
 from cybermiles_node.staking.records import (
@@ -346,7 +346,7 @@ def check_power_bookkeeping(storage: SystemStorage) -> None:
                 f"candidate {_hex(record.owner)} has no dirty delegation but pending_voting_power "
                 f"{record.pending_voting_power}, its delegations {total}"
             )
-    inputs = keeper.power_inputs(storage)
+    inputs = keeper.election_inputs(storage)
     if inputs is not None:
         # Only min_staking_amount of the params counts for a delegation's power.
         params = replace(read_params(storage), min_staking_amount=inputs.min_staking_amount)
@@ -356,7 +356,7 @@ def check_power_bookkeeping(storage: SystemStorage) -> None:
 def _check_clean_powers(
     delegations: Iterable[Delegation],
     dirty: frozenset[tuple[bytes, bytes]],
-    inputs: PowerInputs,
+    inputs: ElectionInputs,
     params: Params,
 ) -> None:
     factors = dict(inputs.factors)

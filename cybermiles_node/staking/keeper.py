@@ -49,16 +49,20 @@ Slot layout (module "staking"; derivations in cybermiles_node/system/storage.py)
 | dirty_delegators/<own> | sorted index of address  | (one per candidate, as delegators_of) the    |
 |                        |                          | delegators whose delegation to <own> was     |
 |                        |                          | written or removed since the last election   |
-| power_inputs           | bytes                    | RLP [min_staking_amount, threshold, [[owner, |
+| touched_candidates     | sorted index of address  | owners whose candidate record was written or |
+|                        |                          | removed since the last election              |
+| election_inputs        | bytes                    | RLP [min_staking_amount, threshold, max_vals,|
+|                        |                          | backup_vals, the SPEC's total, [[owner,      |
 |                        |                          | factor] of each candidate whose size factor  |
 |                        |                          | is not 1]] as the last election used them;   |
 |                        |                          | empty before the first                       |
 
-The last four make the election incremental (election.py): `put_delegation` and
+The last six make the election incremental (election.py): `put_delegation` and
 `remove_delegation` keep `staked_total` and `delegated_power` in step (they read the record they
-replace) and mark the delegation dirty, so no caller can forget to; the election reads and
-clears the dirty marks, and compares its inputs with `power_inputs` to find the candidates whose
-every delegation must be recomputed. The dirty marks are two-level (candidates, then delegators
+replace) and mark the delegation dirty, and `put_candidate` marks its candidate touched, so no
+caller can forget to; the election reads and clears the marks, and compares its inputs with
+`election_inputs` to find the candidates whose every delegation must be recomputed, or that
+nothing moved at all. The dirty marks are two-level (candidates, then delegators
 per candidate) so a block's inserts shift short arrays only; the election clears them from the
 end, which shifts nothing.
 
@@ -88,7 +92,7 @@ from fractions import Fraction
 
 import rlp
 
-from cybermiles_node.staking.power import CONSENSUS_POWER, PowerInputs
+from cybermiles_node.staking.power import CONSENSUS_POWER, ElectionInputs
 from cybermiles_node.staking.records import (
     AccountUpdateRequest,
     Candidate,
@@ -121,11 +125,14 @@ from genesis import Genesis
 __all__ = [
     "account_update_request",
     "clear_dirty_delegations",
+    "clear_touched_candidates",
     "delegated_power",
     "dirty_delegations",
-    "power_inputs",
-    "put_power_inputs",
+    "election_inputs",
+    "put_election_inputs",
     "staked_total",
+    "touched_candidates",
+    "written_since_election",
     "award_accumulator",
     "award_infos",
     "award_reserve",
@@ -180,7 +187,8 @@ AWARD_INFOS = LAYOUT.item("award_infos", BYTES)
 STAKED_TOTAL = LAYOUT.item("staked_total", UINT)
 DELEGATED_POWER = LAYOUT.map("delegated_power", ADDRESS_KEY, UINT)
 DIRTY_CANDIDATES = LAYOUT.sorted_index("dirty_candidates", ADDRESS_KEY)
-POWER_INPUTS = LAYOUT.item("power_inputs", BYTES)
+TOUCHED_CANDIDATES = LAYOUT.sorted_index("touched_candidates", ADDRESS_KEY)
+ELECTION_INPUTS = LAYOUT.item("election_inputs", BYTES)
 
 _IN_CONSENSUS = (CandidateState.VALIDATOR, CandidateState.BACKUP)
 
@@ -193,9 +201,10 @@ def candidate(storage: SystemStorage, owner: bytes) -> Candidate | None:
 
 def put_candidate(storage: SystemStorage, record: Candidate) -> None:
     """Store `record`, keeping the candidate and consensus-set indices, the ever-a-candidate
-    marker and the pub_key owner in step with it."""
+    marker and the pub_key owner in step with it, and mark it touched for the next election."""
     CANDIDATES.set(storage, record.owner, _encode_candidate(record))
     CANDIDATE_SET.insert(storage, record.owner)
+    TOUCHED_CANDIDATES.insert(storage, record.owner)
     EVER_CANDIDATE.set(storage, record.owner, True)
     PUB_KEY_OWNERS.set(storage, record.pub_key, record.owner)
     if record.state in _IN_CONSENSUS and record.active and not record.withdrawn:
@@ -305,23 +314,44 @@ def clear_dirty_delegations(storage: SystemStorage) -> None:
         DIRTY_CANDIDATES.remove(storage, owner)
 
 
-def power_inputs(storage: SystemStorage) -> PowerInputs | None:
-    """The inputs of voting power as the last election used them; None before the first."""
-    encoded = POWER_INPUTS.get(storage)
+def election_inputs(storage: SystemStorage) -> ElectionInputs | None:
+    """The inputs of the last election; None before the first."""
+    encoded = ELECTION_INPUTS.get(storage)
     if not encoded:
         return None
-    minimum, threshold, factors = rlp.decode(encoded)
-    return PowerInputs(
+    minimum, threshold, max_vals, backup_vals, total, factors = rlp.decode(encoded)
+    return ElectionInputs(
         min_staking_amount=_uint(minimum),
         validator_size_threshold=_fraction(threshold),
+        max_vals=_uint(max_vals),
+        backup_vals=_uint(backup_vals),
+        total_cmt=_uint(total),
         factors=tuple((bytes(owner), _fraction(factor)) for owner, factor in factors),
     )
 
 
-def put_power_inputs(storage: SystemStorage, inputs: PowerInputs) -> None:
+def put_election_inputs(storage: SystemStorage, inputs: ElectionInputs) -> None:
     factors = [[owner, _rational(f)] for owner, f in sorted(inputs.factors)]
-    encoded = [inputs.min_staking_amount, _rational(inputs.validator_size_threshold), factors]
-    POWER_INPUTS.set(storage, bytes(rlp.encode(encoded)))
+    encoded = [
+        inputs.min_staking_amount, _rational(inputs.validator_size_threshold), inputs.max_vals,
+        inputs.backup_vals, inputs.total_cmt, factors,
+    ]  # fmt: skip
+    ELECTION_INPUTS.set(storage, bytes(rlp.encode(encoded)))
+
+
+def touched_candidates(storage: SystemStorage) -> tuple[bytes, ...]:
+    """Owners whose candidate record was written or removed since the last election."""
+    return TOUCHED_CANDIDATES.keys(storage)
+
+
+def clear_touched_candidates(storage: SystemStorage) -> None:
+    for owner in reversed(TOUCHED_CANDIDATES.keys(storage)):  # from the end: no shifting
+        TOUCHED_CANDIDATES.remove(storage, owner)
+
+
+def written_since_election(storage: SystemStorage) -> bool:
+    """Was any delegation or candidate written or removed since the marks were cleared?"""
+    return bool(DIRTY_CANDIDATES.length(storage) or TOUCHED_CANDIDATES.length(storage))
 
 
 def was_candidate(storage: SystemStorage, address: bytes) -> bool:
@@ -351,6 +381,7 @@ def rename_candidate(storage: SystemStorage, old_owner: bytes, new_owner: bytes)
         put_delegation(storage, replace(moved, candidate=new_owner))
     CANDIDATES.delete(storage, old_owner)
     CANDIDATE_SET.remove(storage, old_owner)
+    TOUCHED_CANDIDATES.insert(storage, old_owner)
     CONSENSUS_SET.remove(storage, old_owner)
     AWARD_ACCUMULATORS.set(storage, new_owner, AWARD_ACCUMULATORS.get(storage, old_owner))
     AWARD_ACCUMULATORS.delete(storage, old_owner)

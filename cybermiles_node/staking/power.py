@@ -57,7 +57,7 @@ __all__ = [
     "CandidatePower",
     "DelegationPower",
     "Election",
-    "PowerInputs",
+    "ElectionInputs",
     "PowerTable",
     "candidate_voting_powers",
     "consensus_address",
@@ -221,25 +221,53 @@ def _eligible(candidate: Candidate) -> bool:
 
 
 @dataclass(frozen=True)
-class PowerInputs:
-    """What delegations' voting powers depend on besides each delegation's own record: the two
-    parameters, and the candidates' size factors (only those that are not 1, by owner). Two
-    recomputes with equal inputs give a delegation whose record did not change the same power;
-    the election keeps the last inputs in state to recompute only what moved."""
+class ElectionInputs:
+    """What an election's results depend on besides the records: the parameters that shape
+    powers and sets, the SPEC's total, and the candidates' size factors (only those that are
+    not 1, by owner). Two recomputes with equal inputs give a delegation whose record did not
+    change the same power; the election keeps the last inputs in state to recompute only what
+    moved, and to skip itself when nothing did."""
 
     min_staking_amount: int
     validator_size_threshold: Fraction
+    max_vals: int
+    backup_vals: int
+    total_cmt: int
     factors: tuple[tuple[bytes, Fraction], ...]
 
     @classmethod
-    def of(cls, factors: Mapping[bytes, Fraction], params: Params) -> PowerInputs:
+    def of(
+        cls, total_cmt: int, factors: Mapping[bytes, Fraction], params: Params
+    ) -> ElectionInputs:
         scaled = tuple(sorted((o, f) for o, f in factors.items() if f != 1))
-        return cls(params.min_staking_amount, params.validator_size_threshold, scaled)
+        return cls(
+            params.min_staking_amount,
+            params.validator_size_threshold,
+            params.max_vals,
+            params.backup_vals,
+            total_cmt,
+            scaled,
+        )
+
+    def same_params(self, params: Params) -> bool:
+        """Whether `params` shape powers and sets as the ones these inputs were taken with."""
+        return (
+            self.min_staking_amount,
+            self.validator_size_threshold,
+            self.max_vals,
+            self.backup_vals,
+        ) == (
+            params.min_staking_amount,
+            params.validator_size_threshold,
+            params.max_vals,
+            params.backup_vals,
+        )
 
 
-def stale_candidates(last: PowerInputs | None, now: PowerInputs) -> tuple[bytes, ...] | None:
+def stale_candidates(last: ElectionInputs | None, now: ElectionInputs) -> tuple[bytes, ...] | None:
     """The owners whose factor differs between the two inputs (a missing factor is 1), sorted;
-    None when every delegation must be recomputed (no last inputs, or a parameter changed)."""
+    None when every delegation must be recomputed (no last inputs, or a parameter of power
+    changed)."""
     if last is None or (last.min_staking_amount, last.validator_size_threshold) != (
         now.min_staking_amount,
         now.validator_size_threshold,

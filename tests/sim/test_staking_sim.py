@@ -349,7 +349,7 @@ class StakingSim:
             ("delegations", all_delegations),
             ("sent sets", keeper.sent_set),
             ("dirty marks", keeper.dirty_delegations),
-            ("power inputs", keeper.power_inputs),
+            ("election inputs", keeper.election_inputs),
         ):
             mine, theirs = read(self.state), read(reference)
             if mine != theirs:
