@@ -22,9 +22,10 @@ parameters nor the previous set's stake moved (a block without staking activity:
 O(validators)). Every other delegation's stored power is still what a full recompute would give
 it (`invariants.check_power_bookkeeping`). A candidate's pending power is the keeper's running sum
 of its delegations' stored powers (`keeper.delegated_power`) when one of them was recomputed,
-else the one it holds. The dirty marks are cleared BEFORE the election writes anything: the
-delegations it settles have grown shares that their new power was not computed from, exactly
-as in a full recompute, so they stay dirty for the next one.
+else the one it holds. The election consumes every dirty mark, but marks again the delegations
+that settling credited during it (the settled one, or its owner's own delegation with the
+cut): their new power was computed from their stake before the credit, exactly as in a full
+recompute, so the next election must look at them again.
 
 `run_full_election` is the reference: every delegation read and `power.candidate_voting_powers`
 over them all, as the SPEC states it. It leaves the same state (bookkeeping included); the
@@ -41,7 +42,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from cybermiles_node.staking import keeper, power, rewards
 from cybermiles_node.staking.invariants import check_hold_covers_stakes
-from cybermiles_node.staking.records import Candidate, Delegation
+from cybermiles_node.staking.records import Candidate, Delegation, DelegationSource
 from cybermiles_node.system.storage import SystemStorage
 from genesis import Params
 
@@ -63,13 +64,12 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
     owners = tuple(c.owner for c in candidates) if stale is None else stale
     keys = _to_recompute(storage, keeper.dirty_delegations(storage), owners)
     check_hold_covers_stakes(storage, staked=keeper.staked_total(storage))
-    keeper.clear_dirty_delegations(storage)
     delegations = [d for key in keys if (d := keeper.delegation(storage, *key)) is not None]
     powers = {
         (d.candidate, d.delegator): power.delegation_voting_power(d, factors[d.candidate], params)
         for d in delegations
     }
-    settled = _store_delegation_powers(storage, delegations, powers)
+    settled = _store_and_mark(storage, delegations, powers)
     recomputed = frozenset(owner for owner, _ in keys)
     current = _reread(storage, candidates, settled)
     powered = [
@@ -96,9 +96,8 @@ def run_full_election(storage: SystemStorage, params: Params) -> list[tuple[byte
     check_hold_covers_stakes(storage, delegations)
     previous = power.previous_set_owners(candidates)
     table = power.candidate_voting_powers(candidates, delegations, previous, params)
-    keeper.clear_dirty_delegations(storage)
     powers = {(d.candidate, d.delegator): d.voting_power for d in table.delegations}
-    settled = _store_delegation_powers(storage, delegations, powers)
+    settled = _store_and_mark(storage, delegations, powers)
     computed = {c.owner: c for c in table.candidates}
     current = _reread(storage, candidates, settled)
     powered = [_with_power(c, computed[c.owner].pending_voting_power) for c in current]
@@ -127,6 +126,33 @@ def _to_recompute(
     for owner in owners:
         keys.update((owner, delegator) for delegator in keeper.delegators_of(storage, owner))
     return tuple(sorted(keys))
+
+
+def _store_and_mark(
+    storage: SystemStorage, delegations: Sequence[Delegation], powers: Mapping[DelegationKey, int]
+) -> frozenset[bytes]:
+    """Store the new powers (`_store_delegation_powers`), then leave dirty exactly the
+    delegations whose stake no longer is the one their stored power was computed from:
+    settling credited them (the delegation itself, or the owner's own one with its cut). The
+    marks from before the election are all consumed. The owners whose records settling
+    changed."""
+    before = {(d.candidate, d.delegator): d for d in delegations}
+    for owner in sorted({d.candidate for d in delegations}):
+        own = (owner, owner)
+        if own not in before and (record := keeper.delegation(storage, *own)) is not None:
+            before[own] = record  # its power is as current as its record (not dirty)
+    settled = _store_delegation_powers(storage, delegations, powers)
+    keeper.clear_dirty_delegations(storage)
+    for key in sorted(before):
+        after = keeper.delegation(storage, *key) if key[0] in settled else before[key]
+        if after is not None and _stake(after) != _stake(before[key]):
+            keeper.mark_dirty(storage, *key)
+    return settled
+
+
+def _stake(record: Delegation) -> tuple[int, DelegationSource]:
+    """What a delegation's power depends on in its own record."""
+    return record.shares + record.pending_withdraw_amount, record.source
 
 
 def _store_delegation_powers(

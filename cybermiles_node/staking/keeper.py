@@ -143,6 +143,7 @@ __all__ = [
     "delegator_count",
     "delegators_of",
     "init_genesis",
+    "mark_dirty",
     "is_account_update_target",
     "matured_unstake_ids",
     "new_account_update_request",
@@ -254,8 +255,7 @@ def _account_for(storage: SystemStorage, old: Delegation | None, new: Delegation
             )
     marked = new if new is not None else old
     if marked is not None:
-        DIRTY_CANDIDATES.insert(storage, marked.candidate)
-        _dirty_index(marked.candidate).insert(storage, marked.delegator)
+        mark_dirty(storage, marked.candidate, marked.delegator)
 
 
 def delegators_of(storage: SystemStorage, candidate_owner: bytes) -> tuple[bytes, ...]:
@@ -302,6 +302,12 @@ def dirty_delegations(storage: SystemStorage) -> tuple[tuple[bytes, bytes], ...]
         for owner in DIRTY_CANDIDATES.keys(storage)
         for delegator in _dirty_index(owner).keys(storage)
     )
+
+
+def mark_dirty(storage: SystemStorage, candidate_owner: bytes, delegator: bytes) -> None:
+    """Mark a delegation dirty without writing it (the election, for a power gone stale)."""
+    DIRTY_CANDIDATES.insert(storage, candidate_owner)
+    _dirty_index(candidate_owner).insert(storage, delegator)
 
 
 def clear_dirty_delegations(storage: SystemStorage) -> None:
