@@ -1,32 +1,91 @@
 """The election at the end of a block (SPEC §6): voting power recomputed, ranks and states
 assigned, and what consensus must change.
 
-Every `cal_vp_interval` blocks: voting powers are recomputed (`power.candidate_voting_powers`,
-with the previous election's set as the denominator's members), written back to the candidates
-and delegations whose numbers moved, the candidates ranked (`power.elect`), their states and
-ranks written (the keeper keeps the consensus-set index in step), and the new consensus set
-diffed against the one last sent to consensus (`power.validator_updates`), which it replaces.
-The updates take effect in consensus at H+2.
+Every `cal_vp_interval` blocks: voting powers are recomputed, written back to the delegations
+and candidates whose numbers moved (each delegation settled first: its awards so far were
+earned at the old power), the candidates ranked (`power.elect`), their states and ranks written
+(the keeper keeps the consensus-set index in step), and the new consensus set diffed against
+the one last sent to consensus (`power.validator_updates`), which it replaces. The updates take
+effect in consensus at H+2.
 
-The election reads every delegation anyway, so it also checks the staking invariant that the
-Hold account covers them (`invariants.check_hold_covers_stakes`): a violation stops the node.
+Incremental (`run_election`), O(what changed + candidates), not O(delegations). A delegation's
+power depends only on its own record, `min_staking_amount` and its candidate's size factor
+(power.py), so between two elections it can change only if
+
+(a) the delegation was written or removed since (the keeper marks it dirty itself),
+(b) its candidate's factor changed (f ≠ 1 only above `validator_size_threshold` of the set), or
+(c) a parameter changed (then everything is recomputed, as at the first election).
+
+The last election's inputs are kept in state (`keeper.election_inputs`) to find (b) and (c),
+and to skip the election altogether when nothing was written since the last one and neither the
+parameters nor the previous set's stake moved (a block without staking activity: then it costs
+O(validators)). Every other delegation's stored power is still what a full recompute would give
+it (`invariants.check_power_bookkeeping`). A candidate's pending power is the keeper's running sum
+of its delegations' stored powers (`keeper.delegated_power`) when one of them was recomputed,
+else the one it holds. The election consumes every dirty mark, but marks again the delegations
+that settling credited during it (the settled one, or its owner's own delegation with the
+cut): their new power was computed from their stake before the credit, exactly as in a full
+recompute, so the next election must look at them again.
+
+`run_full_election` is the reference: every delegation read and `power.candidate_voting_powers`
+over them all, as the SPEC states it. It leaves the same state (bookkeeping included); the
+staking simulation runs both after every election and compares. It reads every delegation, so
+it also checks the staking invariant that the Hold account covers them
+(`invariants.check_hold_covers_stakes`); the incremental one checks it against the keeper's
+running total. A violation stops the node.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from cybermiles_node.staking import keeper, power, rewards
 from cybermiles_node.staking.invariants import check_hold_covers_stakes
-from cybermiles_node.staking.records import Candidate, Delegation
+from cybermiles_node.staking.records import Candidate, Delegation, DelegationSource
 from cybermiles_node.system.storage import SystemStorage
 from genesis import Params
 
-__all__ = ["run_election"]
+__all__ = ["run_election", "run_full_election"]
+
+DelegationKey = tuple[bytes, bytes]  # (candidate owner, delegator)
 
 
 def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, int]]:
-    """Recompute, elect and store; the (pub_key, power) changes for consensus (power 0: out)."""
+    """Recompute what moved, elect and store; the (pub_key, power) changes for consensus."""
+    last = keeper.election_inputs(storage)
+    if last is not None and _quiet(storage, last, params):
+        return []
+    candidates = keeper.candidates(storage)
+    previous = power.previous_set_owners(candidates)
+    total, factors = power.size_factors(candidates, previous, params)
+    inputs = power.ElectionInputs.of(total, factors, params)
+    stale = power.stale_candidates(last, inputs)
+    owners = tuple(c.owner for c in candidates) if stale is None else stale
+    keys = _to_recompute(storage, keeper.dirty_delegations(storage), owners)
+    check_hold_covers_stakes(storage, staked=keeper.staked_total(storage))
+    delegations = [d for key in keys if (d := keeper.delegation(storage, *key)) is not None]
+    powers = {
+        (d.candidate, d.delegator): power.delegation_voting_power(d, factors[d.candidate], params)
+        for d in delegations
+    }
+    settled = _store_and_mark(storage, delegations, powers)
+    recomputed = frozenset(owner for owner, _ in keys)
+    current = _reread(storage, candidates, settled)
+    powered = [
+        _with_power(
+            c,
+            keeper.delegated_power(storage, c.owner)
+            if c.owner in recomputed
+            else c.pending_voting_power,
+        )
+        for c in current
+    ]
+    return _elect_and_store(storage, current, powered, inputs, params)
+
+
+def run_full_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, int]]:
+    """The reference: recompute every delegation (module docstring); same results and state."""
     candidates = keeper.candidates(storage)
     delegations = [
         found
@@ -37,42 +96,116 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
     check_hold_covers_stakes(storage, delegations)
     previous = power.previous_set_owners(candidates)
     table = power.candidate_voting_powers(candidates, delegations, previous, params)
-    if _store_delegation_powers(storage, delegations, table):
-        candidates = keeper.candidates(storage)  # settling awards grew their shares
+    powers = {(d.candidate, d.delegator): d.voting_power for d in table.delegations}
+    settled = _store_and_mark(storage, delegations, powers)
     computed = {c.owner: c for c in table.candidates}
-    powered = [_with_power(c, computed[c.owner]) for c in candidates]
+    current = _reread(storage, candidates, settled)
+    powered = [_with_power(c, computed[c.owner].pending_voting_power) for c in current]
+    factors = {c.owner: c.factor for c in table.candidates}
+    inputs = power.ElectionInputs.of(table.total_cmt, factors, params)
+    return _elect_and_store(storage, current, powered, inputs, params)
+
+
+def _quiet(storage: SystemStorage, last: power.ElectionInputs, params: Params) -> bool:
+    """Would this election change nothing? Yes when no delegation or candidate was written
+    since the last one, the parameters are the same, and so is the SPEC's total (the previous
+    set's stake: the set may have changed at the last election). Then every input of every
+    power and of the ranking is what the last election left, and so are its results. Reads
+    the consensus set's records (the award step read them this block already)."""
+    if keeper.written_since_election(storage) or not last.same_params(params):
+        return False
+    members = keeper.consensus_set(storage)  # the active validators and backups
+    return power.set_stake_cmt(members, {m.owner for m in members}) == last.total_cmt
+
+
+def _to_recompute(
+    storage: SystemStorage, dirty: Iterable[DelegationKey], owners: Iterable[bytes]
+) -> tuple[DelegationKey, ...]:
+    """The dirty delegations and every delegation of `owners`, sorted, each once."""
+    keys = set(dirty)
+    for owner in owners:
+        keys.update((owner, delegator) for delegator in keeper.delegators_of(storage, owner))
+    return tuple(sorted(keys))
+
+
+def _store_and_mark(
+    storage: SystemStorage, delegations: Sequence[Delegation], powers: Mapping[DelegationKey, int]
+) -> frozenset[bytes]:
+    """Store the new powers (`_store_delegation_powers`), then leave dirty exactly the
+    delegations whose stake no longer is the one their stored power was computed from:
+    settling credited them (the delegation itself, or the owner's own one with its cut). The
+    marks from before the election are all consumed. The owners whose records settling
+    changed."""
+    before = {(d.candidate, d.delegator): d for d in delegations}
+    for owner in sorted({d.candidate for d in delegations}):
+        own = (owner, owner)
+        if own not in before and (record := keeper.delegation(storage, *own)) is not None:
+            before[own] = record  # its power is as current as its record (not dirty)
+    settled = _store_delegation_powers(storage, delegations, powers)
+    keeper.clear_dirty_delegations(storage)
+    for key in sorted(before):
+        after = keeper.delegation(storage, *key) if key[0] in settled else before[key]
+        if after is not None and _stake(after) != _stake(before[key]):
+            keeper.mark_dirty(storage, *key)
+    return settled
+
+
+def _stake(record: Delegation) -> tuple[int, DelegationSource]:
+    """What a delegation's power depends on in its own record."""
+    return record.shares + record.pending_withdraw_amount, record.source
+
+
+def _store_delegation_powers(
+    storage: SystemStorage, delegations: Sequence[Delegation], powers: Mapping[DelegationKey, int]
+) -> frozenset[bytes]:
+    """Store the delegations' new voting powers, each settled first (its awards so far were
+    earned at the old power). The owners of the candidates whose records settling changed."""
+    settled: set[bytes] = set()
+    for record in delegations:
+        voting_power = powers[(record.candidate, record.delegator)]
+        if voting_power != record.voting_power:
+            current = rewards.settle(storage, record)
+            keeper.put_delegation(storage, dataclasses.replace(current, voting_power=voting_power))
+            settled.add(record.candidate)
+    return frozenset(settled)
+
+
+def _reread(
+    storage: SystemStorage, candidates: Sequence[Candidate], owners: Collection[bytes]
+) -> list[Candidate]:
+    """`candidates`, with the records of `owners` read again (settling grew their shares)."""
+    return [
+        (keeper.candidate(storage, c.owner) or c) if c.owner in owners else c for c in candidates
+    ]
+
+
+def _with_power(candidate: Candidate, pending: int) -> Candidate:
+    eligible = candidate.active and not candidate.withdrawn
+    return dataclasses.replace(
+        candidate, voting_power=pending if eligible else 0, pending_voting_power=pending
+    )
+
+
+def _elect_and_store(
+    storage: SystemStorage,
+    stored: Sequence[Candidate],
+    powered: Sequence[Candidate],
+    inputs: power.ElectionInputs,
+    params: Params,
+) -> list[tuple[bytes, int]]:
+    """Rank `powered` (the candidates with their new powers), write what moved, remember the
+    inputs, and diff the new consensus set against the one last sent."""
     election = power.elect(powered, params)
     assignments = election.by_owner()
-    for stored, record in zip(candidates, powered, strict=True):
+    for before, record in zip(stored, powered, strict=True):
         assigned = assignments[record.owner]
         updated = dataclasses.replace(record, state=assigned.state, rank=assigned.rank)
-        if updated != stored:  # only what moved is written
+        if updated != before:  # only what moved is written
             keeper.put_candidate(storage, updated)
+    if keeper.election_inputs(storage) != inputs:
+        keeper.put_election_inputs(storage, inputs)
+    keeper.clear_touched_candidates(storage)  # after the writes above, which touch too
     changes = power.validator_updates(keeper.sent_set(storage), election.consensus_set)
     if changes:
         keeper.put_sent_set(storage, election.consensus_set)
     return changes
-
-
-def _with_power(candidate: Candidate, computed: power.CandidatePower) -> Candidate:
-    return dataclasses.replace(
-        candidate,
-        voting_power=computed.voting_power,
-        pending_voting_power=computed.pending_voting_power,
-    )
-
-
-def _store_delegation_powers(
-    storage: SystemStorage, delegations: list[Delegation], table: power.PowerTable
-) -> bool:
-    """Store the delegations' new voting powers, each settled first (its awards so far were
-    earned at the old power). Whether any changed."""
-    by_key = {(d.candidate, d.delegator): d.voting_power for d in table.delegations}
-    changed = False
-    for record in delegations:
-        voting_power = by_key[(record.candidate, record.delegator)]
-        if voting_power != record.voting_power:
-            settled = rewards.settle(storage, record)
-            keeper.put_delegation(storage, dataclasses.replace(settled, voting_power=voting_power))
-            changed = True
-    return changed

@@ -13,6 +13,7 @@ there); tests and simulations run all of them after every block.
 | check_election_outcome     | right after an election: the powers it stored add up, and what   |
 |                            | consensus was sent is the consensus-set index                    |
 | check_supply               | Σ balances = genesis supply + minted − burned                    |
+| check_power_bookkeeping    | what the incremental election relies on (below)                  |
 
 `check_records`, one relation per helper:
 - no negative amount: every delegation's shares (the derived amount, SPEC §6; the stored fields
@@ -34,6 +35,16 @@ there); tests and simulations run all of them after every block.
   queue entry is a PENDING request; Σ of the PENDING requests of a delegation (following
   account updates from the owner named in the request) = its `pending_withdraw_amount`.
 
+`check_power_bookkeeping` (election.py's incremental recompute rests on it; holds at every
+block once an election ran):
+- the keeper's staked total = Σ (shares + pending withdrawals) over every delegation, and each
+  candidate's delegated power = Σ of its delegations' stored voting powers;
+- every delegation NOT marked dirty holds the voting power a recompute with the last
+  election's inputs (`keeper.election_inputs`: min_staking_amount, its candidate's factor) gives
+  it, and every candidate without a dirty delegation holds its delegated power as
+  pending_voting_power. So a full recompute could only differ on dirty delegations and on
+  candidates whose factor or whose parameters moved: what the election recomputes.
+
 Relations that do NOT hold by design, so are not checked:
 - candidate shares ≤ max_shares: updateCandidacy may lower max_amount below the shares held
   ("lowering never refunds", SPEC §6);
@@ -52,11 +63,17 @@ production node.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from fractions import Fraction
 
 from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.params import read_params
 from cybermiles_node.staking import keeper
-from cybermiles_node.staking.power import CONSENSUS_POWER
+from cybermiles_node.staking.power import (
+    CONSENSUS_POWER,
+    ElectionInputs,
+    delegation_voting_power,
+)
 from cybermiles_node.staking.records import (
     Candidate,
     CandidateState,
@@ -73,6 +90,7 @@ __all__ = [
     "all_delegations",
     "check_election_outcome",
     "check_hold_covers_stakes",
+    "check_power_bookkeeping",
     "check_records",
     "check_supply",
     "pending_unstake_requests",
@@ -122,16 +140,22 @@ def pending_unstake_requests(storage: SystemStorage) -> tuple[UnstakeRequest, ..
 
 # -- Hold ------------------------------------------------------------------------------------------
 def check_hold_covers_stakes(
-    storage: SystemStorage, delegations: Sequence[Delegation] | None = None
+    storage: SystemStorage,
+    delegations: Sequence[Delegation] | None = None,
+    *,
+    staked: int | None = None,
 ) -> None:
     """The Hold account holds at least every delegation's stake and pending withdrawal
     (SPEC §6), plus the awards not yet settled into them (the reserve). At least, not
     exactly: anyone can send CMT to the Hold address, and that must not stop the chain. A
     shortfall is a broken invariant: the node stops rather than pay out CMT that is not
-    there. `delegations`: all of them, when the caller has read them already (the
-    election); None reads them here."""
-    records = all_delegations(storage) if delegations is None else delegations
-    staked = sum(d.shares + d.pending_withdraw_amount for d in records)
+    there. `delegations`: all of them, when the caller has read them already (the full
+    election); `staked`: their sum, when the caller has it (the incremental election gives
+    the keeper's running total, which `check_power_bookkeeping` checks); neither reads them
+    here."""
+    if staked is None:
+        records = all_delegations(storage) if delegations is None else delegations
+        staked = sum(d.shares + d.pending_withdraw_amount for d in records)
     reserve = keeper.award_reserve(storage)
     held = storage.get_balance(HOLD_ADDRESS)
     if held < staked + reserve:
@@ -296,6 +320,55 @@ def check_election_outcome(storage: SystemStorage) -> None:
             f"consensus was last sent {[(k.hex(), p) for k, p in sent]}, the consensus set is "
             f"{[(k.hex(), p) for k, p in members]}"
         )
+
+
+# -- the incremental election's bookkeeping ------------------------------------------------------
+def check_power_bookkeeping(storage: SystemStorage) -> None:
+    """The keeper's running sums and the election's dirty marks are right (module docstring)."""
+    delegations = all_delegations(storage)
+    staked = sum(max(d.shares, 0) + d.pending_withdraw_amount for d in delegations)
+    if keeper.staked_total(storage) != staked:
+        raise _fail(
+            f"the staked total is {keeper.staked_total(storage)} wei, the delegations hold {staked}"
+        )
+    by_candidate = _by_candidate(delegations)
+    dirty = frozenset(keeper.dirty_delegations(storage))
+    dirty_owners = frozenset(owner for owner, _ in dirty)
+    for record in keeper.candidates(storage):
+        total = sum(d.voting_power for d in by_candidate.get(record.owner, []))
+        if keeper.delegated_power(storage, record.owner) != total:
+            raise _fail(
+                f"candidate {_hex(record.owner)}'s delegated power is "
+                f"{keeper.delegated_power(storage, record.owner)}, its delegations hold {total}"
+            )
+        if record.owner not in dirty_owners and record.pending_voting_power != total:
+            raise _fail(
+                f"candidate {_hex(record.owner)} has no dirty delegation but pending_voting_power "
+                f"{record.pending_voting_power}, its delegations {total}"
+            )
+    inputs = keeper.election_inputs(storage)
+    if inputs is not None:
+        # Only min_staking_amount of the params counts for a delegation's power.
+        params = replace(read_params(storage), min_staking_amount=inputs.min_staking_amount)
+        _check_clean_powers(delegations, dirty, inputs, params)
+
+
+def _check_clean_powers(
+    delegations: Iterable[Delegation],
+    dirty: frozenset[tuple[bytes, bytes]],
+    inputs: ElectionInputs,
+    params: Params,
+) -> None:
+    factors = dict(inputs.factors)
+    for d in delegations:
+        if (d.candidate, d.delegator) in dirty:
+            continue
+        expected = delegation_voting_power(d, factors.get(d.candidate, Fraction(1)), params)
+        if d.voting_power != expected:
+            raise _fail(
+                f"the delegation of {_hex(d.delegator)} to {_hex(d.candidate)} is not dirty but "
+                f"holds voting power {d.voting_power}, the last election's inputs give {expected}"
+            )
 
 
 # -- supply ----------------------------------------------------------------------------------------

@@ -43,6 +43,32 @@ Slot layout (module "staking"; derivations in cybermiles_node/system/storage.py)
 |                        |                          | a delegation's award_amount                  |
 | award_infos            | bytes                    | RLP [owner, state, amount] of each member in |
 |                        |                          | the last block's distribution                |
+| staked_total           | uint                     | Σ (shares + pending_withdraw_amount) over    |
+|                        |                          | every delegation: what Hold must cover       |
+|                        |                          | (negative shares, a broken record, count 0)  |
+| delegated_power        | map address → uint       | owner → Σ voting_power of its delegations as |
+|                        |                          | stored (withdrawn candidates' too)           |
+| dirty_candidates       | sorted index of address  | owners with a delegation written or removed  |
+|                        |                          | since the last election                      |
+| dirty_delegators/<own> | sorted index of address  | (one per candidate, as delegators_of) the    |
+|                        |                          | delegators whose delegation to <own> was     |
+|                        |                          | written or removed since the last election   |
+| touched_candidates     | sorted index of address  | owners whose candidate record was written or |
+|                        |                          | removed since the last election              |
+| election_inputs        | bytes                    | RLP [min_staking_amount, threshold, max_vals,|
+|                        |                          | backup_vals, the SPEC's total, [[owner,      |
+|                        |                          | factor] of each candidate whose size factor  |
+|                        |                          | is not 1]] as the last election used them;   |
+|                        |                          | empty before the first                       |
+
+The last six make the election incremental (election.py): `put_delegation` and
+`remove_delegation` keep `staked_total` and `delegated_power` in step (they read the record they
+replace) and mark the delegation dirty, and `put_candidate` marks its candidate touched, so no
+caller can forget to; the election reads and clears the marks, and compares its inputs with
+`election_inputs` to find the candidates whose every delegation must be recomputed, or that
+nothing moved at all. The dirty marks are two-level (candidates, then delegators
+per candidate) so a block's inserts shift short arrays only; the election clears them from the
+end, which shifts nothing.
 
 `consensus_set` is what the EVM's ISVALIDATOR / isValidator and consensus read every block, so
 it is kept apart: reading it costs O(validators), never O(candidates).
@@ -70,7 +96,7 @@ from fractions import Fraction
 
 import rlp
 
-from cybermiles_node.staking.power import CONSENSUS_POWER, consensus_address
+from cybermiles_node.staking.power import CONSENSUS_POWER, ElectionInputs, consensus_address
 from cybermiles_node.staking.records import (
     AccountUpdateRequest,
     Candidate,
@@ -103,6 +129,15 @@ from genesis import Genesis
 __all__ = [
     "absences",
     "account_update_request",
+    "clear_dirty_delegations",
+    "clear_touched_candidates",
+    "delegated_power",
+    "dirty_delegations",
+    "election_inputs",
+    "put_election_inputs",
+    "staked_total",
+    "touched_candidates",
+    "written_since_election",
     "award_accumulator",
     "award_infos",
     "award_reserve",
@@ -113,6 +148,7 @@ __all__ = [
     "delegator_count",
     "delegators_of",
     "init_genesis",
+    "mark_dirty",
     "is_account_update_target",
     "matured_unstake_ids",
     "new_account_update_request",
@@ -158,6 +194,11 @@ ABSENCES = LAYOUT.map("absences", ADDRESS_KEY, UINT)
 AWARD_ACCUMULATORS = LAYOUT.map("award_accumulators", ADDRESS_KEY, UINT)
 AWARD_RESERVE = LAYOUT.item("award_reserve", UINT)
 AWARD_INFOS = LAYOUT.item("award_infos", BYTES)
+STAKED_TOTAL = LAYOUT.item("staked_total", UINT)
+DELEGATED_POWER = LAYOUT.map("delegated_power", ADDRESS_KEY, UINT)
+DIRTY_CANDIDATES = LAYOUT.sorted_index("dirty_candidates", ADDRESS_KEY)
+TOUCHED_CANDIDATES = LAYOUT.sorted_index("touched_candidates", ADDRESS_KEY)
+ELECTION_INPUTS = LAYOUT.item("election_inputs", BYTES)
 
 _IN_CONSENSUS = (CandidateState.VALIDATOR, CandidateState.BACKUP)
 
@@ -170,9 +211,10 @@ def candidate(storage: SystemStorage, owner: bytes) -> Candidate | None:
 
 def put_candidate(storage: SystemStorage, record: Candidate) -> None:
     """Store `record`, keeping the candidate and consensus-set indices, the ever-a-candidate
-    marker and the pub_key owner in step with it."""
+    marker and the pub_key owner in step with it, and mark it touched for the next election."""
     CANDIDATES.set(storage, record.owner, _encode_candidate(record))
     CANDIDATE_SET.insert(storage, record.owner)
+    TOUCHED_CANDIDATES.insert(storage, record.owner)
     EVER_CANDIDATE.set(storage, record.owner, True)
     PUB_KEY_OWNERS.set(storage, record.pub_key, record.owner)
     ADDRESS_OWNERS.set(storage, consensus_address(record.pub_key), record.owner)
@@ -190,15 +232,40 @@ def delegation(
 
 
 def put_delegation(storage: SystemStorage, record: Delegation) -> None:
-    """Store `record` and list its delegator under its candidate."""
+    """Store `record`, list its delegator under its candidate, keep the staked total and the
+    candidate's delegated power in step, and mark it dirty for the next election."""
+    _account_for(storage, delegation(storage, record.candidate, record.delegator), record)
     DELEGATIONS.set(storage, record.candidate + record.delegator, _encode_delegation(record))
     _delegators_index(record.candidate).insert(storage, record.delegator)
 
 
 def remove_delegation(storage: SystemStorage, candidate_owner: bytes, delegator: bytes) -> None:
     """Forget the delegation of `delegator` to `candidate_owner` (a no-op if there is none)."""
+    old = delegation(storage, candidate_owner, delegator)
+    if old is not None:
+        _account_for(storage, old, None)
     DELEGATIONS.delete(storage, candidate_owner + delegator)
     _delegators_index(candidate_owner).remove(storage, delegator)
+
+
+def _stake_of(record: Delegation | None) -> int:
+    """What Hold must cover for `record`. Negative shares are a broken record (the invariants
+    name it) that the keeper still stores: it counts as 0, so the total never goes negative."""
+    return 0 if record is None else max(record.shares, 0) + record.pending_withdraw_amount
+
+
+def _account_for(storage: SystemStorage, old: Delegation | None, new: Delegation | None) -> None:
+    """The aggregates and dirty marks for replacing `old` by `new` (either may be absent)."""
+    STAKED_TOTAL.set(storage, STAKED_TOTAL.get(storage) - _stake_of(old) + _stake_of(new))
+    for record, sign in ((old, -1), (new, 1)):
+        if record is not None and record.voting_power:
+            owner = record.candidate
+            DELEGATED_POWER.set(
+                storage, owner, DELEGATED_POWER.get(storage, owner) + sign * record.voting_power
+            )
+    marked = new if new is not None else old
+    if marked is not None:
+        mark_dirty(storage, marked.candidate, marked.delegator)
 
 
 def delegators_of(storage: SystemStorage, candidate_owner: bytes) -> tuple[bytes, ...]:
@@ -212,10 +279,95 @@ def delegator_count(storage: SystemStorage, candidate_owner: bytes) -> int:
 
 
 def _delegators_index(candidate_owner: bytes) -> SortedIndex[bytes]:
+    return _per_candidate_index("delegators_of", candidate_owner)
+
+
+def _dirty_index(candidate_owner: bytes) -> SortedIndex[bytes]:
+    return _per_candidate_index("dirty_delegators", candidate_owner)
+
+
+def _per_candidate_index(name: str, candidate_owner: bytes) -> SortedIndex[bytes]:
     if len(candidate_owner) != 20:
         raise StorageError(f"staking: a candidate is named by 20 bytes, got {candidate_owner!r}")
-    namespace = f"staking/delegators_of/{candidate_owner.hex()}"
+    namespace = f"staking/{name}/{candidate_owner.hex()}"
     return SortedIndex(STAKING_ADDRESS, namespace, ADDRESS_KEY)
+
+
+# -- what the election needs to be incremental ----------------------------------------------------
+def staked_total(storage: SystemStorage) -> int:
+    """Σ (shares + pending_withdraw_amount) over every delegation (one read)."""
+    return STAKED_TOTAL.get(storage)
+
+
+def delegated_power(storage: SystemStorage, candidate_owner: bytes) -> int:
+    """Σ of the stored voting powers of the candidate's delegations (one read)."""
+    return DELEGATED_POWER.get(storage, candidate_owner)
+
+
+def dirty_delegations(storage: SystemStorage) -> tuple[tuple[bytes, bytes], ...]:
+    """(candidate, delegator) of every delegation written or removed since the marks were last
+    cleared, sorted."""
+    return tuple(
+        (owner, delegator)
+        for owner in DIRTY_CANDIDATES.keys(storage)
+        for delegator in _dirty_index(owner).keys(storage)
+    )
+
+
+def mark_dirty(storage: SystemStorage, candidate_owner: bytes, delegator: bytes) -> None:
+    """Mark a delegation dirty without writing it (the election, for a power gone stale)."""
+    DIRTY_CANDIDATES.insert(storage, candidate_owner)
+    _dirty_index(candidate_owner).insert(storage, delegator)
+
+
+def clear_dirty_delegations(storage: SystemStorage) -> None:
+    """Forget every dirty mark: removed from the end, so no removal shifts anything."""
+    owners = DIRTY_CANDIDATES.keys(storage)
+    for owner in reversed(owners):
+        index = _dirty_index(owner)
+        for delegator in reversed(index.keys(storage)):
+            index.remove(storage, delegator)
+        DIRTY_CANDIDATES.remove(storage, owner)
+
+
+def election_inputs(storage: SystemStorage) -> ElectionInputs | None:
+    """The inputs of the last election; None before the first."""
+    encoded = ELECTION_INPUTS.get(storage)
+    if not encoded:
+        return None
+    minimum, threshold, max_vals, backup_vals, total, factors = rlp.decode(encoded)
+    return ElectionInputs(
+        min_staking_amount=_uint(minimum),
+        validator_size_threshold=_fraction(threshold),
+        max_vals=_uint(max_vals),
+        backup_vals=_uint(backup_vals),
+        total_cmt=_uint(total),
+        factors=tuple((bytes(owner), _fraction(factor)) for owner, factor in factors),
+    )
+
+
+def put_election_inputs(storage: SystemStorage, inputs: ElectionInputs) -> None:
+    factors = [[owner, _rational(f)] for owner, f in sorted(inputs.factors)]
+    encoded = [
+        inputs.min_staking_amount, _rational(inputs.validator_size_threshold), inputs.max_vals,
+        inputs.backup_vals, inputs.total_cmt, factors,
+    ]  # fmt: skip
+    ELECTION_INPUTS.set(storage, bytes(rlp.encode(encoded)))
+
+
+def touched_candidates(storage: SystemStorage) -> tuple[bytes, ...]:
+    """Owners whose candidate record was written or removed since the last election."""
+    return TOUCHED_CANDIDATES.keys(storage)
+
+
+def clear_touched_candidates(storage: SystemStorage) -> None:
+    for owner in reversed(TOUCHED_CANDIDATES.keys(storage)):  # from the end: no shifting
+        TOUCHED_CANDIDATES.remove(storage, owner)
+
+
+def written_since_election(storage: SystemStorage) -> bool:
+    """Was any delegation or candidate written or removed since the marks were cleared?"""
+    return bool(DIRTY_CANDIDATES.length(storage) or TOUCHED_CANDIDATES.length(storage))
 
 
 def was_candidate(storage: SystemStorage, address: bytes) -> bool:
@@ -263,6 +415,7 @@ def rename_candidate(storage: SystemStorage, old_owner: bytes, new_owner: bytes)
         put_delegation(storage, replace(moved, candidate=new_owner))
     CANDIDATES.delete(storage, old_owner)
     CANDIDATE_SET.remove(storage, old_owner)
+    TOUCHED_CANDIDATES.insert(storage, old_owner)
     CONSENSUS_SET.remove(storage, old_owner)
     AWARD_ACCUMULATORS.set(storage, new_owner, AWARD_ACCUMULATORS.get(storage, old_owner))
     AWARD_ACCUMULATORS.delete(storage, old_owner)

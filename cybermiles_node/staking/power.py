@@ -57,6 +57,7 @@ __all__ = [
     "CandidatePower",
     "DelegationPower",
     "Election",
+    "ElectionInputs",
     "PowerTable",
     "candidate_voting_powers",
     "consensus_address",
@@ -65,6 +66,8 @@ __all__ = [
     "previous_set_owners",
     "set_stake_cmt",
     "size_factor",
+    "size_factors",
+    "stale_candidates",
     "validator_updates",
 ]
 
@@ -109,6 +112,15 @@ def size_factor(candidate_shares: int, total_cmt: int, params: Params) -> Fracti
     if p > threshold:
         return threshold / p  # p > threshold > 0 here
     return Fraction(1)
+
+
+def size_factors(
+    candidates: Iterable[Candidate], previous_members: Collection[bytes], params: Params
+) -> tuple[int, dict[bytes, Fraction]]:
+    """The SPEC's total and every candidate's size factor f, by owner."""
+    records = tuple(candidates)
+    total = set_stake_cmt(records, previous_members)
+    return total, {c.owner: size_factor(c.shares, total, params) for c in records}
 
 
 def delegation_voting_power(delegation: Delegation, factor: Fraction, params: Params) -> int:
@@ -174,8 +186,7 @@ def candidate_voting_powers(
             raise ValueError(f"candidate {c.owner.hex()} given twice")
         by_owner[c.owner] = c
     owners = sorted(by_owner)
-    total = set_stake_cmt((by_owner[o] for o in owners), previous_members)
-    factors = {o: size_factor(by_owner[o].shares, total, params) for o in owners}
+    total, factors = size_factors((by_owner[o] for o in owners), previous_members, params)
     sums = dict.fromkeys(owners, 0)
     powers: list[DelegationPower] = []
     seen: set[tuple[bytes, bytes]] = set()
@@ -204,6 +215,66 @@ def candidate_voting_powers(
 
 def _eligible(candidate: Candidate) -> bool:
     return candidate.active and not candidate.withdrawn
+
+
+# --- what changes a delegation's power between two recomputes --------------------------------
+
+
+@dataclass(frozen=True)
+class ElectionInputs:
+    """What an election's results depend on besides the records: the parameters that shape
+    powers and sets, the SPEC's total, and the candidates' size factors (only those that are
+    not 1, by owner). Two recomputes with equal inputs give a delegation whose record did not
+    change the same power; the election keeps the last inputs in state to recompute only what
+    moved, and to skip itself when nothing did."""
+
+    min_staking_amount: int
+    validator_size_threshold: Fraction
+    max_vals: int
+    backup_vals: int
+    total_cmt: int
+    factors: tuple[tuple[bytes, Fraction], ...]
+
+    @classmethod
+    def of(
+        cls, total_cmt: int, factors: Mapping[bytes, Fraction], params: Params
+    ) -> ElectionInputs:
+        scaled = tuple(sorted((o, f) for o, f in factors.items() if f != 1))
+        return cls(
+            params.min_staking_amount,
+            params.validator_size_threshold,
+            params.max_vals,
+            params.backup_vals,
+            total_cmt,
+            scaled,
+        )
+
+    def same_params(self, params: Params) -> bool:
+        """Whether `params` shape powers and sets as the ones these inputs were taken with."""
+        return (
+            self.min_staking_amount,
+            self.validator_size_threshold,
+            self.max_vals,
+            self.backup_vals,
+        ) == (
+            params.min_staking_amount,
+            params.validator_size_threshold,
+            params.max_vals,
+            params.backup_vals,
+        )
+
+
+def stale_candidates(last: ElectionInputs | None, now: ElectionInputs) -> tuple[bytes, ...] | None:
+    """The owners whose factor differs between the two inputs (a missing factor is 1), sorted;
+    None when every delegation must be recomputed (no last inputs, or a parameter of power
+    changed)."""
+    if last is None or (last.min_staking_amount, last.validator_size_threshold) != (
+        now.min_staking_amount,
+        now.validator_size_threshold,
+    ):
+        return None
+    before, after = dict(last.factors), dict(now.factors)
+    return tuple(o for o in sorted(before.keys() | after.keys()) if before.get(o) != after.get(o))
 
 
 # --- election -----------------------------------------------------------------------------------

@@ -15,11 +15,15 @@ transactions; six more consensus keys can be declared. Each block:
    broke on purpose must be refused.
 2. `end_block`: matured unstakes are paid, and at every `cal_vp_interval` the election runs;
    its validator updates are applied to a model of what consensus holds.
-3. The invariants (`staking/invariants.py`): Hold covers the stakes and the award reserve (here
-   exactly: nobody sends CMT to Hold in the simulation), the records agree with each other and
-   their indices, after an election its outcome adds up and the model of consensus
-   equals the set last sent, and Σ balances over every account that can hold CMT = genesis
-   supply + minted − burned.
+   At an election the same end_block also runs on a copy of the state with the reference
+   election (`election.run_full_election`: every delegation recomputed): the incremental one
+   must leave the very same state (same root; on a difference the first differing candidate,
+   delegation or consensus set is named).
+3. The invariants (`staking/invariants.py`): Hold covers the stakes and the award reserve
+   (here exactly: nobody sends CMT to Hold in the simulation), the records agree with each
+   other and their indices, the incremental election's bookkeeping is right, after an election
+   its outcome adds up and the model of consensus equals the set last sent, and Σ balances over
+   every account that can hold CMT = genesis supply + minted − burned.
 
 Over the run, each kind must be both accepted and refused at least once (else the generators
 have gone stale, and the simulation tests less than it claims).
@@ -38,7 +42,8 @@ import json
 import os
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -50,12 +55,15 @@ from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.modules import ModuleSet, SystemTxMessage
 from cybermiles_node.params import read_params
 from cybermiles_node.staking import keeper
+from cybermiles_node.staking import module as staking_module
 from cybermiles_node.staking.cube import cube_digest
+from cybermiles_node.staking.election import run_full_election
 from cybermiles_node.staking.errors import StakingRejected
 from cybermiles_node.staking.invariants import (
     all_delegations,
     check_election_outcome,
     check_hold_covers_stakes,
+    check_power_bookkeeping,
     check_records,
     check_supply,
 )
@@ -191,6 +199,17 @@ def sim_genesis(rng: random.Random, cube: CubeSigner) -> Genesis:
     return dataclasses.replace(base, params=params)
 
 
+@contextmanager
+def full_recompute() -> Iterator[None]:
+    """end_block runs the reference election (every delegation) instead of the incremental."""
+    incremental = staking_module.run_election
+    staking_module.run_election = run_full_election
+    try:
+        yield
+    finally:
+        staking_module.run_election = incremental
+
+
 # -- the simulation --------------------------------------------------------------------------------
 class StakingSim:
     def __init__(self, seed: int, cube: CubeSigner, blocks: int = BLOCKS) -> None:
@@ -202,6 +221,7 @@ class StakingSim:
         self.params = self.genesis.params
         self.module = StakingModule()
         chain = Chain(MemoryDB(), self.genesis, modules=ModuleSet([self.module]))
+        self.db = chain.db
         self.state: StateDB = chain.state_at()
         self.genesis_supply = sum(account.balance for _, account in self.genesis.alloc)
         # Every account that can hold CMT: the genesis allocation (the simulation's senders
@@ -299,17 +319,51 @@ class StakingSim:
 
     def end_block(self) -> bool:
         """Run end_block; apply its validator updates to the model of consensus. True when an
-        election ran."""
+        election ran (then checked against the reference election)."""
         params = read_params(self.state)
         ctx = BlockContext(self.height, self.time(), ZERO, bytes(32), b"", params)
+        elects = self.height % params.cal_vp_interval == 0
+        reference = StateDB(self.db, self.root()) if elects else None
         outcome = self.module.end_block(ctx, self.state, self.block_fees)
+        if reference is not None:
+            with full_recompute():
+                expected = self.module.end_block(ctx, reference, self.block_fees)
+            if expected.validator_updates != outcome.validator_updates:
+                raise self.fail(
+                    f"the incremental election sent {outcome.validator_updates}, the full "
+                    f"recompute {expected.validator_updates}"
+                )
+            self.expect_same_state(reference)
         for update in outcome.validator_updates:
             if update.power == 0:
                 if self.consensus.pop(update.pub_key, None) is None:
                     raise self.fail(f"removal of {update.pub_key.hex()}, not in consensus")
             else:
                 self.consensus[update.pub_key] = update.power
-        return self.height % params.cal_vp_interval == 0
+        return elects
+
+    def expect_same_state(self, reference: StateDB) -> None:
+        """The incremental election's state is the reference's; the first difference named."""
+        for what, read in (
+            ("candidates", keeper.candidates),
+            ("delegations", all_delegations),
+            ("sent sets", keeper.sent_set),
+            ("dirty marks", keeper.dirty_delegations),
+            ("election inputs", keeper.election_inputs),
+        ):
+            mine, theirs = read(self.state), read(reference)
+            if mine != theirs:
+                first = next(
+                    ((a, b) for a, b in zip(mine or (), theirs or (), strict=False) if a != b),
+                    (mine, theirs),
+                )
+                raise self.fail(
+                    f"the incremental election and the full recompute differ in {what}: "
+                    f"{first[0]} vs {first[1]}"
+                )
+        reference.persist()
+        if self.root() != reference.state_root:
+            raise self.fail("the incremental election and the full recompute differ in state root")
 
     def check_invariants(self, *, election: bool) -> None:
         state = self.state
@@ -317,6 +371,7 @@ class StakingSim:
         try:
             check_hold_covers_stakes(state, delegations)
             check_records(state)
+            check_power_bookkeeping(state)
             if election:
                 check_election_outcome(state)
             balances = sum(state.get_balance(address) for address in self.known_accounts)

@@ -9,6 +9,7 @@ set with power 10, sent to consensus as an update. Deactivating it takes it out 
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from dataclasses import replace
 from typing import Any
@@ -24,10 +25,19 @@ from cybermiles_node.application.consensus_app import ChainConsensus
 from cybermiles_node.application.randomness import HashChainBeacon
 from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.modules import BlockOutcome, ModuleSet
+from cybermiles_node.params import write_params
 from cybermiles_node.staking import keeper
-from cybermiles_node.staking.election import check_hold_covers_stakes
+from cybermiles_node.staking.election import (
+    check_hold_covers_stakes,
+    run_election,
+    run_full_election,
+)
+from cybermiles_node.staking.invariants import check_power_bookkeeping
 from cybermiles_node.staking.module import StakingModule
+from cybermiles_node.staking.msgs import DeactivateCandidacy, Delegate
 from cybermiles_node.staking.records import CandidateState
+from cybermiles_node.staking.rules import TxContext, apply
+from cybermiles_node.system import MemoryStorage
 from cybermiles_node.system.addresses import HOLD_ADDRESS
 from evm.db import MemoryDB
 from genesis import dev_accounts, devnet_genesis
@@ -129,3 +139,62 @@ def test_a_block_that_would_leave_hold_short_is_never_built() -> None:
     ctx = chain.next_context(time=NOW, coinbase=b"\x05" * 20)
     with pytest.raises(InvariantViolation):
         chain.build_block(ctx, [])
+
+
+# -- the incremental election against the full recompute -------------------------------------------
+class CountingStorage(MemoryStorage):
+    """A MemoryStorage that counts the storage words read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get_storage(self, address: Any, slot: int, /) -> int:
+        self.reads += 1
+        return super().get_storage(address, slot)
+
+
+def _staked_state(delegators: int) -> CountingStorage:
+    """Genesis (two validators, max_vals 2, backup_vals 1), `delegators` delegations to the
+    first, one election run."""
+    storage = CountingStorage()
+    for address, account in GENESIS.alloc:
+        storage.set_balance(address, account.balance)
+    write_params(storage, GENESIS.params)
+    keeper.init_genesis(storage, GENESIS)
+    for i in range(delegators):
+        delegator = bytes([0xD0]) + i.to_bytes(19, "big")
+        storage.set_balance(delegator, 2_000 * CMT)
+        ctx = TxContext(delegator, 0, bytes(32), 1, 1_700_000_001, GENESIS.params)
+        apply(Delegate(GENESIS.validators[0].owner, 1_000 * CMT + i * CMT), ctx, storage)
+    run_election(storage, GENESIS.params)
+    return storage
+
+
+@pytest.mark.parametrize("delegators", [5, 60])
+def test_a_quiet_election_changes_nothing_and_reads_no_delegation(delegators: int) -> None:
+    """Nothing written since the last election: the same results, found without reading the
+    delegations (the words read do not grow with their number)."""
+    storage = _staked_state(delegators)
+    run_election(storage, GENESIS.params)  # settles what the first one left dirty
+    before = storage.words()
+    storage.reads = 0
+    assert run_election(storage, GENESIS.params) == []
+    assert storage.words() == before
+    assert storage.reads < 150, storage.reads
+
+
+def test_incremental_and_full_elections_leave_the_same_state() -> None:
+    """After a delegation and a deactivation, both elections store the same words."""
+    storage = _staked_state(8)
+    owner = GENESIS.validators[1].owner
+    delegator = bytes([0xD0]) + (3).to_bytes(19, "big")
+    ctx = TxContext(delegator, 1, bytes(32), 2, 1_700_000_002, GENESIS.params)
+    apply(Delegate(owner, 500 * CMT), ctx, storage)
+    apply(DeactivateCandidacy(), replace(ctx, sender=GENESIS.validators[0].owner), storage)
+    full = copy.deepcopy(storage)
+    updates = run_election(storage, GENESIS.params)
+    assert updates == run_full_election(full, GENESIS.params)
+    assert updates  # the deactivated validator leaves the set
+    assert storage.words() == full.words()
+    check_power_bookkeeping(storage)

@@ -164,8 +164,15 @@ def test_a_system_transaction_is_delivered_with_a_receipt_and_validates_elsewher
 
 def test_the_guard_runs_again_in_the_block_and_leaves_out_what_no_longer_holds() -> None:
     app = app_with(Adder())
-    first, second = app.check_tx(add(0, 6)), app.check_tx(add(1, 6))  # each fits alone
-    block = next_block(app)
+    first = app.check_tx(add(0, 6))
+    with pytest.raises(TxRejected, match="would pass 10"):  # judged on the pending state
+        app.check_tx(add(1, 6))
+    second = app.decode(add(1, 6))  # fits the head's state alone: a proposer might try it
+    ctx = app.next_context(
+        time=app.head.timestamp + 1, coinbase=b"\x05" * 20, randomness=b"\x00" * 32,
+        extra_data=b"\x00" * 32,
+    )  # fmt: skip
+    block = app.chain.build_block(ctx, [first, second])
     assert [t.hash for t in block.result.transactions] == [first.hash]
     assert [t.hash for t, _ in block.skipped] == [second.hash]
     assert "would pass 10" in block.skipped[0][1]
