@@ -24,7 +24,7 @@ Slot layout (module "staking"; derivations in cybermiles_node/system/storage.py)
 | sent_set               | bytes                    | RLP [pub_key, power] pairs last sent to BFT  |
 | unstake_next_id        | uint                     | the id the next unstake request gets (from 1)|
 | unstakes               | map uint → bytes         | id → RLP of `UnstakeRequest`                 |
-| unstake_queue          | sorted index of bytes    | matures_at (32 bytes) ‖ id (32 bytes) of     |
+| unstake_queue          | sorted queue of bytes    | matures_at (32 bytes) ‖ id (32 bytes) of     |
 |                        |                          | every PENDING unstake request                |
 | account_update_next_id | uint                     | the id the next account update request gets  |
 |                        |                          | (from 1)                                     |
@@ -80,8 +80,9 @@ name can (names match [a-z][a-z0-9_]*), so it can never collide with a declared 
 `put_delegation` and `remove_delegation` keep it in step with `delegations`, and
 `put_candidate` keeps `ever_candidate` and `pub_key_owners`, so every writer (genesis included)
 fills them. The unstake queue is ordered by maturity height then id: `matured_unstakes` reads
-its head. Its removals shift the tail (O(pending requests) writes each); fine for the request
-counts of the chain today, to be split per height if unbonding ever shows in `make bench`.
+its head. It is a sorted queue: paying a matured request drains it from the front and a new
+request (maturing after every pending one, unless governance shortened the waiting period)
+appends, both O(1) writes.
 
 Genesis (`init_genesis`): each genesis validator becomes a candidate in state "Validator",
 active, with its owner's self-delegation (source "cube") of `shares` CMT moved from the owner's
@@ -181,7 +182,7 @@ EVER_CANDIDATE = LAYOUT.map("ever_candidate", ADDRESS_KEY, BOOL)
 PUB_KEY_OWNERS = LAYOUT.map("pub_key_owners", BYTES32_KEY, ADDRESS)
 UNSTAKE_NEXT_ID = LAYOUT.item("unstake_next_id", UINT)
 UNSTAKES = LAYOUT.map("unstakes", UINT_KEY, BYTES)
-UNSTAKE_QUEUE = LAYOUT.sorted_index("unstake_queue", BYTES_KEY)
+UNSTAKE_QUEUE = LAYOUT.sorted_queue("unstake_queue", BYTES_KEY)
 ACCOUNT_UPDATE_NEXT_ID = LAYOUT.item("account_update_next_id", UINT)
 ACCOUNT_UPDATES = LAYOUT.map("account_updates", UINT_KEY, BYTES)
 ACCOUNT_UPDATE_TARGETS = LAYOUT.map("account_update_targets", ADDRESS_KEY, BOOL)

@@ -17,7 +17,8 @@ free. This module is the only one that turns typed Python values into storage wo
 - Key codecs `UINT_KEY`, `ADDRESS_KEY`, `BYTES32_KEY`, `STRING_KEY`, `BYTES_KEY`: a key ⇄ the bytes
   hashed into its slot (and the value codec that stores the key itself in a sorted index).
 - `Layout(account, module)` declares a module's named storage: `item` (one value), `map` (values
-  by key; not iterable, like a Solidity mapping) and `sorted_index` (an iterable set of keys).
+  by key; not iterable, like a Solidity mapping), `sorted_index` (an iterable set of keys) and
+  `sorted_queue` (a sorted index drained from its smallest key in O(1)).
 
 Slot layout (keccak = keccak256; ns = UTF-8 of "<module>/<name>"; ints as 32-byte big-endian
 words; slot arithmetic is modulo 2**256, as in the EVM)
@@ -27,6 +28,8 @@ words; slot arithmetic is modulo 2**256, as in the EVM)
 | Item ns                         | the value at s = keccak(ns)                                   |
 | Map ns, entry of key k          | the value at s = keccak(keccak(ns) ‖ key_bytes(k))            |
 | SortedIndex ns                  | length at keccak(ns); element i at keccak(keccak(ns)) + i     |
+| SortedQueue ns                  | as SortedIndex, plus a head h at keccak(ns ‖ "#head"):        |
+|                                 | element i at keccak(keccak(ns)) + h + i                       |
 | uint, bool, address, bytes32 at s | one word at s (bool 0/1; address right-aligned, as Solidity) |
 | bytes, str at s                 | byte length at s; data word j at keccak(s) + j, the last one  |
 |                                 | right-padded with zeros (str: its UTF-8)                      |
@@ -45,7 +48,9 @@ Canonical footprint. The words a value occupies depend only on the value, never 
 writing a shorter bytes value zeroes the stale data words, removing a key from a sorted index
 zeroes the vacated element, writing a zero value zeroes its words. So the state root depends on
 what is stored, not on the order in which it was written: nodes that reach the same records by
-different paths agree on the root.
+different paths agree on the root. The one exception is a sorted queue's head offset: it counts
+the keys drained from the front since the queue was last empty (it returns to 0 then), which is
+the price of an O(1) drain.
 
 Sorted index: a sorted array (length word + keccak-addressed elements, the layout of a Solidity
 dynamic array) rather than a linked list. Iteration is a straight read of consecutive words with
@@ -556,7 +561,7 @@ class SortedIndex(Generic[K]):
             return False
         for i in range(position, length - 1):  # shift the tail down
             self._write(storage, i, self._read(storage, i + 1))
-        self.key.value.clear(storage, self.account, self._element_slot(length - 1))
+        self._clear(storage, length - 1)
         storage.set_storage(self.account, self.length_slot, length - 1)
         return True
 
@@ -573,11 +578,52 @@ class SortedIndex(Generic[K]):
         found = low < length and self.key.encode(self._read(storage, low)) == target
         return low, found
 
+    def _slot_of(self, storage: SystemStorage, index: int) -> int:
+        """The first word of the key of rank `index`."""
+        return self._element_slot(index)
+
     def _read(self, storage: SystemStorage, index: int) -> K:
-        return self.key.value.read(storage, self.account, self._element_slot(index))
+        return self.key.value.read(storage, self.account, self._slot_of(storage, index))
 
     def _write(self, storage: SystemStorage, index: int, key: K) -> None:
-        self.key.value.write(storage, self.account, self._element_slot(index), key)
+        self.key.value.write(storage, self.account, self._slot_of(storage, index), key)
+
+    def _clear(self, storage: SystemStorage, index: int) -> None:
+        self.key.value.clear(storage, self.account, self._slot_of(storage, index))
+
+
+@dataclass(frozen=True)
+class SortedQueue(SortedIndex[K]):
+    """A `SortedIndex` consumed from its smallest key: the array starts at a head offset
+    (at keccak(ns + "#head"): no declared name holds "#") that removing the smallest key
+    advances, so that removal and an insertion past the largest key are O(1) writes; any other
+    insertion or removal shifts the keys after it, as in `SortedIndex`. Made for queues kept in
+    key order and drained from the front (the unstake queue, by maturity height)."""
+
+    @cached_property
+    def head_slot(self) -> int:
+        return word_slot((self.namespace + "#head").encode())
+
+    def fixed_slots(self) -> tuple[int, ...]:
+        return (self.length_slot, self.head_slot)
+
+    def _head(self, storage: SystemStorage) -> int:
+        return storage.get_storage(self.account, self.head_slot)
+
+    def _slot_of(self, storage: SystemStorage, index: int) -> int:
+        return self._element_slot(self._head(storage) + index)
+
+    def remove(self, storage: SystemStorage, key: K) -> bool:
+        length = self.length(storage)
+        position, found = self._search(storage, key, length)
+        if not found or position > 0:
+            return found and super().remove(storage, key)
+        head = self._head(storage)
+        self._clear(storage, 0)
+        # An empty queue starts again at offset 0: its words are all zero again.
+        storage.set_storage(self.account, self.head_slot, head + 1 if length > 1 else 0)
+        storage.set_storage(self.account, self.length_slot, length - 1)
+        return True
 
 
 class Declaration(Protocol):
@@ -620,6 +666,9 @@ class Layout:
 
     def sorted_index(self, name: str, key: KeyCodec[K]) -> SortedIndex[K]:
         return self._declare(name, SortedIndex(self.account, self._namespace(name), key))
+
+    def sorted_queue(self, name: str, key: KeyCodec[K]) -> SortedQueue[K]:
+        return self._declare(name, SortedQueue(self.account, self._namespace(name), key))
 
     @property
     def declarations(self) -> tuple[Declaration, ...]:

@@ -361,6 +361,41 @@ def test_sorted_index_edges() -> None:
         index.keys(storage)
 
 
+@PROPERTY
+@given(data=st.data())
+def test_a_sorted_queue_is_a_sorted_set_drained_from_the_front(data: st.DataObject) -> None:
+    """Any mix of inserts and removes keeps the same set as a sorted index; draining from
+    the front writes only the head, the length and the vacated word; once empty, the queue
+    leaves no words behind."""
+    queue = Layout(ACCOUNT, "demo").sorted_queue("q", UINT_KEY)
+    storage = MemoryStorage()
+    model: set[int] = set()
+    keys = st.integers(0, 40)
+    for action, key in data.draw(
+        st.lists(st.tuples(st.sampled_from(["insert", "remove", "drain"]), keys), max_size=40)
+    ):
+        if action == "insert":
+            assert queue.insert(storage, key) == (key not in model)
+            model.add(key)
+        elif action == "remove":
+            assert queue.remove(storage, key) == (key in model)
+            model.discard(key)
+        elif model:
+            smallest = min(model)
+            before = {(a, slot): v for a, slot, v in storage.words()}
+            assert queue.remove(storage, smallest)
+            model.discard(smallest)
+            after = {(a, slot): v for a, slot, v in storage.words()}
+            changed = {w for w in before.keys() | after.keys() if before.get(w) != after.get(w)}
+            assert len(changed) <= 3  # head, length, the drained key's word
+        assert queue.keys(storage) == tuple(sorted(model))
+        for rank, member in enumerate(sorted(model)):
+            assert queue.at(storage, rank) == member
+    for key in sorted(model):
+        assert queue.remove(storage, key)
+    assert storage.words() == ()
+
+
 # -- layouts -------------------------------------------------------------------------------------
 
 
