@@ -87,12 +87,7 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
 def run_full_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, int]]:
     """The reference: recompute every delegation (module docstring); same results and state."""
     candidates = keeper.candidates(storage)
-    delegations = [
-        found
-        for c in candidates
-        for delegator in keeper.delegators_of(storage, c.owner)
-        if (found := keeper.delegation(storage, c.owner, delegator)) is not None
-    ]
+    delegations = [d for c in candidates for d in keeper.delegations_to(storage, c.owner)]
     check_hold_covers_stakes(storage, delegations)
     previous = power.previous_set_owners(candidates)
     table = power.candidate_voting_powers(candidates, delegations, previous, params)

@@ -146,6 +146,7 @@ __all__ = [
     "consensus_set",
     "consensus_set_owners",
     "delegation",
+    "delegations_to",
     "delegator_count",
     "delegators_of",
     "init_genesis",
@@ -272,6 +273,21 @@ def _account_for(storage: SystemStorage, old: Delegation | None, new: Delegation
 def delegators_of(storage: SystemStorage, candidate_owner: bytes) -> tuple[bytes, ...]:
     """The delegators of a candidate, ascending (its owner included when self-delegated)."""
     return _delegators_index(candidate_owner).keys(storage)
+
+
+def delegations_to(storage: SystemStorage, candidate_owner: bytes) -> tuple[Delegation, ...]:
+    """The delegations to a candidate, by delegator; an index entry without its record is a
+    broken store."""
+    records = []
+    for delegator in delegators_of(storage, candidate_owner):
+        record = delegation(storage, candidate_owner, delegator)
+        if record is None:
+            raise StorageError(
+                f"staking: the delegators of 0x{candidate_owner.hex()} name "
+                f"0x{delegator.hex()}, no delegation"
+            )
+        records.append(record)
+    return tuple(records)
 
 
 def delegator_count(storage: SystemStorage, candidate_owner: bytes) -> int:

@@ -56,9 +56,10 @@ def distribute_block_awards(
     else:
         ledger.mint(storage, HOLD_ADDRESS, award)
         keeper.put_award_reserve(storage, keeper.award_reserve(storage) + distribution.pool)
-        current = {
+        current = {  # only the paid members' accumulators grow
             a.owner: awards.CandidateAwards(keeper.award_accumulator(storage, a.owner))
             for a in distribution.awards
+            if a.amount > 0
         }
         for owner, grown in sorted(awards.accrue_all(current, distribution).items()):
             keeper.put_award_accumulator(storage, owner, grown.accumulator)
@@ -137,10 +138,8 @@ def settle(storage: SystemStorage, delegation: Delegation) -> Delegation:
 
 def settle_all_of(storage: SystemStorage, owner: bytes) -> None:
     """Settle every delegation to the candidate of `owner` (O(its delegations))."""
-    for delegator in keeper.delegators_of(storage, owner):
-        found = keeper.delegation(storage, owner, delegator)
-        if found is not None:
-            settle(storage, found)
+    for record in keeper.delegations_to(storage, owner):
+        settle(storage, record)
 
 
 def _candidate(storage: SystemStorage, owner: bytes) -> Candidate:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from fractions import Fraction
 from math import floor
+from typing import Any
 
 from eth_typing import Address
 
@@ -157,15 +158,15 @@ def fee_of(msg: StakingMsg, params: Params) -> int:
 
 def check(msg: StakingMsg, ctx: TxContext, storage: SystemStorage) -> None:
     """Raise the StakingRejected of the first rule `msg` breaks in this state; change nothing."""
-    guard, _ = _rules_for(msg, ctx, storage)
-    guard()
+    guard, _ = _rules_for(msg)
+    guard(msg, ctx, storage)
 
 
 def apply(msg: StakingMsg, ctx: TxContext, storage: SystemStorage) -> Events:
     """Check `msg`, then charge its fee and apply its effect; the events describe both."""
-    guard, effect = _rules_for(msg, ctx, storage)
-    guard()
-    return _charge_fee(msg, ctx, storage) + effect()
+    guard, effect = _rules_for(msg)
+    guard(msg, ctx, storage)
+    return _charge_fee(msg, ctx, storage) + effect(msg, ctx, storage)
 
 
 def _charge_fee(msg: StakingMsg, ctx: TxContext, storage: SystemStorage) -> Events:
@@ -391,10 +392,8 @@ def _apply_withdraw_candidacy(
 ) -> Events:
     events: list[StakingEvent] = []
     rewards.settle_all_of(storage, ctx.sender)
-    for delegator in keeper.delegators_of(storage, ctx.sender):
-        current = keeper.delegation(storage, ctx.sender, delegator)
-        if current is not None:
-            events.extend(_unstake(storage, ctx, current, current.shares, complete=True))
+    for current in keeper.delegations_to(storage, ctx.sender):
+        events.extend(_unstake(storage, ctx, current, current.shares, complete=True))
     record = _existing(msg.KIND, storage, ctx.sender)
     keeper.put_candidate(
         storage, replace(record, shares=0, withdrawn=True, active=False, voting_power=0)
@@ -749,47 +748,28 @@ def forget_delegation(storage: SystemStorage, record: Delegation) -> None:
     )
 
 
-def _rules_for(
-    msg: StakingMsg, ctx: TxContext, storage: SystemStorage
-) -> tuple[Callable[[], None], Callable[[], Events]]:
-    """The guard and the effect of `msg`, bound to their arguments."""
-    match msg:
-        case DeclareCandidacy() as m:
-            return lambda: _check_declare(m, ctx, storage), lambda: _apply_declare(m, ctx, storage)
-        case UpdateCandidacy() as m:
-            return lambda: _check_update(m, ctx, storage), lambda: _apply_update(m, ctx, storage)
-        case WithdrawCandidacy() as m:
-            return (
-                lambda: _check_withdraw_candidacy(m, ctx, storage),
-                lambda: _apply_withdraw_candidacy(m, ctx, storage),
-            )
-        case VerifyCandidacy() as m:
-            return lambda: _check_verify(m, ctx, storage), lambda: _apply_verify(m, ctx, storage)
-        case ActivateCandidacy() | DeactivateCandidacy() as m:
-            return (
-                lambda: _check_activation(m, ctx, storage),
-                lambda: _apply_activation(m, ctx, storage),
-            )
-        case Delegate() as m:
-            return (
-                lambda: _check_delegate(m, ctx, storage),
-                lambda: _apply_delegate(m, ctx, storage),
-            )
-        case Withdraw() as m:
-            return (
-                lambda: _check_withdraw(m, ctx, storage),
-                lambda: _apply_withdraw(m, ctx, storage),
-            )
-        case SetCompRate() as m:
-            return (
-                lambda: _check_set_comp_rate(m, ctx, storage),
-                lambda: _apply_set_comp_rate(m, ctx, storage),
-            )
-        case UpdateCandidacyAccount() as m:
-            return (
-                lambda: _check_update_account(m, ctx, storage),
-                lambda: _apply_update_account(m, ctx, storage),
-            )
-        case AcceptCandidacyAccountUpdate() as m:
-            return lambda: _check_accept(m, ctx, storage), lambda: _apply_accept(m, ctx, storage)
-    raise TypeError(f"not a staking message: {type(msg).__name__}")
+_Guard = Callable[[Any, TxContext, SystemStorage], None]
+_Effect = Callable[[Any, TxContext, SystemStorage], Events]
+
+# Per message class: its guard and its effect (each takes the message, the context, the state).
+_RULES: dict[type, tuple[_Guard, _Effect]] = {
+    DeclareCandidacy: (_check_declare, _apply_declare),
+    UpdateCandidacy: (_check_update, _apply_update),
+    WithdrawCandidacy: (_check_withdraw_candidacy, _apply_withdraw_candidacy),
+    VerifyCandidacy: (_check_verify, _apply_verify),
+    ActivateCandidacy: (_check_activation, _apply_activation),
+    DeactivateCandidacy: (_check_activation, _apply_activation),
+    Delegate: (_check_delegate, _apply_delegate),
+    Withdraw: (_check_withdraw, _apply_withdraw),
+    SetCompRate: (_check_set_comp_rate, _apply_set_comp_rate),
+    UpdateCandidacyAccount: (_check_update_account, _apply_update_account),
+    AcceptCandidacyAccountUpdate: (_check_accept, _apply_accept),
+}
+
+
+def _rules_for(msg: StakingMsg) -> tuple[_Guard, _Effect]:
+    """The guard and the effect of `msg`."""
+    rules = _RULES.get(type(msg))
+    if rules is None:
+        raise TypeError(f"not a staking message: {type(msg).__name__}")
+    return rules

@@ -107,11 +107,8 @@ def _slash(storage: SystemStorage, owner: bytes, ctx: BlockContext) -> int:
     """Burn floor(shares × slash_ratio) of every delegation to `owner`; the total burned."""
     ratio = ctx.params.slash_ratio
     total = 0
-    for delegator in keeper.delegators_of(storage, owner):
-        found = keeper.delegation(storage, owner, delegator)
-        if found is None:
-            continue
-        settled = rewards.settle(storage, found)
+    for record in keeper.delegations_to(storage, owner):
+        settled = rewards.settle(storage, record)
         amount = floor(settled.shares * ratio)
         if amount <= 0:
             continue

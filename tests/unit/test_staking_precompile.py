@@ -31,6 +31,7 @@ from cybermiles_node.application.chain import Chain
 from cybermiles_node.node import chain_modules, chain_profile
 from cybermiles_node.staking import keeper
 from cybermiles_node.staking import precompile as sp
+from cybermiles_node.staking.invariants import all_delegations
 from cybermiles_node.staking.records import CandidateState, DelegationSource
 from cybermiles_node.system.addresses import HOLD_ADDRESS, STAKING_ADDRESS
 from evm import precompiles as pc
@@ -63,12 +64,7 @@ UNSTAKE_TOPIC = int.from_bytes(keccak(b"stake/unstake_requested"), "big")
 
 
 def stake_principal(state: Any) -> int:
-    settled = sum(
-        found.award_amount
-        for c in keeper.candidates(state)
-        for delegator in keeper.delegators_of(state, c.owner)
-        if (found := keeper.delegation(state, c.owner, delegator)) is not None
-    )
+    settled = sum(d.award_amount for d in all_delegations(state))
     return int(state.get_balance(HOLD_ADDRESS)) - keeper.award_reserve(state) - settled
 
 

@@ -23,6 +23,7 @@ from cybermiles_node.application.chain import Chain
 from cybermiles_node.modules import ModuleSet
 from cybermiles_node.staking import keeper, rewards
 from cybermiles_node.staking.awards import block_award
+from cybermiles_node.staking.invariants import all_delegations
 from cybermiles_node.staking.module import StakingModule
 from cybermiles_node.staking.power import consensus_address
 from cybermiles_node.staking.records import CandidateState
@@ -89,12 +90,7 @@ class Net:
         counters = ledger.read_supply(state)
         total = sum(state.get_balance(a) for a in sorted(self.known))
         assert total == GENESIS.total_supply + counters.minted - counters.burned
-        staked = sum(
-            d.shares + d.pending_withdraw_amount
-            for c in keeper.candidates(state)
-            for delegator in keeper.delegators_of(state, c.owner)
-            if (d := keeper.delegation(state, c.owner, delegator)) is not None
-        )
+        staked = sum(d.shares + d.pending_withdraw_amount for d in all_delegations(state))
         assert state.get_balance(HOLD_ADDRESS) == staked + keeper.award_reserve(state)
 
     def award_infos(self) -> dict[bytes, tuple[CandidateState, int]]:

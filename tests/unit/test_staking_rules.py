@@ -39,6 +39,7 @@ from cybermiles_node.staking.errors import (
     UnknownCandidate,
     UnknownCubeBatch,
 )
+from cybermiles_node.staking.invariants import all_delegations
 from cybermiles_node.staking.module import StakingModule
 from cybermiles_node.staking.msgs import (
     AcceptCandidacyAccountUpdate,
@@ -56,7 +57,6 @@ from cybermiles_node.staking.msgs import (
 )
 from cybermiles_node.staking.records import (
     CandidateState,
-    Delegation,
     DelegationSource,
     Description,
     RequestState,
@@ -112,16 +112,6 @@ def ctx(sender: bytes, height: int = HEIGHT, nonce: int = 0, params: object = No
 
 def snapshot(storage: MemoryStorage) -> Snapshot:
     return storage.words(), storage.balances()
-
-
-def all_delegations(storage: MemoryStorage) -> list[Delegation]:
-    found = []
-    for owner in keeper.CANDIDATE_SET.keys(storage):
-        for delegator in keeper.delegators_of(storage, owner):
-            record = keeper.delegation(storage, owner, delegator)
-            assert record is not None, "index names a missing delegation"
-            found.append(record)
-    return found
 
 
 def fees_in_hold(storage: MemoryStorage) -> int:
@@ -784,10 +774,6 @@ def test_through_the_chain_admission_refuses_and_blocks_apply_with_the_fee_as_ga
     # The fee joined the block's award pool, distributed at its end with the minted award.
     counters = ledger.read_supply(state)
     assert (counters.burned, counters.minted) == (0, block_award(PARAMS))
-    settled = sum(
-        found.award_amount
-        for delegator in keeper.delegators_of(state, OWNER.address)
-        if (found := keeper.delegation(state, OWNER.address, delegator)) is not None
-    )
+    settled = sum(d.award_amount for d in keeper.delegations_to(state, OWNER.address))
     assert keeper.award_reserve(state) + settled == block_award(PARAMS) + FEE_DECLARE
     assert keeper.award_reserve(state) <= 1  # the settled delegation's rounding, at most
