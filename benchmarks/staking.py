@@ -148,7 +148,6 @@ def _candidate(owner: bytes, index: int, shares: int, delegators: int) -> Candid
         verified=False,
         active=True,
         state=CandidateState.CANDIDATE,
-        rank=index,
         voting_power=0,
         pending_voting_power=0,
         num_of_delegators=delegators,

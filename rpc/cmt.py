@@ -89,7 +89,6 @@ class CmtApi:
         header = self._header(height)
         return _at(header, self.chain.delegator_json(header, wanted))
 
-
     def cmt_queryAwardInfos(self, height: object = None) -> dict[str, Any]:
         header = self._header(height)
         return _at(header, self.chain.award_infos_json(header))

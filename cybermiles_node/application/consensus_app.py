@@ -77,9 +77,7 @@ class ConsensusFacts(TypedDict):
     misbehaviour: tuple[Misbehaviour, ...]
 
 
-def consensus_facts(
-    height: int, meta: BlockMeta, deciders: ValidatorSet | None
-) -> ConsensusFacts:
+def consensus_facts(height: int, meta: BlockMeta, deciders: ValidatorSet | None) -> ConsensusFacts:
     """`deciders`: the validator set that decided the parent (None for block 1)."""
     signers = () if meta.last_commit is None else meta.last_commit.signatures
     return ConsensusFacts(

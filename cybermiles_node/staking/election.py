@@ -38,17 +38,26 @@ running total. A violation stops the node.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from fractions import Fraction
 
 from cybermiles_node.staking import keeper, power, rewards
 from cybermiles_node.staking.invariants import check_hold_covers_stakes
-from cybermiles_node.staking.records import Candidate, Delegation, DelegationSource
+from cybermiles_node.staking.records import (
+    Candidate,
+    CandidateState,
+    Delegation,
+    DelegationSource,
+)
+from cybermiles_node.system.errors import StorageError
 from cybermiles_node.system.storage import SystemStorage
 from genesis import Params
 
 __all__ = ["run_election", "run_full_election"]
 
 DelegationKey = tuple[bytes, bytes]  # (candidate owner, delegator)
+_ONE = Fraction(1)
+_IN_CONSENSUS = (CandidateState.VALIDATOR, CandidateState.BACKUP)
 
 
 def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, int]]:
@@ -56,32 +65,105 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
     last = keeper.election_inputs(storage)
     if last is not None and _quiet(storage, last, params):
         return []
-    candidates = keeper.candidates(storage)
-    previous = power.previous_set_owners(candidates)
-    total, factors = power.size_factors(candidates, previous, params)
+    touched = keeper.touched_candidates(storage)  # before this election's own writes
+    holders = keeper.consensus_set_owners(storage)
+    total = power.set_stake_cmt(keeper.consensus_set(storage), holders)
+    factors = _size_factors(storage, total, params)
     inputs = power.ElectionInputs.of(total, factors, params)
     stale = power.stale_candidates(last, inputs)
-    owners = tuple(c.owner for c in candidates) if stale is None else stale
+    owners = keeper.candidate_owners(storage) if stale is None else stale
     keys = _to_recompute(storage, keeper.dirty_delegations(storage), owners)
     check_hold_covers_stakes(storage, staked=keeper.staked_total(storage))
     delegations = [d for key in keys if (d := keeper.delegation(storage, *key)) is not None]
     powers = {
-        (d.candidate, d.delegator): power.delegation_voting_power(d, factors[d.candidate], params)
+        (d.candidate, d.delegator): power.delegation_voting_power(
+            d, factors.get(d.candidate, _ONE), params
+        )
         for d in delegations
     }
     settled = _store_and_mark(storage, delegations, powers)
     recomputed = frozenset(owner for owner, _ in keys)
-    current = _reread(storage, candidates, settled)
-    powered = [
-        _with_power(
-            c,
-            keeper.delegated_power(storage, c.owner)
-            if c.owner in recomputed
-            else c.pending_voting_power,
+    moved = sorted(frozenset(touched) | recomputed | settled)
+    records = {}
+    for owner in moved:
+        record = keeper.candidate(storage, owner)
+        if record is None:
+            continue  # handed over to a new owner (account update), which is touched too
+        pending = (
+            keeper.delegated_power(storage, owner)
+            if owner in recomputed
+            else record.pending_voting_power
         )
-        for c in current
-    ]
-    return _elect_and_store(storage, current, powered, inputs, params)
+        records[owner] = _with_power(record, pending)
+        if records[owner] != record:
+            keeper.put_candidate(storage, records[owner])  # moves its rank key
+    holders |= {o for o, r in records.items() if r.state in _IN_CONSENSUS}
+    return _elect_from_ranking(storage, holders, records, inputs, params)
+
+
+def _size_factors(storage: SystemStorage, total_cmt: int, params: Params) -> dict[bytes, Fraction]:
+    """The size factors that are not 1: f > 1 needs p > threshold, and p grows with the
+    shares, so they are the head of the candidates by descending shares."""
+    factors = {}
+    for owner, shares in keeper.largest_shares(storage):
+        factor = power.size_factor(shares, total_cmt, params)
+        if factor == 1:
+            break
+        factors[owner] = factor
+    return factors
+
+
+def _elect_from_ranking(
+    storage: SystemStorage,
+    holders: Collection[bytes],
+    records: dict[bytes, Candidate],
+    inputs: power.ElectionInputs,
+    params: Params,
+) -> list[tuple[bytes, int]]:
+    """Elect from the head of the ranking (`power.elect_ranked`), write the states that
+    changed (of `holders`, who held a seat, and of the elected), remember the inputs, and
+    diff the new consensus set against the one last sent. `records`: the candidates this
+    election has read (with their new powers), to read no record twice."""
+    elected = power.elect_ranked(_ranked_owners(storage), params)
+    states = dict(elected)
+    for owner in sorted(frozenset(holders) | states.keys()):
+        record = records.get(owner) or keeper.candidate(storage, owner)
+        if record is None:
+            raise StorageError(f"staking: the consensus set names 0x{owner.hex()}, no candidate")
+        records[owner] = record
+        state = states.get(owner, CandidateState.CANDIDATE)
+        if record.state is not state:
+            records[owner] = dataclasses.replace(record, state=state)
+            keeper.put_candidate(storage, records[owner])
+    consensus_set = tuple((records[owner].pub_key, power.CONSENSUS_POWER) for owner, _ in elected)
+    return _finish(storage, consensus_set, inputs)
+
+
+def _ranked_owners(storage: SystemStorage) -> Iterator[power.RankedCandidate]:
+    """The ranking from the top, each entry with its owner, read lazily."""
+    for entry in keeper.ranked(storage):
+        owner = keeper.owner_of_address(storage, entry.consensus_address)
+        if owner is None:
+            raise StorageError(
+                f"staking: rank {entry.rank} names consensus address "
+                f"0x{entry.consensus_address.hex()}, no owner"
+            )
+        yield power.RankedCandidate(owner, entry.voting_power, entry.eligible)
+
+
+def _finish(
+    storage: SystemStorage,
+    consensus_set: tuple[tuple[bytes, int], ...],
+    inputs: power.ElectionInputs,
+) -> list[tuple[bytes, int]]:
+    """Remember the inputs, clear the touched marks, and send what changed in the set."""
+    if keeper.election_inputs(storage) != inputs:
+        keeper.put_election_inputs(storage, inputs)
+    keeper.clear_touched_candidates(storage)  # after the writes above, which touch too
+    changes = power.validator_updates(keeper.sent_set(storage), consensus_set)
+    if changes:
+        keeper.put_sent_set(storage, consensus_set)
+    return changes
 
 
 def run_full_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, int]]:
@@ -188,19 +270,11 @@ def _elect_and_store(
     inputs: power.ElectionInputs,
     params: Params,
 ) -> list[tuple[bytes, int]]:
-    """Rank `powered` (the candidates with their new powers), write what moved, remember the
-    inputs, and diff the new consensus set against the one last sent."""
+    """The reference's election: rank every candidate (`power.elect`), write what moved."""
     election = power.elect(powered, params)
     assignments = election.by_owner()
     for before, record in zip(stored, powered, strict=True):
-        assigned = assignments[record.owner]
-        updated = dataclasses.replace(record, state=assigned.state, rank=assigned.rank)
+        updated = dataclasses.replace(record, state=assignments[record.owner].state)
         if updated != before:  # only what moved is written
             keeper.put_candidate(storage, updated)
-    if keeper.election_inputs(storage) != inputs:
-        keeper.put_election_inputs(storage, inputs)
-    keeper.clear_touched_candidates(storage)  # after the writes above, which touch too
-    changes = power.validator_updates(keeper.sent_set(storage), election.consensus_set)
-    if changes:
-        keeper.put_sent_set(storage, election.consensus_set)
-    return changes
+    return _finish(storage, election.consensus_set, inputs)

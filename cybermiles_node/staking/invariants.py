@@ -26,6 +26,8 @@ there); tests and simulations run all of them after every block.
 - a withdrawn candidate is inactive;
 - the consensus-set index = the candidates in state Validator / Backup Validator that are
   active and not withdrawn (what `keeper.put_candidate` maintains);
+- the ranking and the shares index hold exactly each candidate's key (`keeper.rank_key`,
+  `keeper.shares_key`), in order;
 - at most `max_vals` candidates are in state Validator and at most `backup_vals` in state
   Backup Validator. Elections obey these, but genesis makes every genesis validator a
   Validator whatever max_vals (genesis does not bound their number), and a governance change
@@ -177,6 +179,7 @@ def check_records(storage: SystemStorage, params: Params | None = None) -> None:
     for record in candidates:
         _check_candidate(storage, record, by_candidate.get(record.owner, []))
     _check_consensus_index(storage, candidates)
+    _check_order_indices(storage, candidates)
     _check_set_sizes(candidates, in_force)
     requests = pending_unstake_requests(storage)
     _check_queue(storage, requests)
@@ -225,6 +228,24 @@ def _check_consensus_index(storage: SystemStorage, candidates: Iterable[Candidat
             f"the consensus-set index holds {[_hex(o) for o in indexed]}, the active validators "
             f"and backups are {[_hex(o) for o in expected]}"
         )
+
+
+def _check_order_indices(storage: SystemStorage, candidates: Sequence[Candidate]) -> None:
+    """The ranking and the shares index hold exactly one key per candidate, the one its record
+    gives (so an election reading their heads sees what reading every record would)."""
+    for name, stored, key_of in (
+        ("ranking", keeper.rank_keys(storage), keeper.rank_key),
+        ("shares index", keeper.shares_keys(storage), keeper.shares_key),
+    ):
+        expected = tuple(sorted(key_of(c) for c in candidates))
+        if stored != expected:
+            wrong = sorted(set(stored) ^ set(expected))
+            raise _fail(
+                f"the {name} holds {len(stored)} keys, the records give {len(expected)}; "
+                f"{len(wrong)} differ (first 0x{wrong[0]:064x})"
+                if wrong
+                else f"the {name} is out of order"
+            )
 
 
 def _check_set_sizes(candidates: Sequence[Candidate], params: Params) -> None:

@@ -55,6 +55,13 @@ Slot layout (module "staking"; derivations in cybermiles_node/system/storage.py)
 |                        |                          | written or removed since the last election   |
 | touched_candidates     | sorted index of address  | owners whose candidate record was written or |
 |                        |                          | removed since the last election              |
+| ranking                | sorted index of uint     | one rank key per candidate (withdrawn ones   |
+|                        |                          | too): (2^64-1-voting_power) << 192 |         |
+|                        |                          | consensus address << 32 | eligible << 1 | 1 |
+|                        |                          | (ascending = SPEC's rank order)              |
+| rank_keys              | map address → uint       | owner → its key in `ranking`                 |
+| by_shares              | sorted index of uint     | shares << 160 | owner, one per candidate     |
+| shares_keys            | map address → uint       | owner → its key in `by_shares`               |
 | election_inputs        | bytes                    | RLP [min_staking_amount, threshold, max_vals,|
 |                        |                          | backup_vals, the SPEC's total, [[owner,      |
 |                        |                          | factor] of each candidate whose size factor  |
@@ -69,6 +76,15 @@ caller can forget to; the election reads and clears the marks, and compares its 
 nothing moved at all. The dirty marks are two-level (candidates, then delegators
 per candidate) so a block's inserts shift short arrays only; the election clears them from the
 end, which shifts nothing.
+
+`ranking` and `by_shares` are kept by `put_candidate` from the record it stores (its stored
+voting power, consensus key and eligibility; its shares), so they are a function of the records:
+the election reads the top of `ranking` to elect (O(set + what moved)), a candidate's rank is
+its position there (`rank_of`, computed when asked, never stored: a stored rank would make every
+move rewrite every record in between), and the size factors need only the head of `by_shares`
+(the candidates whose stake can exceed the size threshold). A key moves with
+`SortedIndex.replace`, which shifts only the keys it passes: a stake that changes a little moves
+a few words.
 
 `consensus_set` is what the EVM's ISVALIDATOR / isValidator and consensus read every block, so
 it is kept apart: reading it costs O(validators), never O(candidates).
@@ -91,8 +107,8 @@ balance into the Hold account through the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import rlp
@@ -122,13 +138,22 @@ from cybermiles_node.system.storage import (
     UINT_KEY,
     Item,
     Layout,
+    Map,
     SortedIndex,
     SystemStorage,
 )
 from genesis import Genesis
 
 __all__ = [
+    "Ranked",
     "absences",
+    "largest_shares",
+    "rank_key",
+    "rank_keys",
+    "rank_of",
+    "ranked",
+    "shares_key",
+    "shares_keys",
     "account_update_request",
     "clear_dirty_delegations",
     "clear_touched_candidates",
@@ -143,6 +168,7 @@ __all__ = [
     "award_infos",
     "award_reserve",
     "candidate",
+    "candidate_owners",
     "consensus_set",
     "consensus_set_owners",
     "delegation",
@@ -201,6 +227,14 @@ DELEGATED_POWER = LAYOUT.map("delegated_power", ADDRESS_KEY, UINT)
 DIRTY_CANDIDATES = LAYOUT.sorted_index("dirty_candidates", ADDRESS_KEY)
 TOUCHED_CANDIDATES = LAYOUT.sorted_index("touched_candidates", ADDRESS_KEY)
 ELECTION_INPUTS = LAYOUT.item("election_inputs", BYTES)
+RANKING = LAYOUT.sorted_index("ranking", UINT_KEY)
+RANK_KEYS = LAYOUT.map("rank_keys", ADDRESS_KEY, UINT)
+BY_SHARES = LAYOUT.sorted_index("by_shares", UINT_KEY)
+SHARES_KEYS = LAYOUT.map("shares_keys", ADDRESS_KEY, UINT)
+# Widths of the key fields: a voting power in whole CMT and shares in wei fit with room to
+# spare (the supply is ~1e9 CMT = 2^90 wei); beyond them the store is broken (StorageError).
+POWER_LIMIT = 2**64
+SHARES_LIMIT = 2**96
 
 _IN_CONSENSUS = (CandidateState.VALIDATOR, CandidateState.BACKUP)
 
@@ -224,6 +258,109 @@ def put_candidate(storage: SystemStorage, record: Candidate) -> None:
         CONSENSUS_SET.insert(storage, record.owner)
     else:
         CONSENSUS_SET.remove(storage, record.owner)
+    _reindex(storage, RANKING, RANK_KEYS, record.owner, rank_key(record))
+    _reindex(storage, BY_SHARES, SHARES_KEYS, record.owner, shares_key(record))
+
+
+def rank_key(record: Candidate) -> int:
+    """The candidate's key in `ranking`: ascending keys are descending voting power, then
+    ascending consensus address (SPEC §6's order); bit 1 says eligible (active, not
+    withdrawn), bit 0 is always set so no key is the unset value 0."""
+    if not 0 <= record.voting_power < POWER_LIMIT:
+        raise StorageError(f"staking: voting power {record.voting_power} does not fit a rank key")
+    address = int.from_bytes(consensus_address(record.pub_key), "big")
+    eligible = record.active and not record.withdrawn
+    return ((POWER_LIMIT - 1 - record.voting_power) << 192) | (address << 32) | eligible << 1 | 1
+
+
+def shares_key(record: Candidate) -> int:
+    """The candidate's key in `by_shares`: ascending shares, then owner."""
+    shares = max(record.shares, 0)  # negative shares: a broken record the invariants name
+    if shares >= SHARES_LIMIT:
+        raise StorageError(f"staking: shares {shares} do not fit a shares key")
+    return (shares << 160) | int.from_bytes(record.owner, "big")
+
+
+def _reindex(
+    storage: SystemStorage,
+    index: SortedIndex[int],
+    keys: Map[bytes, int],
+    owner: bytes,
+    key: int,
+) -> None:
+    """Give `owner` the key `key` in `index` (moving its old one, if any)."""
+    old = keys.get(storage, owner)
+    if old == key:
+        return
+    if old:
+        index.replace(storage, old, key)
+    else:
+        index.insert(storage, key)
+    keys.set(storage, owner, key)
+
+
+def _unindex(
+    storage: SystemStorage, index: SortedIndex[int], keys: Map[bytes, int], owner: bytes
+) -> None:
+    old = keys.get(storage, owner)
+    if old:
+        index.remove(storage, old)
+        keys.delete(storage, owner)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One entry of `ranking`, decoded."""
+
+    rank: int
+    voting_power: int
+    consensus_address: bytes
+    eligible: bool
+
+
+def _decode_rank_key(rank: int, key: int) -> Ranked:
+    return Ranked(
+        rank=rank,
+        voting_power=POWER_LIMIT - 1 - (key >> 192),
+        consensus_address=((key >> 32) & (2**160 - 1)).to_bytes(20, "big"),
+        eligible=bool(key & 2),
+    )
+
+
+def ranked(storage: SystemStorage, start: int = 0, stop: int | None = None) -> Iterator[Ranked]:
+    """The ranking from rank `start` on (to `stop`, default the end), lazily: an election
+    reads only as far as it needs."""
+    length = RANKING.length(storage)
+    for rank in range(start, length if stop is None else min(stop, length)):
+        yield _decode_rank_key(rank, RANKING.at(storage, rank))
+
+
+def rank_of(storage: SystemStorage, owner: bytes) -> int | None:
+    """The candidate's position in the ranking (0 = first), or None if there is none."""
+    key = RANK_KEYS.get(storage, owner)
+    if not key:
+        return None
+    position, found = RANKING.position(storage, key)
+    if not found:
+        raise StorageError(f"staking: the rank key of 0x{owner.hex()} is not in the ranking")
+    return position
+
+
+def largest_shares(storage: SystemStorage) -> Iterator[tuple[bytes, int]]:
+    """(owner, shares) of the candidates by descending shares, lazily."""
+    for position in range(BY_SHARES.length(storage) - 1, -1, -1):
+        key = BY_SHARES.at(storage, position)
+        yield (key & (2**160 - 1)).to_bytes(20, "big"), key >> 160
+
+
+def rank_keys(storage: SystemStorage) -> tuple[int, ...]:
+    """Every key of the ranking, ascending (invariants)."""
+    return RANKING.keys(storage)
+
+
+def shares_keys(storage: SystemStorage) -> tuple[int, ...]:
+    """Every key of `by_shares`, ascending (invariants)."""
+    return BY_SHARES.keys(storage)
 
 
 def delegation(
@@ -432,6 +569,8 @@ def rename_candidate(storage: SystemStorage, old_owner: bytes, new_owner: bytes)
         put_delegation(storage, replace(moved, candidate=new_owner))
     CANDIDATES.delete(storage, old_owner)
     CANDIDATE_SET.remove(storage, old_owner)
+    _unindex(storage, RANKING, RANK_KEYS, old_owner)
+    _unindex(storage, BY_SHARES, SHARES_KEYS, old_owner)
     TOUCHED_CANDIDATES.insert(storage, old_owner)
     CONSENSUS_SET.remove(storage, old_owner)
     AWARD_ACCUMULATORS.set(storage, new_owner, AWARD_ACCUMULATORS.get(storage, old_owner))
@@ -532,6 +671,11 @@ def is_account_update_target(storage: SystemStorage, address: bytes) -> bool:
     return ACCOUNT_UPDATE_TARGETS.get(storage, address)
 
 
+def candidate_owners(storage: SystemStorage) -> tuple[bytes, ...]:
+    """The owner of every candidate record, ascending (one word each)."""
+    return CANDIDATE_SET.keys(storage)
+
+
 def candidates(storage: SystemStorage) -> tuple[Candidate, ...]:
     """Every candidate that ever declared (withdrawn ones too), by owner address."""
     return _candidates_in(CANDIDATE_SET, storage)
@@ -610,7 +754,7 @@ def put_award_infos(
 # -- genesis ------------------------------------------------------------------------------------
 def init_genesis(storage: SystemStorage, genesis: Genesis) -> None:
     """The genesis validators as elected candidates with their self-stake in Hold."""
-    for rank, validator in enumerate(genesis.validators):
+    for validator in genesis.validators:
         stake = validator.shares * WEI_PER_CMT
         ledger.transfer(storage, validator.owner, HOLD_ADDRESS, stake)
         description = Description(
@@ -629,7 +773,6 @@ def init_genesis(storage: SystemStorage, genesis: Genesis) -> None:
                 verified=False,
                 active=True,
                 state=CandidateState.VALIDATOR,
-                rank=rank,
                 voting_power=validator.shares,
                 pending_voting_power=validator.shares,
                 num_of_delegators=1,
@@ -681,7 +824,7 @@ def _encode_candidate(c: Candidate) -> bytes:
                 c.owner, c.pub_key, c.shares, c.max_shares, _rational(c.comp_rate),
                 [d.name.encode(), d.website.encode(), d.location.encode(), d.email.encode(),
                  d.profile.encode()],
-                _flag(c.verified), _flag(c.active), c.state.value.encode(), c.rank,
+                _flag(c.verified), _flag(c.active), c.state.value.encode(),
                 c.voting_power, c.pending_voting_power, c.num_of_delegators, c.block_height,
                 c.created_at, _flag(c.withdrawn),
             ]
@@ -701,13 +844,12 @@ def _decode_candidate(encoded: bytes) -> Candidate:
         verified=bool(_uint(f[6])),
         active=bool(_uint(f[7])),
         state=CandidateState(f[8].decode()),
-        rank=_uint(f[9]),
-        voting_power=_uint(f[10]),
-        pending_voting_power=_uint(f[11]),
-        num_of_delegators=_uint(f[12]),
-        block_height=_uint(f[13]),
-        created_at=_uint(f[14]),
-        withdrawn=bool(_uint(f[15])),
+        voting_power=_uint(f[9]),
+        pending_voting_power=_uint(f[10]),
+        num_of_delegators=_uint(f[11]),
+        block_height=_uint(f[12]),
+        created_at=_uint(f[13]),
+        withdrawn=bool(_uint(f[14])),
     )
 
 

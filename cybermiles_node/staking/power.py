@@ -59,10 +59,12 @@ __all__ = [
     "Election",
     "ElectionInputs",
     "PowerTable",
+    "RankedCandidate",
     "candidate_voting_powers",
     "consensus_address",
     "delegation_voting_power",
     "elect",
+    "elect_ranked",
     "previous_set_owners",
     "set_stake_cmt",
     "size_factor",
@@ -299,6 +301,41 @@ class Election:
         return {a.owner: a for a in self.assignments}
 
 
+@dataclass(frozen=True)
+class RankedCandidate:
+    """What the election needs of one candidate in rank order."""
+
+    owner: bytes
+    voting_power: int
+    eligible: bool  # active and not withdrawn
+
+
+def elect_ranked(
+    ranking: Iterable[RankedCandidate], params: Params
+) -> tuple[tuple[bytes, CandidateState], ...]:
+    """The members, in rank order, from candidates given in rank order: the first `max_vals`
+    with voting power > 0 (and eligible) are Validators, the next `backup_vals` eligible ones
+    (whatever their power) are Backup Validators. Reads `ranking` only as far as it needs.
+
+    The order puts every positive power first, so an eligible candidate that is not a validator
+    is either past the max_vals validators or has no power: no validator can follow it, and
+    once the backups are full nothing else can change."""
+    validators: list[bytes] = []
+    backups: list[bytes] = []
+    for c in ranking:
+        if len(validators) < params.max_vals and c.voting_power > 0 and c.eligible:
+            validators.append(c.owner)
+        elif len(backups) < params.backup_vals and c.eligible:
+            backups.append(c.owner)
+        if len(backups) >= params.backup_vals and (
+            len(validators) >= params.max_vals or c.voting_power == 0
+        ):
+            break
+    return tuple((o, CandidateState.VALIDATOR) for o in validators) + tuple(
+        (o, CandidateState.BACKUP) for o in backups
+    )
+
+
 def _rank_key(c: Candidate) -> tuple[int, bytes, bytes]:
     return (-c.voting_power, consensus_address(c.pub_key), c.owner)
 
@@ -314,25 +351,17 @@ def elect(candidates: Iterable[Candidate], params: Params) -> Election:
         raise ValueError("a candidate is given twice")
     if len({c.pub_key for c in ordered}) != len(ordered):
         raise ValueError("two candidates share a pub_key")
-    validators = 0
-    backups = 0
-    assignments: list[Assignment] = []
-    members: list[ConsensusMember] = []
-    for rank, c in enumerate(ordered):
-        state = CandidateState.CANDIDATE
-        if validators < params.max_vals and c.voting_power > 0 and _eligible(c):
-            state = CandidateState.VALIDATOR
-            validators += 1
-        elif backups < params.backup_vals and _eligible(c):
-            # "the next backup_vals active ones", whatever their power. The order puts every
-            # positive power first, so an eligible candidate that is not a validator here is
-            # either past the max_vals validators or has no power: it ranks after them all.
-            state = CandidateState.BACKUP
-            backups += 1
-        if state is not CandidateState.CANDIDATE:
-            members.append((c.pub_key, CONSENSUS_POWER))
-        assignments.append(Assignment(c.owner, state, rank))
-    return Election(tuple(assignments), tuple(members))
+    members = elect_ranked(
+        (RankedCandidate(c.owner, c.voting_power, _eligible(c)) for c in ordered), params
+    )
+    states = dict(members)
+    by_owner = {c.owner: c for c in ordered}
+    assignments = tuple(
+        Assignment(c.owner, states.get(c.owner, CandidateState.CANDIDATE), rank)
+        for rank, c in enumerate(ordered)
+    )
+    consensus_set = tuple((by_owner[o].pub_key, CONSENSUS_POWER) for o, _ in members)
+    return Election(assignments, consensus_set)
 
 
 # --- consensus updates --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from fractions import Fraction
 
 from cybermiles_node.staking import keeper, rewards
 from cybermiles_node.staking.records import Candidate, Delegation
+from cybermiles_node.system.errors import StorageError
 from cybermiles_node.system.storage import SystemStorage
 
 __all__ = [
@@ -40,7 +41,8 @@ def _address(value: bytes) -> str:
     return "0x" + value.hex()
 
 
-def candidate_json(c: Candidate) -> Json:
+def candidate_json(c: Candidate, rank: int) -> Json:
+    """`rank`: its position in the ranking (`keeper.rank_of`), computed when asked."""
     d = c.description
     return {
         "owner_address": _address(c.owner),
@@ -55,7 +57,7 @@ def candidate_json(c: Candidate) -> Json:
         "verified": _flag(c.verified),
         "active": _flag(c.active),
         "state": c.state.value,
-        "rank": c.rank,
+        "rank": rank,
         "voting_power": c.voting_power,
         "pending_voting_power": c.pending_voting_power,
         "num_of_delegators": c.num_of_delegators,
@@ -83,15 +85,28 @@ def delegation_json(d: Delegation) -> Json:
 
 
 def validators_json(storage: SystemStorage) -> list[Json]:
-    """cmt_queryValidators: the active candidates, by rank."""
-    active = [c for c in keeper.candidates(storage) if c.active and not c.withdrawn]
-    return [candidate_json(c) for c in sorted(active, key=lambda c: (c.rank, c.owner))]
+    """cmt_queryValidators: the active candidates, by rank (one walk of the ranking)."""
+    found = []
+    for entry in keeper.ranked(storage):
+        if not entry.eligible:
+            continue
+        owner = keeper.owner_of_address(storage, entry.consensus_address)
+        record = None if owner is None else keeper.candidate(storage, owner)
+        if record is None:
+            raise StorageError(
+                f"staking: rank {entry.rank} names consensus address "
+                f"0x{entry.consensus_address.hex()}, no candidate"
+            )
+        found.append(candidate_json(record, entry.rank))
+    return found
 
 
 def validator_json(storage: SystemStorage, owner: bytes) -> Json | None:
     """cmt_queryValidator: one candidate by owner address; None if it never was one."""
     record = keeper.candidate(storage, owner)
-    return None if record is None else candidate_json(record)
+    if record is None:
+        return None
+    return candidate_json(record, keeper.rank_of(storage, owner) or 0)
 
 
 def delegator_json(storage: SystemStorage, delegator: bytes) -> list[Json] | None:

@@ -63,7 +63,6 @@ class Candidate:
     verified: bool
     active: bool
     state: CandidateState
-    rank: int  # position in the last election
     voting_power: int  # 0 when inactive
     pending_voting_power: int  # the sum over its delegations, active or not
     num_of_delegators: int

@@ -316,7 +316,6 @@ def _apply_declare(msg: DeclareCandidacy, ctx: TxContext, storage: SystemStorage
         verified=False,
         active=True,
         state=CandidateState.CANDIDATE,
-        rank=0,
         voting_power=0,
         pending_voting_power=0,
         num_of_delegators=0,

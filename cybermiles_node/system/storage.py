@@ -58,7 +58,9 @@ no next-pointer records to keep consistent; element i is addressable (ranks, pag
 is a binary search in O(log n) reads with no per-key side record; and the layout is canonical. The
 price is that insert and remove shift the tail (O(n) writes), which suits sets read every block
 and changed rarely (candidates, validators); a large set that churns should be split (e.g. one
-index per candidate). Order is the bytewise order of the key encoding, which for every key codec
+index per candidate). `replace` moves one key to its new place shifting only the keys in
+between: a ranking whose keys move a little at a time costs O(distance), not O(n).
+Order is the bytewise order of the key encoding, which for every key codec
 here is the natural order of the keys (numeric for uint, bytewise for address/bytes32/bytes, code
 point order for str because UTF-8 preserves it). No iteration here depends on dict or set order.
 
@@ -541,6 +543,10 @@ class SortedIndex(Generic[K]):
     def contains(self, storage: SystemStorage, key: K) -> bool:
         return self._search(storage, key, self.length(storage))[1]
 
+    def position(self, storage: SystemStorage, key: K) -> tuple[int, bool]:
+        """(the rank `key` has or would have, whether it is there): O(log n) reads."""
+        return self._search(storage, key, self.length(storage))
+
     def insert(self, storage: SystemStorage, key: K) -> bool:
         """Add `key`; False (and no change) if it was already there."""
         length = self.length(storage)
@@ -564,6 +570,38 @@ class SortedIndex(Generic[K]):
         self._clear(storage, length - 1)
         storage.set_storage(self.account, self.length_slot, length - 1)
         return True
+
+    def replace(self, storage: SystemStorage, old: K, new: K) -> None:
+        """Replace `old` by `new` where `new` belongs. Only the keys between the two
+        positions shift, so a key that moves a little (a ranking after a small change) costs a
+        few words, not the tail. `old` must be there and `new` must not (StorageError)."""
+        length = self.length(storage)
+        position, found = self._search(storage, old, length)
+        if not found:
+            raise StorageError(f"{self.namespace}: no key {old!r} to replace")
+        target, encode = self.key.encode(new), self.key.encode
+        if target == encode(old):
+            return
+        step = 1 if target > encode(old) else -1
+        index = position
+        passed: list[K] = []  # the keys `new` moves past, in walking order
+        while 0 <= index + step < length:
+            neighbour = self._read(storage, index + step)
+            code = encode(neighbour)
+            if code == target:
+                raise StorageError(f"{self.namespace}: key {new!r} is already there")
+            if (code > target) if step == 1 else (code < target):
+                break
+            passed.append(neighbour)
+            index += step
+        for offset, key in enumerate(passed):  # each passed key moves one place back
+            self._write(storage, position + offset * step, key)
+        self._write(storage, index, new)
+
+    def range(self, storage: SystemStorage, start: int, stop: int) -> tuple[K, ...]:
+        """The keys of ranks start..stop-1 (clipped to the index), ascending."""
+        length = self.length(storage)
+        return tuple(self._read(storage, i) for i in range(max(start, 0), min(stop, length)))
 
     def _search(self, storage: SystemStorage, key: K, length: int) -> tuple[int, bool]:
         """(first position whose key is >= `key`, whether that key equals it)."""

@@ -61,7 +61,6 @@ def candidate(
         verified=False,
         active=active,
         state=state,
-        rank=0,
         voting_power=voting_power,
         pending_voting_power=voting_power,
         num_of_delegators=1,

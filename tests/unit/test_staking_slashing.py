@@ -88,6 +88,4 @@ def test_unknown_addresses_in_commits_and_evidence_change_nothing() -> None:
     for _ in range(4):
         net.block(signers=EVERYONE, validators=(*EVERYONE, stranger),
                   misbehaviour=(Misbehaviour(stranger, 1, 2),))  # fmt: skip
-    assert all(
-        c.active for c in keeper.candidates(net.state) if c.owner in (V0, V1, V2)
-    )
+    assert all(c.active for c in keeper.candidates(net.state) if c.owner in (V0, V1, V2))

@@ -184,9 +184,7 @@ CORRUPT: list[tuple[Codec, dict[int, int]]] = [
 
 
 @pytest.mark.parametrize(("codec", "words"), CORRUPT)
-def test_codec_refuses_words_it_could_not_have_written(
-    codec: Codec, words: dict[int, int]
-) -> None:
+def test_codec_refuses_words_it_could_not_have_written(codec: Codec, words: dict[int, int]) -> None:
     storage = MemoryStorage()
     for slot, value in words.items():
         storage.set_storage(ACCOUNT, slot, value)
@@ -284,9 +282,7 @@ KEYS: dict[str, tuple[KeyCodec, st.SearchStrategy]] = {
 @pytest.mark.parametrize("kind", KEYS)
 @PROPERTY
 @given(data=st.data())
-def test_key_encoding_is_injective_and_orders_like_the_keys(
-    kind: str, data: st.DataObject
-) -> None:
+def test_key_encoding_is_injective_and_orders_like_the_keys(kind: str, data: st.DataObject) -> None:
     codec, keys = KEYS[kind]
     a, b = data.draw(keys), data.draw(keys)
     assert (codec.encode(a) == codec.encode(b)) == (a == b)
@@ -294,9 +290,7 @@ def test_key_encoding_is_injective_and_orders_like_the_keys(
 
 
 @PROPERTY
-@given(
-    st.lists(st.text(max_size=6), min_size=2, max_size=2, unique=True), st.binary(max_size=40)
-)
+@given(st.lists(st.text(max_size=6), min_size=2, max_size=2, unique=True), st.binary(max_size=40))
 def test_two_maps_never_share_a_slot_for_the_same_key(names: list[str], key: bytes) -> None:
     # Names of one layout cannot repeat; across layouts the module part differs. Either way the
     # namespaces differ, and so do the slots (even for variable-length keys).
@@ -359,6 +353,49 @@ def test_sorted_index_edges() -> None:
     storage.set_storage(ACCOUNT, index.length_slot, 2**40)
     with pytest.raises(StorageError):
         index.keys(storage)
+
+
+@pytest.mark.parametrize("queue", [False, True])
+@PROPERTY
+@given(data=st.data())
+def test_replace_moves_one_key_and_writes_only_the_words_between(
+    queue: bool, data: st.DataObject
+) -> None:
+    """`replace(old, new)` leaves the set with `new` instead of `old`, in canonical storage,
+    and writes only the words from old's position to new's (plus nothing else); refusals
+    change nothing."""
+    layout = Layout(ACCOUNT, "demo")
+    index: SortedIndex = (
+        layout.sorted_queue("q", UINT_KEY) if queue else layout.sorted_index("set", UINT_KEY)
+    )
+    storage = MemoryStorage()
+    model = sorted(data.draw(st.sets(st.integers(0, 60), min_size=1, max_size=25)))
+    for key in model:
+        index.insert(storage, key)
+    if queue and len(model) > 1:
+        index.remove(storage, model.pop(0))  # a head offset > 0
+    for old, new in data.draw(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)))):
+        before = {(a, slot): v for a, slot, v in storage.words()}
+        if old not in model or (new in model and new != old):
+            with pytest.raises(StorageError):
+                index.replace(storage, old, new)
+            assert {(a, slot): v for a, slot, v in storage.words()} == before
+            continue
+        index.replace(storage, old, new)
+        start = model.index(old)
+        model = sorted((set(model) - {old}) | {new})
+        end = model.index(new)
+        assert index.keys(storage) == tuple(model)
+        after = {(a, slot): v for a, slot, v in storage.words()}
+        changed = {w for w in before.keys() | after.keys() if before.get(w) != after.get(w)}
+        assert len(changed) <= abs(end - start) + 1
+        low, high = min(start, end), max(start, end) + 1
+        assert index.range(storage, low, high) == tuple(model[low:high])
+    fresh = MemoryStorage()
+    for key in model:
+        index.insert(fresh, key)
+    if not queue:
+        assert storage.words() == fresh.words()
 
 
 @PROPERTY
