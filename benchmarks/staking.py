@@ -1,7 +1,8 @@
 """Per-block cost of staking at scale: 1,000 candidates, 100,000 delegations (issue #9, §4).
 
 Run: `make bench`, or `.venv/bin/python benchmarks/staking.py [--candidates 1000]
-[--delegations 100000] [--blocks 3] [--txs 20] [--maturing 10] [--profile] [--seed 1]`.
+[--delegations 100000] [--blocks 3] [--txs 20] [--maturing 10] [--profile] [--seed 1]
+[--no-flat]`.
 
 Setup (timed, not part of the per-block figures): a devnet chain's genesis (parameters in
 state), then `--candidates` candidates, each with `--delegations / --candidates` delegations
@@ -9,13 +10,17 @@ state), then `--candidates` candidates, each with `--delegations / --candidates`
 wallets), written straight through the keeper in index order (appends, no shifting), and
 `--maturing` unstake requests maturing at each block of the run; then one state root over it
 all. Storage used: the bytes and trie nodes the database holds after setup (the keeper's dirty
-marks of every delegation included: the first election consumes them).
+marks of every delegation included: the first election consumes them; the flat state snapshot
+too, its entries counted apart).
 
 Each block then runs as the node runs one: a fresh `StateDB` on the parent's root (the
-database's node cache shared across blocks), `--txs` staking transactions through the staking
-module's deliver path (60 % delegations, 40 % partial withdrawals, by random delegators),
-`end_block` (matured unstakes paid, the election: `cal_vp_interval` is 1), and the state root
-with its nodes written. Reported per block (min / median / max ms of this process's CPU time,
+database's node cache shared across blocks) over the block's `OverlayDB`, which opts in to the
+flat state snapshot (evm/flat.py) as the chain's does, committed in one write batch (setup is
+written the same way; `--no-flat`: plain overlays, every read through the trie), `--txs`
+staking transactions through the staking module's deliver path (60 % delegations, 40 % partial
+withdrawals, by random delegators), `end_block` (matured unstakes paid, the election:
+`cal_vp_interval` is 1), and the state root with its nodes written (and the snapshot's
+entries). Reported per block (min / median / max ms of this process's CPU time,
 `time.process_time`: the run is single-threaded, so that is one core's time, and it does not
 count the time other processes of a shared machine take the core away):
 
@@ -69,7 +74,8 @@ from cybermiles_node.staking.records import (
 )
 from cybermiles_node.system.addresses import HOLD_ADDRESS
 from cybermiles_node.system.context import BlockContext
-from evm.db import MemoryDB
+from evm import flat
+from evm.db import MemoryDB, OverlayDB
 from evm.state import StateDB
 from genesis import devnet_genesis
 
@@ -98,6 +104,7 @@ def _address(label: str, i: int) -> bytes:
 class Setup:
     db: MemoryDB
     root: bytes
+    flat: bool  # blocks read (and move) the flat state snapshot
     pairs: list[tuple[bytes, bytes]]  # (candidate, delegator) of every non-owner delegation
     seconds_writes: float
     seconds_root: float
@@ -114,7 +121,8 @@ def build(args: argparse.Namespace, rng: random.Random) -> Setup:
     chain = Chain(MemoryDB(), dataclasses.replace(genesis, params=params))
     db = chain.db
     assert isinstance(db, MemoryDB)
-    state = StateDB(db, chain.head.state_root)
+    overlay = OverlayDB(db, flat_snapshot=args.flat)
+    state = open_state(overlay, chain.head.state_root)
     started = time.process_time()
     per_candidate = args.delegations // args.candidates
     owners = sorted(_address("owner", i) for i in range(args.candidates))
@@ -134,7 +142,16 @@ def build(args: argparse.Namespace, rng: random.Random) -> Setup:
     writes = time.process_time() - started
     started = time.process_time()
     state.persist()
-    return Setup(db, state.state_root, pairs, writes, time.process_time() - started)
+    db.write_batch(overlay.writes, sync=False)
+    seconds_root = time.process_time() - started
+    return Setup(db, state.state_root, args.flat, pairs, writes, seconds_root)
+
+
+def open_state(overlay: OverlayDB, root: bytes) -> StateDB:
+    state = StateDB(overlay, root)  # type: ignore[arg-type]
+    if state.reads_flat_snapshot != overlay.flat_snapshot:
+        raise RuntimeError("the flat snapshot is not of the state the run goes on from")
+    return state
 
 
 def _candidate(owner: bytes, index: int, shares: int, delegators: int) -> Candidate:
@@ -196,9 +213,10 @@ def _queue_unstakes(
             keeper.new_unstake_request(state, delegator, owner, amount, 0, height, False)
 
 
-def storage_used(db: MemoryDB) -> tuple[int, int]:
-    """(bytes of keys and values, entries) the database holds."""
-    return sum(len(k) + len(v) for k, v in db.data.items()), len(db.data)
+def storage_used(db: MemoryDB) -> tuple[int, int, int]:
+    """(bytes of keys and values, entries, entries of the flat snapshot) the database holds."""
+    snapshot = sum(1 for k in db.data if len(k) != 32 and k.startswith(flat.KEY_PREFIXES))
+    return sum(len(k) + len(v) for k, v in db.data.items()), len(db.data), snapshot
 
 
 # -- the blocks ------------------------------------------------------------------------------------
@@ -259,7 +277,8 @@ def run_block(
 ) -> dict[str, float]:
     """One block as the node runs it; seconds per reported part."""
     times: dict[str, float] = {}
-    state = StateDB(setup.db, setup.root)
+    overlay = OverlayDB(setup.db, flat_snapshot=setup.flat)
+    state = open_state(overlay, setup.root)
     when = T0 + BLOCK_SECONDS * height
     started = time.process_time()
     fees = 0
@@ -278,13 +297,14 @@ def run_block(
     times["end_block other"] = end_block - phases
     started = time.process_time()
     state.persist()
+    setup.db.write_batch(overlay.writes, sync=False)
     setup.root = state.state_root
     times["commit"] = time.process_time() - started
     return times
 
 
 def profile_end_block(setup: Setup, height: int, module: StakingModule, top: int) -> str:
-    state = StateDB(setup.db, setup.root)
+    state = open_state(OverlayDB(setup.db, flat_snapshot=setup.flat), setup.root)
     ctx = BlockContext(
         height, T0 + BLOCK_SECONDS * height, bytes(20), bytes(32), b"", read_params(state)
     )
@@ -312,20 +332,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--maturing", type=int, default=10, help="unstakes maturing per block")
     parser.add_argument("--profile", action="store_true", help="cProfile one end_block")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-flat", dest="flat", action="store_false", help="read through the trie only"
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
 
     print(
         f"staking benchmark: {args.candidates:,} candidates, {args.delegations:,} delegations, "
-        f"{args.blocks} blocks of {args.txs} txs, {args.maturing} unstakes maturing per block"
+        f"{args.blocks} blocks of {args.txs} txs, {args.maturing} unstakes maturing per block, "
+        f"flat state snapshot {'on' if args.flat else 'off'}"
     )
     setup = build(args, rng)
-    used, entries = storage_used(setup.db)
+    used, entries, snapshot = storage_used(setup.db)
     print(
         f"setup (CPU): {setup.seconds_writes:.1f} s keeper writes + {setup.seconds_root:.1f} s "
         f"state root = {setup.seconds_writes + setup.seconds_root:.1f} s; storage used "
-        f"{used / 2**20:.1f} MiB in {entries:,} database entries "
-        f"({used / max(args.delegations, 1):,.0f} bytes per delegation)"
+        f"{used / 2**20:.1f} MiB in {entries:,} database entries, {snapshot:,} of them the flat "
+        f"snapshot ({used / max(args.delegations, 1):,.0f} bytes per delegation)"
     )
     module = StakingModule()
     nonces: dict[bytes, int] = {}

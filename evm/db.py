@@ -4,7 +4,9 @@
 trie nodes and code straight from disk. `OverlayDB` collects everything one block writes in a
 dict on top of a read-only base; the chain flushes it into LevelDB in ONE write batch when the
 block commits, which is what makes a crash at any moment harmless: either the whole block is
-on disk or none of it is.
+on disk or none of it is. An overlay made with `flat_snapshot=True` lets a `StateDB` on it read
+and update the flat state snapshot (evm/flat.py) beside the trie nodes: the chain's block
+pipeline asks for it, read views for RPC do not (the snapshot moves at every commit).
 """
 
 from __future__ import annotations
@@ -137,11 +139,16 @@ class MemoryDB(_BatchingDB):
 
 
 class OverlayDB(BaseDB):
-    """Pending writes over a read-only base; `writes` is what a commit must flush."""
+    """Pending writes over a read-only base; `writes` is what a commit must flush.
 
-    def __init__(self, base: DatabaseAPI) -> None:
+    `flat_snapshot`: a `StateDB` on this overlay may use the flat state snapshot (it still
+    checks that the snapshot is of the root it opens at). Only for a caller that commits the
+    overlay in one batch, on the state it was opened at (the chain's blocks and genesis)."""
+
+    def __init__(self, base: DatabaseAPI, *, flat_snapshot: bool = False) -> None:
         self.base = base
         self.node_cache: NodeCache | None = getattr(base, "node_cache", None)
+        self.flat_snapshot = flat_snapshot
         self.writes: dict[bytes, bytes | None] = {}
 
     def __getitem__(self, key: bytes) -> bytes:
@@ -153,10 +160,12 @@ class OverlayDB(BaseDB):
         return self.base[key]
 
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        # No KeyError round trip: flat snapshot reads of absent slots (zeros) come here.
+        writes = self.writes
+        if key in writes:
+            value = writes[key]
+            return default if value is _DELETED else value
+        return self.base.get(key, default)  # type: ignore[no-any-return]
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.writes[key] = value

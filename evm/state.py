@@ -10,7 +10,12 @@ class implements the same `AccountDatabaseAPI` with:
   `discard` pops back to it (this is what EVM calls and reverts need);
 - warm-address and warm-slot sets (EIP-2929) journaled the same way;
 - `make_state_root` applies all dirty storage slots and accounts to `MerkleTrie`s in one sorted
-  batch each, and keeps the new trie nodes until `persist` writes them (and new code) to the db.
+  batch each, and keeps the new trie nodes until `persist` writes them (and new code) to the db;
+- a flat snapshot of the head state (`evm/flat.py`): when the database opts in and the
+  snapshot is of the root this StateDB was opened at, accounts and slots are read from it (one
+  database read each instead of a walk down the trie), and `persist` writes the flat entries of
+  everything changed, with the new marker, beside the trie nodes. The tries are still updated
+  and remain the truth for roots and proofs.
 
 Nodes are stored under keccak(node) and code under keccak(code), exactly as py-evm stores them,
 so any state root this class produced can also be read by stock py-evm.
@@ -29,6 +34,7 @@ from eth.typing import JournalDBCheckpoint
 from eth_hash.auto import keccak
 from eth_typing import Hash32
 
+from evm.flat import FlatSnapshot, snapshot_valid
 from evm.trie import MerkleTrie, NodeCache
 
 AccountTuple = tuple[int, int, bytes, bytes]
@@ -76,6 +82,9 @@ class StateDB(AccountDatabaseAPI):
 
     def _reset(self, state_root: bytes) -> None:
         self._trie = MerkleTrie(self._db.__getitem__, state_root, cache=self._node_cache)
+        # The flat snapshot, when the database opts in and it describes this root (checked
+        # once here: within this StateDB, the snapshot moves only by our own `persist`).
+        self._flat = FlatSnapshot(self._db) if snapshot_valid(self._db, state_root) else None
         self._accounts: dict[bytes, AccountTuple | None] = {}
         self._dirty_accounts: dict[bytes, None] = {}
         self._storage: dict[bytes, dict[int, int]] = {}
@@ -111,7 +120,10 @@ class StateDB(AccountDatabaseAPI):
             return self._accounts[address]
         except KeyError:
             pass
-        encoded = self._trie.get(keccak(address))
+        if self._flat is not None:
+            encoded = self._flat.account(address)
+        else:
+            encoded = self._trie.get(keccak(address))
         account = decode_account(encoded) if encoded else None
         self._accounts[address] = account
         return account
@@ -209,6 +221,8 @@ class StateDB(AccountDatabaseAPI):
             return slots[slot]
         if address in self._wiped:
             value = 0
+        elif self._flat is not None:
+            value = self._flat.storage(address, storage_key(slot))
         else:
             encoded = self._storage_trie(address).get(storage_key(slot))
             value = int.from_bytes(rlp.decode(encoded), "big") if encoded else 0
@@ -322,27 +336,37 @@ class StateDB(AccountDatabaseAPI):
     def make_state_root(self) -> Hash32:
         new_nodes = self._new_nodes
         get_node = self._db.__getitem__
+        flat = self._flat
+        if flat is not None:
+            # Wipes first: every dirty slot of a wiped address was written after its wipe.
+            for address in sorted(self._wiped):
+                flat.wipe(address)
         for address in sorted(self._dirty_slots):
-            account = self._accounts.get(address)
+            # `_get`: storage read from the flat snapshot never loaded the account.
+            account = self._get(address)
             if account is None:
-                continue
+                continue  # storage of an account that does not exist is dropped, flat too
             base_root = BLANK_ROOT_HASH if address in self._wiped else account[2]
             trie = self._storage_trie(address) if address not in self._wiped else None
             if trie is None or trie.root != base_root:
                 trie = MerkleTrie(get_node, base_root, cache=self._node_cache)
             slots = self._storage[address]
-            updates = {
-                storage_key(slot): rlp.encode(slots[slot]) if slots[slot] else b""
-                for slot in self._dirty_slots[address]
-            }
+            values = {storage_key(slot): slots[slot] for slot in self._dirty_slots[address]}
+            updates = {key: rlp.encode(value) if value else b"" for key, value in values.items()}
             new_nodes.update(trie.apply(updates))
+            if flat is not None:
+                for key, value in values.items():
+                    flat.set_slot(address, key, value)
             self._storage_tries[address] = trie
             nonce, balance, _, code_hash = account
             self._accounts[address] = (nonce, balance, trie.root, code_hash)
         updates = {}
         for address in self._dirty_accounts:
-            account = self._accounts[address]
-            updates[keccak(address)] = encode_account(account) if account is not None else b""
+            account = self._get(address)
+            encoded = encode_account(account) if account is not None else b""
+            updates[keccak(address)] = encoded
+            if flat is not None:
+                flat.set_account(address, encoded or None)
         if updates:
             new_nodes.update(self._trie.apply(updates))
         self._dirty_accounts.clear()
@@ -353,17 +377,25 @@ class StateDB(AccountDatabaseAPI):
         return Hash32(self._trie.root)
 
     def persist(self) -> Any:
-        """Write new trie nodes and code into the database (the block's write overlay)."""
+        """Write new trie nodes and code into the database (the block's write overlay), and the
+        flat snapshot's changes and marker when this StateDB reads the snapshot."""
         self.make_state_root()
         db = self._db
         for key, value in self._new_nodes.items():
             db[key] = value
         for key, value in self._new_code.items():
             db[key] = value
+        if self._flat is not None:
+            self._flat.write(self._trie.root)
         self._code_cache.update(self._new_code)
         self._new_nodes = {}
         self._new_code = {}
         return None
+
+    @property
+    def reads_flat_snapshot(self) -> bool:
+        """Whether reads go to the flat snapshot (evm/flat.py) rather than the tries."""
+        return self._flat is not None
 
     # -- reads for RPC (eth_getProof) -----------------------------------------------------
     def account_proof(self, address: bytes) -> list[bytes]:

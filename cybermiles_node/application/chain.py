@@ -4,8 +4,9 @@
 into a `PendingBlock` whose state writes sit in an in-memory overlay; `commit` writes the state
 nodes, header, body, receipts, transaction index and the head pointer in ONE atomic write batch.
 A crash before that write leaves the previous block as head; after it, the whole block is there.
-On open, the stored genesis hash must match the genesis file, so a node never runs a database
-against the wrong chain.
+The block pipeline and genesis read and move the flat state snapshot (evm/flat.py) in that same
+batch; `state_at` (RPC, other threads) reads through the tries. On open, the stored genesis
+hash must match the genesis file, so a node never runs a database against the wrong chain.
 
 The block layout follows DESIGN.md §4: a py-evm Prague header with difficulty 0, nonce 0,
 base fee 0, `mix_hash` the block's randomness, `extra_data` a 32-byte commitment to consensus
@@ -190,7 +191,9 @@ class Chain:
 
     # -- genesis -------------------------------------------------------------------------
     def _genesis_state(self) -> tuple[bytes, OverlayDB]:
-        overlay = OverlayDB(self.db)
+        # On a new database the flat snapshot (evm/flat.py) starts here, with the genesis
+        # state; on an existing one this overlay is only for the root and is dropped.
+        overlay = OverlayDB(self.db, flat_snapshot=True)
         state = StateDB(overlay, BLANK_ROOT_HASH)  # type: ignore[arg-type]
         for address, account in self.genesis.alloc:
             if account.balance:
@@ -443,7 +446,9 @@ class Chain:
         if ctx.height != self.head_number + 1:
             raise BlockRejected(f"block {ctx.height} is not the next after {self.head_number}")
         env = self.block_env(ctx)
-        overlay = OverlayDB(self.db)
+        # Blocks read the head through the flat snapshot (evm/flat.py) and move it in their
+        # overlay; blocks built on the same head each have their own, only one commits.
+        overlay = OverlayDB(self.db, flat_snapshot=True)
         executor = BlockExecutor(
             self.profile, overlay, self.head.state_root, env, system=self.modules
         )
@@ -608,5 +613,7 @@ class Chain:
         return None if value is None else schema.decode_tx_location(value)
 
     def state_at(self, header: BlockHeaderAPI | None = None) -> StateDB:
-        """A read view of the state after `header` (the head by default)."""
+        """A read view of the state after `header` (the head by default), through the tries:
+        never the flat snapshot, which the next commit moves under a reader in another
+        thread."""
         return StateDB(self.db, (header or self.head).state_root)

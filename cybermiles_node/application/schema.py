@@ -17,13 +17,20 @@
 | b"m:head"                             | be64(number) of the last committed block         |
 | b"m:genesis"                          | genesis block hash + sha256(genesis document)    |
 | b"m:version"                          | schema version (be32)                            |
+| b"f:root", b"fa", b"fi", b"fs" + ...  | the flat state snapshot of the head (evm/flat.py: |
+|                                       | marker root, accounts, incarnations, storage)    |
 
-Every prefixed key is 6 to 33 bytes long and never exactly 32, so it cannot collide with a
-32-byte node or code hash. Everything one block writes goes into a single write batch, the
-head pointer included, so the database always holds whole blocks.
+Every prefixed key is 6 to 58 bytes long and never exactly 32, so it cannot collide with a
+32-byte node or code hash; no prefix (or whole key) in `KEY_PREFIXES` is a prefix of another,
+so no two families share a key. Everything one block writes goes into a single write batch,
+the head pointer and the flat snapshot included, so the database always holds whole blocks.
+No schema version change for the snapshot: a database without it keeps working through the
+tries (evm/flat.py, "Consistency").
 """
 
 from __future__ import annotations
+
+from evm import flat
 
 SCHEMA_VERSION = 1
 
@@ -32,45 +39,74 @@ CONSENSUS_STATE_KEY = b"m:consensus"
 GENESIS_KEY = b"m:genesis"
 VERSION_KEY = b"m:version"
 
+HEADER_PREFIX = b"h"
+NUMBER_BY_HASH_PREFIX = b"n"
+BODY_PREFIX = b"b"
+RECEIPTS_PREFIX = b"r"
+TX_LOCATION_PREFIX = b"t"
+COMMIT_PREFIX = b"c"
+VALIDATORS_PREFIX = b"v"
+MISBEHAVIOUR_PREFIX = b"x"
+EVIDENCE_PREFIX = b"e"
+
+# Every key family of the database (prefixes, and whole keys of one-key families); trie nodes
+# and code (32-byte hashes, no prefix) aside.
+KEY_PREFIXES: tuple[bytes, ...] = (
+    HEADER_PREFIX,
+    NUMBER_BY_HASH_PREFIX,
+    BODY_PREFIX,
+    RECEIPTS_PREFIX,
+    TX_LOCATION_PREFIX,
+    COMMIT_PREFIX,
+    VALIDATORS_PREFIX,
+    MISBEHAVIOUR_PREFIX,
+    EVIDENCE_PREFIX,
+    HEAD_KEY,
+    CONSENSUS_STATE_KEY,
+    GENESIS_KEY,
+    VERSION_KEY,
+    *flat.KEY_PREFIXES,
+)
+
 
 def be64(number: int) -> bytes:
     return number.to_bytes(8, "big")
 
 
 def header_key(number: int) -> bytes:
-    return b"h" + be64(number)
+    return HEADER_PREFIX + be64(number)
 
 
 def number_by_hash_key(block_hash: bytes) -> bytes:
-    return b"n" + block_hash
+    return NUMBER_BY_HASH_PREFIX + block_hash
 
 
 def body_key(number: int) -> bytes:
-    return b"b" + be64(number)
+    return BODY_PREFIX + be64(number)
 
 
 def receipts_key(number: int) -> bytes:
-    return b"r" + be64(number)
+    return RECEIPTS_PREFIX + be64(number)
 
 
 def tx_location_key(tx_hash: bytes) -> bytes:
-    return b"t" + tx_hash
+    return TX_LOCATION_PREFIX + tx_hash
 
 
 def commit_key(number: int) -> bytes:
-    return b"c" + be64(number)
+    return COMMIT_PREFIX + be64(number)
 
 
 def validators_key(number: int) -> bytes:
-    return b"v" + be64(number)
+    return VALIDATORS_PREFIX + be64(number)
 
 
 def misbehaviour_key(number: int) -> bytes:
-    return b"x" + be64(number)
+    return MISBEHAVIOUR_PREFIX + be64(number)
 
 
 def evidence_key(evidence_hash: bytes) -> bytes:
-    return b"e" + evidence_hash
+    return EVIDENCE_PREFIX + evidence_hash
 
 
 def encode_tx_location(number: int, index: int) -> bytes:
