@@ -24,6 +24,7 @@ so any state root this class produced can also be read by stock py-evm.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 import rlp
@@ -66,7 +67,11 @@ def decode_account(encoded: bytes) -> AccountTuple:
     )
 
 
+@lru_cache(maxsize=1 << 16)
 def storage_key(slot: int) -> bytes:
+    """The storage trie's (and the flat snapshot's) key of a slot. Memoised: hot slots (a
+    token's balances, the staking indices) are read and written block after block, and a dict
+    hit is cheaper than hashing again."""
     return keccak(slot.to_bytes(32, "big"))
 
 
@@ -231,6 +236,8 @@ class StateDB(AccountDatabaseAPI):
 
     def set_storage(self, address: bytes, slot: int, value: int) -> None:
         old = self.get_storage(address, slot)
+        if old == value:
+            return  # nothing to undo and nothing for the root: a rewrite costs no trie update
         self._journal.append((_SLOT, address, slot, old))
         self._storage[address][slot] = value
         self._dirty_slots.setdefault(address, {})[slot] = None

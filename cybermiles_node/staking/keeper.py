@@ -59,9 +59,7 @@ Slot layout (module "staking"; derivations in cybermiles_node/system/storage.py)
 |                        |                          | too): (2^64-1-voting_power) << 192 |         |
 |                        |                          | consensus address << 32 | eligible << 1 | 1 |
 |                        |                          | (ascending = SPEC's rank order)              |
-| rank_keys              | map address → uint       | owner → its key in `ranking`                 |
 | by_shares              | sorted index of uint     | shares << 160 | owner, one per candidate     |
-| shares_keys            | map address → uint       | owner → its key in `by_shares`               |
 | election_inputs        | bytes                    | RLP [min_staking_amount, threshold, max_vals,|
 |                        |                          | backup_vals, the SPEC's total, [[owner,      |
 |                        |                          | factor] of each candidate whose size factor  |
@@ -84,7 +82,8 @@ its position there (`rank_of`, computed when asked, never stored: a stored rank 
 move rewrite every record in between), and the size factors need only the head of `by_shares`
 (the candidates whose stake can exceed the size threshold). A key moves with
 `SortedIndex.replace`, which shifts only the keys it passes: a stake that changes a little moves
-a few words.
+a few words. The key to move is computed from the record being replaced (put_candidate reads
+it), so no per-candidate copy of the keys is stored.
 
 `consensus_set` is what the EVM's ISVALIDATOR / isValidator and consensus read every block, so
 it is kept apart: reading it costs O(validators), never O(candidates).
@@ -138,7 +137,6 @@ from cybermiles_node.system.storage import (
     UINT_KEY,
     Item,
     Layout,
-    Map,
     SortedIndex,
     SystemStorage,
 )
@@ -228,9 +226,7 @@ DIRTY_CANDIDATES = LAYOUT.sorted_index("dirty_candidates", ADDRESS_KEY)
 TOUCHED_CANDIDATES = LAYOUT.sorted_index("touched_candidates", ADDRESS_KEY)
 ELECTION_INPUTS = LAYOUT.item("election_inputs", BYTES)
 RANKING = LAYOUT.sorted_index("ranking", UINT_KEY)
-RANK_KEYS = LAYOUT.map("rank_keys", ADDRESS_KEY, UINT)
 BY_SHARES = LAYOUT.sorted_index("by_shares", UINT_KEY)
-SHARES_KEYS = LAYOUT.map("shares_keys", ADDRESS_KEY, UINT)
 # Widths of the key fields: a voting power in whole CMT and shares in wei fit with room to
 # spare (the supply is ~1e9 CMT = 2^90 wei); beyond them the store is broken (StorageError).
 POWER_LIMIT = 2**64
@@ -247,19 +243,28 @@ def candidate(storage: SystemStorage, owner: bytes) -> Candidate | None:
 
 def put_candidate(storage: SystemStorage, record: Candidate) -> None:
     """Store `record`, keeping the candidate and consensus-set indices, the ever-a-candidate
-    marker and the pub_key owner in step with it, and mark it touched for the next election."""
+    marker, the pub_key owner, the ranking and the shares index in step with it, and mark it
+    touched for the next election. Reads the record it replaces, so only what changed is
+    written (most writes change a stake and move two keys a little)."""
+    old = candidate(storage, record.owner)
     CANDIDATES.set(storage, record.owner, _encode_candidate(record))
-    CANDIDATE_SET.insert(storage, record.owner)
     TOUCHED_CANDIDATES.insert(storage, record.owner)
-    EVER_CANDIDATE.set(storage, record.owner, True)
-    PUB_KEY_OWNERS.set(storage, record.pub_key, record.owner)
-    ADDRESS_OWNERS.set(storage, consensus_address(record.pub_key), record.owner)
-    if record.state in _IN_CONSENSUS and record.active and not record.withdrawn:
-        CONSENSUS_SET.insert(storage, record.owner)
-    else:
-        CONSENSUS_SET.remove(storage, record.owner)
-    _reindex(storage, RANKING, RANK_KEYS, record.owner, rank_key(record))
-    _reindex(storage, BY_SHARES, SHARES_KEYS, record.owner, shares_key(record))
+    if old is None or old.pub_key != record.pub_key:
+        CANDIDATE_SET.insert(storage, record.owner)
+        EVER_CANDIDATE.set(storage, record.owner, True)
+        PUB_KEY_OWNERS.set(storage, record.pub_key, record.owner)
+        ADDRESS_OWNERS.set(storage, consensus_address(record.pub_key), record.owner)
+    if old is None or _in_consensus(old) != _in_consensus(record):
+        if _in_consensus(record):
+            CONSENSUS_SET.insert(storage, record.owner)
+        else:
+            CONSENSUS_SET.remove(storage, record.owner)
+    _move_key(storage, RANKING, None if old is None else rank_key(old), rank_key(record))
+    _move_key(storage, BY_SHARES, None if old is None else shares_key(old), shares_key(record))
+
+
+def _in_consensus(record: Candidate) -> bool:
+    return record.state in _IN_CONSENSUS and record.active and not record.withdrawn
 
 
 def rank_key(record: Candidate) -> int:
@@ -281,31 +286,12 @@ def shares_key(record: Candidate) -> int:
     return (shares << 160) | int.from_bytes(record.owner, "big")
 
 
-def _reindex(
-    storage: SystemStorage,
-    index: SortedIndex[int],
-    keys: Map[bytes, int],
-    owner: bytes,
-    key: int,
-) -> None:
-    """Give `owner` the key `key` in `index` (moving its old one, if any)."""
-    old = keys.get(storage, owner)
-    if old == key:
-        return
-    if old:
-        index.replace(storage, old, key)
-    else:
-        index.insert(storage, key)
-    keys.set(storage, owner, key)
-
-
-def _unindex(
-    storage: SystemStorage, index: SortedIndex[int], keys: Map[bytes, int], owner: bytes
-) -> None:
-    old = keys.get(storage, owner)
-    if old:
-        index.remove(storage, old)
-        keys.delete(storage, owner)
+def _move_key(storage: SystemStorage, index: SortedIndex[int], old: int | None, new: int) -> None:
+    """Replace a record's key `old` (None: it had no record) by `new` in `index`."""
+    if old is None:
+        index.insert(storage, new)
+    elif old != new:
+        index.replace(storage, old, new)
 
 
 @dataclass(frozen=True)
@@ -337,10 +323,10 @@ def ranked(storage: SystemStorage, start: int = 0, stop: int | None = None) -> I
 
 def rank_of(storage: SystemStorage, owner: bytes) -> int | None:
     """The candidate's position in the ranking (0 = first), or None if there is none."""
-    key = RANK_KEYS.get(storage, owner)
-    if not key:
+    record = candidate(storage, owner)
+    if record is None:
         return None
-    position, found = RANKING.position(storage, key)
+    position, found = RANKING.position(storage, rank_key(record))
     if not found:
         raise StorageError(f"staking: the rank key of 0x{owner.hex()} is not in the ranking")
     return position
@@ -569,8 +555,8 @@ def rename_candidate(storage: SystemStorage, old_owner: bytes, new_owner: bytes)
         put_delegation(storage, replace(moved, candidate=new_owner))
     CANDIDATES.delete(storage, old_owner)
     CANDIDATE_SET.remove(storage, old_owner)
-    _unindex(storage, RANKING, RANK_KEYS, old_owner)
-    _unindex(storage, BY_SHARES, SHARES_KEYS, old_owner)
+    RANKING.remove(storage, rank_key(record))
+    BY_SHARES.remove(storage, shares_key(record))
     TOUCHED_CANDIDATES.insert(storage, old_owner)
     CONSENSUS_SET.remove(storage, old_owner)
     AWARD_ACCUMULATORS.set(storage, new_owner, AWARD_ACCUMULATORS.get(storage, old_owner))
