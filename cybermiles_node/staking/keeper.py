@@ -123,7 +123,7 @@ from cybermiles_node.staking.records import (
     RequestState,
     UnstakeRequest,
 )
-from cybermiles_node.system import ledger
+from cybermiles_node.system import ledger, rlp_codec
 from cybermiles_node.system.addresses import HOLD_ADDRESS, STAKING_ADDRESS
 from cybermiles_node.system.errors import StorageError
 from cybermiles_node.system.storage import (
@@ -488,11 +488,11 @@ def election_inputs(storage: SystemStorage) -> ElectionInputs | None:
 
 def put_election_inputs(storage: SystemStorage, inputs: ElectionInputs) -> None:
     factors = [[owner, _rational(f)] for owner, f in sorted(inputs.factors)]
-    encoded = [
+    encoded: list[rlp_codec.Encodable] = [
         inputs.min_staking_amount, _rational(inputs.validator_size_threshold), inputs.max_vals,
         inputs.backup_vals, inputs.total_cmt, factors,
     ]  # fmt: skip
-    ELECTION_INPUTS.set(storage, bytes(rlp.encode(encoded)))
+    ELECTION_INPUTS.set(storage, rlp_codec.encode(encoded))
 
 
 def touched_candidates(storage: SystemStorage) -> tuple[bytes, ...]:
@@ -685,7 +685,7 @@ def sent_set(storage: SystemStorage) -> tuple[tuple[bytes, int], ...]:
 
 
 def put_sent_set(storage: SystemStorage, members: Iterable[tuple[bytes, int]]) -> None:
-    SENT_SET.set(storage, bytes(rlp.encode([[k, p] for k, p in sorted(members)])))
+    SENT_SET.set(storage, rlp_codec.encode([[k, p] for k, p in sorted(members)]))
 
 
 def consensus_set_owners(storage: SystemStorage) -> frozenset[bytes]:
@@ -733,8 +733,10 @@ def award_infos(storage: SystemStorage) -> tuple[tuple[bytes, CandidateState, in
 def put_award_infos(
     storage: SystemStorage, infos: Iterable[tuple[bytes, CandidateState, int]]
 ) -> None:
-    rows = [[owner, state.value.encode(), amount] for owner, state, amount in infos]
-    AWARD_INFOS.set(storage, bytes(rlp.encode(rows)))
+    rows: list[rlp_codec.Encodable] = [
+        [owner, state.value.encode(), amount] for owner, state, amount in infos
+    ]
+    AWARD_INFOS.set(storage, rlp_codec.encode(rows))
 
 
 # -- genesis ------------------------------------------------------------------------------------
@@ -804,20 +806,19 @@ def _fraction(items: list[bytes]) -> Fraction:
 
 def _encode_candidate(c: Candidate) -> bytes:
     d = c.description
-    return bytes(
-        rlp.encode(
-            [
-                c.owner, c.pub_key, c.shares, c.max_shares, _rational(c.comp_rate),
-                [d.name.encode(), d.website.encode(), d.location.encode(), d.email.encode(),
-                 d.profile.encode()],
-                _flag(c.verified), _flag(c.active), c.state.value.encode(),
-                c.voting_power, c.pending_voting_power, c.num_of_delegators, c.block_height,
-                c.created_at, _flag(c.withdrawn),
-            ]
-        )
+    return rlp_codec.encode(
+        [
+            c.owner, c.pub_key, c.shares, c.max_shares, _rational(c.comp_rate),
+            [d.name.encode(), d.website.encode(), d.location.encode(), d.email.encode(),
+             d.profile.encode()],
+            _flag(c.verified), _flag(c.active), c.state.value.encode(),
+            c.voting_power, c.pending_voting_power, c.num_of_delegators, c.block_height,
+            c.created_at, _flag(c.withdrawn),
+        ]
     )  # fmt: skip
 
 
+@rlp_codec.memoised_decoder
 def _decode_candidate(encoded: bytes) -> Candidate:
     f = rlp.decode(encoded)
     return Candidate(
@@ -840,18 +841,17 @@ def _decode_candidate(encoded: bytes) -> Candidate:
 
 
 def _encode_delegation(d: Delegation) -> bytes:
-    return bytes(
-        rlp.encode(
-            [
-                d.delegator, d.candidate, d.delegate_amount, d.award_amount, d.withdraw_amount,
-                d.pending_withdraw_amount, d.slash_amount, _rational(d.comp_rate),
-                d.voting_power, _flag(d.active), d.source.value.encode(),
-                _flag(d.completely_withdraw), d.award_snapshot,
-            ]
-        )
+    return rlp_codec.encode(
+        [
+            d.delegator, d.candidate, d.delegate_amount, d.award_amount, d.withdraw_amount,
+            d.pending_withdraw_amount, d.slash_amount, _rational(d.comp_rate),
+            d.voting_power, _flag(d.active), d.source.value.encode(),
+            _flag(d.completely_withdraw), d.award_snapshot,
+        ]
     )  # fmt: skip
 
 
+@rlp_codec.memoised_decoder
 def _decode_delegation(encoded: bytes) -> Delegation:
     f = rlp.decode(encoded)
     return Delegation(
@@ -872,16 +872,15 @@ def _decode_delegation(encoded: bytes) -> Delegation:
 
 
 def _encode_unstake(r: UnstakeRequest) -> bytes:
-    return bytes(
-        rlp.encode(
-            [
-                r.id, r.delegator, r.candidate, r.amount, r.initiated_at, r.matures_at,
-                _flag(r.completely_withdraw), r.state.value.encode(),
-            ]
-        )
+    return rlp_codec.encode(
+        [
+            r.id, r.delegator, r.candidate, r.amount, r.initiated_at, r.matures_at,
+            _flag(r.completely_withdraw), r.state.value.encode(),
+        ]
     )  # fmt: skip
 
 
+@rlp_codec.memoised_decoder
 def _decode_unstake(encoded: bytes) -> UnstakeRequest:
     f = rlp.decode(encoded)
     return UnstakeRequest(
@@ -897,9 +896,10 @@ def _decode_unstake(encoded: bytes) -> UnstakeRequest:
 
 
 def _encode_account_update(r: AccountUpdateRequest) -> bytes:
-    return bytes(rlp.encode([r.id, r.candidate, r.new_owner, r.created_at, r.state.value.encode()]))
+    return rlp_codec.encode([r.id, r.candidate, r.new_owner, r.created_at, r.state.value.encode()])
 
 
+@rlp_codec.memoised_decoder
 def _decode_account_update(encoded: bytes) -> AccountUpdateRequest:
     f = rlp.decode(encoded)
     return AccountUpdateRequest(

@@ -76,7 +76,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cached_property
+from functools import cached_property, lru_cache
 from math import gcd
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
@@ -164,8 +164,10 @@ def _check_word(value: int, what: str) -> int:
     return value
 
 
+@lru_cache(maxsize=1 << 16)
 def word_slot(data: bytes) -> int:
-    """keccak256(data) as a slot number."""
+    """keccak256(data) as a slot number. Memoised: the slots of hot records (candidates, the
+    set's accumulators, index heads) are derived again in every block."""
     return int.from_bytes(keccak(data), "big")
 
 
