@@ -359,9 +359,11 @@ def delegation(
 def put_delegation(storage: SystemStorage, record: Delegation) -> None:
     """Store `record`, list its delegator under its candidate, keep the staked total and the
     candidate's delegated power in step, and mark it dirty for the next election."""
-    _account_for(storage, delegation(storage, record.candidate, record.delegator), record)
+    old = delegation(storage, record.candidate, record.delegator)
+    _account_for(storage, old, record)
     DELEGATIONS.set(storage, record.candidate + record.delegator, _encode_delegation(record))
-    _delegators_index(record.candidate).insert(storage, record.delegator)
+    if old is None:  # a record is listed from its first write until its removal
+        _delegators_index(record.candidate).insert(storage, record.delegator)
 
 
 def remove_delegation(storage: SystemStorage, candidate_owner: bytes, delegator: bytes) -> None:

@@ -297,13 +297,18 @@ class BytesCodec(Codec[bytes]):
     zero = b""
 
     def read(self, storage: SystemStorage, account: Address, slot: int) -> bytes:
-        length = storage.get_storage(account, slot)
+        get = storage.get_storage
+        length = get(account, slot)
+        if not length:
+            return b""
         if length > MAX_STORED_BYTES:
             raise StorageError(f"bytes: stored length {length} exceeds {MAX_STORED_BYTES}")
         data_slot = word_slot(_slot_bytes(slot))
         words = b"".join(
-            storage.get_storage(account, _offset(data_slot, j)).to_bytes(32, "big")
-            for j in range(_words_for(length))
+            [
+                get(account, _offset(data_slot, j)).to_bytes(32, "big")
+                for j in range(_words_for(length))
+            ]
         )
         if any(words[length:]):
             # Our writer always pads with zeros: anything else was not written by this codec.
@@ -408,11 +413,14 @@ class KeyCodec(Generic[K]):
     """A key type: its bytes in slot derivation and sort order, and how a sorted index stores it.
 
     `encode` must be injective; the bytewise order of encodings is the sort order of an index.
+    `word_ordered`: the key is stored as one word (a `WordCodec`) whose numeric order is that
+    order, so a search compares stored words without decoding them.
     """
 
     name: str
     encode: Callable[[K], bytes]
     value: Codec[K]
+    word_ordered: bool = False
 
 
 def _uint_key(key: int) -> bytes:
@@ -433,9 +441,11 @@ def _bytes_key(key: bytes) -> bytes:
     return key
 
 
-UINT_KEY: KeyCodec[int] = KeyCodec("uint", _uint_key, UINT)
-ADDRESS_KEY: KeyCodec[bytes] = KeyCodec("address", _address_key, ADDRESS)
-BYTES32_KEY: KeyCodec[bytes] = KeyCodec("bytes32", _bytes32_key, BYTES32)
+# Big-endian words: numeric order is the bytewise order of the key bytes (an address is
+# right-aligned, all 20-byte keys alike).
+UINT_KEY: KeyCodec[int] = KeyCodec("uint", _uint_key, UINT, word_ordered=True)
+ADDRESS_KEY: KeyCodec[bytes] = KeyCodec("address", _address_key, ADDRESS, word_ordered=True)
+BYTES32_KEY: KeyCodec[bytes] = KeyCodec("bytes32", _bytes32_key, BYTES32, word_ordered=True)
 STRING_KEY: KeyCodec[str] = KeyCodec("str", _utf8, STRING)
 BYTES_KEY: KeyCodec[bytes] = KeyCodec("bytes", _bytes_key, BYTES)
 
@@ -607,6 +617,9 @@ class SortedIndex(Generic[K]):
 
     def _search(self, storage: SystemStorage, key: K, length: int) -> tuple[int, bool]:
         """(first position whose key is >= `key`, whether that key equals it)."""
+        codec = self.key.value
+        if self.key.word_ordered and isinstance(codec, WordCodec):
+            return self._search_words(storage, codec.encode(key), length)
         target = self.key.encode(key)
         low, high = 0, length
         while low < high:
@@ -616,6 +629,18 @@ class SortedIndex(Generic[K]):
             else:
                 high = middle
         found = low < length and self.key.encode(self._read(storage, low)) == target
+        return low, found
+
+    def _search_words(self, storage: SystemStorage, target: int, length: int) -> tuple[int, bool]:
+        """`_search` over stored words (a word-ordered key codec): no decoding."""
+        account, low, high = self.account, 0, length
+        while low < high:
+            middle = (low + high) // 2
+            if storage.get_storage(account, self._slot_of(storage, middle)) < target:
+                low = middle + 1
+            else:
+                high = middle
+        found = low < length and storage.get_storage(account, self._slot_of(storage, low)) == target
         return low, found
 
     def _slot_of(self, storage: SystemStorage, index: int) -> int:
