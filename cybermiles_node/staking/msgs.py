@@ -45,18 +45,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import ClassVar, NoReturn, TypeVar
+from typing import ClassVar, TypeVar
 
 from cybermiles_node.staking.cube import parse_cube_sig
 from cybermiles_node.staking.errors import MalformedStakingTx
 from cybermiles_node.staking.records import Description
+from cybermiles_node.system.txdata import TxData
 from genesis import (
-    GenesisError,
     Params,
-    parse_address,
     parse_pub_key,
-    parse_rational,
-    parse_uint,
     type_name,
 )
 
@@ -214,8 +211,8 @@ def gas_of_kind(kind: str, params: Params) -> int:
 
 
 # -- decoding ------------------------------------------------------------------------------------
-class _Data:
-    """The `data` object of one kind: every accessor refuses with the field's dotted path."""
+class _Data(TxData):
+    """The `data` object of one staking kind (system/txdata.py), plus the staking fields."""
 
     def __init__(
         self,
@@ -224,67 +221,7 @@ class _Data:
         required: tuple[str, ...] = (),
         optional: tuple[str, ...] = (),
     ) -> None:
-        self.kind = kind
-        self.data = data
-        allowed = (*required, *optional)
-        for key in data:
-            if key not in allowed:
-                expected = ", ".join(allowed) if allowed else "no fields: {}"
-                self.fail(str(key), f"unknown field (expected {expected})")
-        for key in required:
-            if key not in data:
-                self.fail(key, "missing")
-
-    def fail(self, name: str, message: str) -> NoReturn:
-        field = f"data.{name}"
-        raise MalformedStakingTx(f"{self.kind}: {field}: {message}", field)
-
-    def _codec(self, name: str, parse: Callable[[object, str], T]) -> T:
-        """Run a genesis codec on field `name`, turning its GenesisError into ours."""
-        try:
-            return parse(self.data[name], f"data.{name}")
-        except GenesisError as error:
-            self.fail(name, error.message)
-        except ValueError:  # int()'s limit of 4300 decimal digits
-            self.fail(name, "number far too long")
-
-    def string(self, name: str, default: str = "") -> str:
-        value = self.data.get(name, default)
-        if not isinstance(value, str):
-            self.fail(name, f"expected a string, got {type_name(value)}")
-        return value
-
-    def boolean(self, name: str, default: bool | None = None) -> bool:
-        value = self.data.get(name, default)
-        if not isinstance(value, bool):
-            self.fail(name, f"expected true or false, got {type_name(value)}")
-        return value
-
-    def amount(self, name: str) -> int:
-        """Wei from a decimal or 0x-hex string; SPEC §5 and §6 want every amount > 0."""
-        value = self.data[name]
-        if not isinstance(value, str):
-            hint = ' (write amounts as strings: "1000")' if isinstance(value, int | float) else ""
-            got = type_name(value)
-            self.fail(name, f"expected a decimal or 0x-hex wei string, got {got}{hint}")
-        amount = self._codec(name, parse_uint)
-        if amount == 0:
-            self.fail(name, "must be greater than 0")
-        return amount
-
-    def rate(self, name: str, *, zero_allowed: bool = False) -> Fraction:
-        """A rational string; 0 < rate < 1 (or 0 <= rate < 1 with `zero_allowed`)."""
-        value = self.data[name]
-        if not isinstance(value, str):
-            self.fail(name, f'expected a rational string like "1/5", got {type_name(value)}')
-        rate = self._codec(name, parse_rational)
-        if rate >= 1 or (rate == 0 and not zero_allowed):
-            bounds = "0 <= rate < 1" if zero_allowed else "0 < rate < 1"
-            self.fail(name, f"must be {bounds}, got {rate.numerator}/{rate.denominator}")
-        return rate
-
-    def address(self, name: str) -> bytes:
-        return self._codec(name, parse_address)
+        super().__init__(MalformedStakingTx, kind, data, required, optional)
 
     def pub_key(self, name: str) -> bytes:
         return self._codec(name, parse_pub_key)
