@@ -110,9 +110,11 @@ class InvalidCubeSignature(StakingRuleViolation):
 
 
 def check_tx_code_of(exc: TxRejected) -> int:
-    """The Travis `check_tx.code` (SPEC §8) for any admission refusal, staking or not."""
-    if isinstance(exc, StakingRejected):
-        return exc.check_tx_code
+    """The Travis `check_tx.code` (SPEC §8) for any admission refusal: a module's refusal
+    carries its own (`check_tx_code`: staking's, governance's), the rest map by kind."""
+    own = getattr(exc, "check_tx_code", None)
+    if isinstance(own, int):
+        return own
     if isinstance(exc, NonceTooLow | NonceTooHigh):
         return CHECK_TX_BAD_NONCE
     if isinstance(exc, InsufficientFunds):

@@ -226,14 +226,6 @@ class _Data(TxData):
     def pub_key(self, name: str) -> bytes:
         return self._codec(name, parse_pub_key)
 
-    def request_id(self, name: str) -> int:
-        value = self.data[name]
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(name, f"expected an integer, got {type_name(value)}")
-        if not 0 <= value <= INT64_MAX:
-            self.fail(name, f"must be between 0 and {INT64_MAX}, got {value}")
-        return value
-
     def description(self, name: str) -> Description:
         value = self.data.get(name, {})
         if not isinstance(value, Mapping):
@@ -312,7 +304,7 @@ def _update_account(d: _Data) -> UpdateCandidacyAccount:
 
 
 def _accept_update(d: _Data) -> AcceptCandidacyAccountUpdate:
-    return AcceptCandidacyAccountUpdate(d.request_id("account_update_request_id"))
+    return AcceptCandidacyAccountUpdate(d.integer("account_update_request_id"))
 
 
 _DESC = ("description",)

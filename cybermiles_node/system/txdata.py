@@ -102,3 +102,12 @@ class TxData:
 
     def address(self, name: str) -> bytes:
         return self._codec(name, parse_address)
+
+    def integer(self, name: str) -> int:
+        """A JSON integer in 0 .. 2^63 - 1 (Travis's int64 ids, heights and times)."""
+        value = self.data[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(name, f"expected an integer, got {type_name(value)}")
+        if not 0 <= value <= INT64_MAX:
+            self.fail(name, f"must be between 0 and {INT64_MAX}, got {value}")
+        return value
