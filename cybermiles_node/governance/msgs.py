@@ -269,8 +269,9 @@ def _vote(d: _Data) -> Vote:
     return Vote(d.proposal_id("proposal_id"), d.answer("answer"))
 
 
+_Decoder = tuple[tuple[str, ...], tuple[str, ...], Callable[[_Data], GovernanceMsg]]
 # kind -> (required fields, optional fields, decoder)
-_DECODERS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], Callable[[_Data], GovernanceMsg]]] = {
+_DECODERS: Mapping[str, _Decoder] = {
     ProposeTransferFund.KIND: (("transfer_from", "transfer_to", "amount"), _EXPIRY, _transfer_fund),
     ProposeChangeParam.KIND: (("name", "value"), _EXPIRY, _change_param),
     ProposeDeployLibEni.KIND: (
