@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -54,6 +55,7 @@ __all__ = [
     "ProposeUpgradeProgram",
     "Vote",
     "gas_of_kind",
+    "message_data",
     "parse_governance_msg",
 ]
 
@@ -284,6 +286,27 @@ _DECODERS: Mapping[str, _Decoder] = {
     Vote.KIND: (("proposal_id", "answer"), (), _vote),
 }  # fmt: skip
 assert frozenset(_DECODERS) == GOVERNANCE_KINDS
+
+
+def message_data(msg: GovernanceMsg) -> dict[str, object]:
+    """The `data` object that parses back into `msg` (addresses 0x hex, amounts decimal
+    strings, omitted optional integers left out, the proposal id in base64)."""
+    data: dict[str, object] = {}
+    for field in dataclasses.fields(msg):
+        value = getattr(msg, field.name)
+        if value is None:
+            continue
+        if field.name == "proposal_id":
+            data[field.name] = base64.b64encode(value).decode()
+        elif field.name == "answer":
+            data[field.name] = "Y" if value else "N"
+        elif isinstance(value, bytes):
+            data[field.name] = "0x" + value.hex()
+        elif field.name == "amount":
+            data[field.name] = str(value)
+        else:
+            data[field.name] = value
+    return data
 
 
 def parse_governance_msg(kind: str, data: Mapping[str, object]) -> GovernanceMsg:

@@ -12,19 +12,12 @@ blocks the validators are elected again (`election.py`); the changes of the cons
 consensus in the block's outcome. The module names Hold as the block's fee recipient, so EVM
 fees reach the pool too.
 
-Event logs: topic 0 is keccak256 of the event's name ("stake/<kind>"); the data is the
-event's fields as canonical JSON (addresses and bytes as 0x hex, rationals "a/b", enums their
-value), so wallets can read what a staking transaction did without an ABI.
+Event logs (system/events.py): topic 0 is keccak256 of the event's name ("stake/<kind>"); the
+data is the event's fields as canonical JSON, so wallets can read what a staking transaction did
+without an ABI.
 """
 
 from __future__ import annotations
-
-import dataclasses
-import json
-from enum import Enum
-from fractions import Fraction
-
-from eth_hash.auto import keccak
 
 from cybermiles_node.modules import BlockOutcome, SystemTxMessage, ValidatorUpdate
 from cybermiles_node.params import read_params
@@ -33,6 +26,7 @@ from cybermiles_node.staking.election import run_election
 from cybermiles_node.staking.msgs import STAKING_KINDS, gas_of_kind, parse_staking_msg
 from cybermiles_node.system.addresses import HOLD_ADDRESS, STAKING_ADDRESS
 from cybermiles_node.system.context import BlockContext
+from cybermiles_node.system.events import event_log as system_event_log
 from evm.state import StateDB
 from evm.system import Log, SystemTxResult
 
@@ -91,25 +85,5 @@ def _context(msg: SystemTxMessage, storage: StateDB, height: int, time: int) -> 
 
 
 def event_log(event: rules.StakingEvent) -> Log:
-    """The receipt log of a staking event (see the module docstring)."""
-    name = f"stake/{_json(event.kind)}"
-    topic = int.from_bytes(keccak(name.encode()), "big")
-    fields = {f.name: _json(getattr(event, f.name)) for f in dataclasses.fields(event)}
-    data = json.dumps({"event": name, **fields}, sort_keys=True, separators=(",", ":"))
-    return (STAKING_ADDRESS, (topic,), data.encode())
-
-
-def _json(value: object) -> object:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, Fraction):
-        return f"{value.numerator}/{value.denominator}"
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [_json(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 2**53:
-        return str(value)  # wei amounts: JSON readers lose precision above 2^53
-    return value
+    """The receipt log of a staking event (system/events.py: topic keccak("stake/<kind>"))."""
+    return system_event_log(STAKING_ADDRESS, "stake", event)
