@@ -35,6 +35,7 @@ from cybermiles_node.application.queries import CmtQueries
 from cybermiles_node.application.randomness import VrfBeacon
 from cybermiles_node.application.staking_txs import CmtTransactions
 from cybermiles_node.errors import InvariantViolation
+from cybermiles_node.governance.module import GovernanceModule
 from cybermiles_node.modules import ModuleSet
 from cybermiles_node.operator.config import HomeLayout, NodeConfig
 from cybermiles_node.operator.failpoints import gossip_with_failpoints, with_failpoints
@@ -49,6 +50,7 @@ from cybermiles_node.operator.startup import (
 from cybermiles_node.operator.status import NodeStatus
 from cybermiles_node.staking.module import StakingModule
 from cybermiles_node.staking.precompile import STAKING_PRECOMPILES
+from cybermiles_node.staking.query import members_voting_power
 from cybermiles_node.txpool.mempool import MempoolConfig
 from evm.db import LevelDB
 from evm.profiles import EvmProfile, get_profile
@@ -93,7 +95,7 @@ def open_chain(layout: HomeLayout, config: NodeConfig, genesis: Genesis) -> tupl
 
 def chain_modules() -> ModuleSet:
     """The modules every node runs, in their fixed order (DESIGN.md §7)."""
-    return ModuleSet([StakingModule()])
+    return ModuleSet([StakingModule(), GovernanceModule(members_voting_power)])
 
 
 def chain_profile(genesis: Genesis) -> EvmProfile:

@@ -12,7 +12,7 @@ blocks the validators are elected again (`election.py`); the changes of the cons
 consensus in the block's outcome. The module names Hold as the block's fee recipient, so EVM
 fees reach the pool too.
 
-Event logs (system/events.py): topic 0 is keccak256 of the event's name ("stake/<kind>"); the
+Event logs (modules.py): topic 0 is keccak256 of the event's name ("stake/<kind>"); the
 data is the event's fields as canonical JSON, so wallets can read what a staking transaction did
 without an ABI.
 """
@@ -20,13 +20,13 @@ without an ABI.
 from __future__ import annotations
 
 from cybermiles_node.modules import BlockOutcome, SystemTxMessage, ValidatorUpdate
+from cybermiles_node.modules import event_log as system_event_log
 from cybermiles_node.params import read_params
 from cybermiles_node.staking import rewards, rules, slashing
 from cybermiles_node.staking.election import run_election
 from cybermiles_node.staking.msgs import STAKING_KINDS, gas_of_kind, parse_staking_msg
 from cybermiles_node.system.addresses import HOLD_ADDRESS, STAKING_ADDRESS
 from cybermiles_node.system.context import BlockContext
-from cybermiles_node.system.events import event_log as system_event_log
 from evm.state import StateDB
 from evm.system import Log, SystemTxResult
 
@@ -85,5 +85,5 @@ def _context(msg: SystemTxMessage, storage: StateDB, height: int, time: int) -> 
 
 
 def event_log(event: rules.StakingEvent) -> Log:
-    """The receipt log of a staking event (system/events.py: topic keccak("stake/<kind>"))."""
+    """The receipt log of a staking event (modules.py: topic keccak("stake/<kind>"))."""
     return system_event_log(STAKING_ADDRESS, "stake", event)

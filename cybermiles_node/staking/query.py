@@ -21,6 +21,7 @@ __all__ = [
     "candidate_json",
     "delegation_json",
     "delegator_json",
+    "members_voting_power",
     "validator_json",
     "validators_json",
 ]
@@ -126,6 +127,12 @@ def _as_settled(storage: SystemStorage, record: Delegation) -> Delegation:
     earned = rewards.unsettled_award(storage, record)
     own = earned.total if record.delegator == record.candidate else earned.delegator_award
     return replace(record, award_amount=record.award_amount + own)
+
+
+def members_voting_power(storage: SystemStorage) -> dict[bytes, int]:
+    """Owner → voting power of every current validator and backup validator: the electorate
+    governance tallies with (governance/module.py `Electorate`)."""
+    return {c.owner: c.voting_power for c in keeper.consensus_set(storage)}
 
 
 def award_infos_json(storage: SystemStorage) -> list[Json]:
