@@ -35,7 +35,10 @@ Where the opcodes find their context (the plumbing)
 - RAND's seed is the block's `mix_hash` (our randomness beacon), read from the execution context;
   tx.origin is `computation.transaction_context.origin`.
 - ENI (0xf5) calls the `evm.eni` package (the libraries, the argument decoder and the result
-  encoder); this module only moves words between the stack, memory and that API.
+  encoder); this module only moves words between the stack, memory and that API. The library
+  versions are the block's: `BlockEnv.eni_versions` (from chain state) becomes the
+  `eni_registry` of the `CvmExecutionContext`, read by `eni_registry(state)` here and by the ENI
+  precompile; a plain py-evm `ExecutionContext` reads as the default versions.
 """
 
 from __future__ import annotations
@@ -91,11 +94,13 @@ class CvmExecutionContext(ExecutionContext):
         *args: Any,
         validator_owners: frozenset[bytes] = frozenset(),
         past_randomness: Callable[[int], bytes | None] = lambda _number: None,
+        eni_registry: eni_lib.Registry | None = None,
         **kw: Any,
     ):
         super().__init__(*args, **kw)
         self.validator_owners = validator_owners
         self.past_randomness = past_randomness
+        self.eni_registry = eni_registry or eni_lib.Registry.default()
 
 
 class CvmTransactionScope(Protocol):
@@ -122,6 +127,12 @@ class CvmStateMixin:
 
 def validator_owners(state: StateAPI) -> frozenset[bytes]:
     return cast(frozenset[bytes], getattr(state.execution_context, "validator_owners", frozenset()))
+
+
+def eni_registry(state: StateAPI) -> eni_lib.Registry:
+    """The ENI library versions of the block (or call) being executed."""
+    registry = getattr(state.execution_context, "eni_registry", None)
+    return registry if registry is not None else eni_lib.Registry.default()
 
 
 def _scope(computation: ComputationAPI) -> CvmTransactionScope:
@@ -308,7 +319,8 @@ def eni(computation: ComputationAPI) -> None:
     read = _free_reader(computation)
     try:
         args_json = eni_lib.decode_call(read, type_offset, data_offset)
-        result, library_gas = eni_lib.run(eni_lib.function_name(fn_word), args_json)
+        name = eni_lib.function_name(fn_word)
+        result, library_gas = eni_lib.run(name, args_json, eni_registry(computation.state))
         data_length = int.from_bytes(read(data_offset, 32), "big")
         position, blob, free_pointer = eni_lib.encode_result(data_offset, data_length, result)
     except eni_lib.EniError as exc:
@@ -366,6 +378,7 @@ __all__ = [
     "CvmStateMixin",
     "EniFailure",
     "draw_random",
+    "eni_registry",
     "euclidean_div",
     "mark_freegas",
     "rand_word",

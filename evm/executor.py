@@ -18,11 +18,16 @@ the block's award pool, held by the Hold account (SPEC §4), while the coinbase 
 opcode, the header's miner) stays the proposer's address. The executor counts what the block
 paid (`fees`, system transactions' fees included) and what freegas burned (`burned`) for the
 block's end: the award pool and the supply counters.
+
+ENI library versions: `BlockEnv.eni_versions` holds the versions the chain state enables (plain
+data: evm never reads governance's state itself). Building the env turns them into the block's
+`eni.Registry` (the defaults with those on top) and refuses, with `UnknownEniVersion`, a version
+this node does not ship; `execution_context` hands the registry to the ENI opcode and precompile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +45,7 @@ from eth_typing import Address, BlockNumber, Hash32
 from eth_utils import ValidationError
 
 from evm.cvm import CvmExecutionContext
+from evm.eni import Registry
 from evm.profiles import EvmProfile
 from evm.state import StateDB
 from evm.system import SystemTxHandler
@@ -61,7 +67,8 @@ class TransactionCrashed(TransactionInvalid):
 
 @dataclass(frozen=True)
 class BlockEnv:
-    """What the EVM sees of the block being built: number, time, coinbase, randomness."""
+    """What the EVM sees of the block being built: number, time, coinbase, randomness, and
+    the rule inputs the chain reads from state for it (validators, freegas, ENI versions)."""
 
     number: int
     timestamp: int
@@ -79,6 +86,14 @@ class BlockEnv:
     freegas: FreegasTerms | None = None
     # Where transaction fees go; None: the coinbase, as in Ethereum.
     fee_recipient: bytes | None = None
+    # ENI function name -> the version governance enabled ("vX.Y.Z"); the others run their
+    # default version. The ENI opcode and precompile run `eni_registry`, built from it.
+    eni_versions: Mapping[str, str] = field(default_factory=dict)
+    eni_registry: Registry = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Built (and checked: UnknownEniVersion) once per env, not per ENI call.
+        object.__setattr__(self, "eni_registry", Registry.governed(self.eni_versions))
 
     @property
     def fees_to(self) -> bytes:
@@ -142,6 +157,7 @@ def execution_context(env: BlockEnv) -> ExecutionContext:
         excess_blob_gas=0,
         validator_owners=env.validator_owners,
         past_randomness=env.past_randomness,
+        eni_registry=env.eni_registry,
     )
 
 

@@ -37,7 +37,8 @@ The one deliberate revert is `randomAt` of a height with no known randomness: it
 bubbling see a reason string.
 
 Context: the handlers reuse the CVM opcode plumbing in evm/cvm.py: `draw_random` (RAND's
-stream), `validator_owners(state)` and `mark_freegas` (FREEGAS's transaction flag), and the
+stream), `validator_owners(state)`, `eni_registry(state)` (the block's ENI library versions,
+the same the ENI opcode runs) and `mark_freegas` (FREEGAS's transaction flag), and the
 `past_randomness` reader of `CvmExecutionContext`. None writes account state, so all four
 work under STATICCALL.
 
@@ -64,7 +65,7 @@ from eth_typing import Address
 from eth_utils import function_signature_to_4byte_selector
 
 from evm import eni
-from evm.cvm import draw_random, mark_freegas, validator_owners
+from evm.cvm import draw_random, eni_registry, mark_freegas, validator_owners
 
 ENI_ADDRESS = Address(bytes.fromhex("0000000000000000000000000000000000c0de01"))
 RANDOMNESS_ADDRESS = Address(bytes.fromhex("0000000000000000000000000000000000c0de02"))
@@ -173,7 +174,8 @@ def encode_uint(value: int) -> bytes:
 def eni_call(computation: ComputationAPI, args: tuple[Any, ...]) -> bytes:
     fn, args_json = (eni.text_from_bytes(raw) for raw in args)
     try:
-        result, gas = eni.precompile_call(fn, args_json)  # gas includes ENI_BASE_GAS
+        # The block's library versions, as the ENI opcode; gas includes ENI_BASE_GAS.
+        result, gas = eni.precompile_call(fn, args_json, eni_registry(computation.state))
         output = eni.bytes_from_text(result)
     except eni.EniError as exc:
         raise PrecompileInputError(f"ENI {fn!r}: {exc}") from None

@@ -34,6 +34,7 @@ from eth_typing import Address, BlockNumber, Hash32
 from cybermiles_node.application import schema
 from cybermiles_node.application.fees import FeeRules, LowPriceRejected, LowPriceSlots
 from cybermiles_node.errors import CyberMilesError, InvariantViolation
+from cybermiles_node.governance.versions import enabled_eni_versions
 from cybermiles_node.modules import NO_MODULES, BlockOutcome, ModuleSet
 from cybermiles_node.params import read_params, write_params
 from cybermiles_node.staking import keeper as staking_keeper
@@ -41,6 +42,7 @@ from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import SYSTEM_STORAGE_ACCOUNTS
 from cybermiles_node.system.context import BlockContext, Misbehaviour
 from evm.db import OverlayDB
+from evm.eni import UnknownEniVersion
 from evm.executor import (
     BlockEnv,
     BlockExecutor,
@@ -186,6 +188,7 @@ class Chain:
         self._fee_rules: OrderedDict[bytes, FeeRules] = OrderedDict()
         self._params: OrderedDict[bytes, Params] = OrderedDict()
         self._owners: OrderedDict[bytes, frozenset[bytes]] = OrderedDict()
+        self._eni_versions: OrderedDict[bytes, Mapping[str, str]] = OrderedDict()
         self.genesis_header = self._genesis_header()
         self._open()
 
@@ -273,6 +276,15 @@ class Chain:
         isValidator answer in the block after it (read from the staking state)."""
         return self._per_block(
             self._owners, header, lambda h: staking_keeper.consensus_set_owners(self.state_at(h))
+        )
+
+    def eni_versions_at(self, header: BlockHeaderAPI) -> Mapping[str, str]:
+        """The ENI library versions governance enabled by block `header`: what the ENI opcode
+        and precompile run in the block after it (the others run their defaults)."""
+        return self._per_block(
+            self._eni_versions,
+            header,
+            lambda h: MappingProxyType(dict(enabled_eni_versions(self.state_at(h)))),
         )
 
     def params_at_head(self) -> Params:
@@ -371,21 +383,31 @@ class Chain:
         mix_hash: bytes,
         rules_after: BlockHeaderAPI,
     ) -> BlockEnv:
-        """A block environment whose rule inputs (validator owners, freegas terms) are those
-        in force after block `rules_after`."""
-        return BlockEnv(
-            number=number,
-            timestamp=timestamp,
-            coinbase=coinbase,
-            gas_limit=gas_limit,
-            mix_hash=mix_hash,
-            chain_id=self.chain_id,
-            prev_hashes=self.hashes_before(number),
-            validator_owners=self.validator_owners_at(rules_after),
-            past_randomness=self._randomness_before(number),
-            freegas=FeeRules.of(self.params_at(rules_after)).freegas,
-            fee_recipient=self.modules.fee_recipient,
-        )
+        """A block environment whose rule inputs (validator owners, freegas terms, ENI
+        library versions) are those in force after block `rules_after`. A library version in
+        state that this node does not ship is a broken invariant: governance only enables
+        versions it has (or a newer release wrote this database)."""
+        eni_versions = self.eni_versions_at(rules_after)
+        try:
+            return BlockEnv(
+                number=number,
+                timestamp=timestamp,
+                coinbase=coinbase,
+                gas_limit=gas_limit,
+                mix_hash=mix_hash,
+                chain_id=self.chain_id,
+                prev_hashes=self.hashes_before(number),
+                validator_owners=self.validator_owners_at(rules_after),
+                past_randomness=self._randomness_before(number),
+                freegas=FeeRules.of(self.params_at(rules_after)).freegas,
+                fee_recipient=self.modules.fee_recipient,
+                eni_versions=eni_versions,
+            )
+        except UnknownEniVersion as exc:
+            raise InvariantViolation(
+                f"the state after block {rules_after.block_number} enables an ENI library "
+                f"version this node lacks: {exc}"
+            ) from None
 
     def _randomness_before(self, number: int) -> Callable[[int], bytes | None]:
         """mix_hash of blocks below `number` (the block being executed sees only the past)."""

@@ -13,9 +13,14 @@ Opcode flow (the opcode itself lives with the CVM opcodes)::
 
 Any ``EniError`` means: the call errors and consumes all gas.
 
-Modules: ``convention`` (memory layout, JSON text rules, errors), ``registry`` (names, versions),
-``travis`` (libENI 1.3.7: reverse, scrypt, rsa_encrypt, rsa_decrypt, json), ``strings`` and
-``jsonpath`` (our string and JSON-path libraries).
+``registry`` is the block's: the library versions the chain state enables, carried in
+``BlockEnv.eni_versions`` into the execution context (``registry.py`` has the whole path and the
+table of versions). Without one, ``run`` uses the defaults.
+
+Modules: ``convention`` (memory layout, JSON text rules, errors), ``registry`` (names, versions,
+which version a block runs), ``travis`` (libENI 1.3.7: reverse, scrypt, rsa_encrypt,
+rsa_decrypt, json), ``strings`` (our string library, and reverse v2.0.0) and ``jsonpath`` (our
+JSON-path library).
 """
 
 from __future__ import annotations
@@ -32,13 +37,24 @@ from evm.eni.convention import (
     render_result,
     text_from_bytes,
 )
-from evm.eni.registry import IMPLEMENTATIONS, OURS_VERSION, TRAVIS_VERSION, Registry, available
+from evm.eni.registry import (
+    CODE_POINT_REVERSE_VERSION,
+    DEFAULT_VERSIONS,
+    IMPLEMENTATIONS,
+    OURS_VERSION,
+    TRAVIS_VERSION,
+    Registry,
+    UnknownEniVersion,
+    available,
+    default_version,
+    is_available,
+)
 
 ENI_BASE_GAS = 400
 
-_DEFAULT = Registry.default()
-
 __all__ = [
+    "CODE_POINT_REVERSE_VERSION",
+    "DEFAULT_VERSIONS",
     "ENI_BASE_GAS",
     "IMPLEMENTATIONS",
     "OURS_VERSION",
@@ -46,12 +62,15 @@ __all__ = [
     "EniError",
     "LibResult",
     "Registry",
+    "UnknownEniVersion",
     "available",
     "bytes_from_text",
     "decode_call",
     "default_registry",
+    "default_version",
     "encode_result",
     "function_name",
+    "is_available",
     "parse_result",
     "precompile_call",
     "run",
@@ -60,7 +79,7 @@ __all__ = [
 
 
 def default_registry() -> Registry:
-    """A fresh registry with every library enabled (genesis state)."""
+    """Every function at its default version (a chain before any deploy_libeni)."""
     return Registry.default()
 
 
@@ -68,8 +87,8 @@ def run(function: str, args_json: str, registry: Registry | None = None) -> tupl
     """Call library ``function`` with the JSON-array text of its arguments.
 
     Returns ``(result JSON text, library gas)``; the caller adds ``ENI_BASE_GAS``.  Raises
-    ``EniError`` for an unknown/disabled function, bad arguments or a library failure."""
-    library = (registry or _DEFAULT).resolve(function)
+    ``EniError`` for an unknown function, bad arguments or a library failure."""
+    library = (registry or Registry.default()).resolve(function)
     args = parse_args(args_json)
     try:
         result = library(args)

@@ -18,17 +18,32 @@ input and output).  Strings carrying invalid UTF-8 are bad arguments.
 
 Case mapping is ASCII-only on purpose: full Unicode mappings depend on the interpreter's Unicode
 database version, and a consensus result must not change when a node upgrades Python.
+
+Also here: ``reverse`` v2.0.0 (``reverse_code_points``), a newer version of Travis's ``reverse``
+(registry.py chooses which one a block runs). Travis's v1.3.7 reverses bytes, so "héllo" (é is
+two bytes) comes back as "oll", the two bytes of é swapped (invalid UTF-8), "h". v2.0.0 reverses
+code points: "olléh". For the same reason as the ASCII case mapping it does not keep grapheme
+clusters together (that needs the Unicode database): "e" + U+0301 (combining acute) comes back
+as U+0301 + "e". Its arguments follow this library's rule (invalid UTF-8 is a bad argument, so
+reversing twice always gives the input back), and its gas is Travis's (10 per input byte), so a
+contract pays the same whichever version runs.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from evm.eni.convention import (
+    GAS_PER_BYTE,
     EniError,
     Library,
+    LibResult,
+    bytes_from_text,
+    check_args,
     check_result_size,
     escape_json_string,
+    require_utf8,
     sized_library,
 )
 
@@ -110,3 +125,10 @@ LIBRARIES: dict[str, Library] = {
     "toInt": sized_library("toInt", (str,), _to_int),
     "fromInt": sized_library("fromInt", (int,), _from_int),
 }
+
+
+def reverse_code_points(args: list[Any]) -> LibResult:
+    """``reverse`` v2.0.0: the code points of a UTF-8 string in reverse order."""
+    (text,) = check_args("reverse", args, (str,))
+    require_utf8("reverse", text)
+    return LibResult(text[::-1], GAS_PER_BYTE * len(bytes_from_text(text)))
