@@ -8,11 +8,11 @@ at admission (`check_tx`, against the state the next block starts from) and agai
 (modules.py: topic keccak("governance/<kind>")); a proposal's fee goes to the block's
 award pool in Hold, as staking's fees do.
 
-Per block: `begin_block` settles the proposals that expire at this block and enables the
-library versions due (so the block's transactions already run them); `end_block` writes the
-program requirement of an approved retire/upgrade whose height has come and answers a
-`BlockOutcome` with `halt` set: the chain commits this block and every node stops
-(versions.py: "upgrade needed: <name> <version>").
+Per block: `begin_block` settles the proposals that expire at this block; `end_block` settles
+the deploy proposals whose deploy point is the next block and enables their versions (a block
+runs the versions of its parent's state), and writes the program requirement of an approved
+retire/upgrade whose height has come, answering a `BlockOutcome` with `halt` set: the chain
+commits this block and every node stops (versions.py: "upgrade needed: <name> <version>").
 
 Governance reads staking only through the `Electorate` it is given (the composition root
 passes staking's): owner → voting power of the current validators and backups.
@@ -54,6 +54,8 @@ class GovernanceModule:
         rules.settle_due(storage, ctx.height, ctx.time, self.electorate(storage), ctx.params)
 
     def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
+        members = self.electorate(storage)
+        rules.settle_deploys(storage, ctx.height, ctx.time, members, ctx.params)
         requirement = rules.due_halts(storage, ctx.height)
         return BlockOutcome(halt=None if requirement is None else requirement.message)
 

@@ -25,8 +25,10 @@ at once:
 | retire/upgrade | scheduled: at its height the block commits | nothing                     |
 |                | and the chain halts (module.py)            |                             |
 
-`begin_block` settles what expires at this block (tallied once more, else EXPIRED) and runs
-the deploys that are due, so the block's transactions already use the new library version.
+`begin_block` settles what expires at this block (tallied once more, else EXPIRED). Deploys are
+settled and run at the end of the block before their deploy point (`settle_deploys`): a block
+runs the library versions of its parent's state, so the version is in force from the deploy
+height on (for a deploy time: from the block after the first one whose time reached it).
 
 Fund recovery (transfer_fund) moves the amount from `transfer_from` into Hold at once, without
 its consent: that is the point of it (SPEC §7). The escrow total is kept (keeper.escrow) for the
@@ -71,7 +73,7 @@ from cybermiles_node.governance.tally import tally
 from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import HOLD_ADDRESS
 from cybermiles_node.system.storage import SystemStorage
-from evm.eni import IMPLEMENTATIONS, default_registry
+from evm import eni
 from genesis import ParamError, Params
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "check",
     "due_halts",
     "fee_of",
+    "settle_deploys",
     "settle_due",
 ]
 
@@ -339,16 +342,28 @@ def settle_due(
     storage: SystemStorage, height: int, time: int, members: Mapping[bytes, int], params: Params
 ) -> Events:
     """At the start of a block: tally once more every open proposal that expires here (else
-    EXPIRED), then enable the library versions whose deploy point has come."""
+    EXPIRED). Deploy proposals are settled at the end of the block before (`settle_deploys`)."""
     events: list[GovernanceEvent] = []
     for record in keeper.open_proposals(storage):
-        if _due(record, height, time):
-            result = tally(keeper.votes(storage, record.id), members)
-            final = Result.EXPIRED if result is Result.OPEN else result
-            events.extend(_decide(storage, record, final, height, params))
+        if not isinstance(record.msg, ProposeDeployLibEni) and _due(record, height, time):
+            events.extend(_final_tally(storage, record, members, height, params))
+    return tuple(events)
+
+
+def settle_deploys(
+    storage: SystemStorage, height: int, time: int, members: Mapping[bytes, int], params: Params
+) -> Events:
+    """At the end of block `height`: the deploy proposals whose deploy point is the next block
+    (deploy height = height + 1, or a deploy time this block's time has reached) are tallied
+    once more if undecided, and an approved one enables its version. A block runs the versions
+    of its parent's state, so the version is in force from the deploy height on."""
+    events: list[GovernanceEvent] = []
+    for record in keeper.open_proposals(storage):
+        if isinstance(record.msg, ProposeDeployLibEni) and _due(record, height + 1, time):
+            events.extend(_final_tally(storage, record, members, height, params))
     for record in keeper.scheduled_proposals(storage):
         msg = record.msg
-        if isinstance(msg, ProposeDeployLibEni) and _due(record, height, time):
+        if isinstance(msg, ProposeDeployLibEni) and _due(record, height + 1, time):
             versions.enable_eni_version(storage, msg.name, msg.version)
             keeper.put_proposal(storage, dataclasses.replace(record, executed=True))
             events.append(
@@ -357,6 +372,18 @@ def settle_due(
                 )
             )
     return tuple(events)
+
+
+def _final_tally(
+    storage: SystemStorage,
+    record: Proposal,
+    members: Mapping[bytes, int],
+    height: int,
+    params: Params,
+) -> Events:
+    result = tally(keeper.votes(storage, record.id), members)
+    final = Result.EXPIRED if result is Result.OPEN else result
+    return _decide(storage, record, final, height, params)
 
 
 def due_halts(storage: SystemStorage, height: int) -> versions.ProgramRequirement | None:
@@ -386,25 +413,14 @@ def _due(record: Proposal, height: int, time: int) -> bool:
 
 # -- library versions -----------------------------------------------------------------------------
 def available_eni_versions(name: str) -> tuple[str, ...]:
-    """The versions of ENI library `name` this node carries, as "vX.Y.Z", oldest first."""
-    carried = (_as_version(v) for v in IMPLEMENTATIONS.get(name, {}))
-    return tuple(sorted(carried, key=versions.parse_version))
+    """The versions of ENI library `name` this node carries ("vX.Y.Z"), oldest first."""
+    return eni.available().get(name, ())
 
 
 def enabled_eni_version(storage: SystemStorage, name: str) -> str:
     """The version of `name` in force: governance's choice, else the node's default."""
     chosen = versions.enabled_eni_versions(storage).get(name)
-    if chosen is not None:
-        return chosen
-    return _as_version(default_registry().enabled()[name])
-
-
-def _as_version(text: str) -> str:
-    """ "vX.Y.Z" for a registry version ("1.3.7" → "v1.3.7", "1.0" → "v1.0.0")."""
-    if text.startswith("v"):
-        return text
-    parts = [*text.split("."), "0", "0"][:3]
-    return "v" + ".".join(parts)
+    return chosen or eni.default_version(name) or "v0.0.0"
 
 
 # -- the table ------------------------------------------------------------------------------------

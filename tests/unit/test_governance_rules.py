@@ -407,3 +407,36 @@ def test_tally_thresholds(data: st.DataObject) -> None:
 def test_governance_refusals_are_governance_rejections() -> None:
     for error in (GovernanceRuleViolation, NotAValidator, UnknownProposal):
         assert issubclass(error, GovernanceRejected)
+
+
+def test_an_approved_deploy_enables_the_version_from_the_deploy_height_on() -> None:
+    gov = Gov()
+    data = {"name": "reverse", "version": "v2.0.0", "deploy_block_height": 10, **RELEASE}
+    pid = gov.send(V0, DEPLOY, data).tx_hash
+    again = {**data, "deploy_block_height": 12}
+    assert "still undecided or undeployed" in str(
+        gov.refused(V1, DEPLOY, again, GovernanceRuleViolation)
+    )
+    gov.vote(V0, pid, "Y")
+    gov.vote(V1, pid, "Y")
+    assert gov.result(pid) is Result.APPROVED
+    assert "still undecided or undeployed" in str(
+        gov.refused(V1, DEPLOY, again, GovernanceRuleViolation)
+    )
+    gov.block(8)
+    assert versions.enabled_eni_versions(gov.state) == {}
+    gov.block(9)  # its end writes the version: block 10 runs it (a block reads its parent's)
+    assert versions.enabled_eni_versions(gov.state) == {"reverse": "v2.0.0"}
+    record = keeper.proposal(gov.state, pid)
+    assert record is not None and record.executed
+    assert "not newer" in str(gov.refused(V1, DEPLOY, again, GovernanceRuleViolation))
+
+
+def test_an_undecided_deploy_expires_at_the_block_before_its_height() -> None:
+    gov = Gov()
+    data = {"name": "reverse", "version": "v2.0.0", "deploy_block_height": 10, **RELEASE}
+    pid = gov.send(V0, DEPLOY, data).tx_hash
+    gov.vote(V0, pid, "Y")
+    gov.block(9)
+    assert gov.result(pid) is Result.EXPIRED
+    assert versions.enabled_eni_versions(gov.state) == {}
