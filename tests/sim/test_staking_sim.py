@@ -1,26 +1,32 @@
-"""A seeded staking simulation: random staking transactions of all 11 kinds, valid and invalid,
-over hundreds of blocks, with every staking invariant checked after every block.
+"""A seeded staking and governance simulation: random staking transactions of all 11 kinds and
+governance proposals (fund transfers, parameter changes) and votes, valid and invalid, over
+hundreds of blocks, with every staking invariant and escrow conservation checked after every
+block.
 
 The state is the chain's own: a `StateDB` over an in-memory database, from a `Chain`'s genesis
 (parameters in state, two genesis validators with their self-stake in Hold). Twenty funded
 accounts (two of them own the genesis validators) and the foundation address send the
 transactions; six more consensus keys can be declared. Each block:
 
-1. 0-8 random transactions, each built from the current state by one of the 11 generators
-   below, mostly plausible and sometimes broken on purpose (an unknown candidate, a bad Cube
-   signature, more than the balance, ...). Each goes through the staking module as a block
-   does: `check_tx` (admission), then `deliver_tx`. `check_tx` must change nothing (same state
-   root); when it refuses, `deliver_tx` must refuse with the same error and leave the state
-   root unchanged; when it accepts, `deliver_tx` must succeed. A transaction the generator
-   broke on purpose must be refused.
+1. the governance module's begin_block (expiries), then 0-8 random transactions, each built from
+   the current state by one of the generators below, mostly plausible and sometimes broken on
+   purpose (an unknown candidate, a bad Cube signature, more than the balance, ...). Each
+   goes through the staking module as a block does: `check_tx` (admission), then
+   `deliver_tx`. `check_tx` must change nothing (same state root); when it refuses,
+   `deliver_tx` must refuse with the same error and leave the state root unchanged; when it
+   accepts, `deliver_tx` must succeed. A transaction the generator broke on purpose must be
+   refused. Governance transactions go to the governance module (as `node.chain_modules()`
+   orders them: staking, then governance, reading staking's electorate).
 2. `end_block`: matured unstakes are paid, and at every `cal_vp_interval` the election runs;
    its validator updates are applied to a model of what consensus holds.
    At an election the same end_block also runs on a copy of the state with the reference
    election (`election.run_full_election`: every delegation recomputed): the incremental one
    must leave the very same state (same root; on a difference the first differing candidate,
    delegation or consensus set is named).
-3. The invariants (`staking/invariants.py`): Hold covers the stakes and the award reserve
-   (here exactly: nobody sends CMT to Hold in the simulation), the records agree with each
+3. The invariants (`staking/invariants.py`): Hold covers the stakes, the award reserve and the
+   governance escrow (here exactly: nobody sends CMT to Hold in the simulation), the escrow is
+   the sum of the undecided fund transfers (escrow conservation: Σ balances + escrow owed is
+   what it was), the records agree with each
    other and their indices, the incremental election's bookkeeping is right, after an election
    its outcome adds up and the model of consensus equals the set last sent, and Σ balances over
    every account that can hold CMT = genesis supply + minted − burned.
@@ -51,7 +57,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cybermiles_node.application.chain import Chain
-from cybermiles_node.errors import InvariantViolation
+from cybermiles_node.errors import InvariantViolation, TxRejected
+from cybermiles_node.governance import keeper as governance_keeper
+from cybermiles_node.governance.module import GovernanceModule
+from cybermiles_node.governance.msgs import ProposeTransferFund
 from cybermiles_node.modules import ModuleSet, SystemTxMessage
 from cybermiles_node.params import read_params
 from cybermiles_node.staking import keeper
@@ -68,6 +77,7 @@ from cybermiles_node.staking.invariants import (
     check_supply,
 )
 from cybermiles_node.staking.module import StakingModule
+from cybermiles_node.staking.query import members_voting_power
 from cybermiles_node.staking.records import Candidate, RequestState
 from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import (
@@ -114,9 +124,15 @@ KINDS = (
     "stake/setCompRate",
     "stake/updateCandidacyAccount",
     "stake/acceptCandidacyAccountUpdate",
+    "governance/propose/transfer_fund",
+    "governance/propose/change_param",
+    "governance/vote",
 )
 # How often each kind is drawn: stake moves most, terminal or account-consuming kinds least.
-WEIGHTS = (1.0, 1.0, 0.3, 1.0, 1.0, 1.0, 5.0, 4.0, 1.0, 0.5, 1.0)
+WEIGHTS = (1.0, 1.0, 0.3, 1.0, 1.0, 1.0, 5.0, 4.0, 1.0, 0.5, 1.0, 0.7, 0.4, 2.0)
+# Parameter changes governance may propose here: ones that move staking (a changed max_vals
+# makes the next election recompute everything) and one that is refused.
+PARAM_CHANGES = (("max_vals", "2"), ("max_vals", "3"), ("proposal_expire_period", "40"))
 
 
 class StakingSimFailure(AssertionError):
@@ -220,7 +236,8 @@ class StakingSim:
         self.genesis = sim_genesis(self.rng, cube)
         self.params = self.genesis.params
         self.module = StakingModule()
-        chain = Chain(MemoryDB(), self.genesis, modules=ModuleSet([self.module]))
+        self.governance = GovernanceModule(members_voting_power)
+        chain = Chain(MemoryDB(), self.genesis, modules=ModuleSet([self.module, self.governance]))
         self.db = chain.db
         self.state: StateDB = chain.state_at()
         self.genesis_supply = sum(account.balance for _, account in self.genesis.alloc)
@@ -245,6 +262,7 @@ class StakingSim:
             self.height = height
             self.block_ops = []
             self.block_fees = 0
+            self.governance.begin_block(self.context(), self.state)
             for _ in range(self.rng.randint(0, MAX_TXS_PER_BLOCK)):
                 op = self.random_op()
                 self.block_ops.append(op)
@@ -267,6 +285,12 @@ class StakingSim:
     def time(self) -> int:
         return T0 + BLOCK_SECONDS * self.height
 
+    def context(self) -> BlockContext:
+        return BlockContext(self.height, self.time(), ZERO, bytes(32), b"", read_params(self.state))
+
+    def module_of(self, kind: str) -> StakingModule | GovernanceModule:
+        return self.governance if kind.startswith("governance/") else self.module
+
     def deliver(self, op: Op) -> None:
         """Admission, then execution, as a block runs a system transaction."""
         msg = SystemTxMessage(
@@ -274,10 +298,10 @@ class StakingSim:
         )
         self.nonces[op.sender] += 1
         before = self.root()
-        refusal: StakingRejected | None = None
+        refusal: TxRejected | None = None
         try:
-            self.module.check_tx(msg, self.state, self.height, self.time())
-        except StakingRejected as exc:
+            self.module_of(op.kind).check_tx(msg, self.state, self.height, self.time())
+        except TxRejected as exc:
             refusal = exc
         if self.root() != before:
             raise self.fail(f"check_tx changed the state: {op.describe()}")
@@ -290,8 +314,8 @@ class StakingSim:
         if op.must_refuse is not None:
             raise self.fail(f"check_tx accepted a transaction broken on purpose: {op.describe()}")
         try:
-            result = self.module.deliver_tx(msg, self.state, self.height, self.time())
-        except StakingRejected as exc:
+            result = self.module_of(op.kind).deliver_tx(msg, self.state, self.height, self.time())
+        except TxRejected as exc:
             raise self.fail(
                 f"admitted, then refused in the block ({exc}): {op.describe()}"
             ) from exc
@@ -301,11 +325,11 @@ class StakingSim:
         self.tally.accepted[op.kind] += 1
 
     def expect_refused(
-        self, op: Op, msg: SystemTxMessage, refusal: StakingRejected, root: bytes
+        self, op: Op, msg: SystemTxMessage, refusal: TxRejected, root: bytes
     ) -> None:
         try:
-            self.module.deliver_tx(msg, self.state, self.height, self.time())
-        except StakingRejected as exc:
+            self.module_of(op.kind).deliver_tx(msg, self.state, self.height, self.time())
+        except TxRejected as exc:
             if type(exc) is not type(refusal):
                 raise self.fail(
                     f"check_tx refused with {type(refusal).__name__}, deliver_tx with "
@@ -325,9 +349,11 @@ class StakingSim:
         elects = self.height % params.cal_vp_interval == 0
         reference = StateDB(self.db, self.root()) if elects else None
         outcome = self.module.end_block(ctx, self.state, self.block_fees)
+        self.governance.end_block(ctx, self.state, self.block_fees)
         if reference is not None:
             with full_recompute():
                 expected = self.module.end_block(ctx, reference, self.block_fees)
+            self.governance.end_block(ctx, reference, self.block_fees)
             if expected.validator_updates != outcome.validator_updates:
                 raise self.fail(
                     f"the incremental election sent {outcome.validator_updates}, the full "
@@ -379,7 +405,17 @@ class StakingSim:
         except InvariantViolation as exc:
             raise self.fail(str(exc)) from exc
         owed = sum(d.shares + d.pending_withdraw_amount for d in delegations)
-        owed += keeper.award_reserve(state)
+        owed += keeper.award_reserve(state) + governance_keeper.escrow(state)
+        escrowed = sum(
+            p.msg.amount
+            for p in governance_keeper.open_proposals(state)
+            if isinstance(p.msg, ProposeTransferFund)
+        )
+        if governance_keeper.escrow(state) != escrowed:
+            raise self.fail(
+                f"the escrow is {governance_keeper.escrow(state)} wei, the undecided fund "
+                f"transfers {escrowed}"
+            )
         # Exact here: no one sends CMT to Hold in the simulation; the block's fees and award
         # were distributed at its end, into the reserve.
         if state.get_balance(HOLD_ADDRESS) != owed:
@@ -409,6 +445,51 @@ class StakingSim:
 
     def rate(self) -> str:
         return self.rng.choice(["1/10", "1/5", "1/2", "9/10"])
+
+    # -- governance generators --------------------------------------------------------------------
+    def members(self) -> list[bytes]:
+        return sorted(members_voting_power(self.state))
+
+    def expiry(self) -> dict[str, object]:
+        if self.rng.random() < 0.3:
+            return {"expire_timestamp": self.time() + BLOCK_SECONDS * self.rng.randint(3, 30)}
+        return {"expire_block_height": self.height + self.rng.randint(3, 30)}
+
+    def propose_transfer(self) -> Op:
+        sender = self.pick(self.members(), ADDRESSES)
+        source, target = self.rng.sample(ADDRESSES, 2)
+        amount = self.amount([1, 100, 1_000, 1_000_000])
+        reason = (
+            "the sender owns no validator" if sender not in self.members()
+            else "more than transfer_from holds" if amount > self.balance(source)
+            else None
+        )  # fmt: skip
+        data = {"transfer_from": _hex(source), "transfer_to": _hex(target), "amount": str(amount)}
+        return Op(sender, "governance/propose/transfer_fund", {**data, **self.expiry()}, reason)
+
+    def propose_param(self) -> Op:
+        sender = self.pick(self.members(), ADDRESSES)
+        name, value = self.rng.choice([*PARAM_CHANGES, ("no_such_param", "1")])
+        reason = (
+            "the sender owns no validator" if sender not in self.members()
+            else "no such parameter" if name == "no_such_param"
+            else None
+        )  # fmt: skip
+        data = {"name": name, "value": value, **self.expiry()}
+        return Op(sender, "governance/propose/change_param", data, reason)
+
+    def vote(self) -> Op:
+        sender = self.pick(self.members(), ADDRESSES)
+        open_ids = [p.id for p in governance_keeper.open_proposals(self.state)]
+        proposal_id = self.pick(open_ids, [self.rng.randbytes(32)], p=0.9)
+        reason = (
+            "the sender owns no validator" if sender not in self.members()
+            else "no such proposal" if proposal_id not in open_ids
+            else None
+        )  # fmt: skip
+        answer = "Y" if self.rng.random() < 0.7 else "N"
+        data = {"proposal_id": _b64(proposal_id), "answer": answer}
+        return Op(sender, "governance/vote", data, reason)
 
     # -- the generators, one per kind -------------------------------------------------------------
     def random_op(self) -> Op:
@@ -594,6 +675,9 @@ class StakingSim:
         "stake/setCompRate": set_comp_rate,
         "stake/updateCandidacyAccount": update_account,
         "stake/acceptCandidacyAccountUpdate": accept,
+        "governance/propose/transfer_fund": propose_transfer,
+        "governance/propose/change_param": propose_param,
+        "governance/vote": vote,
     }
 
 
@@ -611,6 +695,7 @@ def cube() -> CubeSigner:
 
 def test_staking_simulation(cube: CubeSigner) -> None:
     total = Tally()
+    outcomes: Counter[Result] = Counter()
     for seed in _seeds():
         sim = StakingSim(seed, cube)
         failure = None
@@ -625,6 +710,9 @@ def test_staking_simulation(cube: CubeSigner) -> None:
                 pytrace=False,
             )
         total.add(sim.tally)
+        outcomes.update(p.result for p in governance_keeper.proposals(sim.state))
+    decided = {Result.APPROVED, Result.REJECTED, Result.EXPIRED}
+    assert decided <= set(outcomes), f"proposals never decided some way: {outcomes}"
     never_accepted = [k for k in KINDS if total.accepted[k] == 0]
     never_refused = [k for k in KINDS if total.refused[k] == 0]
     assert not never_accepted and not never_refused, (
@@ -647,7 +735,9 @@ def test_a_broken_invariant_names_the_seed_and_block(cube: CubeSigner) -> None:
     """The simulation's checks can fail: CMT taken out of Hold is reported with its seed."""
     sim = StakingSim(5, cube, blocks=3)
     sim.run()
-    sim.state.set_balance(HOLD_ADDRESS, sim.state.get_balance(HOLD_ADDRESS) - 1)
+    # More than the governance escrow, which Hold holds beside the stakes.
+    taken = governance_keeper.escrow(sim.state) + 1
+    sim.state.set_balance(HOLD_ADDRESS, sim.state.get_balance(HOLD_ADDRESS) - taken)
     with pytest.raises(StakingSimFailure, match=r"seed 5, block 3: staking: the Hold account"):
         sim.check_invariants(election=False)
 
