@@ -61,6 +61,7 @@ from cybermiles_node.errors import InvariantViolation, TxRejected
 from cybermiles_node.governance import keeper as governance_keeper
 from cybermiles_node.governance.module import GovernanceModule
 from cybermiles_node.governance.msgs import ProposeTransferFund
+from cybermiles_node.governance.records import Result
 from cybermiles_node.modules import ModuleSet, SystemTxMessage
 from cybermiles_node.params import read_params
 from cybermiles_node.staking import keeper
