@@ -15,7 +15,6 @@ from typing import Any
 
 import trio
 import trio.testing
-from eth_account.signers.local import LocalAccount
 
 from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import Chain, PendingBlock
@@ -23,7 +22,7 @@ from cybermiles_node.application.queries import CmtQueries
 from cybermiles_node.application.staking_txs import CmtTransactions
 from cybermiles_node.node import chain_modules
 from evm.db import MemoryDB
-from genesis import Genesis
+from genesis import DevAccount, Genesis
 from rpc import Dispatcher
 from rpc.cmt import CmtApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
@@ -39,7 +38,7 @@ class CmtNode:
     def __init__(
         self,
         genesis: Genesis,
-        accounts: Sequence[LocalAccount],
+        accounts: Sequence[DevAccount],
         commit_timeout: float = 30.0,
     ) -> None:
         self.app = ChainApp(Chain(MemoryDB(), genesis, modules=chain_modules()))
