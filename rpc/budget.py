@@ -44,9 +44,9 @@ __all__ = [
 DEFAULT_COST: Final = 1
 # Weights in cost units, roughly milliseconds of work of a typical call on a devnet node. Blocks
 # stay at the default 1 (clients fetch hundreds in one batch); full blocks are bounded by the
-# response-size estimate instead. The cmt_* staking transactions sign like eth_sendTransaction,
-# then wait for their block without working: in a batch that wait counts against the time
-# budget, so a batch of them stops after max_seconds (+ the one call waiting).
+# response-size estimate instead. The cmt_* staking and governance transactions sign like
+# eth_sendTransaction, then wait for their block without working: in a batch that wait counts
+# against the time budget, so a batch of them stops after max_seconds (+ the one call waiting).
 _STAKING_TX_COST: Final = 2
 METHOD_COSTS: Final[Mapping[str, int]] = MappingProxyType(
     {
@@ -55,10 +55,16 @@ METHOD_COSTS: Final[Mapping[str, int]] = MappingProxyType(
         "cmt_deactivateCandidacy": _STAKING_TX_COST,
         "cmt_declareCandidacy": _STAKING_TX_COST,
         "cmt_delegate": _STAKING_TX_COST,
+        "cmt_proposeChangeParam": _STAKING_TX_COST,
+        "cmt_proposeDeployLibEni": _STAKING_TX_COST,
+        "cmt_proposeRetireProgram": _STAKING_TX_COST,
+        "cmt_proposeTransferFund": _STAKING_TX_COST,
+        "cmt_proposeUpgradeProgram": _STAKING_TX_COST,
         "cmt_setCompRate": _STAKING_TX_COST,
         "cmt_updateCandidacy": _STAKING_TX_COST,
         "cmt_updateCandidacyAccount": _STAKING_TX_COST,
         "cmt_verifyCandidacy": _STAKING_TX_COST,
+        "cmt_vote": _STAKING_TX_COST,
         "cmt_withdraw": _STAKING_TX_COST,
         "cmt_withdrawCandidacy": _STAKING_TX_COST,
         "eth_call": 20,

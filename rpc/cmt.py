@@ -9,7 +9,10 @@ queries `cmt_queryValidators` (active candidates), `cmt_queryValidator` (one can
 error if the address never was one), `cmt_queryDelegator` (a list, or null when none; never
 an error; award_amount includes what is earned but not yet settled) and `cmt_queryAwardInfos`
 (the block's award per validator and backup: {address, state, amount}), whose records the
-backend formats (SPEC §6 field names).
+backend formats (SPEC §6 field names), and the governance query `cmt_queryProposals` (every
+proposal in creation order, Travis's field names: governance/query.py). Travis's
+cmt_queryProposals took no argument and read the latest state; ours also takes the optional
+height of the other queries.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class CmtBackend(Protocol):
 
     def award_infos_json(self, header: BlockHeaderAPI) -> list[dict[str, object]]: ...
 
+    def proposals_json(self, header: BlockHeaderAPI) -> list[dict[str, object]]: ...
+
 
 class CmtApi:
     def __init__(self, chain: CmtBackend) -> None:
@@ -55,6 +60,7 @@ class CmtApi:
             dispatcher.register(name, getattr(self, name))
         dispatcher.register("cmt_queryDelegator", self.cmt_queryDelegator)
         dispatcher.register("cmt_queryAwardInfos", self.cmt_queryAwardInfos)
+        dispatcher.register("cmt_queryProposals", self.cmt_queryProposals)
 
     def _header(self, height: object) -> BlockHeaderAPI:
         if height is None or height == 0:
@@ -92,6 +98,10 @@ class CmtApi:
     def cmt_queryAwardInfos(self, height: object = None) -> dict[str, Any]:
         header = self._header(height)
         return _at(header, self.chain.award_infos_json(header))
+
+    def cmt_queryProposals(self, height: object = None) -> dict[str, Any]:
+        header = self._header(height)
+        return _at(header, self.chain.proposals_json(header))
 
 
 def _at(header: BlockHeaderAPI, data: object) -> dict[str, Any]:

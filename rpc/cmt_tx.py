@@ -1,4 +1,5 @@
-"""The Travis `cmt_*` staking transaction methods (SPEC §8), signed by the node's unlocked accounts.
+"""The Travis `cmt_*` staking and governance transaction methods (SPEC §8), signed by the node's
+unlocked accounts.
 
 Each method takes ONE JSON object, as web3-cmt.js sends it: `from` (an account this node holds
 the key of, `rpc.dev_accounts.UnlockedAccounts`), an optional `nonce` (hex; default: the
@@ -15,10 +16,11 @@ committed, in Travis's shape:
 
 - `deliver_tx.code` is 0 when the receipt's status is 1 (else 1); `data` is the base64 of the
   result bytes: for updateCandidacyAccount the request id as decimal text (Travis: "MQ==" for
-  request 1), else empty; `gasUsed` the receipt's; `fee` the fee charged (the receipt's gasUsed
-  × the gas_price in force for the block), keyed by base64("GasFee") as Travis's Tendermint
-  KVPair was, and `{}` for the free kinds (Travis's shape again); `log` the receipt's events as
-  a JSON array of the staking module's event objects, or "" when there are none.
+  request 1), for a governance proposal its id (below), else empty; `gasUsed` the receipt's;
+  `fee` the fee charged (the receipt's gasUsed × the gas_price in force for the block), keyed
+  by base64("GasFee") as Travis's Tendermint KVPair was, and `{}` for the free kinds (Travis's
+  shape again); `log` the receipt's events as a JSON array of the module's event objects, or ""
+  when there are none.
 - Refused at admission is NOT a JSON-RPC error: the answer has height 0, the hash of the
   signed transaction, `check_tx: {"code": C, "log": "<why>"}` and `deliver_tx: {}`, where C is
   Travis's check_tx code (the backend maps the node's refusal):
@@ -62,6 +64,38 @@ through; booleans are JSON booleans; `accountUpdateRequestId` is a JSON integer.
 | cmt_withdraw                     | withdraw                     | validatorAddress, amount,    |
 |                                  |                              | completelyWithdraw?          |
 
+The governance methods (SPEC §7, §8) go through the same path; their kinds are
+`governance/propose/<type>` and `governance/vote`. Heights and timestamps are JSON integers,
+`fileUrl`/`md5` strings (a JSON object as text, as Travis clients send them), `proposalId` the
+base64 id cmt_queryProposals shows (0x hex of the 32 bytes works too), `answer` "Y" or "N".
+Their refusals carry governance's check_tx codes (governance/errors.py): 1 malformed content
+(a version not vX.Y.Z, an answer not Y/N, an id that is not 32 bytes, a height below 0), 5
+unknown proposal, 20 insufficient funds, 21 any other rule (not a validator's owner, an expiry
+in the past or both expiries, an unknown parameter or an unparsable value, a library version
+this node does not carry, a vote on a decided proposal).
+
+| method                    | kind                          | fields (? optional)                |
+|---------------------------|-------------------------------|------------------------------------|
+| cmt_proposeTransferFund   | governance/propose/           | transferFrom, transferTo, amount,  |
+|                           | transfer_fund                 | reason?, expireTimestamp?,         |
+|                           |                               | expireBlockHeight?                 |
+| cmt_proposeChangeParam    | governance/propose/           | name, value, reason?,              |
+|                           | change_param                  | expireTimestamp?,                  |
+|                           |                               | expireBlockHeight?                 |
+| cmt_proposeDeployLibEni   | governance/propose/           | name, version, fileUrl, md5,       |
+|                           | deploy_libeni                 | reason?, deployTimestamp?,         |
+|                           |                               | deployBlockHeight?                 |
+| cmt_proposeRetireProgram  | governance/propose/           | preservedValidators?, reason?,     |
+|                           | retire_program                | retiredBlockHeight?                |
+| cmt_proposeUpgradeProgram | governance/propose/           | name, version, fileUrl, md5,       |
+|                           | upgrade_program               | reason?, upgradeBlockHeight?       |
+| cmt_vote                  | governance/vote               | proposalId, answer                 |
+
+For a proposal, `deliver_tx.data` is its id: Travis's governance handler sets the result data
+to the proposing transaction's hash, and Tendermint's JSON writes bytes as base64, so `data` is
+base64 of the 32 hash bytes, the same text as the proposal's `Id` in cmt_queryProposals (and
+what cmt_vote's `proposalId` takes). A vote's `data` is empty.
+
 Waiting for the commit wakes on the node's block notification (`CommitSignal`, fed from the
 application's commit listeners), never on a timer: after each block the transaction is looked
 up in the chain, then in the pool.
@@ -86,13 +120,15 @@ from rpc.params import address, bool_param, json_object, optional_quantity, quan
 
 __all__ = [
     "COMMIT_TIMEOUT_S",
+    "GOVERNANCE_TX_METHODS",
+    "STAKING_TX_METHODS",
     "TX_METHODS",
     "CheckTx",
     "CmtTxApi",
     "CmtTxBackend",
     "CommitSignal",
     "DeliverTx",
-    "StakingCall",
+    "TxCall",
     "committed_json",
     "envelope",
     "parse_call",
@@ -120,7 +156,7 @@ class DeliverTx:
 
     height: int
     success: bool  # the receipt's status
-    data: bytes  # the result bytes (updateCandidacyAccount: the request id as decimal text)
+    data: bytes  # the result bytes (an account update's request id as text, a proposal's id)
     gas_used: int
     fee: int  # wei charged to the sender
     log: str  # the receipt's events as a JSON array, or ""
@@ -211,7 +247,21 @@ _AMOUNT = Field("amount", "amount", _wei)
 _VALIDATOR = Field("validatorAddress", "validator_address", _account)
 _DESCRIPTION = Field("description", "description", _description, required=False)
 
-TX_METHODS: Final[Mapping[str, TxMethod]] = {
+_REASON = Field("reason", "reason", _text, required=False)
+_EXPIRE = (
+    _REASON,
+    Field("expireTimestamp", "expire_timestamp", _integer, required=False),
+    Field("expireBlockHeight", "expire_block_height", _integer, required=False),
+)
+_RELEASE = (
+    Field("name", "name", _text),
+    Field("version", "version", _text),
+    Field("fileUrl", "file_url", _text),
+    Field("md5", "md5", _text),
+    _REASON,
+)
+
+STAKING_TX_METHODS: Final[Mapping[str, TxMethod]] = {
     "cmt_declareCandidacy": TxMethod(
         "stake/declareCandidacy",
         (
@@ -274,9 +324,51 @@ TX_METHODS: Final[Mapping[str, TxMethod]] = {
     ),
 }
 
+GOVERNANCE_TX_METHODS: Final[Mapping[str, TxMethod]] = {
+    "cmt_proposeTransferFund": TxMethod(
+        "governance/propose/transfer_fund",
+        (
+            Field("transferFrom", "transfer_from", _account),
+            Field("transferTo", "transfer_to", _account),
+            _AMOUNT,
+            *_EXPIRE,
+        ),
+    ),
+    "cmt_proposeChangeParam": TxMethod(
+        "governance/propose/change_param",
+        (Field("name", "name", _text), Field("value", "value", _text), *_EXPIRE),
+    ),
+    "cmt_proposeDeployLibEni": TxMethod(
+        "governance/propose/deploy_libeni",
+        (
+            *_RELEASE,
+            Field("deployTimestamp", "deploy_timestamp", _integer, required=False),
+            Field("deployBlockHeight", "deploy_block_height", _integer, required=False),
+        ),
+    ),
+    "cmt_proposeRetireProgram": TxMethod(
+        "governance/propose/retire_program",
+        (
+            Field("preservedValidators", "preserved_validators", _text, required=False),
+            _REASON,
+            Field("retiredBlockHeight", "retired_block_height", _integer, required=False),
+        ),
+    ),
+    "cmt_proposeUpgradeProgram": TxMethod(
+        "governance/propose/upgrade_program",
+        (*_RELEASE, Field("upgradeBlockHeight", "upgrade_block_height", _integer, required=False)),
+    ),
+    "cmt_vote": TxMethod(
+        "governance/vote",
+        (Field("proposalId", "proposal_id", _text), Field("answer", "answer", _text)),
+    ),
+}
+
+TX_METHODS: Final[Mapping[str, TxMethod]] = {**STAKING_TX_METHODS, **GOVERNANCE_TX_METHODS}
+
 
 @dataclass(frozen=True)
-class StakingCall:
+class TxCall:
     """One parsed request: who signs, with which nonce (None: pending), what envelope."""
 
     sender: bytes
@@ -285,7 +377,7 @@ class StakingCall:
     data: Mapping[str, object]
 
 
-def parse_call(method: TxMethod, params: object) -> StakingCall:
+def parse_call(method: TxMethod, params: object) -> TxCall:
     """The request object of `method`, checked field by field (InvalidParams names the field).
     A null field counts as omitted, as in eth_sendTransaction."""
     obj = json_object(params, "params")
@@ -308,15 +400,15 @@ def parse_call(method: TxMethod, params: object) -> StakingCall:
             raise InvalidParams(f"missing {f.param}")
         elif f.default is not None:
             data[f.wire] = f.default
-    return StakingCall(sender, nonce, method.kind, data)
+    return TxCall(sender, nonce, method.kind, data)
 
 
-def envelope(call: StakingCall) -> bytes:
+def envelope(call: TxCall) -> bytes:
     """The transaction's data: SPEC §5's JSON, compact, fields in the table's order."""
     return json.dumps({"type": call.kind, "data": call.data}, separators=(",", ":")).encode()
 
 
-def unsigned_fields(call: StakingCall, nonce: int, chain_id: int) -> dict[str, Any]:
+def unsigned_fields(call: TxCall, nonce: int, chain_id: int) -> dict[str, Any]:
     """The legacy transaction SPEC §5 recognises as a system transaction (eth-account names)."""
     return {
         "nonce": nonce,

@@ -33,9 +33,10 @@ MAX_FUZZ_GAS = 200_000
 EXECUTING_METHODS = frozenset(
     {"eth_call", "eth_estimateGas", "eth_sendTransaction", "eth_signTransaction"}
 )
-# The cmt_* staking transaction methods sign for `from` and wait for the commit: `cheap` pins
-# their nonce to the funded account's spent nonce 0, so none is admitted and none waits.
-STAKING_TX_METHODS = frozenset(TX_METHODS)
+# The cmt_* staking and governance transaction methods sign for `from` and wait for the commit:
+# `cheap` pins their nonce to the funded account's spent nonce 0, so none is admitted and none
+# waits.
+SIGNING_TX_METHODS = frozenset(TX_METHODS)
 STAKING_PUB_KEY = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="  # base64 of bytes 1..32
 
 
@@ -200,12 +201,13 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "cmt_queryValidators": [1],
         "cmt_queryValidator": [known.funded, 1],
         "cmt_queryDelegator": [known.funded, 1],
-        **staking_tx_params(known),
+        "cmt_queryProposals": [1],
+        **tx_method_params(known),
     }
 
 
-def staking_tx_params(known: Known) -> dict[str, list[Json]]:
-    """A well-formed request object per cmt_* staking transaction method, every field given."""
+def tx_method_params(known: Known) -> dict[str, list[Json]]:
+    """A well-formed request object per cmt_* transaction method, every field given."""
     sender = {"from": known.funded, "nonce": "0x0"}
     validator = {"validatorAddress": known.other, "amount": "0xde0b6b3a7640000"}
     description = {"name": "fuzz", "website": "https://example.com", "email": ""}
@@ -231,9 +233,43 @@ def staking_tx_params(known: Known) -> dict[str, list[Json]]:
         "cmt_acceptCandidacyAccountUpdate": {"accountUpdateRequestId": 1},
         "cmt_delegate": {**validator, "cubeBatch": "01", "sig": "0x" + "ab" * 64},
         "cmt_withdraw": {**validator, "completelyWithdraw": False},
+        **_governance_objects(known),
     }
-    assert set(objects) == STAKING_TX_METHODS  # a new method gets its template here
+    assert set(objects) == SIGNING_TX_METHODS  # a new method gets its template here
     return {name: [{**sender, **fields}] for name, fields in objects.items()}
+
+
+def _governance_objects(known: Known) -> dict[str, dict[str, Json]]:
+    expiry = {"reason": "fuzz", "expireBlockHeight": 1_000}
+    release = {
+        "name": "reverse",
+        "version": "v2.0.0",
+        "fileUrl": '{"linux": ["https://example.invalid/libreverse.so"]}',
+        "md5": '{"linux": "00"}',
+        "reason": "fuzz",
+    }
+    return {
+        "cmt_proposeTransferFund": {
+            "transferFrom": known.funded,
+            "transferTo": known.other,
+            "amount": "0xde0b6b3a7640000",
+            **expiry,
+        },
+        "cmt_proposeChangeParam": {"name": "gas_price", "value": "3000000000", **expiry},
+        "cmt_proposeDeployLibEni": {**release, "deployBlockHeight": 1_000},
+        "cmt_proposeRetireProgram": {
+            "preservedValidators": "",
+            "reason": "fuzz",
+            "retiredBlockHeight": 1_000,
+        },
+        "cmt_proposeUpgradeProgram": {
+            **release,
+            "name": "cybermiles",
+            "version": "v9.0.0",
+            "upgradeBlockHeight": 1_000,
+        },
+        "cmt_vote": {"proposalId": "AA" * 21 + "A=", "answer": "Y"},
+    }
 
 
 def _paths(value: Json, prefix: tuple[int | str, ...] = ()) -> list[tuple[int | str, ...]]:
@@ -329,7 +365,7 @@ def cheap(method: str, params: Json, known: Known) -> Json:
     would parse gets a small gas, and a signed transaction reuses the funded account's spent
     nonce 0, so no fuzzed eth_sendTransaction or cmt_* staking transaction can ever be
     admitted."""
-    signing = method in STAKING_TX_METHODS
+    signing = method in SIGNING_TX_METHODS
     if not (signing or method in EXECUTING_METHODS) or not isinstance(params, list) or not params:
         return params
     obj = params[0]

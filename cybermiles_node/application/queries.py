@@ -1,7 +1,7 @@
 """What the cmt_* methods read (rpc/cmt.py's `CmtBackend`), over the chain and its state.
 
-The chain answers headers and parameters itself; staking records are read from the state
-after the asked block and formatted by `staking/query.py`.
+The chain answers headers and parameters itself; staking and governance records are read from
+the state after the asked block and formatted by `staking/query.py` and `governance/query.py`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from eth.abc import BlockHeaderAPI
 
 from cybermiles_node.application.chain import Chain
+from cybermiles_node.governance import query as governance_query
 from cybermiles_node.staking import query
 from genesis import Params
 
@@ -40,3 +41,6 @@ class CmtQueries:
 
     def award_infos_json(self, header: BlockHeaderAPI) -> list[dict[str, object]]:
         return query.award_infos_json(self.chain.state_at(header))
+
+    def proposals_json(self, header: BlockHeaderAPI) -> list[dict[str, object]]:
+        return governance_query.proposals_json(self.chain.state_at(header))

@@ -1,4 +1,5 @@
-"""What the cmt_* staking transaction methods need of the node (rpc/cmt_tx.py's `CmtTxBackend`).
+"""What the cmt_* staking and governance transaction methods need of the node (rpc/cmt_tx.py's
+`CmtTxBackend`).
 
 `CmtTransactions` submits a signed transaction through `ChainApp.check_tx` (the admission of
 eth_sendRawTransaction) and turns a refusal into Travis's check_tx code with
@@ -8,23 +9,34 @@ outcome back from the block's receipts:
 - fee: gasUsed × the gas_price in force for that block (the parameters after its parent), which
   is what the staking rules charge (`gas_of_kind × gas_price`);
 - log: the receipt's log payloads (the modules' canonical event JSON) as one JSON array;
-- data: for an account update request, its id as decimal text (from the module's
-  `account_update_requested` event), else empty.
+- data: for an account update request, its id as decimal text (from the staking module's
+  `account_update_requested` event); for a governance proposal, its id's 32 bytes (from the
+  governance module's `proposed` event: Travis's result data is the proposing tx hash); else
+  empty.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from cybermiles_node.application.app import ChainApp
 from cybermiles_node.errors import TxRejected
+from cybermiles_node.governance.rules import EventKind as GovernanceEventKind
 from cybermiles_node.staking.errors import check_tx_code_of
 from cybermiles_node.staking.rules import EventKind
 from rpc.cmt_tx import CheckTx, DeliverTx
 
 __all__ = ["CmtTransactions"]
 
-ACCOUNT_UPDATE_REQUESTED = f"stake/{EventKind.ACCOUNT_UPDATE_REQUESTED.value}"
+# event name → the result bytes it carries (one event per transaction has any)
+_RESULT_OF_EVENT: Mapping[str, Callable[[Mapping[str, Any]], bytes]] = {
+    f"stake/{EventKind.ACCOUNT_UPDATE_REQUESTED.value}": lambda e: str(e["request_id"]).encode(),
+    f"governance/{GovernanceEventKind.PROPOSED.value}": lambda e: bytes.fromhex(
+        str(e["proposal_id"]).removeprefix("0x")
+    ),
+}
 
 
 class CmtTransactions:
@@ -72,12 +84,16 @@ class CmtTransactions:
 
 
 def _result_data(payloads: list[str]) -> bytes:
-    """Travis's result bytes: an account update request's id as decimal text, else nothing."""
+    """Travis's result bytes: an account update request's id as decimal text, a proposal's id,
+    else nothing."""
     for payload in payloads:
         try:
             event = json.loads(payload)
         except ValueError:
             continue
-        if isinstance(event, dict) and event.get("event") == ACCOUNT_UPDATE_REQUESTED:
-            return str(event["request_id"]).encode()
+        if not isinstance(event, dict):
+            continue
+        result = _RESULT_OF_EVENT.get(str(event.get("event")))
+        if result is not None:
+            return result(event)
     return b""

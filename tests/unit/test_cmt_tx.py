@@ -1,5 +1,6 @@
 """The cmt_* staking transaction methods (rpc/cmt_tx.py): parameters, envelopes, signing, and the
-Travis result shape, in process over a real ChainApp (MemoryDB) and its commit notifications.
+Travis result shape, in process over a real ChainApp (MemoryDB) and its commit notifications
+(tests/cmt_node.py; the governance methods: test_cmt_governance_tx.py).
 
 Blocks are produced by the test once the request is parked on the commit signal
 (`wait_all_tasks_blocked`), so the waits are deterministic; the timeout runs on trio's MockClock.
@@ -9,33 +10,28 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
-from cybermiles_node.application.app import ChainApp
-from cybermiles_node.application.chain import Chain, PendingBlock
-from cybermiles_node.application.staking_txs import CmtTransactions
-from cybermiles_node.node import chain_modules
+from cybermiles_node.governance.msgs import parse_governance_msg
 from cybermiles_node.staking.msgs import parse_staking_msg
-from evm.db import MemoryDB
 from evm.transactions import decode_transaction
 from genesis import dev_accounts, devnet_genesis
-from rpc import Dispatcher, InvalidParams
+from rpc import InvalidParams
 from rpc.budget import METHOD_COSTS
 from rpc.cmt_tx import (
+    GOVERNANCE_TX_METHODS,
     TX_METHODS,
-    CmtTxApi,
-    CommitSignal,
     envelope,
     parse_call,
     unsigned_fields,
 )
 from rpc.dev_accounts import UnlockedAccounts
-from tests.rpc_fuzzing import STAKING_PUB_KEY, Known, staking_tx_params
+from tests.cmt_node import CmtNode
+from tests.rpc_fuzzing import STAKING_PUB_KEY, Known, tx_method_params
 
 GENESIS = devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=1_700_000_000)
 OWNER, SENDER, OTHER = dev_accounts(3)  # OWNER owns the genesis validator
@@ -87,10 +83,11 @@ def test_optional_fields_are_left_out_or_take_travis_defaults() -> None:
 
 
 @pytest.mark.parametrize("method", sorted(TX_METHODS))
-def test_every_method_signs_a_system_transaction_the_staking_module_decodes(method: str) -> None:
-    """The envelope of each method's full request is what the module parses (same field names),
-    and the signed transaction is a SPEC §5 system transaction of the chain."""
-    (params,) = staking_tx_params(KNOWN)[method]
+def test_every_method_signs_a_system_transaction_its_module_decodes(method: str) -> None:
+    """The envelope of each method's full request is what its module (staking or governance)
+    parses (same field names), and the signed transaction is a SPEC §5 system transaction of
+    the chain."""
+    (params,) = tx_method_params(KNOWN)[method]
     call = parse_call(TX_METHODS[method], {**params, "from": hex_of(SENDER.address)})
     fields = unsigned_fields(call, 3, GENESIS.chain_id)
     raw = UnlockedAccounts({SENDER.address: SENDER.private_key}).sign(SENDER.address, fields)
@@ -98,7 +95,8 @@ def test_every_method_signs_a_system_transaction_the_staking_module_decodes(meth
     assert tx.is_system and tx.sender == SENDER.address and tx.nonce == 3
     body = json.loads(tx.data)
     assert body["type"] == TX_METHODS[method].kind
-    assert parse_staking_msg(body["type"], body["data"]).KIND == body["type"]
+    parse = parse_governance_msg if method in GOVERNANCE_TX_METHODS else parse_staking_msg
+    assert parse(body["type"], body["data"]).KIND == body["type"]
 
 
 DELEGATE = {"from": STRANGER, "validatorAddress": STRANGER, "amount": "0x1"}
@@ -160,64 +158,12 @@ def test_params_must_be_one_object() -> None:
 
 
 # -- the methods over a real application ---------------------------------------------------------
-class Node:
-    """A ChainApp with the methods installed as node.py wires them; blocks made on demand."""
-
-    def __init__(self, commit_timeout: float = 30.0) -> None:
-        self.app = ChainApp(Chain(MemoryDB(), GENESIS, modules=chain_modules()))
-        commits = CommitSignal()
-        self.app.on_commit.append(lambda _block: commits.notify())
-        keys = {a.address: a.private_key for a in (OWNER, SENDER, OTHER)}
-        self.dispatcher = Dispatcher()
-        api = CmtTxApi(
-            CmtTransactions(self.app),
-            UnlockedAccounts(keys),
-            commits,
-            commit_timeout=commit_timeout,
-        )
-        api.install(self.dispatcher)
-
-    def produce(self) -> PendingBlock:
-        ctx = self.app.next_context(
-            time=int(self.app.head.timestamp) + 1,
-            coinbase=OWNER.address,
-            randomness=b"\x00" * 32,
-            extra_data=b"\x00" * 32,
-        )
-        block = self.app.build_block(ctx)
-        self.app.commit(block)
-        return block
-
-    async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        payload = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": [params]})
-        answer = await self.dispatcher.handle(payload, None)
-        assert answer is not None
-        return dict(json.loads(answer))
-
-    def call(
-        self, method: str, params: dict[str, Any], before_block: Callable[[], object] = lambda: None
-    ) -> dict[str, Any]:
-        """Send, let the request park on the commit signal, make a block, return the answer."""
-        answers: list[dict[str, Any]] = []
-
-        async def scenario() -> None:
-            async with trio.open_nursery() as nursery:
-
-                async def ask() -> None:
-                    answers.append(await self.ask(method, params))
-
-                nursery.start_soon(ask)
-                await trio.testing.wait_all_tasks_blocked()
-                if not answers:
-                    before_block()
-                    self.produce()
-
-        trio.run(scenario)
-        return answers[0]
+def make_node(commit_timeout: float = 30.0) -> CmtNode:
+    return CmtNode(GENESIS, (OWNER, SENDER, OTHER), commit_timeout=commit_timeout)
 
 
 def test_delegate_answers_after_the_commit_in_travis_shape() -> None:
-    node = Node()
+    node = make_node()
     answer = node.call(
         "cmt_delegate",
         {
@@ -238,7 +184,7 @@ def test_delegate_answers_after_the_commit_in_travis_shape() -> None:
 
 
 def test_declare_then_account_update_report_fee_and_request_id() -> None:
-    node = Node()
+    node = make_node()
     sender = hex_of(SENDER.address)
     declared = node.call(
         "cmt_declareCandidacy",
@@ -271,7 +217,7 @@ GENESIS_BALANCE = dict(GENESIS.alloc)[SENDER.address].balance
 
 
 def test_admission_refusals_are_results_at_height_zero_with_travis_codes() -> None:
-    node = Node()
+    node = make_node()
     sender = hex_of(SENDER.address)
     unknown = node.call(
         "cmt_delegate", {"from": sender, "validatorAddress": STRANGER, "amount": hex(CMT)}
@@ -298,7 +244,7 @@ def test_admission_refusals_are_results_at_height_zero_with_travis_codes() -> No
 
 
 def test_bad_nonce_is_code_6() -> None:
-    node = Node()
+    node = make_node()
     owner = hex_of(OWNER.address)
     assert node.call("cmt_deactivateCandidacy", {"from": owner})["result"]["height"] == 1
     again = node.call("cmt_activateCandidacy", {"from": owner, "nonce": "0x0"})["result"]
@@ -306,13 +252,13 @@ def test_bad_nonce_is_code_6() -> None:
 
 
 def test_unknown_accounts_are_refused_before_signing() -> None:
-    node = Node()
+    node = make_node()
     answer = node.call("cmt_withdrawCandidacy", {"from": STRANGER})
     assert answer["error"]["code"] == -32000 and "unknown account" in answer["error"]["message"]
 
 
 def test_no_commit_in_time_is_an_error_carrying_the_hash() -> None:
-    node = Node(commit_timeout=30.0)
+    node = make_node(commit_timeout=30.0)
     answers: list[dict[str, Any]] = []
 
     async def scenario() -> None:
@@ -329,7 +275,7 @@ def test_no_commit_in_time_is_an_error_carrying_the_hash() -> None:
 
 
 def test_a_transaction_that_leaves_the_pool_uncommitted_is_reported_at_the_next_block() -> None:
-    node = Node()
+    node = make_node()
 
     def evict() -> None:
         (pending,) = node.app.mempool.pending_by_sender()[OWNER.address]
