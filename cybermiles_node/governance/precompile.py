@@ -61,9 +61,10 @@ Outcomes, as for staking:
 Each event of a write becomes a log of the governance address exactly as in a system
 transaction's receipt (`module.governance_log`: topic keccak("governance/<kind>"), JSON data).
 
-Gas. Measured on py-evm (tests/unit/test_governance_precompile.py pins the prices): a proposal
-takes ~1 ms of CPU (the parameters, the electorate, a record of ~10 words and its indices),
-about 7,000 gas at py-evm's ~7 Mgas/s; a vote ~0.6 ms. A proposal costs 50,000 for that plus
+Gas. Measured on py-evm (the precompile's call minus an empty call's; the prices are pinned in
+tests/unit/test_governance_precompile.py): a proposal takes ~0.7 ms of CPU (the parameters,
+the electorate, a record and its indices), about 5,000 gas at py-evm's ~7 Mgas/s; a vote that
+decides ~0.6 ms; a view ~0.1 ms. A proposal costs 50,000 for that plus
 the storage of its record, and 2,000 per 32-byte word of calldata: the record keeps the
 strings, and a contract must not store megabytes for a fixed price (a 1 MB reason costs 64 M
 gas, more than a block). Its fee in wei is the system transaction's, so a contract pays about
