@@ -118,6 +118,8 @@ class Node:
             last = self.chain.transactions(self.chain.head_number)[0]
             assert contract_address_of(last) == expected
         self.last_hash = b""
+        self.proposed: Any = None  # the fixture's proposal receipt, and its transaction's hash
+        self.proposal_hash = b""
 
     def sign(self, to: bytes | None, data: bytes, *, value: int = 0) -> bytes:
         fields: dict[str, Any] = {
@@ -190,10 +192,8 @@ class Node:
 def node(request: pytest.FixtureRequest) -> Node:
     """A node after one change_param proposal by the contract, shared by read-only tests."""
     made = Node(request.param)
-    made.proposed = made.transact(  # type: ignore[attr-defined]
-        "proposeChangeParam(string,string)", "max_vals", "7"
-    )
-    made.proposal_hash = made.last_hash  # type: ignore[attr-defined]
+    made.proposed = made.transact("proposeChangeParam(string,string)", "max_vals", "7")
+    made.proposal_hash = made.last_hash
     return made
 
 
@@ -217,7 +217,7 @@ def test_the_genesis_makes_the_contract_the_electorate() -> None:
 # -- proposing -------------------------------------------------------------------------------------
 def test_a_contract_proposes_and_gets_the_derived_id(node: Node) -> None:
     proposal_id = node.last_id()
-    assert proposal_id == derived_id(node.proposal_hash, MEMBER, 0)  # type: ignore[attr-defined]
+    assert proposal_id == derived_id(node.proposal_hash, MEMBER, 0)
     record = keeper.proposal(node.app.query(), proposal_id)
     assert record is not None and record.result is Result.OPEN
     assert (record.proposer, record.type_name, record.seq) == (MEMBER, "change_param", 1)
@@ -229,7 +229,7 @@ def test_a_contract_proposes_and_gets_the_derived_id(node: Node) -> None:
 
 
 def test_the_proposal_is_logged_by_the_governance_address(node: Node) -> None:
-    logs = node.proposed.logs  # type: ignore[attr-defined]
+    logs = node.proposed.logs
     assert {log.address for log in logs} == {GOVERNANCE_ADDRESS}
     assert [log.topics for log in logs] == [(FEE_TOPIC,), (PROPOSED_TOPIC,)]
     fee, proposed = (json.loads(log.data) for log in logs)
