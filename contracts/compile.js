@@ -18,8 +18,8 @@ const BUILD_DIR = path.join(ROOT, 'build');
 const OPTIMIZER = { enabled: true, runs: 200 };
 // One build per EVM target: which contracts, which evmVersion, which artifact name.
 const TARGETS = [
-  { evmVersion: 'prague', suffix: '', contracts: ['CvmFeatures', 'StakingUser', 'TestToken'] },
-  { evmVersion: 'byzantium', suffix: '.lity', contracts: ['StakingUser'] },
+  { evmVersion: 'prague', suffix: '', contracts: ['CvmFeatures', 'GovernanceUser', 'StakingUser', 'TestToken'] },
+  { evmVersion: 'byzantium', suffix: '.lity', contracts: ['GovernanceUser', 'StakingUser'] },
 ];
 
 function sortKeys(value) {

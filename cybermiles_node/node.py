@@ -36,6 +36,7 @@ from cybermiles_node.application.randomness import VrfBeacon
 from cybermiles_node.application.staking_txs import CmtTransactions
 from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.governance.module import GovernanceModule
+from cybermiles_node.governance.precompile import governance_precompiles
 from cybermiles_node.modules import ModuleSet
 from cybermiles_node.operator.config import HomeLayout, NodeConfig
 from cybermiles_node.operator.failpoints import gossip_with_failpoints, with_failpoints
@@ -101,7 +102,8 @@ def chain_modules() -> ModuleSet:
 def chain_profile(genesis: Genesis) -> EvmProfile:
     """The genesis's EVM profile with the modules' precompiles (DESIGN.md §7): blocks,
     admission and eth_call/eth_estimateGas all execute through `Chain.profile`."""
-    return get_profile(genesis.evm_profile).with_precompiles(STAKING_PRECOMPILES)
+    precompiles = {**STAKING_PRECOMPILES, **governance_precompiles(members_voting_power)}
+    return get_profile(genesis.evm_profile).with_precompiles(precompiles)
 
 
 def app_config(config: NodeConfig) -> AppConfig:

@@ -32,6 +32,10 @@ Where the opcodes find their context (the plumbing)
   so after `executor.apply(tx)`, `executor.state.freegas_marked` is that transaction's mark.
   `run_call` builds a fresh state per call, so it starts from the reset values too. Like
   Travis's per-EVM `RandCallIndex`, neither value rolls back when a sub-call reverts.
+  The module precompiles also find the transaction's hash there (`tx_hash`, set by
+  `apply_transaction`; NO_TX_HASH in eth_call and on the transfer fast path, which runs no
+  code) and a counter of the ids they derived from it (`next_derived_id`: governance proposal
+  ids made by contracts).
 - RAND's seed is the block's `mix_hash` (our randomness beacon), read from the execution context;
   tx.origin is `computation.transaction_context.origin`.
 - ENI (0xf5) calls the `evm.eni` package (the libraries, the argument decoder and the result
@@ -103,11 +107,16 @@ class CvmExecutionContext(ExecutionContext):
         self.eni_registry = eni_registry or eni_lib.Registry.default()
 
 
+NO_TX_HASH = bytes(32)
+
+
 class CvmTransactionScope(Protocol):
-    """Per-transaction values the CVM opcodes keep on the state."""
+    """Per-transaction values the CVM opcodes and the module precompiles keep on the state."""
 
     rand_counter: int
     freegas_marked: bool
+    tx_hash: bytes
+    derived_ids: int
 
 
 class CvmStateMixin:
@@ -115,14 +124,38 @@ class CvmStateMixin:
 
     rand_counter: int = 1
     freegas_marked: bool = False
+    tx_hash: bytes = NO_TX_HASH
+    derived_ids: int = 0
 
-    def begin_transaction(self) -> None:
+    def begin_transaction(self, tx_hash: bytes = NO_TX_HASH) -> None:
         self.rand_counter = 1
         self.freegas_marked = False
+        self.tx_hash = tx_hash
+        self.derived_ids = 0
 
     def apply_transaction(self, transaction: SignedTransactionAPI) -> ComputationAPI:
-        self.begin_transaction()
+        self.begin_transaction(bytes(transaction.hash))
         return super().apply_transaction(transaction)  # type: ignore[misc,no-any-return]
+
+
+def transaction_scope(state: StateAPI) -> CvmTransactionScope:
+    """The per-transaction values of `state` (a CVM profile's state class)."""
+    return cast(CvmTransactionScope, state)
+
+
+def next_derived_id(computation: ComputationAPI, caller: bytes) -> bytes:
+    """A fresh 32-byte id for something a precompile creates on behalf of `caller`:
+    keccak(tx_hash ‖ caller ‖ n), n = 0, 1, ... in the order the transaction asks.
+
+    Unique: a chain never holds one transaction twice, and within a transaction n never repeats
+    (like the RAND counter it does not roll back when a sub-call reverts, so an id given out in
+    an undone call is not given again). Deterministic: every validator runs the same
+    transaction the same way. Outside a transaction (eth_call) the hash is NO_TX_HASH.
+    """
+    scope = transaction_scope(computation.state)
+    counter = scope.derived_ids
+    scope.derived_ids = counter + 1
+    return keccak(scope.tx_hash + bytes(caller) + counter.to_bytes(32, "big"))
 
 
 def validator_owners(state: StateAPI) -> frozenset[bytes]:
@@ -136,7 +169,7 @@ def eni_registry(state: StateAPI) -> eni_lib.Registry:
 
 
 def _scope(computation: ComputationAPI) -> CvmTransactionScope:
-    return cast(CvmTransactionScope, computation.state)
+    return transaction_scope(computation.state)
 
 
 # --- arithmetic ----------------------------------------------------------------------------
@@ -376,12 +409,16 @@ __all__ = [
     "CvmArithmeticError",
     "CvmExecutionContext",
     "CvmStateMixin",
+    "CvmTransactionScope",
     "EniFailure",
+    "NO_TX_HASH",
     "draw_random",
     "eni_registry",
     "euclidean_div",
     "mark_freegas",
+    "next_derived_id",
     "rand_word",
+    "transaction_scope",
     "uvarint",
     "validator_owners",
 ]

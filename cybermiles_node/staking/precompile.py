@@ -28,11 +28,11 @@ contract's own address under DELEGATECALL/CALLCODE (as `random()` decides whose 
 contract an account calls stake that account's balance by delegatecalling here.
 
 The rest of the rules' `TxContext`: the block being executed (`state.block_number`,
-`state.timestamp`), the parameters in force (`read_params(state)`), nonce 0 and a zero
-tx_hash. py-evm's computation does not expose the transaction's nonce or hash, and no rule a
-precompile call can reach reads them: the nonce only enters a Cube signature, which this
+`state.timestamp`), the parameters in force (`read_params(state)`), nonce 0 and the calling
+transaction's hash (the state's transaction scope, evm/cvm.py; zero under eth_call). No rule a
+precompile call can reach reads either: the nonce only enters a Cube signature, which this
 interface does not take (delegations from contracts are "cmt_wallet"), and tx_hash is read by
-no rule.
+no staking rule.
 
 Outcomes:
 - a rule refusal (`StakingRejected`) reverts with `Error(string)` data carrying the module's
@@ -76,6 +76,7 @@ from cybermiles_node.staking.module import event_log
 from cybermiles_node.staking.msgs import Delegate, StakingMsg, Withdraw
 from cybermiles_node.staking.records import Candidate, CandidateState, Delegation
 from cybermiles_node.system.addresses import STAKING_ADDRESS
+from evm.cvm import transaction_scope
 from evm.precompiles import (
     AbiFunction,
     Precompile,
@@ -100,8 +101,6 @@ GAS_WRITE = 50_000
 GAS_VIEW = 5_000
 GAS_CANDIDATES = 2_000
 GAS_CANDIDATES_PER_CANDIDATE = 2_000
-
-NO_TX_HASH = bytes(32)
 
 # The `state` of candidate(): IStaking's 0/1/2.
 STATE_CODES: dict[CandidateState, int] = {
@@ -135,7 +134,7 @@ def _context(computation: ComputationAPI) -> rules.TxContext:
     return rules.TxContext(
         sender=calling_address(computation),
         nonce=0,
-        tx_hash=NO_TX_HASH,
+        tx_hash=transaction_scope(state).tx_hash,
         height=int(state.block_number),
         time=int(state.timestamp),
         params=read_params(state),
