@@ -71,9 +71,9 @@ gas, more than a block). Its fee in wei is the system transaction's, so a contra
 what an account pays, plus the execution. A vote (free as a system transaction) costs 20,000.
 A view reads one record or one word: 5,000.
 
-The fee paid from a contract reaches Hold like a proposing account's, but the block's award
-pool counts only the fees the executor sees (EVM gas and system transactions' `fee`): a
-contract's proposal fee stays in Hold, not shared out that block (docs/PRECOMPILES.md).
+The fee paid from a contract reaches Hold like a proposing account's and is recorded with
+`ledger.add_pool_fee` (in state: a reverting caller undoes it), so the block's award pool
+shares it out like every other fee (system/ledger.py).
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ from cybermiles_node.governance.msgs import (
 )
 from cybermiles_node.governance.records import Proposal, Result
 from cybermiles_node.params import read_params
+from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import GOVERNANCE_ADDRESS
 from evm.cvm import next_derived_id, transaction_scope
 from evm.precompiles import (
@@ -249,6 +250,8 @@ def _apply(
         events = rules.apply(msg, ctx, state)
     except GovernanceRejected as exc:
         revert_with_reason(computation, str(exc))
+    # The fee went into Hold inside this call: count it in the block's award pool.
+    ledger.add_pool_fee(state, rules.fee_of(msg, ctx.params))
     for event in events:
         address, topics, data = governance_log(event)
         computation.add_log_entry(Address(address), topics, data)

@@ -25,6 +25,7 @@ from cybermiles_node.params import read_params
 from cybermiles_node.staking import rewards, rules, slashing
 from cybermiles_node.staking.election import run_election
 from cybermiles_node.staking.msgs import STAKING_KINDS, gas_of_kind, parse_staking_msg
+from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import HOLD_ADDRESS, STAKING_ADDRESS
 from cybermiles_node.system.context import BlockContext
 from evm.state import StateDB
@@ -42,7 +43,9 @@ class StakingModule:
         pass
 
     def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
-        rewards.distribute_block_awards(storage, ctx, fees)
+        # Every fee of the block: its transactions' and those paid inside calls (precompiles).
+        pool_fees = fees + ledger.take_pool_fees(storage)
+        rewards.distribute_block_awards(storage, ctx, pool_fees)
         slashing.punish_double_signs(storage, ctx)
         slashing.punish_absence(storage, ctx)
         rules.mature_unstakes(storage, ctx.height)

@@ -75,6 +75,7 @@ from cybermiles_node.staking.errors import StakingRejected
 from cybermiles_node.staking.module import event_log
 from cybermiles_node.staking.msgs import Delegate, StakingMsg, Withdraw
 from cybermiles_node.staking.records import Candidate, CandidateState, Delegation
+from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import STAKING_ADDRESS
 from evm.cvm import transaction_scope
 from evm.precompiles import (
@@ -156,10 +157,13 @@ def _apply(computation: ComputationAPI, msg: StakingMsg) -> bytes:
     _refuse_value(computation)
     if computation.msg.is_static:
         raise WriteProtection(f"staking: {msg.KIND} writes state, refused in a static call")
+    ctx = _context(computation)
     try:
-        events = rules.apply(msg, _context(computation), computation.state)
+        events = rules.apply(msg, ctx, computation.state)
     except StakingRejected as exc:
         revert_with_reason(computation, str(exc))
+    # The fee went into Hold inside this call: count it in the block's award pool.
+    ledger.add_pool_fee(computation.state, rules.fee_of(msg, ctx.params))
     for event in events:
         address, topics, data = event_log(event)
         computation.add_log_entry(Address(address), topics, data)

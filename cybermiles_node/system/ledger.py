@@ -19,6 +19,15 @@ Slot layout (account SUPPLY_ADDRESS = 0x…c0de08, module "ledger"; see storage.
 |--------|------|-----------------------------|---------------------------------|
 | minted | uint | keccak("ledger/minted")     | Σ of every amount ever minted   |
 | burned | uint | keccak("ledger/burned")     | Σ of every amount ever burned   |
+| pool_fees | uint | keccak("ledger/pool_fees") | fees paid into Hold inside EVM  |
+|        |      |                             | calls this block, not yet in    |
+|        |      |                             | the award pool (below)          |
+
+Fees paid inside EVM calls: a staking or governance transaction made by a contract through a
+precompile pays its fee into Hold from within the call, where the block executor, which counts
+the fees of transactions, does not see it. The precompile records it with `add_pool_fee` in
+state, so a reverting caller undoes the record with the payment, and the award step takes it
+with `take_pool_fees` at the end of the block: the pool gets every fee paid in the block.
 
 Supply invariant (SPEC §6, **Ours**): Σ balances = genesis supply + minted − burned, checked by
 `supply_invariant_holds` after every block in tests and simulations.
@@ -38,6 +47,21 @@ from cybermiles_node.system.storage import UINT, UINT256_MAX, Layout, SystemStor
 LAYOUT = Layout(SUPPLY_ADDRESS, "ledger")
 MINTED = LAYOUT.item("minted", UINT)
 BURNED = LAYOUT.item("burned", UINT)
+POOL_FEES = LAYOUT.item("pool_fees", UINT)
+
+
+def add_pool_fee(storage: SystemStorage, amount: int) -> None:
+    """Record `amount` wei of fees paid into Hold inside an EVM call (module docstring)."""
+    _check_amount(amount)
+    POOL_FEES.set(storage, POOL_FEES.get(storage) + amount)
+
+
+def take_pool_fees(storage: SystemStorage) -> int:
+    """The fees recorded by `add_pool_fee` this block, cleared."""
+    fees = POOL_FEES.get(storage)
+    if fees:
+        POOL_FEES.set(storage, 0)
+    return fees
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,10 @@ from cybermiles_node.governance import precompile as gp
 from cybermiles_node.governance.records import Result
 from cybermiles_node.node import chain_modules, chain_profile
 from cybermiles_node.params import read_params
+from cybermiles_node.staking import keeper as staking_keeper
+from cybermiles_node.staking.awards import block_award
 from cybermiles_node.staking.query import members_voting_power
+from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import GOVERNANCE_ADDRESS, HOLD_ADDRESS, STAKING_ADDRESS
 from evm import precompiles as pc
 from evm.call import CallRequest, CallResult, decode_revert_reason, run_call
@@ -525,3 +528,29 @@ def test_the_actor_is_the_calling_contract(node: Node, op: int) -> None:
     reason = decode_revert_reason(outcome.returndata) or ""
     assert f"0x{bytes(TARGET).hex()} owns no" in reason
     assert ORIGIN.hex() not in reason
+
+
+@PROFILES
+def test_a_contract_s_proposal_fee_joins_the_block_award_pool(profile: ProfileName) -> None:
+    """The fee is paid into Hold inside the call, where the executor does not see it: the
+    ledger's record brings it to the award step, which shares it out with the block's."""
+    node = Node(profile)
+    receipt = node.transact("proposeChangeParam(string,string)", "max_vals", "9")
+    assert receipt.state_root == b"\x01"
+    state = node.app.query()
+    params = node.genesis.params
+    evm_fee = receipt.gas_used * params.gas_price
+    proposal_fee = params.change_params_proposal_gas * params.gas_price
+    paid = sum(amount for _, _, amount in staking_keeper.award_infos(state))
+    assert paid == block_award(params) + evm_fee + proposal_fee
+    assert ledger.POOL_FEES.get(state) == 0  # taken by the award step
+
+
+@PROFILES
+def test_a_reverted_proposal_leaves_no_fee_for_the_pool(profile: ProfileName) -> None:
+    node = Node(profile)
+    receipt = node.transact("proposeInRevertedCall()")
+    state = node.app.query()
+    params = node.genesis.params
+    paid = sum(amount for _, _, amount in staking_keeper.award_infos(state))
+    assert paid == block_award(params) + receipt.gas_used * params.gas_price
