@@ -2,11 +2,13 @@
 
 `run_node` first reads and checks the home (cybermiles_node.operator.startup: every refusal to start
 happens there, before a port is bound or a line logged), raises the open-files limit, opens the
-LevelDB store, builds the chain and the application, registers the JSON-RPC methods, starts the
-HTTP/WebSocket server, waits for the genesis time if it is still ahead (RPC already answers),
-then starts the block producer or BFT consensus, and feeds committed blocks and new pending
-transactions to filters and subscriptions. It runs until cancelled (SIGINT/SIGTERM in the CLI)
-and always closes the database and the WAL on the way out.
+LevelDB store, builds the chain, refuses a chain that no longer accepts the declared program
+version (`check_program_version`), builds the application, registers the JSON-RPC methods,
+starts the HTTP/WebSocket server, waits for the genesis time if it is still ahead (RPC already
+answers), then starts the block producer or BFT consensus, and feeds committed blocks and new
+pending transactions to filters and subscriptions. It runs until cancelled (SIGINT/SIGTERM in
+the CLI) or until a committed block halts the chain (`ChainHalted`, application/app.py), and
+always closes the database and the WAL on the way out.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -35,13 +37,20 @@ from cybermiles_node.application.queries import CmtQueries
 from cybermiles_node.application.randomness import VrfBeacon
 from cybermiles_node.application.staking_txs import CmtTransactions
 from cybermiles_node.errors import InvariantViolation
+from cybermiles_node.governance.versions import PROGRAM_NAME
 from cybermiles_node.modules import ModuleSet
 from cybermiles_node.operator.config import HomeLayout, NodeConfig
-from cybermiles_node.operator.failpoints import gossip_with_failpoints, with_failpoints
+from cybermiles_node.operator.failpoints import (
+    failpoint_modules,
+    gossip_with_failpoints,
+    with_failpoints,
+)
 from cybermiles_node.operator.metrics import Counter, MetricsApp, NodeMetrics
 from cybermiles_node.operator.startup import (
     ConsensusFiles,
     NodeFiles,
+    OpenFilesLimit,
+    check_program_version,
     open_node_files,
     raise_open_files_limit,
     seconds_until,
@@ -74,6 +83,7 @@ class NodeInfo:
     rpc_port: int
     chain_id: int
     head: int
+    program_version: str  # what the node declares to the chain's program requirement
 
 
 def open_chain(layout: HomeLayout, config: NodeConfig, genesis: Genesis) -> tuple[LevelDB, Chain]:
@@ -92,8 +102,9 @@ def open_chain(layout: HomeLayout, config: NodeConfig, genesis: Genesis) -> tupl
 
 
 def chain_modules() -> ModuleSet:
-    """The modules every node runs, in their fixed order (DESIGN.md §7)."""
-    return ModuleSet([StakingModule()])
+    """The modules every node runs, in their fixed order (DESIGN.md §7), and those a test's
+    failpoint adds (operator/failpoints.py; none without the variable)."""
+    return ModuleSet([StakingModule(), *failpoint_modules()])
 
 
 def chain_profile(genesis: Genesis) -> EvmProfile:
@@ -102,9 +113,9 @@ def chain_profile(genesis: Genesis) -> EvmProfile:
     return get_profile(genesis.evm_profile).with_precompiles(STAKING_PRECOMPILES)
 
 
-def app_config(config: NodeConfig) -> AppConfig:
+def app_config(config: NodeConfig, program_version: str | None = None) -> AppConfig:
     m = config.mempool
-    return AppConfig(
+    settings = AppConfig(
         mempool=MempoolConfig(
             max_txs=m.max_txs,
             max_bytes=m.max_bytes,
@@ -113,6 +124,9 @@ def app_config(config: NodeConfig) -> AppConfig:
         ),
         recovery_workers=config.recovery_workers,
     )
+    if program_version is None:  # the package's own (AppConfig's default)
+        return settings
+    return replace(settings, program_version=program_version)
 
 
 GIL_SWITCH_INTERVAL_S = 0.001
@@ -122,8 +136,11 @@ async def run_node(
     home: Any,
     config: NodeConfig,
     *,
+    program_version: str | None = None,
     on_ready: Callable[[NodeInfo], None] = lambda info: None,
 ) -> None:
+    """Run the node of `home`; `program_version` ("vX.Y.Z") is the version it declares to the
+    chain's program requirement (None: the package's own, DEFAULT_PROGRAM_VERSION)."""
     layout = HomeLayout(home)
     files = open_node_files(layout, bft=config.consensus.engine == "bft")
     # RPC execution runs in a worker thread that holds the GIL while the EVM spins; a thread
@@ -132,20 +149,26 @@ async def run_node(
     # and p2p responsive while eth_calls run.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
-        _log_open_files_limit()
+        limit = raise_open_files_limit()  # before LevelDB opens its files
         db, chain = open_chain(layout, config, files.genesis)
-        app = ChainApp(chain, app_config(config))
         try:
-            await _serve(app, files, config, layout, on_ready)
+            settings = app_config(config, program_version)
+            # The last refusal, still before the first log line (operator/startup.py).
+            check_program_version(chain, settings.program_version)
+            _log_open_files_limit(limit)
+            log.info("program: %s %s", PROGRAM_NAME, settings.program_version)
+            app = ChainApp(chain, settings)
+            try:
+                await _serve(app, files, config, layout, on_ready)
+            finally:
+                app.close()
         finally:
-            app.close()
             db.close()
     finally:
         files.close()
 
 
-def _log_open_files_limit() -> None:
-    limit = raise_open_files_limit()
+def _log_open_files_limit(limit: OpenFilesLimit) -> None:
     if limit.after > limit.before:
         log.info("open files limit raised from %d to %d", limit.before, limit.after)
     else:
@@ -245,7 +268,14 @@ async def _serve(
             api.sync_target = lambda: (
                 bft.blocksync.best_peer_height() if bft.blocksync.catching_up else None
             )
-        on_ready(NodeInfo(rpc_port=port, chain_id=genesis.chain_id, head=app.chain.head_number))
+        on_ready(
+            NodeInfo(
+                rpc_port=port,
+                chain_id=genesis.chain_id,
+                head=app.chain.head_number,
+                program_version=app.config.program_version,
+            )
+        )
 
 
 def server_limits(config: NodeConfig) -> ServerLimits:
