@@ -29,7 +29,7 @@ from consensus.driver import ConsensusDriver
 from consensus.evidence import EvidencePool
 from consensus.host import ConsensusHost
 from consensus.reactor import ConsensusReactor
-from cybermiles_node.application.app import AppConfig, ChainApp
+from cybermiles_node.application.app import AppConfig, ChainApp, ChainHalted
 from cybermiles_node.application.chain import Chain, PendingBlock
 from cybermiles_node.application.consensus_app import ChainConsensus
 from cybermiles_node.application.producer import DevnetProducer
@@ -130,6 +130,10 @@ def app_config(config: NodeConfig, program_version: str | None = None) -> AppCon
 
 
 GIL_SWITCH_INTERVAL_S = 0.001
+# How long a BFT node that halted stays on the network for peers still getting the halting
+# block (`_linger`): a few blocksync status intervals and a block's round trip.
+HALT_LINGER_S = 10.0
+LINGER_POLL_S = 0.1
 
 
 async def run_node(
@@ -419,7 +423,7 @@ async def run_bft(
     bft = assemble_bft(app, files, opened, config, layout)
     async with trio.open_nursery() as nursery:
         await nursery.start(bft.switch.run)
-        await nursery.start(bft.host.run)
+        await nursery.start(partial(_run_consensus, bft))
         if config.status.enabled:
             await nursery.start(
                 partial(
@@ -442,6 +446,30 @@ async def run_bft(
             )
         nursery.start_soon(_sample_gauges, bft, app, dispatcher)
         task_status.started(bft)
+
+
+async def _run_consensus(
+    bft: BftNode, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The consensus host, until a committed block halts the chain: ChainHalted leaves the
+    driver from inside the commit, so nothing of H+1 is decided or signed. The node then stays
+    on the network a little longer (`_linger`) before the halt ends it: a peer still deciding
+    the halting block may need our precommit, which the commit cut off before its broadcast
+    (the reactor's gossip re-offers it), and a peer behind fetches the block by blocksync."""
+    try:
+        await bft.host.run(task_status=task_status)
+    except* ChainHalted:
+        await _linger(bft.blocksync, bft.consensus.committed_height())
+        raise
+
+
+async def _linger(blocksync: BlocksyncReactor, height: int) -> None:
+    """Until every peer announced `height` (peers announce every few seconds), at most
+    HALT_LINGER_S: a peer that is far behind or gone must not hold the halt."""
+    log.info("halted at block %d: staying up to %g s for peers to reach it", height, HALT_LINGER_S)
+    with trio.move_on_after(HALT_LINGER_S):
+        while (lowest := blocksync.lowest_peer_height()) is not None and lowest < height:
+            await trio.sleep(LINGER_POLL_S)
 
 
 async def _sample_gauges(bft: BftNode, app: ChainApp, dispatcher: Dispatcher) -> None:

@@ -17,7 +17,8 @@ other; `ChainApp.commit` then raises `ChainHalted`, which leaves `commit_block` 
 at once: the driver neither writes `end_height(H)` to its WAL nor moves to H+1, so this node
 signs nothing for H+1 (a node restarted with an accepted version writes the missing marker, as
 after a crash between commit and marker: consensus/driver.py `start`). Blocksync's blocks are
-committed by the same call, so a node catching up stops after H too.
+committed by the same call, so a node catching up stops after H too. The node stays on the
+network briefly before it exits, for peers still getting block H (node.py `_run_consensus`).
 
 Validator sets with their proposer priorities are persisted per height; the state for the next
 height is computed by consensus's own transition function, never re-derived here.

@@ -17,6 +17,7 @@ import signal
 import threading
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -24,6 +25,7 @@ import trio.testing
 from click.testing import CliRunner
 
 from consensus.driver import (
+    Broadcast,
     ConsensusDriver,
     DecidedBlock,
     Effect,
@@ -33,6 +35,7 @@ from consensus.evidence import EvidencePool
 from consensus.keys import Ed25519Key
 from consensus.messages import EndHeight, decode_message
 from consensus.privval import MemoryPrivValidator
+from consensus.types import Vote, VoteType
 from consensus.wal import MemoryWal
 from cybermiles_node.application.app import (
     DEFAULT_PROGRAM_VERSION,
@@ -374,3 +377,67 @@ def test_a_node_catching_up_by_blocksync_stops_after_the_halting_block() -> None
     assert follower.app.chain.header_by_number(
         HALT_AT
     ) == upgraded.consensus.app.chain.header_by_number(HALT_AT)
+
+
+def test_a_precommit_cut_off_by_the_halt_is_still_offered_to_peers() -> None:
+    """Why a halted BFT node stays on the network a little (node.py `_linger`): when its own
+    precommit completes the commit, the halt leaves the driver before that precommit is
+    broadcast, and a peer may need it. It is among the driver's known messages, which the
+    reactor's gossip re-offers to peers at that height."""
+    keys = [Ed25519Key.from_seed(bytes([i + 1]) * 32) for i in range(2)]
+    genesis = devnet_genesis(
+        validator_pub_keys=[k.public_key for k in keys], genesis_time=1_700_000_000
+    )
+    halt_at_1 = ProgramRequirement(PROGRAM_NAME, REQUIRED, 1)
+
+    def validator(key: Ed25519Key) -> ConsensusDriver:
+        chain = Chain(
+            MemoryDB(), genesis, modules=ModuleSet([StakingModule(), DecideHalt(halt_at_1)])
+        )
+        consensus = ChainConsensus(
+            ChainApp(chain, AppConfig(program_version=OLD)),
+            genesis=genesis,
+            key=key,
+            beacon=HashChainBeacon(),
+            wall_clock=lambda: NOW,
+        )
+        return driver(consensus, MemoryWal(), MemoryPrivValidator(key))
+
+    first, second = validator(keys[0]), validator(keys[1])
+    proposer, other = (
+        (first, second) if first.status.proposer == first.signer.address else (second, first)
+    )  # type: ignore[union-attr]
+    proposed = broadcasts(proposer.start())  # proposal, parts, its prevote
+    broadcasts(other.start())
+    answered: list[Vote] = []
+    for message in proposed:
+        answered += [m for m in broadcasts(other.handle(message)) if isinstance(m, Vote)]
+    prevote, precommit = sorted(answered, key=lambda v: v.type)
+    assert (prevote.type, precommit.type) == (VoteType.PREVOTE, VoteType.PRECOMMIT)
+    # The proposer hears the other's precommit before its prevote: its own precommit, signed
+    # on that prevote, completes the commit of block 1, and the halt stops it right there.
+    proposer.handle(precommit)
+    with pytest.raises(ChainHalted):
+        proposer.handle(prevote)
+    assert source(proposer).app.chain.head_number == 1
+    assert source(other).app.chain.head_number == 0  # it still needs the proposer's precommit
+    own = [
+        m
+        for m in proposer.known_messages()
+        if isinstance(m, Vote)
+        and m.type == VoteType.PRECOMMIT
+        and m.validator == proposer.signer.address  # type: ignore[union-attr]
+    ]
+    assert len(own) == 1
+    with pytest.raises(ChainHalted):  # gossip brings it: the other commits block 1 and halts
+        other.handle(own[0])
+    assert source(other).app.chain.head_number == 1
+
+
+def broadcasts(effects: list[Effect]) -> list[Any]:
+    return [e.message for e in effects if isinstance(e, Broadcast)]
+
+
+def source(d: ConsensusDriver) -> ChainConsensus:
+    assert isinstance(d.source, ChainConsensus)
+    return d.source
