@@ -6,8 +6,8 @@ it goes on.
 The halt is decided by `DecideHalt` (operator/failpoints.py), a tiny module that does at the
 end of block H what an approved upgrade_program does: it writes the program requirement with
 `put_program_requirement` and returns `BlockOutcome(halt=message)`. It runs in the real block
-pipeline of a `Chain`, driven by the devnet producer, by a real consensus driver (one
-validator) and by blocksync's decided blocks.
+pipeline of a `Chain`, driven by the devnet producer, by real consensus drivers (one
+validator; two, for the precommit a halt cuts off) and by blocksync's decided blocks.
 """
 
 from __future__ import annotations
@@ -82,14 +82,9 @@ def chain_on(db: object, *extra: Module) -> Chain:
     )
 
 
-def producer(app: ChainApp, block_time: float = 0.0) -> DevnetProducer:
+def producer(app: ChainApp) -> DevnetProducer:
     return DevnetProducer(
-        app,
-        coinbase=b"\x01" * 20,
-        key=KEY,
-        beacon=HashChainBeacon(),
-        block_time=block_time,
-        wall_clock=lambda: NOW,
+        app, coinbase=b"\x01" * 20, key=KEY, beacon=HashChainBeacon(), wall_clock=lambda: NOW
     )
 
 
@@ -277,7 +272,7 @@ def halt_home_chain(layout: HomeLayout) -> None:
 # ---------------------------------------------------------------------------- BFT
 
 
-class Validator:
+class OneValidator:
     """One validator of the one-validator chain: its ChainConsensus under a real driver, with
     an in-memory WAL and signer whose storage survives a restart."""
 
@@ -328,7 +323,7 @@ def wal_heights(storage: list[bytes]) -> tuple[set[int], set[int]]:
 
 def test_a_validator_commits_the_halting_block_and_signs_nothing_after_it() -> None:
     db, wal, signed = MemoryDB(), list[bytes](), dict[str, object]()
-    old = Validator(db, OLD, wal, signed)
+    old = OneValidator(db, OLD, wal, signed)
     with pytest.raises(ChainHalted) as halted:
         old.run_until(HALT_AT + 1)
     assert str(halted.value) == UPGRADE.message and halted.value.height == HALT_AT
@@ -346,7 +341,7 @@ def test_a_validator_commits_the_halting_block_and_signs_nothing_after_it() -> N
         check_program_version(reopened, OLD)
     # Restarted upgraded: the driver resumes at H+1 from the same WAL and signer state.
     check_program_version(reopened, REQUIRED)
-    new = Validator(db, REQUIRED, wal, signed)
+    new = OneValidator(db, REQUIRED, wal, signed)
     assert new.consensus.state.height == HALT_AT + 1
     new.run_until(HALT_AT + 2)
     assert new.consensus.app.chain.head_number == HALT_AT + 2
@@ -354,7 +349,7 @@ def test_a_validator_commits_the_halting_block_and_signs_nothing_after_it() -> N
 
 
 def test_a_node_catching_up_by_blocksync_stops_after_the_halting_block() -> None:
-    upgraded = Validator(MemoryDB(), NEWER, [], {})
+    upgraded = OneValidator(MemoryDB(), NEWER, [], {})
     upgraded.run_until(HALT_AT + 2)  # the rest of the chain upgraded in time and went on
     follower = ChainConsensus(
         ChainApp(chain_on(MemoryDB(), DecideHalt(UPGRADE)), AppConfig(program_version=OLD)),
