@@ -105,6 +105,11 @@ class BlocksyncReactor:
     def best_peer_height(self) -> int:
         return max((self._state(p).height for p in self._peers.values()), default=0)
 
+    def lowest_peer_height(self) -> int | None:
+        """The committed height of the peer furthest behind, as announced (None: no peers);
+        a node that stops at a height waits for its peers to have that block (node.py)."""
+        return min((self._state(p).height for p in self._peers.values()), default=None)
+
     @property
     def catching_up(self) -> bool:
         return self.best_peer_height() > self.store.committed_height() + 1

@@ -2,11 +2,13 @@
 
 `run_node` first reads and checks the home (cybermiles_node.operator.startup: every refusal to start
 happens there, before a port is bound or a line logged), raises the open-files limit, opens the
-LevelDB store, builds the chain and the application, registers the JSON-RPC methods, starts the
-HTTP/WebSocket server, waits for the genesis time if it is still ahead (RPC already answers),
-then starts the block producer or BFT consensus, and feeds committed blocks and new pending
-transactions to filters and subscriptions. It runs until cancelled (SIGINT/SIGTERM in the CLI)
-and always closes the database and the WAL on the way out.
+LevelDB store, builds the chain, refuses a chain that no longer accepts the declared program
+version (`check_program_version`), builds the application, registers the JSON-RPC methods,
+starts the HTTP/WebSocket server, waits for the genesis time if it is still ahead (RPC already
+answers), then starts the block producer or BFT consensus, and feeds committed blocks and new
+pending transactions to filters and subscriptions. It runs until cancelled (SIGINT/SIGTERM in
+the CLI) or until a committed block halts the chain (`ChainHalted`, application/app.py), and
+always closes the database and the WAL on the way out.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -27,7 +29,7 @@ from consensus.driver import ConsensusDriver
 from consensus.evidence import EvidencePool
 from consensus.host import ConsensusHost
 from consensus.reactor import ConsensusReactor
-from cybermiles_node.application.app import AppConfig, ChainApp
+from cybermiles_node.application.app import AppConfig, ChainApp, ChainHalted
 from cybermiles_node.application.chain import Chain, PendingBlock
 from cybermiles_node.application.consensus_app import ChainConsensus
 from cybermiles_node.application.producer import DevnetProducer
@@ -37,13 +39,20 @@ from cybermiles_node.application.staking_txs import CmtTransactions
 from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.governance.module import GovernanceModule
 from cybermiles_node.governance.precompile import governance_precompiles
+from cybermiles_node.governance.versions import PROGRAM_NAME
 from cybermiles_node.modules import ModuleSet
 from cybermiles_node.operator.config import HomeLayout, NodeConfig
-from cybermiles_node.operator.failpoints import gossip_with_failpoints, with_failpoints
+from cybermiles_node.operator.failpoints import (
+    failpoint_modules,
+    gossip_with_failpoints,
+    with_failpoints,
+)
 from cybermiles_node.operator.metrics import Counter, MetricsApp, NodeMetrics
 from cybermiles_node.operator.startup import (
     ConsensusFiles,
     NodeFiles,
+    OpenFilesLimit,
+    check_program_version,
     open_node_files,
     raise_open_files_limit,
     seconds_until,
@@ -77,6 +86,7 @@ class NodeInfo:
     rpc_port: int
     chain_id: int
     head: int
+    program_version: str  # what the node declares to the chain's program requirement
 
 
 def open_chain(layout: HomeLayout, config: NodeConfig, genesis: Genesis) -> tuple[LevelDB, Chain]:
@@ -95,8 +105,11 @@ def open_chain(layout: HomeLayout, config: NodeConfig, genesis: Genesis) -> tupl
 
 
 def chain_modules() -> ModuleSet:
-    """The modules every node runs, in their fixed order (DESIGN.md §7)."""
-    return ModuleSet([StakingModule(), GovernanceModule(members_voting_power)])
+    """The modules every node runs, in their fixed order (DESIGN.md §7), and those a test's
+    failpoint adds (operator/failpoints.py; none without the variable)."""
+    return ModuleSet(
+        [StakingModule(), GovernanceModule(members_voting_power), *failpoint_modules()]
+    )
 
 
 def chain_profile(genesis: Genesis) -> EvmProfile:
@@ -106,9 +119,9 @@ def chain_profile(genesis: Genesis) -> EvmProfile:
     return get_profile(genesis.evm_profile).with_precompiles(precompiles)
 
 
-def app_config(config: NodeConfig) -> AppConfig:
+def app_config(config: NodeConfig, program_version: str | None = None) -> AppConfig:
     m = config.mempool
-    return AppConfig(
+    settings = AppConfig(
         mempool=MempoolConfig(
             max_txs=m.max_txs,
             max_bytes=m.max_bytes,
@@ -117,17 +130,27 @@ def app_config(config: NodeConfig) -> AppConfig:
         ),
         recovery_workers=config.recovery_workers,
     )
+    if program_version is None:  # the package's own (AppConfig's default)
+        return settings
+    return replace(settings, program_version=program_version)
 
 
 GIL_SWITCH_INTERVAL_S = 0.001
+# How long a BFT node that halted stays on the network for peers still getting the halting
+# block (`_linger`): a few blocksync status intervals and a block's round trip.
+HALT_LINGER_S = 10.0
+LINGER_POLL_S = 0.1
 
 
 async def run_node(
     home: Any,
     config: NodeConfig,
     *,
+    program_version: str | None = None,
     on_ready: Callable[[NodeInfo], None] = lambda info: None,
 ) -> None:
+    """Run the node of `home`; `program_version` ("vX.Y.Z") is the version it declares to the
+    chain's program requirement (None: the package's own, DEFAULT_PROGRAM_VERSION)."""
     layout = HomeLayout(home)
     files = open_node_files(layout, bft=config.consensus.engine == "bft")
     # RPC execution runs in a worker thread that holds the GIL while the EVM spins; a thread
@@ -136,20 +159,26 @@ async def run_node(
     # and p2p responsive while eth_calls run.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
-        _log_open_files_limit()
+        limit = raise_open_files_limit()  # before LevelDB opens its files
         db, chain = open_chain(layout, config, files.genesis)
-        app = ChainApp(chain, app_config(config))
         try:
-            await _serve(app, files, config, layout, on_ready)
+            settings = app_config(config, program_version)
+            # The last refusal, still before the first log line (operator/startup.py).
+            check_program_version(chain, settings.program_version)
+            _log_open_files_limit(limit)
+            log.info("program: %s %s", PROGRAM_NAME, settings.program_version)
+            app = ChainApp(chain, settings)
+            try:
+                await _serve(app, files, config, layout, on_ready)
+            finally:
+                app.close()
         finally:
-            app.close()
             db.close()
     finally:
         files.close()
 
 
-def _log_open_files_limit() -> None:
-    limit = raise_open_files_limit()
+def _log_open_files_limit(limit: OpenFilesLimit) -> None:
     if limit.after > limit.before:
         log.info("open files limit raised from %d to %d", limit.before, limit.after)
     else:
@@ -249,7 +278,14 @@ async def _serve(
             api.sync_target = lambda: (
                 bft.blocksync.best_peer_height() if bft.blocksync.catching_up else None
             )
-        on_ready(NodeInfo(rpc_port=port, chain_id=genesis.chain_id, head=app.chain.head_number))
+        on_ready(
+            NodeInfo(
+                rpc_port=port,
+                chain_id=genesis.chain_id,
+                head=app.chain.head_number,
+                program_version=app.config.program_version,
+            )
+        )
 
 
 def server_limits(config: NodeConfig) -> ServerLimits:
@@ -393,7 +429,7 @@ async def run_bft(
     bft = assemble_bft(app, files, opened, config, layout)
     async with trio.open_nursery() as nursery:
         await nursery.start(bft.switch.run)
-        await nursery.start(bft.host.run)
+        await nursery.start(partial(_run_consensus, bft))
         if config.status.enabled:
             await nursery.start(
                 partial(
@@ -416,6 +452,30 @@ async def run_bft(
             )
         nursery.start_soon(_sample_gauges, bft, app, dispatcher)
         task_status.started(bft)
+
+
+async def _run_consensus(
+    bft: BftNode, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The consensus host, until a committed block halts the chain: ChainHalted leaves the
+    driver from inside the commit, so nothing of H+1 is decided or signed. The node then stays
+    on the network a little longer (`_linger`) before the halt ends it: a peer still deciding
+    the halting block may need our precommit, which the commit cut off before its broadcast
+    (the reactor's gossip re-offers it), and a peer behind fetches the block by blocksync."""
+    try:
+        await bft.host.run(task_status=task_status)
+    except* ChainHalted:
+        await _linger(bft.blocksync, bft.consensus.committed_height())
+        raise
+
+
+async def _linger(blocksync: BlocksyncReactor, height: int) -> None:
+    """Until every peer announced `height` (peers announce every few seconds), at most
+    HALT_LINGER_S: a peer that is far behind or gone must not hold the halt."""
+    log.info("halted at block %d: staying up to %g s for peers to reach it", height, HALT_LINGER_S)
+    with trio.move_on_after(HALT_LINGER_S):
+        while (lowest := blocksync.lowest_peer_height()) is not None and lowest < height:
+            await trio.sleep(LINGER_POLL_S)
 
 
 async def _sample_gauges(bft: BftNode, app: ChainApp, dispatcher: Dispatcher) -> None:

@@ -63,7 +63,8 @@ class Application(Protocol):
 
     def commit(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = ...) -> None:
         """Persist a decided block atomically (with the consensus records in `extra_writes`)
-        and recheck the mempool."""
+        and recheck the mempool; then raise ChainHalted if the block halts the chain for
+        this node (application/app.py): the caller must do nothing more."""
         ...
 
     def query(self, height: int | None = None) -> StateView:

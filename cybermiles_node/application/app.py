@@ -6,12 +6,22 @@ pending transactions on top of the head, `validate_block` re-executes a block pr
 `commit` persists a block and rechecks the mempool. The producer never looks inside
 transactions; the application never learns how a block was decided.
 
+Halts (issue #10: governance's upgrade_program / retire_program): a block whose modules decided
+a halt (`BlockOutcome.halt`) is committed like any other, and then `commit` raises
+`ChainHalted`, unless the program requirement that block wrote (governance/versions.py) is
+satisfied by the version this node declares (`AppConfig.program_version`, by default the
+package's own): an upgraded node goes on. Whoever drives the application (devnet producer,
+consensus, blocksync through consensus) does nothing more: the exception ends the node, which
+exits with its own status (operator/cli.py). `program_must_stop` is the one rule, shared by that
+check and the start-up refusal of a node restarted with a version the chain no longer accepts.
+
 Listeners registered in `on_commit` and `on_pending` (RPC filters and subscriptions, gossip)
 are told after the fact; they must not raise.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +33,12 @@ from eth_hash.auto import keccak
 from cybermiles_node.application.chain import EMPTY, Chain, PendingBlock
 from cybermiles_node.application.fees import LowPriceSlots, PriceTooLow
 from cybermiles_node.application.pending_system import PendingSystemState
-from cybermiles_node.errors import TxRejected
+from cybermiles_node.errors import CyberMilesError, TxRejected
+from cybermiles_node.governance.versions import (
+    PROGRAM_NAME,
+    ProgramRequirement,
+    program_requirement,
+)
 from cybermiles_node.system.context import BlockContext
 from cybermiles_node.txpool.mempool import Mempool, MempoolConfig
 from evm.state import StateDB
@@ -34,6 +49,10 @@ log = logging.getLogger(__name__)
 CommitListener = Callable[[PendingBlock], None]
 PendingListener = Callable[[Sequence[SignedTx]], None]
 
+# The program version a node declares unless told otherwise (`--program-version`): the
+# package's own version (pyproject.toml) as "vX.Y.Z", the form governance proposals name.
+DEFAULT_PROGRAM_VERSION = "v" + importlib.metadata.version("cybermiles-node")
+
 
 @dataclass(frozen=True)
 class AppConfig:
@@ -41,6 +60,23 @@ class AppConfig:
     max_block_bytes: int = 8 * 2**20
     max_block_txs: int = 10_000
     recovery_workers: int = 0  # processes recovering senders of large batches; 0: in-process
+    program_version: str = DEFAULT_PROGRAM_VERSION  # what this node runs, checked at halts
+
+
+class ChainHalted(CyberMilesError):
+    """The chain stops for this program after block `height` (committed): governance decided
+    an upgrade this node's version does not satisfy, or retired the program."""
+
+    def __init__(self, message: str, height: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.height = height
+
+
+def program_must_stop(requirement: ProgramRequirement, head: int, version: str) -> bool:
+    """Whether a node running `version` of this program may not go past block `head`: the
+    chain's requirement is in force from its height on and this version does not satisfy it."""
+    return head >= requirement.height and not requirement.satisfied_by(PROGRAM_NAME, version)
 
 
 class ChainApp:
@@ -207,6 +243,8 @@ class ChainApp:
         return known if known is not None and known.raw == raw else self.decode(raw)
 
     def commit(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = EMPTY) -> None:
+        """Persist `block` (one batch), recheck the mempool, tell the listeners; then raise
+        ChainHalted if the block halts the chain for this node (module docstring)."""
         self.chain.commit(block, extra_writes)
         self.low_price.rules = self.chain.fee_rules_at_head()  # the block may have changed them
         self.mempool.update(self.chain.state_at(), [tx.hash for tx in block.result.transactions])
@@ -219,6 +257,30 @@ class ChainApp:
                 max(0, len(evicted) - 1),
             )
         _notify(self.on_commit, block, "commit")
+        halted = self._halt_after(block)
+        if halted is not None:
+            log.warning("chain halt after block %d: %s", halted.height, halted.message)
+            raise halted
+
+    def _halt_after(self, block: PendingBlock) -> ChainHalted | None:
+        """The halt `block` decided, for this node. A halt with a program requirement of the
+        block's height is lifted by a version satisfying it and repeats at every restart
+        (start-up refusal); a halt without one stops this run only."""
+        if block.outcome.halt is None:
+            return None
+        requirement = program_requirement(self.chain.state_at())
+        if requirement is None or requirement.height != block.number:
+            return ChainHalted(block.outcome.halt, block.number)
+        if program_must_stop(requirement, block.number, self.config.program_version):
+            return ChainHalted(requirement.message, block.number)
+        log.info(
+            "block %d requires %s %s: this node runs %s, going on",
+            block.number,
+            requirement.name,
+            requirement.version,
+            self.config.program_version,
+        )
+        return None
 
     def query(self, height: int | None = None) -> StateDB:
         """The state after block `height` (the head when None); LookupError if unknown."""

@@ -12,6 +12,14 @@ blocksync serves from (its `BlockStore`):
   decided it, the misbehaviour it evidences and the consensus state of the next height, all in
   the block's one write batch, so a crash never separates a block from its commit.
 
+A block that halts the chain (governance, issue #10) is committed with its records like any
+other; `ChainApp.commit` then raises `ChainHalted`, which leaves `commit_block` and the driver
+at once: the driver neither writes `end_height(H)` to its WAL nor moves to H+1, so this node
+signs nothing for H+1 (a node restarted with an accepted version writes the missing marker, as
+after a crash between commit and marker: consensus/driver.py `start`). Blocksync's blocks are
+committed by the same call, so a node catching up stops after H too. The node stays on the
+network briefly before it exits, for peers still getting block H (node.py `_run_consensus`).
+
 Validator sets with their proposer priorities are persisted per height; the state for the next
 height is computed by consensus's own transition function, never re-derived here.
 """

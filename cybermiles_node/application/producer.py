@@ -10,6 +10,9 @@ Block timestamps are wall-clock seconds, never below the parent's (several autom
 share a second, as on Tendermint chains whose clocks are read in seconds). `mix_hash` is the
 randomness beacon's output over the parent's, produced with the devnet validator's key, exactly
 as a BFT proposer does (the automine chain has no consensus metadata to carry the proof).
+
+A block that halts the chain (governance, issue #10) is committed like any other; `commit` then
+raises `ChainHalted` (application/app.py), which ends `run`, and with it the node.
 """
 
 from __future__ import annotations

@@ -5,6 +5,12 @@ creates N BFT validator homes and supervises one node process each
 (cybermiles_node.operator.devnet).
 Logging: `--log-level` and `--log-format` on the group override the `[log]` settings of the home
 being run (cybermiles_node.operator.logs).
+
+Exit statuses: 0 stopped by a signal, 1 refused to start or failed (one `error:` line; a bug's
+traceback also exits with 1), 2 a usage error (click), EXIT_HALTED (3) the chain halted for this
+program (governance's upgrade_program or retire_program, issue #10): the node committed the
+halting block, or was restarted past it with a version the chain no longer accepts, and printed
+one `halted at block H: <message>` line.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import trio
 
 from consensus.errors import ConsensusError
 from cybermiles_node.errors import CyberMilesError
+from cybermiles_node.governance.versions import PROGRAM_NAME, parse_version
 from cybermiles_node.operator.config import (
     DEVNET_CORS_ORIGINS,
     ConsensusConfig,
@@ -75,6 +82,7 @@ PORT = click.IntRange(0, 65535)
 START_UP_ERRORS = (GenesisError, CyberMilesError, EvmError, ConsensusError, P2PError, OSError)
 # How many accounts of the test mnemonic `init` looks for in a genesis it writes or takes.
 PUBLIC_ACCOUNTS_CHECKED = 10
+EXIT_HALTED = 3  # the chain halted for this program (module docstring)
 
 
 def _fail(message: str) -> NoReturn:
@@ -96,6 +104,25 @@ class LogOverrides:
 # Until a command knows its home, and for the single-node devnet: warnings only, so the
 # devnet banner is not buried in start-up chatter.
 QUIET_LOG = LogConfig(level="warning")
+
+
+def _program_version(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parse_version(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+PROGRAM_VERSION_OPTION = click.option(
+    "--program-version",
+    default=None,
+    callback=_program_version,
+    metavar="vX.Y.Z",
+    help="The program version this node declares against the chain's program requirement "
+    "(governance's upgrade_program); default: this package's version.",
+)
 
 
 def _log_overrides() -> LogOverrides:
@@ -314,6 +341,7 @@ def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
     show_default="26660",
     help="Prometheus /metrics port of node 0 (with --validators).",
 )
+@PROGRAM_VERSION_OPTION
 def devnet(
     home: Path,
     rpc_addr: str,
@@ -328,6 +356,7 @@ def devnet(
     p2p_port: int | None,
     status_port: int | None,
     metrics_port: int | None,
+    program_version: str | None,
 ) -> None:
     """Run a development chain with funded accounts: one node, or N validators.
 
@@ -355,7 +384,15 @@ def devnet(
         _fail(str(exc))
     if validators is None:
         _single_devnet(
-            home, rpc_addr, rpc_port, chain_id, accounts, block_time, evm_profile, params
+            home,
+            rpc_addr,
+            rpc_port,
+            chain_id,
+            accounts,
+            block_time,
+            evm_profile,
+            params,
+            program_version,
         )
         return
     defaults = Ports()
@@ -369,7 +406,17 @@ def devnet(
     log = _log_overrides().apply(LogConfig())
     _multi_devnet(
         home,
-        DevnetOptions(validators, chain_id, accounts, rpc_addr, ports, log, evm_profile, params),
+        DevnetOptions(
+            validators,
+            chain_id,
+            accounts,
+            rpc_addr,
+            ports,
+            log,
+            evm_profile,
+            params,
+            program_version,
+        ),
     )
 
 
@@ -390,6 +437,7 @@ def _single_devnet(
     block_time: float,
     evm_profile: EvmProfile,
     params: ParamOverrides,
+    program_version: str | None,
 ) -> None:
     layout = HomeLayout(home)
     existing = existing_validators(home)
@@ -421,7 +469,7 @@ def _single_devnet(
             write_config(layout.config_file, config)
     except (GenesisError, CyberMilesError) as exc:
         _fail(str(exc))
-    _run(layout, config, banner=True)
+    _run(layout, config, banner=True, program_version=program_version)
 
 
 def _multi_devnet(home: Path, options: DevnetOptions) -> None:
@@ -452,7 +500,8 @@ def node() -> None:
 
 @node.command("start")
 @click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_HOME, show_default=True)
-def node_start(home: Path) -> None:
+@PROGRAM_VERSION_OPTION
+def node_start(home: Path, program_version: str | None) -> None:
     """Start the node of HOME (created by `cybermiles init` or `cybermiles devnet`)."""
     layout = HomeLayout(home)
     if not layout.config_file.exists():
@@ -462,7 +511,7 @@ def node_start(home: Path) -> None:
     except CyberMilesError as exc:
         _fail(str(exc))
         return
-    _run(layout, config, banner=config.devnet.enabled)
+    _run(layout, config, banner=config.devnet.enabled, program_version=program_version)
 
 
 @node.command("info")
@@ -508,6 +557,7 @@ def _banner(layout: HomeLayout, config: NodeConfig, info: NodeInfo) -> None:
         f"  RPC URL:   {url}   (WebSocket ws://{config.rpc.host}:{info.rpc_port})",
         f"  Chain id:  {info.chain_id}",
         f"  Head:      block {info.head}",
+        f"  Program:   {PROGRAM_NAME} {info.program_version}",
         f"  Home:      {layout.home}",
         f"  Blocks:    {_block_mode(config)}",
         "",
@@ -551,7 +601,9 @@ def _devnet_banner(
     _say("\n".join(lines))
 
 
-def _run(layout: HomeLayout, config: NodeConfig, *, banner: bool) -> None:
+def _run(
+    layout: HomeLayout, config: NodeConfig, *, banner: bool, program_version: str | None
+) -> None:
     # Imported here: the node stack (py-evm, consensus, p2p) is heavy, and `init`, `node info`
     # and the multi-validator supervisor never need it.
     from cybermiles_node.node import run_node
@@ -568,7 +620,11 @@ def _run(layout: HomeLayout, config: NodeConfig, *, banner: bool) -> None:
     async def main_task() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(lambda: run_node(layout.home, config, on_ready=ready))
+                nursery.start_soon(
+                    lambda: run_node(
+                        layout.home, config, program_version=program_version, on_ready=ready
+                    )
+                )
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
                     break
@@ -576,10 +632,22 @@ def _run(layout: HomeLayout, config: NodeConfig, *, banner: bool) -> None:
     try:
         trio.run(main_task)
     except BaseExceptionGroup as group:
+        _exit_if_halted(_leaves(group))
         _fail_with(_leaves(group))
     except START_UP_ERRORS as exc:
+        _exit_if_halted([exc])
         _fail_with([exc])
     click.echo("stopped")
+
+
+def _exit_if_halted(errors: list[BaseException]) -> None:
+    """A chain halt (application/app.py) ends the command with its own line and status."""
+    from cybermiles_node.application.app import ChainHalted  # loaded with the node already
+
+    for error in errors:
+        if isinstance(error, ChainHalted):
+            click.echo(f"halted at block {error.height}: {error.message}", err=True)
+            sys.exit(EXIT_HALTED)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

@@ -26,9 +26,12 @@ later run that names a parameter with another value than the genesis holds is re
 
 `run_devnet` is the supervisor: it starts one `python -m cybermiles_node node start` process per
 node, waits until each answers GET /health on its status port, writes devnet.json, and then keeps
-watching. A node that dies is reported once and left down (developers kill nodes on purpose to
-test faults; they restart them with `cybermiles node start --home HOME/node{i}`). SIGINT or
-SIGTERM stops every node: SIGTERM, up to 15 s of grace, then SIGKILL.
+watching. A node that dies is reported once, with the last line it logged when it exited on its
+own (e.g. `halted at block H: upgrade needed: …` at a governance halt), and left down
+(developers kill nodes on purpose to test faults; they restart them with `cybermiles node start
+--home HOME/node{i}`, adding `--program-version` after a halt). `--program-version` of the
+devnet is passed to every node. SIGINT or SIGTERM stops every node: SIGTERM, up to 15 s of
+grace, then SIGKILL.
 """
 
 from __future__ import annotations
@@ -196,6 +199,7 @@ class DevnetOptions:
     log: LogConfig = LogConfig()
     evm_profile: EvmProfile = "cvm"
     params: ParamOverrides = ()  # chain parameters of a new devnet's genesis
+    program_version: str | None = None  # `--program-version` of every node (None: the default)
 
     @property
     def funded_accounts(self) -> int:
@@ -217,6 +221,7 @@ class DevnetNode:
     config: NodeConfig
     node_id: str
     validator_address: str  # hex of sha256(validator public key)[:20], as Tendermint
+    program_version: str | None = None  # what it declares (`node start --program-version`)
 
     @property
     def name(self) -> str:
@@ -293,6 +298,7 @@ def prepare_devnet(home: Path, options: DevnetOptions) -> list[DevnetNode]:
             node_config(index, node_ids, options),
             node_key.node_id,
             validator_key.node_id,
+            options.program_version,
         )
         for index, (node_key, validator_key) in enumerate(keys)
     ]
@@ -412,7 +418,7 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
 
 def node_command(node: DevnetNode) -> list[str]:
-    return [
+    command = [
         sys.executable,
         "-m",
         "cybermiles_node",
@@ -421,6 +427,16 @@ def node_command(node: DevnetNode) -> list[str]:
         "--home",
         str(node.layout.home),
     ]
+    if node.program_version is not None:
+        command += ["--program-version", node.program_version]
+    return command
+
+
+def last_log_line(path: Path) -> str:
+    """The last non-blank line of a log ("" if none): what a node said last before it exited
+    (its `error:` or `halted at block …` line)."""
+    lines = [line for line in log_tail(path, 5).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -516,9 +532,11 @@ class _Supervisor:
                 if code is not None and index not in reported:
                     reported.add(index)
                     node = self.nodes[index]
+                    # An exit of its own (not a signal) ends with a line saying why.
+                    said = last_log_line(node.log_file) if code > 0 else ""
                     self.say(
-                        f"{node.name} exited with {code}; restart it with: "
-                        f"cybermiles node start --home {node.layout.home}"
+                        f"{node.name} exited with {code}{f' ({said})' if said else ''}; "
+                        f"restart it with: cybermiles node start --home {node.layout.home}"
                     )
             time.sleep(POLL_S)
 

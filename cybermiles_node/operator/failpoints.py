@@ -26,6 +26,16 @@ from consensus.messages import encode_message
 from consensus.privval import PrivValidator
 from consensus.reactor import ConsensusReactor
 from consensus.types import BlockID, Proposal, Vote, VoteType, validator_address
+from cybermiles_node.errors import InvariantViolation
+from cybermiles_node.governance.versions import (
+    PROGRAM_NAME,
+    ProgramRequirement,
+    put_program_requirement,
+)
+from cybermiles_node.modules import BlockOutcome, Module, SystemTxMessage
+from cybermiles_node.system.context import BlockContext
+from evm.state import StateDB
+from evm.system import SystemTxResult
 from p2p import CONSENSUS_VOTE
 
 ENV = "CYBERMILES_FAILPOINT"
@@ -81,10 +91,48 @@ class EquivocatingGossip:
                 peer.send(CONSENSUS_VOTE, encode_message(twin))
 
 
-def _failpoint(name: str) -> int | None:
+class DecideHalt:
+    """A module whose end_block of block `requirement.height` writes `requirement` and halts
+    the chain with its message, as governance does for an approved upgrade_program."""
+
+    name = "halt-failpoint"
+    kinds: frozenset[str] = frozenset()  # owns no transaction kind: the tx hooks never run
+    fee_recipient: bytes | None = None
+
+    def __init__(self, requirement: ProgramRequirement) -> None:
+        self.requirement = requirement
+
+    def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
+        pass
+
+    def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
+        if ctx.height != self.requirement.height:
+            return BlockOutcome()
+        put_program_requirement(storage, self.requirement)
+        return BlockOutcome(halt=self.requirement.message)
+
+    def check_tx(self, msg: SystemTxMessage, storage: StateDB, height: int, time: int) -> None:
+        raise InvariantViolation(f"{self.name} owns no transaction kind")
+
+    def gas_of(self, msg: SystemTxMessage, storage: StateDB) -> int:
+        raise InvariantViolation(f"{self.name} owns no transaction kind")
+
+    def deliver_tx(
+        self, msg: SystemTxMessage, storage: StateDB, height: int, time: int
+    ) -> SystemTxResult:
+        raise InvariantViolation(f"{self.name} owns no transaction kind")
+
+
+def _failpoint_spec(name: str) -> str | None:
+    """What follows `name:` in the variable, when it names this failpoint."""
     spec = os.environ.get(ENV, "")
     prefix = name + ":"
-    return int(spec[len(prefix) :]) if spec.startswith(prefix) else None
+    return spec[len(prefix) :] if spec.startswith(prefix) else None
+
+
+def _failpoint(name: str) -> int | None:
+    spec = _failpoint_spec(name)
+    return None if spec is None else int(spec)
 
 
 def with_failpoints(signer: PrivValidator) -> PrivValidator:
@@ -95,3 +143,12 @@ def with_failpoints(signer: PrivValidator) -> PrivValidator:
 def gossip_with_failpoints(gossip: ConsensusReactor, key: Ed25519Key, chain_id: str) -> Gossip:
     height = _failpoint("equivocate")
     return gossip if height is None else EquivocatingGossip(gossip, key, chain_id, height)
+
+
+def failpoint_modules() -> tuple[Module, ...]:
+    """The chain modules failpoints add after the node's own (`halt`)."""
+    spec = _failpoint_spec("halt")
+    if spec is None:
+        return ()
+    height, version = spec.split(":")
+    return (DecideHalt(ProgramRequirement(PROGRAM_NAME, version, int(height))),)

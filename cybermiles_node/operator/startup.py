@@ -6,6 +6,11 @@ of them before the node binds a port or logs a line, and each refusal is a `Star
 the `CyberMilesError` of the reader, e.g. `KeyFileError`) whose message names the file and says
 what to do. The CLI prints it as one `error:` line; only bugs show a traceback.
 
+Once the chain is open (the home's files are fine), `check_program_version` refuses a node whose
+declared program version the chain no longer accepts (governance's upgrade_program or
+retire_program halted it): the same `ChainHalted` as the halt itself, so the CLI prints the same
+line and exits with the same status, still before a port is bound.
+
 Also here, as small functions the trio shell (node.py) calls: how long until genesis time, and
 raising the open-files limit.
 """
@@ -20,7 +25,10 @@ from typing import Final
 from consensus.errors import WalCorrupted
 from consensus.privval import FilePrivValidator, PrivValidatorStateError
 from consensus.wal import FileWal
+from cybermiles_node.application.app import ChainHalted, program_must_stop
+from cybermiles_node.application.chain import Chain
 from cybermiles_node.errors import CyberMilesError
+from cybermiles_node.governance.versions import program_requirement
 from cybermiles_node.operator.config import HomeLayout
 from cybermiles_node.operator.keys import Ed25519Key, read_key
 from genesis import Genesis, GenesisError, load_genesis
@@ -30,6 +38,7 @@ __all__ = [
     "NodeFiles",
     "OpenFilesLimit",
     "StartupRefused",
+    "check_program_version",
     "open_node_files",
     "raise_open_files_limit",
     "seconds_until",
@@ -120,6 +129,14 @@ def _open_wal(layout: HomeLayout) -> FileWal:
             f"keeping {layout.validator_state_file} in place: it still refuses any vote that "
             "conflicts with one this validator signed"
         ) from None
+
+
+def check_program_version(chain: Chain, version: str) -> None:
+    """Refuse to continue a chain whose program requirement, in force at the head, `version`
+    does not satisfy (raises ChainHalted at the head)."""
+    requirement = program_requirement(chain.state_at())
+    if requirement is not None and program_must_stop(requirement, chain.head_number, version):
+        raise ChainHalted(requirement.message, chain.head_number)
 
 
 def seconds_until(moment: float, now: float) -> float:

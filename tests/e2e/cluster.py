@@ -207,6 +207,7 @@ class Cluster:
         self.validator = validator
         self.chain_id = chain_id
         self.extra_args = list(extra_args)
+        self.node_args: list[str] = []  # added to `cybermiles node start` of restarts
         self.params = dict(params or {})
         self.ports: ClusterPorts | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -340,7 +341,8 @@ class Cluster:
         )
 
     def node_command(self, i: int) -> list[str]:
-        return [str(cybermiles_executable()), "node", "start", "--home", str(self.nodes[i].home)]
+        home = str(self.nodes[i].home)
+        return [str(cybermiles_executable()), "node", "start", "--home", home, *self.node_args]
 
     def restart(
         self,

@@ -99,6 +99,20 @@ def test_requests_go_to_peers_that_have_the_heights_and_move_on_after_a_timeout(
     assert sorted(requests(a)) == [1, 2, 2, 3, 3] and requests(b) == [1]
 
 
+def test_the_lowest_peer_height_is_what_the_furthest_behind_announced() -> None:
+    reactor, _, _, _ = make()
+    assert reactor.lowest_peer_height() is None  # no peers
+    a, b = RecordingPeer("a" * 40), RecordingPeer("b" * 40)
+    for peer in (a, b):
+        reactor.add_peer(peer)
+    assert reactor.lowest_peer_height() == 0  # nothing announced yet
+    receive(reactor, a, ["status", 7])
+    receive(reactor, b, ["status", 5])
+    assert reactor.lowest_peer_height() == 5
+    reactor.remove_peer(b, "gone")
+    assert reactor.lowest_peer_height() == 7
+
+
 def test_blocks_reach_consensus_in_height_order_with_their_sender() -> None:
     reactor, host, store, _ = make()
     peer = RecordingPeer("a" * 40)

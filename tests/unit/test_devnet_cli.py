@@ -299,6 +299,19 @@ def test_cli_checks_option_combinations(tmp_path: Path) -> None:
     assert not (tmp_path / "h").exists()
 
 
+def test_every_node_declares_the_devnets_program_version(tmp_path: Path) -> None:
+    default, declared = (
+        prepare_devnet(tmp_path / name, options(2, program_version=version))
+        for name, version in (("default", None), ("declared", "v2.0.0"))
+    )
+    assert "--program-version" not in devnet_module.node_command(default[0])
+    for node in declared:
+        assert devnet_module.node_command(node)[-2:] == ["--program-version", "v2.0.0"]
+    result = invoke("devnet", "--home", str(tmp_path / "h"), "--program-version", "2.0.0")
+    assert result.exit_code == 2 and "not of the form vX.Y.Z" in result.output
+    assert not (tmp_path / "h").exists()
+
+
 def test_single_node_devnet_refuses_a_multi_validator_home(tmp_path: Path) -> None:
     prepare_devnet(tmp_path, options(2))
     result = invoke("devnet", "--home", str(tmp_path))
