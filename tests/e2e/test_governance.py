@@ -12,6 +12,8 @@ three "Y" (3·3 ≥ 2·4) approve and three "N" reject. One cluster lives throug
    old price is now a low-price transaction (its 600,000 gas limit refused with code 102);
 4. deploy_libeni: `reverse` v2.0.0 (code points, not bytes) enabled at its deploy height; a
    contract calling the ENI precompile gets the old behaviour before it, the new one from it on.
+
+A second cluster approves an upgrade_program: all four nodes halt at its height.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from cybermiles_node.operator.config import HomeLayout
 from tests.e2e.cluster import Cluster
 from tests.e2e.harness import (
     CHAIN_ID,
@@ -240,3 +243,46 @@ def check_library_deploy(gov: Governance) -> None:
     assert reversed_at(deploy_at - 2) == "héllo".encode()[::-1]  # v1.3.7: bytes
     assert reversed_at(deploy_at - 1) == "olléh".encode()  # v2.0.0 from block deploy_at on
     assert reversed_at(deploy_at) == "olléh".encode()
+
+
+# -- 5. upgrade_program ---------------------------------------------------------------------------
+EXIT_HALTED = 3  # operator/cli.py: the chain halted for an upgrade
+
+
+def test_an_approved_upgrade_halts_every_node_at_its_height(
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    """Four validators approve an upgrade to v9.0.0 at height H: every node commits H, exits
+    with status 3 naming the version, and none signed anything above H (no fork: one block H).
+    Restarted with the same version a node refuses; declared v9.0.0, the four go on."""
+    cluster = cluster_factory(validators=4)
+    gov = Governance(cluster)
+    halt_at = gov.height() + 12
+    data = {"name": "cybermiles", "version": "v9.0.0", "upgrade_block_height": halt_at, **RELEASE}
+    pid = gov.propose("upgrade_program", data)
+    gov.vote_all(pid, "Y")
+    gov.wait_result(pid, "Approved")
+    wait_for(
+        lambda: not any(cluster.alive(i) for i in range(4)),
+        timeout=TIMEOUT_S,
+        what="the four validators to halt",
+    )
+    line = f"halted at block {halt_at}: upgrade needed: cybermiles v9.0.0"
+    for node in cluster.nodes[:4]:
+        assert line in node.log_path.read_text().splitlines(), cluster.log_tail()
+        signed = json.loads(HomeLayout(node.home).validator_state_file.read_text())
+        assert signed["height"] == halt_at, f"{node.name} signed {signed}"
+
+    refused = cluster.restart(0, wait=False)  # the same program version
+    assert refused.wait(timeout=TIMEOUT_S) == EXIT_HALTED, cluster.log_tail()
+
+    cluster.node_args = ["--program-version", "v9.0.0"]
+    for i in range(4):
+        cluster.restart(i)
+    for i in range(4):
+        cluster.wait_height(i, halt_at + 2)
+    halting = {
+        cluster.rpc(i, "eth_getBlockByNumber", [hex(halt_at), False])["result"]["hash"]
+        for i in range(4)
+    }
+    assert len(halting) == 1
