@@ -27,6 +27,7 @@ this node does not ship; `execution_context` hands the registry to the ENI opcod
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,6 +193,11 @@ class BlockExecutor:
         self.transactions: list[SignedTx] = []
         self.receipts: list[ReceiptAPI] = []
         self.contract_addresses: list[bytes | None] = []
+
+    def use_freegas_terms(self, terms: FreegasTerms) -> None:
+        """The freegas terms from the next transaction on: governance changed gas_price or the
+        low-price gas limit within the block (SPEC §7: in force for the next transaction)."""
+        self.env = dataclasses.replace(self.env, freegas=terms)
 
     def apply(self, tx: SignedTx) -> ReceiptAPI:
         """Execute `tx` and record its receipt, or raise and leave the state as it was:

@@ -475,7 +475,8 @@ class Chain:
             self.profile, overlay, self.head.state_root, env, system=self.modules
         )
         self.modules.begin_block(ctx, executor.account_db)
-        rules = FeeRules.of(ctx.params)
+        # After begin_block: a proposal decided there may have changed a parameter.
+        rules = _fee_rules_now(executor, FeeRules.of(ctx.params))
         slots = LowPriceSlots(rules)
         for tx in txs:
             if policy.skips(tx):
@@ -489,6 +490,8 @@ class Chain:
                 policy.crashed(tx, exc)
             except (TransactionInvalid, LowPriceRejected) as exc:
                 policy.refused(tx, exc)
+            if tx.is_system:  # an approved change_param is in force for the next transaction
+                rules = slots.rules = _fee_rules_now(executor, rules)
         # What freegas contracts paid is destroyed (SPEC §4): count it in the supply.
         ledger.record_burned(executor.account_db, executor.burned)
         outcome = self.modules.end_block(ctx, executor.account_db, executor.fees)
@@ -639,3 +642,13 @@ class Chain:
         never the flat snapshot, which the next commit moves under a reader in another
         thread."""
         return StateDB(self.db, (header or self.head).state_root)
+
+
+def _fee_rules_now(executor: BlockExecutor, current: FeeRules) -> FeeRules:
+    """The fee rules of the parameters in the block's state now, the executor's freegas terms
+    moved with them; `current` (the same object) when nothing changed."""
+    now = FeeRules.of(read_params(executor.account_db))
+    if now == current:
+        return current
+    executor.use_freegas_terms(now.freegas)
+    return now
