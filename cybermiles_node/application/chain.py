@@ -476,7 +476,7 @@ class Chain:
         )
         self.modules.begin_block(ctx, executor.account_db)
         # After begin_block: a proposal decided there may have changed a parameter.
-        rules = _fee_rules_now(executor, FeeRules.of(ctx.params))
+        rules = self._fee_rules_now(executor, FeeRules.of(ctx.params))
         slots = LowPriceSlots(rules)
         for tx in txs:
             if policy.skips(tx):
@@ -491,7 +491,7 @@ class Chain:
             except (TransactionInvalid, LowPriceRejected) as exc:
                 policy.refused(tx, exc)
             if tx.is_system:  # an approved change_param is in force for the next transaction
-                rules = slots.rules = _fee_rules_now(executor, rules)
+                rules = slots.rules = self._fee_rules_now(executor, rules)
         # What freegas contracts paid is destroyed (SPEC §4): count it in the supply.
         ledger.record_burned(executor.account_db, executor.burned)
         outcome = self.modules.end_block(ctx, executor.account_db, executor.fees)
@@ -499,6 +499,19 @@ class Chain:
         block.skipped.extend(policy.skipped)
         block.crashed.extend(policy.crashed_txs)
         return block
+
+    def _fee_rules_now(self, executor: BlockExecutor, current: FeeRules) -> FeeRules:
+        """The fee rules of the parameters in the block's state now, the executor's freegas
+        terms moved with them; `current` (the same object) when nothing changed."""
+        now = self.fee_rules_in(executor.account_db)
+        if now == current:
+            return current
+        executor.use_freegas_terms(now.freegas)
+        return now
+
+    def fee_rules_in(self, state: StateDB) -> FeeRules:
+        """The SPEC §4 fee rules of the parameters `state` holds."""
+        return FeeRules.of(read_params(state))
 
     def _seal(
         self,
@@ -642,13 +655,3 @@ class Chain:
         never the flat snapshot, which the next commit moves under a reader in another
         thread."""
         return StateDB(self.db, (header or self.head).state_root)
-
-
-def _fee_rules_now(executor: BlockExecutor, current: FeeRules) -> FeeRules:
-    """The fee rules of the parameters in the block's state now, the executor's freegas terms
-    moved with them; `current` (the same object) when nothing changed."""
-    now = FeeRules.of(read_params(executor.account_db))
-    if now == current:
-        return current
-    executor.use_freegas_terms(now.freegas)
-    return now

@@ -13,11 +13,13 @@ from eth_utils import to_checksum_address
 from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import BlockRejected, Chain
 from cybermiles_node.application.fees import (
+    FeeRules,
     GasTooHighForLowPrice,
     LowPriceCapacityReached,
     PriceTooLow,
 )
 from evm.db import MemoryDB
+from evm.state import StateDB
 from evm.transactions import decode_transaction
 from genesis import Params, dev_accounts, devnet_genesis
 
@@ -129,6 +131,9 @@ class LooseChain(Chain):
 
     def params_at(self, header: Any) -> Params:
         return replace(super().params_at(header), low_price_tx_slots_cap=10)
+
+    def fee_rules_in(self, state: StateDB) -> FeeRules:
+        return replace(super().fee_rules_in(state), low_price_slots=10)
 
 
 def test_validators_reject_blocks_that_break_the_rules() -> None:
