@@ -157,7 +157,7 @@ class Keystore:
     def import_key(self, private_key: bytes, passphrase: str) -> Entry:
         """Store `private_key` encrypted with `passphrase` (AccountExists if already here)."""
         address = address_of(private_key)
-        self._refuse_present(address)
+        self.check_absent(address)
         body = encrypt(private_key, passphrase, fresh_randomness(), scrypt_n=self.scrypt_n)
         return self._store(address, body)
 
@@ -173,12 +173,13 @@ class Keystore:
             address = keyfile.address
         else:
             raise MalformedKeyfile(f"{path}: no address field (give the passphrase to derive it)")
-        self._refuse_present(address)
+        self.check_absent(address)
         body = json.loads(text)
         body["address"] = address.hex()  # geth lists only files that carry their address
         return self._store(address, body)
 
-    def _refuse_present(self, address: bytes) -> None:
+    def check_absent(self, address: bytes) -> None:
+        """AccountExists when a key file of `address` is here (callers ask before prompting)."""
         for entry in self.scan().entries:
             if entry.address == address:
                 raise AccountExists(f"0x{address.hex()} is already in the keystore: {entry.path}")

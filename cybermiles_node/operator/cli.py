@@ -29,7 +29,12 @@ import trio
 from eth_utils import to_checksum_address
 
 from consensus.errors import ConsensusError
-from cybermiles_node.accounts.keyfile import KeystoreError, parse_private_key_hex
+from cybermiles_node.accounts.keyfile import (
+    KeystoreError,
+    address_of,
+    parse_keyfile,
+    parse_private_key_hex,
+)
 from cybermiles_node.accounts.keystore import Entry, Keystore, keystore_dir, read_small_file
 from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.governance.versions import PROGRAM_NAME, parse_version
@@ -644,6 +649,10 @@ def account_list(home: Path) -> None:
 @PASSWORD_FILE_OPTION
 def account_import(keyfile: Path, home: Path, password_file: Path | None) -> None:
     """Copy a geth v3 KEYFILE into the keystore once its passphrase opens it."""
+    try:  # a malformed or unreadable file is refused before asking for its passphrase
+        parse_keyfile(read_small_file(keyfile), str(keyfile))
+    except KeystoreError as exc:
+        _fail(str(exc))
     passphrase = _passphrase_of(keyfile, password_file)
     try:
         _stored(_keystore(home).import_keyfile(keyfile, passphrase))
@@ -670,9 +679,14 @@ def account_import_key(home: Path, key_file: Path | None, password_file: Path | 
         private_key = parse_private_key_hex(text)
     except KeystoreError as exc:
         _fail(f"{key_file or 'private key'}: {exc}")
+    keystore = _keystore(home)
+    try:  # before asking for a passphrase that would not be used
+        keystore.check_absent(address_of(private_key))
+    except KeystoreError as exc:
+        _fail(str(exc))
     passphrase = _new_passphrase(password_file)
     try:
-        _stored(_keystore(home).import_key(private_key, passphrase))
+        _stored(keystore.import_key(private_key, passphrase))
     except (KeystoreError, OSError) as exc:
         _fail(str(exc))
 

@@ -161,3 +161,16 @@ def test_no_passphrase_option_on_the_command_line(tmp_path: Path) -> None:
     result = invoke("account", "new", "--home", str(tmp_path), "--password", "x")
     assert result.exit_code == 2  # click: no such option
     assert keystore_of(tmp_path) == {}
+
+
+def test_bad_keyfile_and_present_key_are_refused_before_any_prompt(tmp_path: Path) -> None:
+    # No input: a prompt would end in click's "Aborted!" instead of these lines.
+    bad = write(tmp_path / "bad.json", "[]")
+    assert_refused(invoke("account", "import", str(bad), "--home", str(tmp_path)), str(bad))
+    missing = tmp_path / "missing.json"
+    result = invoke("account", "import", str(missing), "--home", str(tmp_path))
+    assert_refused(result, f"cannot read {missing}")
+    key_file = write(tmp_path / "key", KEY)
+    args = ("account", "import-key", "--home", str(tmp_path), "--key-file", str(key_file))
+    assert invoke(*args, input="pw\npw\n").exit_code == 0
+    assert_refused(invoke(*args), "already in the keystore")
