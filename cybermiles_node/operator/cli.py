@@ -1,4 +1,5 @@
-"""The `cybermiles` command: init a node home, run a devnet, start a node, show node info.
+"""The `cybermiles` command: init a node home, run a devnet, start a node, show node info,
+manage the node's keystore accounts (`cybermiles account`, cybermiles_node.accounts).
 
 `cybermiles devnet` runs a one-node automine chain in this process; with `--validators N` it
 creates N BFT validator homes and supervises one node process each
@@ -25,8 +26,16 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 import trio
+from eth_utils import to_checksum_address
 
 from consensus.errors import ConsensusError
+from cybermiles_node.accounts.keyfile import (
+    KeystoreError,
+    address_of,
+    parse_keyfile,
+    parse_private_key_hex,
+)
+from cybermiles_node.accounts.keystore import Entry, Keystore, keystore_dir, read_small_file
 from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.governance.versions import PROGRAM_NAME, parse_version
 from cybermiles_node.operator.config import (
@@ -540,6 +549,146 @@ def node_info(home: Path) -> None:
     click.echo(f"p2p address:       {node_key.node_id}@{advertised}")
     click.echo(f"status url:        {status_url}")
     click.echo(f"consensus engine:  {config.consensus.engine}")
+
+
+# ------------------------------------------------------------------------ accounts
+
+HOME_OPTION = click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_HOME,
+    show_default=True,
+    help="Node home; key files live in HOME/keystore.",
+)
+PASSWORD_FILE_OPTION = click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Read the passphrase from the first line of FILE instead of a prompt.",
+)
+
+
+@main.group()
+def account() -> None:
+    """Manage the node's accounts: geth v3 key files in HOME/keystore.
+
+    Passphrases come from a prompt or from --password-file, never from the command line
+    (a command line is visible to other users and kept in shell history).
+    """
+
+
+def _keystore(home: Path) -> Keystore:
+    return Keystore(keystore_dir(home))
+
+
+def _first_line(path: Path, what: str) -> str:
+    """The first line of a passphrase or key file, without its line ending."""
+    try:
+        text = read_small_file(path).decode()
+    except UnicodeDecodeError:
+        _fail(f"{path}: the {what} file is not UTF-8 text")
+    except KeystoreError as exc:
+        _fail(str(exc))
+    lines = text.splitlines()
+    return lines[0] if lines else ""
+
+
+def _new_passphrase(password_file: Path | None) -> str:
+    """A passphrase for a key being encrypted: from the file, or prompted twice."""
+    if password_file is None:
+        passphrase = click.prompt(
+            "Passphrase for the new key", hide_input=True, confirmation_prompt=True, err=True
+        )
+    else:
+        passphrase = _first_line(password_file, "password")
+    if not passphrase:
+        _fail("an empty passphrase would let anyone who reads the key file use the key")
+    return str(passphrase)
+
+
+def _passphrase_of(source: Path, password_file: Path | None) -> str:
+    """The passphrase an existing key file was encrypted with."""
+    if password_file is not None:
+        return _first_line(password_file, "password")
+    return str(click.prompt(f"Passphrase of {source}", hide_input=True, err=True))
+
+
+def _stored(entry: Entry) -> None:
+    click.echo(f"address: {to_checksum_address(entry.address)}\nkey file: {entry.path}")
+
+
+@account.command("new")
+@HOME_OPTION
+@PASSWORD_FILE_OPTION
+def account_new(home: Path, password_file: Path | None) -> None:
+    """Create a new account: a random key encrypted with a passphrase."""
+    passphrase = _new_passphrase(password_file)
+    try:
+        _stored(_keystore(home).new_account(passphrase))
+    except (KeystoreError, OSError) as exc:
+        _fail(str(exc))
+
+
+@account.command("list")
+@HOME_OPTION
+def account_list(home: Path) -> None:
+    """Print index, address and file of every account; unreadable files are reported."""
+    try:
+        scan = _keystore(home).scan()
+    except KeystoreError as exc:
+        _fail(str(exc))
+    for index, entry in enumerate(scan.entries):
+        click.echo(f"#{index}  {to_checksum_address(entry.address)}  {entry.path}")
+    for problem in scan.problems:
+        click.echo(f"warning: not listed: {problem.reason}", err=True)
+
+
+@account.command("import")
+@click.argument("keyfile", type=click.Path(path_type=Path, dir_okay=False))
+@HOME_OPTION
+@PASSWORD_FILE_OPTION
+def account_import(keyfile: Path, home: Path, password_file: Path | None) -> None:
+    """Copy a geth v3 KEYFILE into the keystore once its passphrase opens it."""
+    try:  # a malformed or unreadable file is refused before asking for its passphrase
+        parse_keyfile(read_small_file(keyfile), str(keyfile))
+    except KeystoreError as exc:
+        _fail(str(exc))
+    passphrase = _passphrase_of(keyfile, password_file)
+    try:
+        _stored(_keystore(home).import_keyfile(keyfile, passphrase))
+    except (KeystoreError, OSError) as exc:
+        _fail(str(exc))
+
+
+@account.command("import-key")
+@HOME_OPTION
+@click.option(
+    "--key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Read the hex private key from the first line of FILE instead of a prompt.",
+)
+@PASSWORD_FILE_OPTION
+def account_import_key(home: Path, key_file: Path | None, password_file: Path | None) -> None:
+    """Encrypt a raw hex private key into the keystore."""
+    if key_file is None:
+        text = str(click.prompt("Private key (hex)", hide_input=True, err=True))
+    else:
+        text = _first_line(key_file, "key")
+    try:
+        private_key = parse_private_key_hex(text)
+    except KeystoreError as exc:
+        _fail(f"{key_file or 'private key'}: {exc}")
+    keystore = _keystore(home)
+    try:  # before asking for a passphrase that would not be used
+        keystore.check_absent(address_of(private_key))
+    except KeystoreError as exc:
+        _fail(str(exc))
+    passphrase = _new_passphrase(password_file)
+    try:
+        _stored(keystore.import_key(private_key, passphrase))
+    except (KeystoreError, OSError) as exc:
+        _fail(str(exc))
 
 
 def _block_mode(config: NodeConfig) -> str:
