@@ -29,6 +29,9 @@ from consensus.driver import ConsensusDriver
 from consensus.evidence import EvidencePool
 from consensus.host import ConsensusHost
 from consensus.reactor import ConsensusReactor
+from cybermiles_node.accounts.backend import NodeAccounts
+from cybermiles_node.accounts.keystore import Keystore, keystore_dir
+from cybermiles_node.accounts.unlock import Unlocker
 from cybermiles_node.application.app import AppConfig, ChainApp, ChainHalted
 from cybermiles_node.application.chain import Chain, PendingBlock
 from cybermiles_node.application.consensus_app import ChainConsensus
@@ -41,7 +44,7 @@ from cybermiles_node.governance.module import GovernanceModule
 from cybermiles_node.governance.precompile import governance_precompiles
 from cybermiles_node.governance.versions import PROGRAM_NAME
 from cybermiles_node.modules import ModuleSet
-from cybermiles_node.operator.config import HomeLayout, NodeConfig
+from cybermiles_node.operator.config import HomeLayout, NodeConfig, unlock_allowed
 from cybermiles_node.operator.failpoints import (
     failpoint_modules,
     gossip_with_failpoints,
@@ -75,6 +78,7 @@ from rpc.cmt_tx import CmtTxApi, CommitSignal
 from rpc.dev_accounts import DevAccountsApi, UnlockedAccounts
 from rpc.eth import EthApi, client_version
 from rpc.execution import EvmWorker
+from rpc.personal import PersonalApi
 from rpc.server import ServerLimits, serve_asgi
 from rpc.tendermint import TendermintApp
 
@@ -226,6 +230,10 @@ async def _serve(
     )
     dev_keys = dev_accounts(config.devnet.accounts) if config.devnet.enabled else []
     unlocked = UnlockedAccounts({a.address: a.private_key for a in dev_keys})
+    keystore = Keystore(keystore_dir(layout.home))
+    accounts = NodeAccounts(
+        keystore, Unlocker(keystore, time.monotonic), {a.address: a.private_key for a in dev_keys}
+    )
     api = EthApi(
         app,
         filters=filters,
@@ -233,11 +241,12 @@ async def _serve(
         client_version=client_version(genesis.evm_profile),
         evm=EvmWorker(timeout=config.rpc.evm_timeout),
         gas_cap=config.rpc.gas_cap,
-        accounts=unlocked.addresses,
+        accounts=accounts.addresses,
         max_response_bytes=rpc.max_response_bytes,
     )
     api.install(dispatcher)
     CmtApi(CmtQueries(app.chain)).install(dispatcher)
+    PersonalApi(accounts, unlock_allowed=unlock_allowed(rpc)).install(dispatcher)
     if config.devnet.enabled:  # node-side signing (SPEC §8): devnets only
         DevAccountsApi(api, unlocked).install(dispatcher)
         commits = CommitSignal()

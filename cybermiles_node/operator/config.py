@@ -14,6 +14,7 @@ never starts with a size of -1 or an empty host that would bind every interface.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -66,6 +67,26 @@ class RpcConfig:
     max_filters_per_client: int = 100  # per WebSocket connection, or per HTTP client address
     gas_cap: int = 50_000_000  # most gas one eth_call / eth_estimateGas may use (geth's default)
     evm_timeout: float = 5.0  # seconds of wall-clock time one eth_call / eth_estimateGas may run
+    # personal_unlockAccount is refused when `host` is not a loopback address, unless this is
+    # true (geth's --allow-insecure-unlock): an unlocked key signs for anyone who can reach it.
+    allow_insecure_unlock: bool = False
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for "localhost" and loopback IP addresses (127.0.0.0/8, ::1); False for anything
+    else, names included (they may resolve anywhere)."""
+    text = host.strip().strip("[]")
+    if text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def unlock_allowed(rpc: RpcConfig) -> bool:
+    """May personal_unlockAccount run: on a loopback-only server, or when the operator said so."""
+    return rpc.allow_insecure_unlock or is_loopback_host(rpc.host)
 
 
 @dataclass(frozen=True)
