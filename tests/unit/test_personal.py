@@ -23,7 +23,12 @@ from cybermiles_node.accounts.backend import NodeAccounts
 from cybermiles_node.accounts.keyfile import LIGHT_SCRYPT_N
 from cybermiles_node.accounts.keystore import Keystore
 from cybermiles_node.accounts.unlock import Unlocker
-from cybermiles_node.operator.config import RpcConfig, is_loopback_host, unlock_allowed
+from cybermiles_node.operator.config import (
+    RpcConfig,
+    is_loopback_host,
+    load_config,
+    unlock_allowed,
+)
 from genesis import dev_accounts
 from rpc import Dispatcher
 from rpc.personal import PersonalApi
@@ -228,3 +233,11 @@ def test_unlock_is_refused_on_a_non_loopback_server_unless_allowed(tmp_path: Pat
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+def test_allow_insecure_unlock_is_read_from_config_toml(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[rpc]\nhost = "0.0.0.0"\nallow_insecure_unlock = true\n')
+    loaded = load_config(path).rpc
+    assert loaded.allow_insecure_unlock and unlock_allowed(loaded)
+    assert not RpcConfig().allow_insecure_unlock and unlock_allowed(RpcConfig())
