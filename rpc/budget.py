@@ -48,6 +48,9 @@ DEFAULT_COST: Final = 1
 # eth_sendTransaction, then wait for their block without working: in a batch that wait counts
 # against the time budget, so a batch of them stops after max_seconds (+ the one call waiting).
 _STAKING_TX_COST: Final = 2
+# personal_* calls that run the key file's KDF (scrypt, ~1 s at geth's standard cost, one at a
+# time: rpc/personal.py): one fills a default batch, so a batch cannot queue hundreds of them.
+_KDF_COST: Final = 1000
 METHOD_COSTS: Final[Mapping[str, int]] = MappingProxyType(
     {
         "cmt_acceptCandidacyAccountUpdate": _STAKING_TX_COST,
@@ -75,6 +78,9 @@ METHOD_COSTS: Final[Mapping[str, int]] = MappingProxyType(
         "eth_getLogs": 50,
         "eth_getProof": 5,
         "eth_sendTransaction": 2,
+        "personal_newAccount": _KDF_COST,
+        "personal_sign": _KDF_COST,
+        "personal_unlockAccount": _KDF_COST,
         "txpool_content": 100,
     }
 )

@@ -241,3 +241,14 @@ def test_allow_insecure_unlock_is_read_from_config_toml(tmp_path: Path) -> None:
     loaded = load_config(path).rpc
     assert loaded.allow_insecure_unlock and unlock_allowed(loaded)
     assert not RpcConfig().allow_insecure_unlock and unlock_allowed(RpcConfig())
+
+
+def test_a_batch_runs_one_passphrase_call_and_refuses_the_rest(node: Node) -> None:
+    batch = [
+        {"jsonrpc": "2.0", "id": i, "method": "personal_unlockAccount", "params": [LIGHT, "x", 0]}
+        for i in range(3)
+    ]
+    body = trio.run(node.dispatcher.handle, json.dumps(batch), None)
+    assert body is not None
+    codes = [answer["error"]["code"] for answer in json.loads(body)]
+    assert codes == [-32000, -32005, -32005]  # wrong passphrase, then over the batch budget
