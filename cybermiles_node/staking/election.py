@@ -66,8 +66,9 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
     if last is not None and _quiet(storage, last, params):
         return []
     touched = keeper.touched_candidates(storage)  # before this election's own writes
-    holders = keeper.consensus_set_owners(storage)
-    total = power.set_stake_cmt(keeper.consensus_set(storage), holders)
+    members = keeper.consensus_set(storage)
+    holders = frozenset(m.owner for m in members)
+    total = power.set_stake_cmt(members, holders)
     factors = _size_factors(storage, total, params)
     inputs = power.ElectionInputs.of(total, factors, params)
     stale = power.stale_candidates(last, inputs)

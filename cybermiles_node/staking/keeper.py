@@ -313,11 +313,9 @@ def _decode_rank_key(rank: int, key: int) -> Ranked:
     )
 
 
-def ranked(storage: SystemStorage, start: int = 0, stop: int | None = None) -> Iterator[Ranked]:
-    """The ranking from rank `start` on (to `stop`, default the end), lazily: an election
-    reads only as far as it needs."""
-    length = RANKING.length(storage)
-    for rank in range(start, length if stop is None else min(stop, length)):
+def ranked(storage: SystemStorage) -> Iterator[Ranked]:
+    """The ranking from the top, lazily: an election reads only as far as it needs."""
+    for rank in range(RANKING.length(storage)):
         yield _decode_rank_key(rank, RANKING.at(storage, rank))
 
 

@@ -610,11 +610,6 @@ class SortedIndex(Generic[K]):
             self._write(storage, position + offset * step, key)
         self._write(storage, index, new)
 
-    def range(self, storage: SystemStorage, start: int, stop: int) -> tuple[K, ...]:
-        """The keys of ranks start..stop-1 (clipped to the index), ascending."""
-        length = self.length(storage)
-        return tuple(self._read(storage, i) for i in range(max(start, 0), min(stop, length)))
-
     def _search(self, storage: SystemStorage, key: K, length: int) -> tuple[int, bool]:
         """(first position whose key is >= `key`, whether that key equals it)."""
         codec = self.key.value

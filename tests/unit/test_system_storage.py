@@ -390,7 +390,7 @@ def test_replace_moves_one_key_and_writes_only_the_words_between(
         changed = {w for w in before.keys() | after.keys() if before.get(w) != after.get(w)}
         assert len(changed) <= abs(end - start) + 1
         low, high = min(start, end), max(start, end) + 1
-        assert index.range(storage, low, high) == tuple(model[low:high])
+        assert tuple(index.at(storage, i) for i in range(low, high)) == tuple(model[low:high])
     fresh = MemoryStorage()
     for key in model:
         index.insert(fresh, key)
