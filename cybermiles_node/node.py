@@ -44,7 +44,12 @@ from cybermiles_node.governance.module import GovernanceModule
 from cybermiles_node.governance.precompile import governance_precompiles
 from cybermiles_node.governance.versions import PROGRAM_NAME
 from cybermiles_node.modules import ModuleSet
-from cybermiles_node.operator.config import HomeLayout, NodeConfig, unlock_allowed
+from cybermiles_node.operator.config import (
+    HomeLayout,
+    NodeConfig,
+    node_accounts_enabled,
+    unlock_allowed,
+)
 from cybermiles_node.operator.failpoints import (
     failpoint_modules,
     gossip_with_failpoints,
@@ -75,9 +80,9 @@ from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
 from rpc.budget import BatchBudget
 from rpc.cmt import CmtApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
-from rpc.dev_accounts import DevAccountsApi, UnlockedAccounts
 from rpc.eth import EthApi, client_version
 from rpc.execution import EvmWorker
+from rpc.node_signing import SendTransactionApi, TransactionSigner
 from rpc.personal import PersonalApi
 from rpc.server import ServerLimits, serve_asgi
 from rpc.tendermint import TendermintApp
@@ -228,12 +233,7 @@ async def _serve(
     hub = SubscriptionHub(
         max_per_session=rpc.max_subscriptions_per_connection, max_total=rpc.max_subscriptions
     )
-    dev_keys = dev_accounts(config.devnet.accounts) if config.devnet.enabled else []
-    unlocked = UnlockedAccounts({a.address: a.private_key for a in dev_keys})
-    keystore = Keystore(keystore_dir(layout.home))
-    accounts = NodeAccounts(
-        keystore, Unlocker(keystore, time.monotonic), {a.address: a.private_key for a in dev_keys}
-    )
+    accounts = node_accounts(config, layout) if node_accounts_enabled(config) else None
     api = EthApi(
         app,
         filters=filters,
@@ -241,17 +241,18 @@ async def _serve(
         client_version=client_version(genesis.evm_profile),
         evm=EvmWorker(timeout=config.rpc.evm_timeout),
         gas_cap=config.rpc.gas_cap,
-        accounts=accounts.addresses,
+        accounts=accounts.addresses if accounts is not None else list,
         max_response_bytes=rpc.max_response_bytes,
     )
     api.install(dispatcher)
     CmtApi(CmtQueries(app.chain)).install(dispatcher)
-    PersonalApi(accounts, unlock_allowed=unlock_allowed(rpc)).install(dispatcher)
-    if config.devnet.enabled:  # node-side signing (SPEC §8): devnets only
-        DevAccountsApi(api, unlocked).install(dispatcher)
+    if accounts is not None:  # node-side signing (SPEC §8): devnets, or enabled in config
+        PersonalApi(accounts, unlock_allowed=unlock_allowed(rpc)).install(dispatcher)
+        signer = TransactionSigner(accounts)
+        SendTransactionApi(api, signer).install(dispatcher)
         commits = CommitSignal()
         app.on_commit.append(lambda _block: commits.notify())
-        CmtTxApi(CmtTransactions(app), unlocked, commits).install(dispatcher)
+        CmtTxApi(CmtTransactions(app), signer, commits).install(dispatcher)
     async with trio.open_nursery() as nursery:
         send, receive = trio.open_memory_channel[Any](10_000)
         app.on_commit.append(lambda block: _queue(send, ("block", block)))
@@ -295,6 +296,16 @@ async def _serve(
                 program_version=app.config.program_version,
             )
         )
+
+
+def node_accounts(config: NodeConfig, layout: HomeLayout) -> NodeAccounts:
+    """The keystore of the home, unlocked for a while on request, plus a devnet's mnemonic
+    accounts (always unlocked)."""
+    dev_keys = dev_accounts(config.devnet.accounts) if config.devnet.enabled else []
+    keystore = Keystore(keystore_dir(layout.home))
+    return NodeAccounts(
+        keystore, Unlocker(keystore, time.monotonic), {a.address: a.private_key for a in dev_keys}
+    )
 
 
 def server_limits(config: NodeConfig) -> ServerLimits:

@@ -2,7 +2,7 @@
 unlocked accounts.
 
 Each method takes ONE JSON object, as web3-cmt.js sends it: `from` (an account this node holds
-the key of, `rpc.dev_accounts.UnlockedAccounts`), an optional `nonce` (hex; default: the
+unlocked: `rpc.node_signing.TransactionSigner`), an optional `nonce` (hex; default: the
 sender's pending nonce) and the kind's fields in camelCase (table below). It builds the SPEC §5
 envelope `{"type": "stake/<kind>", "data": {...snake_case fields...}}`, signs it as a legacy
 EIP-155 transaction with no recipient, value 0, gasPrice 0 and gas 0, submits it through the
@@ -35,10 +35,10 @@ committed, in Travis's shape:
   | 21 | any other staking rule; also other pool refusals (already known, full)  |
 
 - JSON-RPC errors: a malformed request object (missing or unknown field, wrong JSON type, bad
-  hex) is -32602 naming the field; a `from` whose key this node does not hold is -32000
-  "unknown account"; no commit within `commit_timeout` seconds (default 30) is -32000 "timed
-  out waiting for commit", and a transaction that left the pool without being committed is
-  -32000 "... dropped ...", both with the transaction hash as `data`.
+  hex) is -32602 naming the field; a `from` this node cannot sign for is -32000 "unknown
+  account" or "account locked"; no commit within `commit_timeout` seconds (default 30) is
+  -32000 "timed out waiting for commit", and a transaction that left the pool without being
+  committed is -32000 "... dropped ...", both with the transaction hash as `data`.
 
 Field types are checked here, their content by the staking module (one place for each rule):
 amounts are hex quantities (Travis's hexutil.Big), written into the envelope as decimal wei;
@@ -114,8 +114,8 @@ import trio
 from eth_hash.auto import keccak
 
 from rpc import formatting as fmt
-from rpc.dev_accounts import UnlockedAccounts
 from rpc.errors import InvalidInput, InvalidParams
+from rpc.node_signing import TransactionSigner
 from rpc.params import address, bool_param, json_object, optional_quantity, quantity
 
 __all__ = [
@@ -454,7 +454,7 @@ class CmtTxApi:
     def __init__(
         self,
         backend: CmtTxBackend,
-        accounts: UnlockedAccounts,
+        accounts: TransactionSigner,
         commits: CommitSignal,
         *,
         commit_timeout: float = COMMIT_TIMEOUT_S,

@@ -26,7 +26,8 @@ from genesis import DevAccount, Genesis
 from rpc import Dispatcher
 from rpc.cmt import CmtApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
-from rpc.dev_accounts import UnlockedAccounts
+from rpc.node_signing import TransactionSigner
+from tests.node_accounts import devnet_accounts
 
 __all__ = ["CmtNode"]
 
@@ -45,11 +46,10 @@ class CmtNode:
         self.coinbase = accounts[0].address
         commits = CommitSignal()
         self.app.on_commit.append(lambda _block: commits.notify())
-        keys = {a.address: a.private_key for a in accounts}
         self.dispatcher = Dispatcher()
         api = CmtTxApi(
             CmtTransactions(self.app),
-            UnlockedAccounts(keys),
+            TransactionSigner(devnet_accounts(accounts)),
             commits,
             commit_timeout=commit_timeout,
         )

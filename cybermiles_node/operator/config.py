@@ -70,6 +70,10 @@ class RpcConfig:
     # personal_unlockAccount is refused when `host` is not a loopback address, unless this is
     # true (geth's --allow-insecure-unlock): an unlocked key signs for anyone who can reach it.
     allow_insecure_unlock: bool = False
+    # The node's accounts over RPC (SPEC §8): eth_accounts from the keystore, personal_*,
+    # eth_sign*, eth_sendTransaction, eth_signTransaction and the cmt_* tx methods. Off unless
+    # set; a devnet always has them (`node_accounts_enabled`).
+    node_accounts: bool = False
 
 
 def is_loopback_host(host: str) -> bool:
@@ -82,6 +86,12 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(text).is_loopback
     except ValueError:
         return False
+
+
+def node_accounts_enabled(config: NodeConfig) -> bool:
+    """Does the RPC serve the node's accounts and node-side signing: when the operator enabled
+    them, and always on a devnet (SPEC §8: "devnets enable them")."""
+    return config.rpc.node_accounts or config.devnet.enabled
 
 
 def unlock_allowed(rpc: RpcConfig) -> bool:
@@ -467,6 +477,7 @@ __all__ = [
     "RpcConfig",
     "check_config",
     "load_config",
+    "node_accounts_enabled",
     "replace",
     "setting",
     "write_config",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from web3 import Web3
 
 from tests.e2e.harness import Devnet, load_token_artifact, wait_receipt
 
@@ -35,3 +36,44 @@ def test_send_transaction_refuses_unknown_accounts(devnet: Devnet) -> None:
     )
     assert response["error"]["code"] == -32000
     assert "unknown account" in response["error"]["message"]
+
+
+def test_keystore_account_signs_only_while_unlocked_with_travis_defaults(devnet: Devnet) -> None:
+    """A keystore account (personal_newAccount) signs eth_sendTransaction and the cmt_* tx
+    methods once unlocked, and is refused while locked; a transaction without gas or price
+    fields goes out as Travis sent it: legacy, gas 90,000, price = the chain's gas_price."""
+    w3 = devnet.w3()
+    funded, other = w3.eth.accounts[0], w3.eth.accounts[5]  # devnet keys (before the new one)
+    new_account = devnet.rpc("personal_newAccount", ["a passphrase"])["result"]
+    created = Web3.to_checksum_address(new_account)
+    assert created in w3.eth.accounts
+    wait_receipt(w3, w3.eth.send_transaction({"from": funded, "to": created,
+                                              "value": 10**18}))  # fmt: skip
+    transfer = {"from": created, "to": other, "value": "0x7"}
+
+    def refused_while_locked() -> None:
+        for method, params in (
+            ("eth_sendTransaction", [transfer]),
+            ("eth_signTransaction", [transfer]),
+            ("eth_sign", [created, "0x00"]),
+            ("cmt_withdrawCandidacy", [{"from": created}]),
+        ):
+            error = devnet.rpc(method, params)["error"]
+            assert error["code"] == -32000 and "account locked" in error["message"], method
+
+    refused_while_locked()
+    wrong = devnet.rpc("personal_unlockAccount", [created, "not it", None])["error"]
+    assert "wrong passphrase" in wrong["message"]
+    refused_while_locked()
+    assert devnet.rpc("personal_unlockAccount", [created, "a passphrase", 0])["result"] is True
+
+    tx_hash = devnet.rpc("eth_sendTransaction", [transfer])["result"]
+    wait_receipt(w3, tx_hash)
+    sent = w3.eth.get_transaction(tx_hash)
+    assert sent["type"] == 0 and sent["gas"] == 90_000
+    assert sent["gasPrice"] == w3.eth.gas_price
+    withdraw = devnet.rpc("cmt_withdrawCandidacy", [{"from": created}])["result"]
+    assert withdraw["height"] == 0 and withdraw["check_tx"]["code"] == 5  # not a candidate
+
+    assert devnet.rpc("personal_lockAccount", [created])["result"] is True
+    refused_while_locked()

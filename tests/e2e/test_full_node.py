@@ -32,6 +32,14 @@ from tests.e2e.harness import (
 pytestmark = pytest.mark.e2e
 
 TIMEOUT_S = 90.0
+SOMEONE = "0x" + "42" * 20
+NODE_ACCOUNT_CALLS = [
+    ("personal_listAccounts", []),
+    ("personal_unlockAccount", [SOMEONE, "pw", None]),
+    ("eth_sign", [SOMEONE, "0x00"]),
+    ("eth_sendTransaction", [{"from": SOMEONE, "to": SOMEONE}]),
+    ("cmt_withdrawCandidacy", [{"from": SOMEONE}]),
+]
 
 
 def test_full_node_syncs_follows_and_relays(
@@ -88,6 +96,12 @@ def test_full_node_syncs_follows_and_relays(
         wait_for(lambda: (height() or 0) >= receipt["blockNumber"], timeout=TIMEOUT_S,
                  what="full node to follow the block with our transaction")  # fmt: skip
         assert w3.eth.get_balance(recipient) == 12345
+
+        # Not a devnet and node_accounts not set: no accounts, no node-side signing (SPEC §8).
+        assert w3.eth.accounts == []
+        for method, params in NODE_ACCOUNT_CALLS:
+            answer = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+            assert answer["error"]["code"] == -32601, (method, answer)
     finally:
         proc.terminate()
         try:

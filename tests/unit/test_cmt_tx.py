@@ -29,8 +29,9 @@ from rpc.cmt_tx import (
     parse_call,
     unsigned_fields,
 )
-from rpc.dev_accounts import UnlockedAccounts
+from rpc.node_signing import TransactionSigner
 from tests.cmt_node import CmtNode
+from tests.node_accounts import devnet_accounts
 from tests.rpc_fuzzing import STAKING_PUB_KEY, Known, tx_method_params
 
 GENESIS = devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=1_700_000_000)
@@ -90,7 +91,7 @@ def test_every_method_signs_a_system_transaction_its_module_decodes(method: str)
     (params,) = tx_method_params(KNOWN)[method]
     call = parse_call(TX_METHODS[method], {**params, "from": hex_of(SENDER.address)})
     fields = unsigned_fields(call, 3, GENESIS.chain_id)
-    raw = UnlockedAccounts({SENDER.address: SENDER.private_key}).sign(SENDER.address, fields)
+    raw = TransactionSigner(devnet_accounts([SENDER])).sign(SENDER.address, fields)
     tx = decode_transaction(raw, chain_id=GENESIS.chain_id, block_gas_limit=GENESIS.gas_limit)
     assert tx.is_system and tx.sender == SENDER.address and tx.nonce == 3
     body = json.loads(tx.data)

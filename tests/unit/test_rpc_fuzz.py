@@ -1,7 +1,7 @@
 """Seeded JSON-RPC fuzzing of every registered method, in process, against a real node stack.
 
 The stack is what `cybermiles_node.node` serves: a `ChainApp` over LevelDB with a devnet genesis
-and one committed block, `EthApi`, `DevAccountsApi`, `CmtApi`, `CmtTxApi` and the subscription
+and one committed block, `EthApi`, `SendTransactionApi`, `CmtApi`, `CmtTxApi` and the subscription
 hub on one `Dispatcher`, called with a session as a WebSocket connection would be. Inputs come from
 `tests.rpc_fuzzing` (client mistakes only). Properties: the dispatcher never raises, no answer
 is -32603, each request is answered on its own, and the head, the funded balances and nonces
@@ -35,9 +35,10 @@ from genesis import dev_accounts
 from rpc import Dispatcher, FilterRegistry, MemorySession, SubscriptionHub
 from rpc.cmt import CmtApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
-from rpc.dev_accounts import DevAccountsApi, UnlockedAccounts
 from rpc.eth import MAX_PROOF_KEYS, EthApi
 from rpc.execution import EvmWorker
+from rpc.node_signing import SendTransactionApi, TransactionSigner
+from tests.node_accounts import devnet_accounts
 from tests.rpc_fuzzing import (
     Known,
     chain_snapshot,
@@ -100,8 +101,8 @@ def build_stack(home: Path) -> tuple[Stack, LevelDB]:
         accounts=lambda: [k.address for k in keys],
     )
     api.install(dispatcher)
-    unlocked = UnlockedAccounts({k.address: k.private_key for k in keys})
-    DevAccountsApi(api, unlocked).install(dispatcher)
+    unlocked = TransactionSigner(devnet_accounts(keys, home / "keystore"))
+    SendTransactionApi(api, unlocked).install(dispatcher)
     CmtApi(CmtQueries(app.chain)).install(dispatcher)
     CmtTxApi(CmtTransactions(app), unlocked, CommitSignal()).install(dispatcher)
     known = Known(

@@ -1,0 +1,119 @@
+"""eth_sendTransaction and eth_signTransaction: transactions signed by the node's accounts.
+
+SPEC §8: node-side signing is off unless enabled (`rpc.node_accounts`; devnets enable it). The
+keys come from an `AccountsBackend` (rpc.personal; the node's keystore accounts once unlocked,
+and a devnet's mnemonic accounts, always unlocked), so an account that is locked or unknown is
+refused the same way by every method that signs for a `from`: these two and the cmt_* tx methods
+of rpc/cmt_tx.py, all through `TransactionSigner`.
+
+Missing fields are filled the way Travis (geth 1.8) filled them, with one kindness:
+- nonce: the sender's pending nonce;
+- gas: 90,000 (Travis's default), or the estimate when the transaction needs more, so a
+  contract deployment without `gas` succeeds instead of running out of gas;
+- price: a legacy transaction at the chain's `gas_price` parameter (in state, per block) when
+  no fee field is given, since the `lity` profile (Byzantium) knows no other type; with
+  `gasPrice` a legacy transaction at that price; with `maxFeePerGas` or
+  `maxPriorityFeePerGas` an EIP-1559 transaction (the missing one of the two at the minimum).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from eth_account import Account
+
+from rpc import formatting as fmt
+from rpc.errors import InvalidParams
+from rpc.eth import EthApi
+from rpc.params import (
+    address,
+    optional_address,
+    optional_data,
+    optional_quantity,
+    to_checksum,
+)
+from rpc.personal import AccountsBackend
+
+DEFAULT_GAS: Final = 90_000
+
+
+class TransactionSigner:
+    """Signs transactions for the accounts `backend` holds unlocked."""
+
+    def __init__(self, backend: AccountsBackend) -> None:
+        self.backend = backend
+
+    def require(self, sender: bytes) -> None:
+        """Refuse (-32000 "unknown account", "account locked") a sender it cannot sign for."""
+        self.backend.unlocked_key(sender)
+
+    def sign(self, sender: bytes, fields: Mapping[str, Any]) -> bytes:
+        """The raw signed transaction of `fields` (eth-account's names) by `sender`."""
+        key = self.backend.unlocked_key(sender)
+        try:
+            return bytes(Account.sign_transaction(dict(fields), key).raw_transaction)
+        except (TypeError, ValueError) as exc:  # eth-account's verdict on the field mix
+            raise InvalidParams(f"transaction: {exc}") from None
+
+
+class SendTransactionApi:
+    """Fills a transaction object's missing fields, signs it with `signer`, and submits it like
+    a raw transaction (eth_sendTransaction) or returns it (eth_signTransaction)."""
+
+    def __init__(self, eth: EthApi, signer: TransactionSigner) -> None:
+        self.eth = eth
+        self.signer = signer
+
+    def install(self, dispatcher: Any) -> None:
+        dispatcher.register("eth_sendTransaction", self.eth_sendTransaction)
+        dispatcher.register("eth_signTransaction", self.eth_signTransaction)
+
+    async def _sign(self, obj: object) -> bytes:
+        if not isinstance(obj, dict):
+            raise InvalidParams("transaction: expected an object")
+        sender = address(obj.get("from"), "from")
+        self.signer.require(sender)
+        to = optional_address(obj.get("to"), "to")
+        payload = optional_data(obj.get("input"), "input")
+        if payload is None:
+            payload = optional_data(obj.get("data"), "data") or b""
+        fields: dict[str, Any] = {
+            "chainId": self.eth.chain.chain_id,
+            "value": optional_quantity(obj.get("value"), "value") or 0,
+            "data": payload,
+        }
+        if to is not None:
+            fields["to"] = to_checksum(to)
+        nonce = optional_quantity(obj.get("nonce"), "nonce")
+        fields["nonce"] = nonce if nonce is not None else self.eth.app.mempool.pending_nonce(sender)
+        fields.update(self._price(obj))
+        gas = optional_quantity(obj.get("gas"), "gas")
+        fields["gas"] = gas if gas is not None else await self._default_gas(obj)
+        return self.signer.sign(sender, fields)
+
+    def _price(self, obj: dict[str, Any]) -> dict[str, int]:
+        gas_price = optional_quantity(obj.get("gasPrice"), "gasPrice")
+        tip = optional_quantity(obj.get("maxPriorityFeePerGas"), "maxPriorityFeePerGas")
+        fee_cap = optional_quantity(obj.get("maxFeePerGas"), "maxFeePerGas")
+        minimum = self.eth.app.min_gas_price
+        if gas_price is not None:
+            return {"gasPrice": gas_price}
+        if tip is None and fee_cap is None:
+            return {"gasPrice": minimum}
+        tip = tip if tip is not None else minimum
+        return {
+            "maxPriorityFeePerGas": tip,
+            "maxFeePerGas": fee_cap if fee_cap is not None else max(minimum, tip),
+        }
+
+    async def _default_gas(self, obj: dict[str, Any]) -> int:
+        estimate_input = {k: v for k, v in obj.items() if k != "gas"}
+        estimate = int(await self.eth.eth_estimateGas(estimate_input), 16)
+        return max(DEFAULT_GAS, estimate)
+
+    async def eth_signTransaction(self, obj: object) -> str:
+        return fmt.d(await self._sign(obj))
+
+    async def eth_sendTransaction(self, obj: object) -> str:
+        return self.eth.eth_sendRawTransaction(fmt.d(await self._sign(obj)))
