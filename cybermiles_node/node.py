@@ -246,13 +246,14 @@ async def _serve(
     )
     api.install(dispatcher)
     CmtApi(CmtQueries(app.chain)).install(dispatcher)
+    signer = None
     if accounts is not None:  # node-side signing (SPEC §8): devnets, or enabled in config
         PersonalApi(accounts, unlock_allowed=unlock_allowed(rpc)).install(dispatcher)
         signer = TransactionSigner(accounts)
         SendTransactionApi(api, signer).install(dispatcher)
-        commits = CommitSignal()
-        app.on_commit.append(lambda _block: commits.notify())
-        CmtTxApi(CmtTransactions(app), signer, commits).install(dispatcher)
+    commits = CommitSignal()
+    app.on_commit.append(lambda _block: commits.notify())
+    CmtTxApi(CmtTransactions(app), signer, commits).install(dispatcher)
     async with trio.open_nursery() as nursery:
         send, receive = trio.open_memory_channel[Any](10_000)
         app.on_commit.append(lambda block: _queue(send, ("block", block)))

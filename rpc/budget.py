@@ -63,6 +63,7 @@ METHOD_COSTS: Final[Mapping[str, int]] = MappingProxyType(
         "cmt_proposeRetireProgram": _STAKING_TX_COST,
         "cmt_proposeTransferFund": _STAKING_TX_COST,
         "cmt_proposeUpgradeProgram": _STAKING_TX_COST,
+        "cmt_sendRawTx": _STAKING_TX_COST,
         "cmt_setCompRate": _STAKING_TX_COST,
         "cmt_updateCandidacy": _STAKING_TX_COST,
         "cmt_updateCandidacyAccount": _STAKING_TX_COST,

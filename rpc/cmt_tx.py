@@ -96,6 +96,14 @@ to the proposing transaction's hash, and Tendermint's JSON writes bytes as base6
 base64 of the 32 hash bytes, the same text as the proposal's `Id` in cmt_queryProposals (and
 what cmt_vote's `proposalId` takes). A vote's `data` is empty.
 
+`cmt_sendRawTx(rawHex)` takes a transaction the client signed (any kind). A staking or
+governance transaction is answered like the methods above, after its commit; any other with its
+hash once admitted, as eth_sendRawTransaction. A refusal is the height-0 answer whatever the
+kind (Travis broadcast every raw transaction with Tendermint's broadcast_tx_commit), bytes that
+do not decode included (check_tx code 1); only a rawHex that is not hex is -32602. It needs no
+node account, so every node serves it; the node-signed methods exist only where node-side
+signing is enabled (`rpc.node_accounts`, devnets).
+
 Waiting for the commit wakes on the node's block notification (`CommitSignal`, fed from the
 application's commit listeners), never on a timer: after each block the transaction is looked
 up in the chain, then in the pool.
@@ -116,10 +124,11 @@ from eth_hash.auto import keccak
 from rpc import formatting as fmt
 from rpc.errors import InvalidInput, InvalidParams
 from rpc.node_signing import TransactionSigner
-from rpc.params import address, bool_param, json_object, optional_quantity, quantity
+from rpc.params import address, bool_param, data, json_object, optional_quantity, quantity
 
 __all__ = [
     "COMMIT_TIMEOUT_S",
+    "Admission",
     "GOVERNANCE_TX_METHODS",
     "STAKING_TX_METHODS",
     "TX_METHODS",
@@ -151,6 +160,15 @@ class CheckTx:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """What admission made of a raw transaction: the verdict, and whether it was a staking or
+    governance (system) transaction, which cmt_sendRawTx waits for."""
+
+    check: CheckTx
+    system: bool
+
+
+@dataclass(frozen=True)
 class DeliverTx:
     """A committed transaction's outcome, read from its block and receipt."""
 
@@ -170,7 +188,7 @@ class CmtTxBackend(Protocol):
 
     def pending_nonce(self, sender: bytes) -> int: ...
 
-    def submit(self, raw: bytes) -> CheckTx:
+    def submit(self, raw: bytes) -> Admission:
         """Admit a signed transaction as eth_sendRawTransaction does; never raises a refusal."""
         ...
 
@@ -454,7 +472,7 @@ class CmtTxApi:
     def __init__(
         self,
         backend: CmtTxBackend,
-        accounts: TransactionSigner,
+        accounts: TransactionSigner | None,
         commits: CommitSignal,
         *,
         commit_timeout: float = COMMIT_TIMEOUT_S,
@@ -465,18 +483,38 @@ class CmtTxApi:
         self.commit_timeout = commit_timeout
 
     def install(self, dispatcher: Any) -> None:
+        """cmt_sendRawTx always; the node-signed methods when the node signs (`accounts`)."""
+        dispatcher.register("cmt_sendRawTx", self.cmt_sendRawTx)
+        if self.accounts is None:
+            return
         for name, method in sorted(TX_METHODS.items()):
-            dispatcher.register(name, partial(self.send, method))
+            dispatcher.register(name, partial(self.send, method, self.accounts))
 
-    async def send(self, method: TxMethod, params: object) -> dict[str, Any]:
+    async def send(
+        self, method: TxMethod, signer: TransactionSigner, params: object
+    ) -> dict[str, Any]:
         call = parse_call(method, params)
-        self.accounts.require(call.sender)
+        signer.require(call.sender)
         nonce = call.nonce if call.nonce is not None else self.backend.pending_nonce(call.sender)
-        raw = self.accounts.sign(call.sender, unsigned_fields(call, nonce, self.backend.chain_id))
+        raw = signer.sign(call.sender, unsigned_fields(call, nonce, self.backend.chain_id))
         tx_hash = keccak(raw)
-        check = self.backend.submit(raw)
+        check = self.backend.submit(raw).check
         if check.code:
             return rejected_json(tx_hash, check)
+        return committed_json(tx_hash, await self._committed(tx_hash))
+
+    async def cmt_sendRawTx(self, raw_hex: object) -> dict[str, Any] | str:
+        """A client-signed transaction: a staking or governance one is answered like the
+        methods above, once committed; any other, once admitted, with its hash (as
+        eth_sendRawTransaction). A refusal is Travis's height-0 answer whatever the kind,
+        undecodable bytes included (check_tx code 1)."""
+        raw = data(raw_hex, "rawTx")
+        tx_hash = keccak(raw)
+        admission = self.backend.submit(raw)
+        if admission.check.code:
+            return rejected_json(tx_hash, admission.check)
+        if not admission.system:
+            return fmt.d(tx_hash)
         return committed_json(tx_hash, await self._committed(tx_hash))
 
     async def _committed(self, tx_hash: bytes) -> DeliverTx:

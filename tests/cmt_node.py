@@ -84,13 +84,19 @@ class CmtNode:
         self, method: str, params: dict[str, Any], before_block: Callable[[], object] = lambda: None
     ) -> dict[str, Any]:
         """Send, let the request park on the commit signal, make a block, return the answer."""
+        return self.call_list(method, [params], before_block)
+
+    def call_list(
+        self, method: str, params: list[Any], before_block: Callable[[], object] = lambda: None
+    ) -> dict[str, Any]:
+        """`call` with positional params."""
         answers: list[dict[str, Any]] = []
 
         async def scenario() -> None:
             async with trio.open_nursery() as nursery:
 
                 async def ask() -> None:
-                    answers.append(await self.ask(method, params))
+                    answers.append(await self.ask_list(method, params))
 
                 nursery.start_soon(ask)
                 await trio.testing.wait_all_tasks_blocked()

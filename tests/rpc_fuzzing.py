@@ -172,6 +172,7 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "eth_sendTransaction": [call],
         "eth_signTransaction": [call],
         "eth_sendRawTransaction": ["0x02"],
+        "cmt_sendRawTx": ["0x02"],
         "eth_getBalance": addr_block,
         "eth_getCode": addr_block,
         "eth_getTransactionCount": addr_block,

@@ -26,7 +26,7 @@ from cybermiles_node.errors import TxRejected
 from cybermiles_node.governance.rules import EventKind as GovernanceEventKind
 from cybermiles_node.staking.errors import check_tx_code_of
 from cybermiles_node.staking.rules import EventKind
-from rpc.cmt_tx import CheckTx, DeliverTx
+from rpc.cmt_tx import Admission, CheckTx, DeliverTx
 
 __all__ = ["CmtTransactions"]
 
@@ -50,12 +50,12 @@ class CmtTransactions:
     def pending_nonce(self, sender: bytes) -> int:
         return self.app.mempool.pending_nonce(sender)
 
-    def submit(self, raw: bytes) -> CheckTx:
+    def submit(self, raw: bytes) -> Admission:
         try:
-            self.app.check_tx(raw)
+            tx = self.app.check_tx(raw)
         except TxRejected as exc:
-            return CheckTx(check_tx_code_of(exc), exc.message)
-        return CheckTx(0)
+            return Admission(CheckTx(check_tx_code_of(exc), exc.message), system=False)
+        return Admission(CheckTx(0), system=tx.is_system)
 
     def is_pending(self, tx_hash: bytes) -> bool:
         return tx_hash in self.app.mempool

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from eth_account import Account
+from eth_hash.auto import keccak
 
 from cybermiles_node.governance.msgs import parse_governance_msg
 from cybermiles_node.staking.msgs import parse_staking_msg
 from evm.transactions import decode_transaction
-from genesis import dev_accounts, devnet_genesis
+from genesis import DevAccount, dev_accounts, devnet_genesis
 from rpc import InvalidParams
 from rpc.budget import METHOD_COSTS
 from rpc.cmt_tx import (
@@ -288,4 +290,62 @@ def test_a_transaction_that_leaves_the_pool_uncommitted_is_reported_at_the_next_
 
 
 def test_every_method_has_its_batch_cost() -> None:
-    assert {name: METHOD_COSTS.get(name) for name in TX_METHODS} == dict.fromkeys(TX_METHODS, 2)
+    methods = [*TX_METHODS, "cmt_sendRawTx"]
+    assert {name: METHOD_COSTS.get(name) for name in methods} == dict.fromkeys(methods, 2)
+
+
+# -- cmt_sendRawTx: client-signed ------------------------------------------------------------------
+def client_signed(sender: DevAccount, body: object, nonce: int = 0) -> str:
+    """A system transaction (SPEC §5) whose data is `body` (JSON text unless bytes)."""
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    fields = {"nonce": nonce, "gasPrice": 0, "gas": 0, "value": 0, "data": payload,
+              "chainId": GENESIS.chain_id}  # fmt: skip
+    return "0x" + bytes(Account.sign_transaction(fields, sender.private_key).raw_transaction).hex()
+
+
+def test_send_raw_tx_of_a_staking_kind_answers_after_the_commit() -> None:
+    node = make_node()
+    body = {"type": "stake/delegate",
+            "data": {"validator_address": hex_of(OWNER.address), "amount": str(CMT)}}  # fmt: skip
+    answer = node.call_list("cmt_sendRawTx", [client_signed(SENDER, body)])["result"]
+    (tx,) = node.app.chain.transactions(1)
+    assert answer["height"] == 1 and answer["hash"] == "0x" + tx.hash.hex()
+    assert answer["check_tx"] == {"code": 0, "log": ""} and answer["deliver_tx"]["code"] == 0
+    (event,) = json.loads(answer["deliver_tx"]["log"])
+    assert event["event"] == "stake/staked"
+
+
+def test_send_raw_tx_of_a_plain_transaction_answers_its_hash_at_admission() -> None:
+    node = make_node()
+    fields = {"nonce": 0, "gasPrice": GENESIS.params.gas_price, "gas": 21_000, "value": 5,
+              "to": OTHER.address, "chainId": GENESIS.chain_id}  # fmt: skip
+    raw = bytes(Account.sign_transaction(fields, SENDER.private_key).raw_transaction)
+    answer = node.query("cmt_sendRawTx", "0x" + raw.hex())
+    assert answer["result"] == "0x" + keccak(raw).hex()
+    assert node.app.pending_count == 1 and node.app.head.block_number == 0
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"{not json",
+        {"type": "stake/nosuchkind", "data": {}},
+        {"type": "stake/delegate", "data": {"validator_address": "0x" + "11" * 20,
+                                            "amount": "-5"}},  # fmt: skip
+        {"type": "stake/delegate", "data": {}},
+    ],
+)
+def test_send_raw_tx_refusals_are_height_zero_and_change_nothing(payload: object) -> None:
+    node = make_node()
+    answer = node.query("cmt_sendRawTx", client_signed(SENDER, payload))["result"]
+    assert answer["height"] == 0 and answer["check_tx"]["code"] != 0
+    assert answer["check_tx"]["log"] and answer["deliver_tx"] == {}
+    assert node.app.pending_count == 0 and node.app.mempool.pending_nonce(SENDER.address) == 0
+
+
+def test_send_raw_tx_of_undecodable_bytes_is_a_malformed_height_zero_answer() -> None:
+    node = make_node()
+    answer = node.query("cmt_sendRawTx", "0xdeadbeef")["result"]
+    assert answer["height"] == 0 and answer["check_tx"]["code"] == 1
+    assert answer["hash"] == "0x" + keccak(bytes.fromhex("deadbeef")).hex()
+    assert node.query("cmt_sendRawTx", "not hex")["error"]["code"] == -32602
