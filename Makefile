@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
+JS := tests/js
+JS_STAMP := $(JS)/node_modules/.installed-stamp
+
 .PHONY: install run test test-fast bench lint clean
 
 $(STAMP): pyproject.toml
@@ -15,10 +18,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The JavaScript clients the end-to-end tests drive (ethers.js), from the lockfile only.
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 run: $(STAMP)
 	$(BIN)/cybermiles devnet --home devnet-home $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 # The inner loop: everything but the end-to-end tests (no node processes).

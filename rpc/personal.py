@@ -13,7 +13,8 @@ nothing.
 | personal_unlockAccount(addr, pw, duration)    | (null = node default 300 s, 0 = until locked) |
 | personal_lockAccount(addr)                    |                                     |
 | personal_listAccounts                         |                                     |
-| personal_sign(data, addr, pw)                 | the key the passphrase opens        |
+| personal_sign(data, addr, pw)                 | the key the passphrase opens; without |
+|                                               | pw (MetaMask, ethers) an unlocked key |
 | personal_ecRecover(data, sig)                 | (recovers the signer)               |
 | eth_sign(addr, data)                          | an unlocked key only                |
 | eth_signTypedData_v4(addr, typedData)         | an unlocked key only (EIP-712)      |
@@ -141,11 +142,16 @@ class PersonalApi:
     def personal_listAccounts(self) -> list[str]:
         return [fmt.d(a) for a in self.backend.addresses()]
 
-    async def personal_sign(self, message: object, account: object, passphrase: object) -> str:
+    async def personal_sign(
+        self, message: object, account: object, passphrase: object = None
+    ) -> str:
         payload = data(message, "data")
         who = address(account, "address")
-        secret = _text(passphrase, "passphrase")
-        key = await self._kdf(lambda: self.backend.key_with(who, secret))
+        if passphrase is None:  # MetaMask's and ethers' two-argument form: an unlocked key
+            key = self.backend.unlocked_key(who)
+        else:
+            secret = _text(passphrase, "passphrase")
+            key = await self._kdf(lambda: self.backend.key_with(who, secret))
         return _signature(encode_defunct(primitive=payload), key)
 
     def personal_ecRecover(self, message: object, signature: object) -> str:

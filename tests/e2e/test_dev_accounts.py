@@ -6,6 +6,7 @@ import pytest
 from web3 import Web3
 
 from tests.e2e.harness import Devnet, load_token_artifact, wait_receipt
+from tests.e2e.js_clients import run_js
 
 pytestmark = pytest.mark.e2e
 
@@ -77,3 +78,12 @@ def test_keystore_account_signs_only_while_unlocked_with_travis_defaults(devnet:
 
     assert devnet.rpc("personal_lockAccount", [created])["result"] is True
     refused_while_locked()
+
+
+def test_ethers_signs_through_the_node_and_verifies_client_side(devnet: Devnet) -> None:
+    """ethers.js v6's JsonRpcSigner: signMessage (personal_sign with two arguments: an unlocked
+    account's key) and signTypedData (eth_signTypedData_v4)."""
+    account = devnet.w3().eth.accounts[1]
+    out = run_js("node_signer.mjs", devnet.url, account)
+    assert out["signer"] == account and out["chainId"] == str(devnet.w3().eth.chain_id)
+    assert out["messageSigner"] == account and out["typedSigner"] == account

@@ -330,8 +330,10 @@ def test_send_raw_tx_of_a_plain_transaction_answers_its_hash_at_admission() -> N
     [
         b"{not json",
         {"type": "stake/nosuchkind", "data": {}},
-        {"type": "stake/delegate", "data": {"validator_address": "0x" + "11" * 20,
-                                            "amount": "-5"}},  # fmt: skip
+        {
+            "type": "stake/delegate",
+            "data": {"validator_address": "0x" + "11" * 20, "amount": "-5"},
+        },  # fmt: skip
         {"type": "stake/delegate", "data": {}},
     ],
 )

@@ -180,6 +180,14 @@ def test_wrong_passphrase_and_unknown_account_are_refused_and_change_nothing(nod
     assert node.error("eth_sign", LIGHT, MESSAGE)["message"].startswith("account locked")
 
 
+def test_personal_sign_without_a_passphrase_uses_an_unlocked_key(node: Node) -> None:
+    """MetaMask's and ethers' two-argument personal_sign: the account must be unlocked."""
+    assert node.error("personal_sign", MESSAGE, LIGHT)["message"].startswith("account locked")
+    assert node.error("personal_sign", MESSAGE, LIGHT, None)["message"].startswith("account")
+    node.result("personal_unlockAccount", LIGHT, "light-pw", 0)
+    assert recovered(node.result("personal_sign", MESSAGE, LIGHT)) == LIGHT
+
+
 def test_new_account_is_stored_and_unlockable(node: Node) -> None:
     created = node.result("personal_newAccount", "fresh")
     assert created in node.result("personal_listAccounts")
