@@ -14,6 +14,9 @@ Missing fields are filled the way Travis (geth 1.8) filled them, with one kindne
   no fee field is given, since the `lity` profile (Byzantium) knows no other type; with
   `gasPrice` a legacy transaction at that price; with `maxFeePerGas` or
   `maxPriorityFeePerGas` an EIP-1559 transaction (the missing one of the two at the minimum).
+
+eth_signTransaction answers `{"raw", "tx"}` as geth and the execution-apis spec do; nonces and
+gas limits no node would run (EIP-2681, 2^64) are refused before signing.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any, Final
 
 from eth_account import Account
 
+from evm.errors import TxRejected
+from evm.transactions import decode_transaction
 from rpc import formatting as fmt
 from rpc.errors import InvalidParams
 from rpc.eth import EthApi
@@ -36,6 +41,16 @@ from rpc.params import (
 from rpc.personal import AccountsBackend
 
 DEFAULT_GAS: Final = 90_000
+MAX_NONCE: Final = 2**64 - 2  # EIP-2681: a nonce of 2^64 - 1 can never be used
+MAX_GAS: Final = 2**64 - 1
+
+
+def _check_limits(fields: Mapping[str, Any]) -> None:
+    """Refuse to sign what every node would refuse to run (evm/transactions.py's limits)."""
+    if fields["nonce"] > MAX_NONCE:
+        raise InvalidParams(f"nonce: at most 2^64 - 2 (EIP-2681), got {fields['nonce']}")
+    if fields["gas"] > MAX_GAS:
+        raise InvalidParams(f"gas: at most 2^64 - 1, got {fields['gas']}")
 
 
 class TransactionSigner:
@@ -90,6 +105,7 @@ class SendTransactionApi:
         fields.update(self._price(obj))
         gas = optional_quantity(obj.get("gas"), "gas")
         fields["gas"] = gas if gas is not None else await self._default_gas(obj)
+        _check_limits(fields)
         return self.signer.sign(sender, fields)
 
     def _price(self, obj: dict[str, Any]) -> dict[str, int]:
@@ -112,8 +128,19 @@ class SendTransactionApi:
         estimate = int(await self.eth.eth_estimateGas(estimate_input), 16)
         return max(DEFAULT_GAS, estimate)
 
-    async def eth_signTransaction(self, obj: object) -> str:
-        return fmt.d(await self._sign(obj))
+    async def eth_signTransaction(self, obj: object) -> dict[str, Any]:
+        """geth's and the execution-apis' answer: the raw bytes and the transaction object."""
+        raw = await self._sign(obj)
+        try:
+            signed = decode_transaction(
+                raw, chain_id=self.eth.chain.chain_id, block_gas_limit=MAX_GAS
+            )
+        except TxRejected as exc:  # signed, but not a transaction this chain would take
+            raise InvalidParams(f"transaction: {exc.message}") from None
+        tx = fmt.tx_json(signed)
+        for pending_only in ("blockHash", "blockNumber", "blockTimestamp", "transactionIndex"):
+            del tx[pending_only]
+        return {"raw": fmt.d(raw), "tx": tx}
 
     async def eth_sendTransaction(self, obj: object) -> str:
         return self.eth.eth_sendRawTransaction(fmt.d(await self._sign(obj)))

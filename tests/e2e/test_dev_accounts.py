@@ -87,3 +87,14 @@ def test_ethers_signs_through_the_node_and_verifies_client_side(devnet: Devnet) 
     out = run_js("node_signer.mjs", devnet.url, account)
     assert out["signer"] == account and out["chainId"] == str(devnet.w3().eth.chain_id)
     assert out["messageSigner"] == account and out["typedSigner"] == account
+
+
+def test_sign_transaction_refuses_fields_no_node_would_run(devnet: Devnet) -> None:
+    sender = devnet.w3().eth.accounts[1]
+    base = {"from": sender, "to": "0x" + "43" * 20, "value": "0x1", "gasPrice": "0x77359400"}
+    for extra in ({"nonce": hex(2**64 - 1), "gas": "0x5208"}, {"gas": hex(2**64)}):
+        error = devnet.rpc("eth_signTransaction", [{**base, **extra}])["error"]
+        assert error["code"] == -32602, (extra, error)
+    signed = devnet.rpc("eth_signTransaction", [{**base, "nonce": hex(2**64 - 2), "gas": "0x5208"}])
+    assert signed["result"]["raw"].startswith("0x")
+    assert signed["result"]["tx"]["nonce"] == hex(2**64 - 2)
