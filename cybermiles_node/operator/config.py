@@ -70,6 +70,9 @@ class RpcConfig:
     # personal_unlockAccount is refused when `host` is not a loopback address, unless this is
     # true (geth's --allow-insecure-unlock): an unlocked key signs for anyone who can reach it.
     allow_insecure_unlock: bool = False
+    # Travis compatibility (SPEC §8): eth_getTransactionCount answers the pending nonce whatever
+    # the block tag, as web3-cmt.js clients expect (they ask for "latest" and send at once).
+    pending_nonce_compat: bool = False
 
 
 def is_loopback_host(host: str) -> bool:
