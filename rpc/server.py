@@ -265,7 +265,6 @@ class WebSocketSession(SessionBase):
                     {"type": "websocket.close", "code": WS_CLOSE_POLICY, "reason": "too slow"}
                 )
 
-
     async def _answer(
         self, dispatcher: Dispatcher, payload: str | bytes, in_flight: trio.Semaphore
     ) -> None:
