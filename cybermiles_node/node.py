@@ -34,7 +34,11 @@ from cybermiles_node.accounts.keystore import Keystore, keystore_dir
 from cybermiles_node.accounts.unlock import Unlocker
 from cybermiles_node.application.app import AppConfig, ChainApp, ChainHalted
 from cybermiles_node.application.chain import Chain, PendingBlock
-from cybermiles_node.application.consensus_app import ChainConsensus
+from cybermiles_node.application.consensus_app import (
+    ChainConsensus,
+    ConsensusRecords,
+    consensus_chain_id,
+)
 from cybermiles_node.application.producer import DevnetProducer
 from cybermiles_node.application.queries import CmtQueries
 from cybermiles_node.application.randomness import VrfBeacon
@@ -65,7 +69,7 @@ from cybermiles_node.operator.startup import (
     raise_open_files_limit,
     seconds_until,
 )
-from cybermiles_node.operator.status import NodeStatus
+from cybermiles_node.operator.status import NodeStatus, stored_decision
 from cybermiles_node.staking.module import StakingModule
 from cybermiles_node.staking.precompile import STAKING_PRECOMPILES
 from cybermiles_node.staking.query import members_voting_power
@@ -79,6 +83,7 @@ from p2p import MempoolReactor, Switch
 from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
 from rpc.budget import BatchBudget
 from rpc.cmt import CmtApi
+from rpc.cmt_chain import CmtChainApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
 from rpc.eth import EthApi, client_version
 from rpc.execution import EvmWorker
@@ -243,9 +248,16 @@ async def _serve(
         gas_cap=config.rpc.gas_cap,
         accounts=accounts.addresses if accounts is not None else list,
         max_response_bytes=rpc.max_response_bytes,
+        pending_nonce_compat=rpc.pending_nonce_compat,
     )
     api.install(dispatcher)
     CmtApi(CmtQueries(app.chain)).install(dispatcher)
+    CmtChainApi(
+        api,
+        CmtTransactions(app),
+        chain_name=consensus_chain_id(genesis, bytes(app.chain.genesis_header.hash)),
+        decision=partial(stored_decision, ConsensusRecords(app.chain.db)),
+    ).install(dispatcher)
     signer = None
     if accounts is not None:  # node-side signing (SPEC §8): devnets, or enabled in config
         PersonalApi(accounts, unlock_allowed=unlock_allowed(rpc)).install(dispatcher)

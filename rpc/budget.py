@@ -57,6 +57,9 @@ METHOD_COSTS: Final[Mapping[str, int]] = MappingProxyType(
         "cmt_activateCandidacy": _STAKING_TX_COST,
         "cmt_deactivateCandidacy": _STAKING_TX_COST,
         "cmt_declareCandidacy": _STAKING_TX_COST,
+        # a block's or up to 100 pool transactions, each with its outcome (rpc/cmt_chain.py)
+        "cmt_getBlockByNumber": 10,
+        "cmt_getPendingTransactions": 10,
         "cmt_delegate": _STAKING_TX_COST,
         "cmt_proposeChangeParam": _STAKING_TX_COST,
         "cmt_proposeDeployLibEni": _STAKING_TX_COST,

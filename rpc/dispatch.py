@@ -8,9 +8,14 @@ go through it; it knows nothing about sockets.
 Handlers are plain functions (sync or async) registered by method name. They take the request's
 positional params as positional arguments; the signature is inspected once at registration, so
 missing or surplus arguments are answered with -32602 before the handler runs (trailing arguments
-with defaults are optional). Params given as a JSON object are passed as one dict argument, but
+with defaults are optional). Trailing nulls beyond what a handler takes are dropped first, as
+web3-cmt.js pads params with nulls up to the arity it declares; a surplus non-null value is
+still -32602. Params given as a JSON object are passed as one dict argument, but
 only to methods registered with `named_params=True` (Ethereum methods take arrays). A handler
 registered with `wants_session=True` receives the `Session` (None over HTTP) first.
+
+Ids are echoed with their JSON type and value (numbers of any size, floats, strings, null);
+an id of another type (bool, array, object, a non-finite number) is -32600 with a null id.
 
 Errors never escape `handle`: a handler's `RpcError`, or any exception with an int `code` and a
 str `message` (duck-typed, e.g. the node's `TxRejected`), is reported with its own code, message
@@ -281,6 +286,8 @@ class Dispatcher:
                     rid, InvalidParams(f"invalid params: {name} takes an array of params")
                 )
             params = [params]
+        if len(params) > method.max_args:
+            params = _without_surplus_nulls(params, method.max_args)
         n = len(params)
         if not has_id and (n < method.min_args or n > method.max_args):
             return None
@@ -457,6 +464,15 @@ class Dispatcher:
                 total += len(part) + 1
             parts.append(part)
         return ("[" + ",".join(parts) + "]").encode()
+
+
+def _without_surplus_nulls(params: list[Any], keep: int) -> list[Any]:
+    """`params` without the trailing nulls past its first `keep` values (web3-cmt.js pads a
+    call with nulls up to the arity it declares, which may exceed the handler's)."""
+    end = len(params)
+    while end > keep and params[end - 1] is None:
+        end -= 1
+    return params[:end]
 
 
 def _error_response(rid: Any, error: RpcError) -> dict[str, Any]:

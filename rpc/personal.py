@@ -39,6 +39,7 @@ from typing import Any, Protocol, TypeVar
 import trio
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_defunct, encode_typed_data
+from eth_keys.exceptions import BadSignature
 
 from rpc import formatting as fmt
 from rpc.errors import InvalidInput, InvalidParams
@@ -163,7 +164,7 @@ class PersonalApi:
             raise InvalidParams("signature: invalid Ethereum signature (V is not 27 or 28)")
         try:
             signer = Account.recover_message(encode_defunct(primitive=payload), signature=sig)
-        except (ValueError, TypeError) as exc:  # r or s out of range, no point on the curve
+        except (ValueError, TypeError, BadSignature) as exc:  # r/s out of range, no key makes it
             raise InvalidParams(f"signature: {exc}") from None
         return signer.lower()
 

@@ -9,8 +9,14 @@ One port serves both, on any path (as geth does):
   Content-Length, or the bytes streamed so far, exceed the limit; the rest is never read.
 - HTTP GET without upgrade: 200 with a one-line JSON banner (a health check for load balancers).
   OPTIONS: CORS preflight (204). Anything else: 405.
-- WebSocket: each text or binary message is one JSON-RPC message, handled one after another;
-  responses are text messages. The connection has a `WebSocketSession`, so eth_subscribe works.
+- WebSocket: each text or binary message is one JSON-RPC message, handled in its own task, so
+  a request that waits (a cmt_* transaction waits for its block) holds up neither the server
+  nor later requests on the same connection; responses are text messages sent as they finish
+  (JSON-RPC clients match them by id). At most `ws_max_in_flight` requests of one connection
+  run at once; beyond that the next message is not read until one finishes. A new request's
+  task takes its first step before the next message is read, so requests whose handlers do not
+  wait (eth_sendRawTransaction, reads) are still handled in arrival order. The connection has
+  a `WebSocketSession`, so eth_subscribe works.
   Outgoing messages wait in a queue bounded in bytes and in messages (`ServerLimits`); a client
   too slow to drain notifications has its connection closed (code 1008) and its subscriptions
   dropped, so memory stays bounded.
@@ -94,6 +100,7 @@ class ServerLimits:
     idle_timeout_s: float = 30.0  # no request in progress (idle, or headers incomplete): close
     ws_queue_bytes: int = 4 * 2**20  # bytes waiting to be written to one WebSocket client
     ws_queue_messages: int = 10_000  # messages waiting to be written to one WebSocket client
+    ws_max_in_flight: int = 32  # requests of one WebSocket connection being handled at once
 
 
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
@@ -218,8 +225,16 @@ class WebSocketSession(SessionBase):
         while (message := await self._queue.get()) is not None:
             await asgi_send({"type": "websocket.send", "text": message.decode()})
 
-    async def run(self, dispatcher: Dispatcher, receive: Receive, asgi_send: Send) -> None:
-        """Serve an accepted connection until the client leaves or the session closes."""
+    async def run(
+        self,
+        dispatcher: Dispatcher,
+        receive: Receive,
+        asgi_send: Send,
+        max_in_flight: int = ServerLimits.ws_max_in_flight,
+    ) -> None:
+        """Serve an accepted connection until the client leaves or the session closes: each
+        message is answered by its own task, at most `max_in_flight` at once."""
+        in_flight = trio.Semaphore(max_in_flight)
         try:
             with self._cancel_scope:
                 async with trio.open_nursery() as nursery:
@@ -233,9 +248,11 @@ class WebSocketSession(SessionBase):
                                 payload = event.get("bytes")
                             if payload is None:
                                 continue
-                            response = await dispatcher.handle(payload, self)
-                            if response is not None:
-                                await self.send_response(response)
+                            await in_flight.acquire()
+                            nursery.start_soon(self._answer, dispatcher, payload, in_flight)
+                            # The new task's first step runs before the next message is read:
+                            # handlers that never wait finish in it, in arrival order.
+                            await trio.lowlevel.checkpoint()
                         elif kind == "websocket.disconnect":
                             break
                     nursery.cancel_scope.cancel()
@@ -247,6 +264,16 @@ class WebSocketSession(SessionBase):
                 await asgi_send(
                     {"type": "websocket.close", "code": WS_CLOSE_POLICY, "reason": "too slow"}
                 )
+
+    async def _answer(
+        self, dispatcher: Dispatcher, payload: str | bytes, in_flight: trio.Semaphore
+    ) -> None:
+        try:
+            response = await dispatcher.handle(payload, self)
+            if response is not None:
+                await self.send_response(response)
+        finally:
+            in_flight.release()
 
 
 class RpcApp:
@@ -398,7 +425,7 @@ class RpcApp:
             return
         await send({"type": "websocket.accept"})
         session = WebSocketSession(self.limits.ws_queue_bytes, self.limits.ws_queue_messages)
-        await session.run(self.dispatcher, receive, send)
+        await session.run(self.dispatcher, receive, send, self.limits.ws_max_in_flight)
 
 
 class GetApp:

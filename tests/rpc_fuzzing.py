@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from hypothesis import strategies as st
 
 from rpc.cmt_tx import TX_METHODS
@@ -203,7 +205,49 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "cmt_queryValidator": [known.funded, 1],
         "cmt_queryDelegator": [known.funded, 1],
         "cmt_queryProposals": [1],
+        "cmt_syncing": [],
+        "cmt_getBlockByNumber": [1, True],
+        "cmt_getTransactionByHash": [known.tx_hash],
+        "cmt_getTransactionFromBlock": [1, 0],
+        "cmt_pendingTransactionCount": [],
+        "cmt_getPendingTransactions": [0],
+        **personal_params(known),
         **tx_method_params(known),
+    }
+
+
+HELLO = "0x68656c6c6f"
+# A signature that recovers (of HELLO by the key 0x11..11): ecRecover's template must succeed.
+HELLO_SIGNATURE = _hex(
+    bytes(Account.sign_message(encode_defunct(primitive=b"hello"), b"\x11" * 32).signature)
+)
+TYPED_DATA: dict[str, Json] = {
+    "types": {
+        "EIP712Domain": [
+            {"name": "name", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+        ],
+        "Note": [{"name": "to", "type": "address"}, {"name": "text", "type": "string"}],
+    },
+    "primaryType": "Note",
+    "domain": {"name": "fuzz", "chainId": 1},
+    "message": {"to": "0x" + "09" * 20, "text": "hello"},
+}
+
+
+def personal_params(known: Known) -> dict[str, list[Json]]:
+    """personal_* and the signing methods (rpc/personal.py). `cheap` keeps them stateless: a
+    new account's passphrase is always refused (empty), and the funded account is a devnet key
+    (unlock and lock leave it as it is)."""
+    return {
+        "personal_newAccount": [""],
+        "personal_unlockAccount": [known.funded, "fuzz-passphrase", 60],
+        "personal_lockAccount": [known.funded],
+        "personal_listAccounts": [],
+        "personal_sign": [HELLO, known.funded, "fuzz-passphrase"],
+        "personal_ecRecover": [HELLO, HELLO_SIGNATURE],
+        "eth_sign": [known.funded, HELLO],
+        "eth_signTypedData_v4": [known.funded, TYPED_DATA],
     }
 
 
@@ -363,9 +407,14 @@ def sweep(method: str, known: Known) -> list[Json]:
 
 def cheap(method: str, params: Json, known: Known) -> Json:
     """Keep executing methods bounded and stateless (see MAX_FUZZ_GAS): a call object that
-    would parse gets a small gas, and a signed transaction reuses the funded account's spent
+    would parse gets a small gas, a signed transaction reuses the funded account's spent
     nonce 0, so no fuzzed eth_sendTransaction or cmt_* staking transaction can ever be
-    admitted."""
+    admitted, and personal_newAccount's passphrase is made empty (refused: no key file)."""
+    if method == "personal_newAccount":
+        # Any non-empty string would create a key file: the fuzz only ever sends refused ones.
+        if isinstance(params, list) and params and isinstance(params[0], str):
+            return ["", *params[1:]]
+        return params
     signing = method in SIGNING_TX_METHODS
     if not (signing or method in EXECUTING_METHODS) or not isinstance(params, list) or not params:
         return params
@@ -450,10 +499,12 @@ def _short(value: Json) -> str:
 def chain_snapshot(
     call: Callable[[str, list[Json]], Json], accounts: Sequence[str]
 ) -> Mapping[str, Json]:
-    """What garbage must not change: the head, the funded balances and nonces, the pool."""
+    """What garbage must not change: the head, the funded balances and nonces, the pool, the
+    node's accounts."""
     snapshot: dict[str, Json] = {
         "head": call("eth_getBlockByNumber", ["latest", False])["hash"],
         "txpool": call("txpool_status", []),
+        "accounts": call("personal_listAccounts", []),
     }
     for account in accounts:
         snapshot[account] = (

@@ -74,6 +74,9 @@ class RpcConfig:
     # eth_sign*, eth_sendTransaction, eth_signTransaction and the cmt_* tx methods. Off unless
     # set; a devnet always has them (`node_accounts_enabled`).
     node_accounts: bool = False
+    # Travis compatibility (SPEC §8): eth_getTransactionCount answers the pending nonce whatever
+    # the block tag, as web3-cmt.js clients expect (they ask for "latest" and send at once).
+    pending_nonce_compat: bool = False
 
 
 def is_loopback_host(host: str) -> bool:

@@ -21,7 +21,8 @@ from consensus.keys import Ed25519Key
 from consensus.types import BlockID, Commit, Validator
 from consensus.validators import ValidatorSet
 from cybermiles_node.application.blocks import BlockMeta
-from cybermiles_node.application.consensus_app import ChainConsensus
+from cybermiles_node.application.consensus_app import ChainConsensus, ConsensusRecords
+from rpc.cmt_chain import Decision
 
 VERSION = "cybermiles-node/0.1.0"
 PUBKEY_TYPE = "tendermint/PubKeyEd25519"
@@ -177,6 +178,24 @@ class NodeStatus:
             "eth_block_hash": _hex(header.hash),
             "mix_hash": _hex(header.mix_hash),
         }
+
+
+def stored_decision(records: ConsensusRecords, height: int) -> Decision | None:
+    """The BFT commit record of block `height` in Tendermint's shapes, for cmt_getBlockByNumber
+    (rpc/cmt_chain.py); None for genesis and on a devnet without BFT."""
+    decided = records.decision_at(height)
+    if decided is None:
+        return None
+    commit, meta = decided
+    return Decision(
+        block_id=_block_id_json(commit.block_id),
+        proposer_address=meta.proposer.hex().upper(),
+        validators_hash=meta.validators_hash.hex().upper(),
+        next_validators_hash=meta.next_validators_hash.hex().upper(),
+        last_commit_hash="" if meta.last_commit is None else meta.last_commit.hash().hex().upper(),
+        last_commit=None if meta.last_commit is None else _commit_json(meta.last_commit),
+        evidence=[_evidence_json(ev) for ev in meta.evidence],
+    )
 
 
 def _hex(value: bytes) -> str:

@@ -276,6 +276,131 @@ def test_batch_order_preserved_and_ids_echoed_with_type() -> None:
     assert b'"id":1.5' in raw and b'"id":"1"' in raw and b'"id":null' in raw
 
 
+# Ids that web3-cmt.js and other clients send: numbers (large ones too), floats, strings, null.
+ECHOED_IDS: list[Any] = [
+    0,
+    7,
+    -3,
+    2**64,
+    2**70 + 1,
+    10**30,
+    1.5,
+    0.1,
+    -2.25,
+    1e20,
+    "",
+    "7",
+    "x y",
+    None,
+]
+
+
+def _echoes(response: Any, rid: Any) -> bool:
+    return response["id"] == rid and type(response["id"]) is type(rid)
+
+
+@pytest.mark.parametrize("rid", ECHOED_IDS)
+def test_single_call_echoes_the_id_with_its_json_type(rid: Any) -> None:
+    d = make_dispatcher()
+    text = json.dumps({"jsonrpc": "2.0", "method": "subtract", "params": [3, 1], "id": rid})
+    raw = trio.run(d.handle, text, None)
+    assert raw is not None
+    assert _echoes(json.loads(raw), rid)
+    # the id's JSON text itself: an integer never becomes a float or a string
+    assert f'"id":{json.dumps(rid)}'.encode() in raw
+
+
+@pytest.mark.parametrize("rid", ECHOED_IDS)
+def test_errors_echo_the_id_with_its_json_type(rid: Any) -> None:
+    d = make_dispatcher()
+    for method, params, code in [
+        ("nope", [], -32601),
+        ("three", [1], -32602),
+        ("three", [1, 2, 3, 4], -32602),
+        ("subtract", {"a": 1}, -32602),
+        ("boom", [], -32603),
+        ("reject", [], -32003),
+        ("duck", [], 42),
+    ]:
+        text = json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": rid})
+        assert_error(handle(d, text), code, rid)
+    wrong_version = json.dumps({"jsonrpc": "1.0", "method": "sum", "id": rid})
+    assert_error(handle(d, wrong_version), -32600, rid)
+
+
+def test_batches_echo_each_id_with_its_json_type_errors_and_refusals_included() -> None:
+    d = make_dispatcher(max_response_bytes=10_000)
+    methods = [("subtract", [5, 2]), ("nope", []), ("three", [1]), ("boom", []), ("big", [20_000])]
+    batch = [
+        {
+            "jsonrpc": "2.0",
+            "method": methods[i % len(methods)][0],
+            "params": methods[i % len(methods)][1],
+            "id": rid,
+        }
+        for i, rid in enumerate(ECHOED_IDS)
+    ]
+    out = handle(d, json.dumps(batch))
+    assert len(out) == len(ECHOED_IDS)
+    for response, rid in zip(out, ECHOED_IDS, strict=True):
+        assert _echoes(response, rid), (response, rid)
+
+
+# -- web3-cmt.js pads params with nulls up to the arity it declares ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "result"),
+    [
+        ("get_data", [None], ["hello", 5]),
+        ("get_data", [None, None, None], ["hello", 5]),
+        ("subtract", [5, 2, None], 3),
+        ("three", [1, 2, 9, None, None], [1, 2, 9]),
+        ("three", [1, 2, None], [1, 2, None]),  # within the arity: the handler gets the null
+    ],
+)
+def test_trailing_nulls_beyond_the_arity_are_dropped(
+    method: str, params: list[Any], result: Any
+) -> None:
+    request = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
+    assert handle(make_dispatcher(), json.dumps(request))["result"] == result
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("get_data", [0]),
+        ("get_data", [None, 0]),  # a non-null surplus value behind a null
+        ("get_data", [False, None]),
+        ("subtract", [5, 2, 0, None]),
+        ("subtract", [5, 2, "", None]),
+        ("three", [1, 2, 3, [], None]),
+    ],
+)
+def test_a_non_null_surplus_argument_is_still_invalid_params(
+    method: str, params: list[Any]
+) -> None:
+    calls: list[list[Any]] = []
+    d = make_dispatcher()
+    d.register("get_data", lambda: calls.append([]) or ["hello", 5])
+    request = {"jsonrpc": "2.0", "method": method, "params": params, "id": 4}
+    error = assert_error(handle(d, json.dumps(request)), -32602, 4)
+    assert error["message"].startswith("too many arguments")
+    assert calls == []  # the handler never ran
+
+
+def test_null_padding_is_tolerated_in_batches_and_never_fills_required_arguments() -> None:
+    batch = [
+        {"jsonrpc": "2.0", "method": "subtract", "params": [9, 4, None, None], "id": 1},
+        {"jsonrpc": "2.0", "method": "subtract", "params": [9, None], "id": 2},
+        {"jsonrpc": "2.0", "method": "get_data", "params": [None, 1], "id": 3},
+    ]
+    out = handle(make_dispatcher(), json.dumps(batch))
+    assert out[0]["result"] == 5
+    assert_error(out[1], -32603, 2)  # None reached the handler: 9 - None fails inside it
+    assert_error(out[2], -32602, 3)
+
+
 def test_batch_too_large() -> None:
     d = make_dispatcher(max_batch=3)
     batch = json.dumps([{"jsonrpc": "2.0", "method": "get_data", "id": i} for i in range(4)])

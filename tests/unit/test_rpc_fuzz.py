@@ -1,8 +1,9 @@
 """Seeded JSON-RPC fuzzing of every registered method, in process, against a real node stack.
 
 The stack is what `cybermiles_node.node` serves: a `ChainApp` over LevelDB with a devnet genesis
-and one committed block, `EthApi`, `SendTransactionApi`, `CmtApi`, `CmtTxApi` and the subscription
-hub on one `Dispatcher`, called with a session as a WebSocket connection would be. Inputs come from
+and one committed block, `EthApi`, `SendTransactionApi`, `CmtApi`, `CmtTxApi`, `CmtChainApi`,
+`PersonalApi` (an empty light-scrypt keystore beside the devnet keys) and the subscription hub
+on one `Dispatcher`, called with a session as a WebSocket connection would be. Inputs come from
 `tests.rpc_fuzzing` (client mistakes only). Properties: the dispatcher never raises, no answer
 is -32603, each request is answered on its own, and the head, the funded balances and nonces
 and the transaction pool are unchanged.
@@ -24,6 +25,10 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cybermiles_node.accounts.backend import NodeAccounts
+from cybermiles_node.accounts.keyfile import LIGHT_SCRYPT_N
+from cybermiles_node.accounts.keystore import Keystore
+from cybermiles_node.accounts.unlock import Unlocker
 from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import Chain
 from cybermiles_node.application.queries import CmtQueries
@@ -34,11 +39,12 @@ from evm.db import LevelDB
 from genesis import dev_accounts
 from rpc import Dispatcher, FilterRegistry, MemorySession, SubscriptionHub
 from rpc.cmt import CmtApi
+from rpc.cmt_chain import CmtChainApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
 from rpc.eth import MAX_PROOF_KEYS, EthApi
 from rpc.execution import EvmWorker
 from rpc.node_signing import SendTransactionApi, TransactionSigner
-from tests.node_accounts import devnet_accounts
+from rpc.personal import PersonalApi
 from tests.rpc_fuzzing import (
     Known,
     chain_snapshot,
@@ -101,10 +107,16 @@ def build_stack(home: Path) -> tuple[Stack, LevelDB]:
         accounts=lambda: [k.address for k in keys],
     )
     api.install(dispatcher)
-    unlocked = TransactionSigner(devnet_accounts(keys, home / "keystore"))
-    SendTransactionApi(api, unlocked).install(dispatcher)
+    keystore = Keystore(home / "keystore", scrypt_n=LIGHT_SCRYPT_N)
+    accounts = NodeAccounts(
+        keystore, Unlocker(keystore, lambda: 0.0), {k.address: k.private_key for k in keys}
+    )
+    signer = TransactionSigner(accounts)
+    SendTransactionApi(api, signer).install(dispatcher)
     CmtApi(CmtQueries(app.chain)).install(dispatcher)
-    CmtTxApi(CmtTransactions(app), unlocked, CommitSignal()).install(dispatcher)
+    CmtTxApi(CmtTransactions(app), signer, CommitSignal()).install(dispatcher)
+    CmtChainApi(api, CmtTransactions(app), chain_name="cybermiles-fuzz").install(dispatcher)
+    PersonalApi(accounts, unlock_allowed=True).install(dispatcher)
     known = Known(
         funded="0x" + SENDER.address.hex(),
         other="0x" + bytes([9]).hex() * 20,
@@ -187,3 +199,9 @@ def test_a_proof_of_too_many_storage_keys_is_refused_before_any_work(stack: Stac
     assert f"{MAX_PROOF_KEYS + 1} > {MAX_PROOF_KEYS}" in answer["error"]["message"]
     fits = stack.result("eth_getProof", [stack.known.funded, keys[:-1], "latest"])
     assert len(fits["storageProof"]) == MAX_PROOF_KEYS
+
+
+def test_an_unrecoverable_signature_is_a_client_error_in_ec_recover(stack: Stack) -> None:
+    unrecoverable = "0x" + "11" * 64 + "1b"  # r = s = 0x11..11, v = 27: no public key
+    sent = request("personal_ecRecover", ["0x68656c6c6f", unrecoverable], 1)
+    check_answer(sent, stack.answer(sent))

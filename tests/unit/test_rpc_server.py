@@ -442,3 +442,103 @@ def test_fatal_handler_exception_stops_serve() -> None:
 
     with pytest.RaisesGroup(Invariant, flatten_subgroups=True):
         trio.run(main)
+
+
+# -- a request that waits holds up only itself ------------------------------------------------
+
+
+class Gate:
+    """`wait` handlers park until `open` is called; `running` counts the parked ones."""
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.running = 0
+        self.most = 0
+
+    async def wait(self, tag: str) -> str:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.event.wait()
+        finally:
+            self.running -= 1
+        return tag
+
+    def open(self) -> bool:
+        self.event.set()
+        return True
+
+
+def gated_dispatcher() -> tuple[Dispatcher, Gate]:
+    d, _ = make_dispatcher()
+    gate = Gate()
+    d.register("wait", gate.wait)
+    d.register("open", gate.open)
+    return d, gate
+
+
+def ws_call(ws: Any, rid: int, method: str, params: list[Any]) -> None:
+    ws.send(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}))
+
+
+def test_a_waiting_websocket_request_blocks_neither_its_connection_nor_others() -> None:
+    d, gate = gated_dispatcher()
+
+    def client(port: int) -> None:
+        url = f"ws://127.0.0.1:{port}/"
+        with connect(url, open_timeout=TIMEOUT) as ws, connect(url, open_timeout=TIMEOUT) as other:
+            ws_call(ws, 1, "wait", ["first"])
+            wait_until(lambda: gate.running == 1)
+            # later requests on the same connection are answered while the first one waits
+            ws_call(ws, 2, "echo", ["same connection"])
+            assert json.loads(ws.recv(timeout=TIMEOUT)) == {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "result": "same connection",
+            }
+            ws_call(other, 7, "echo", ["other connection"])
+            assert json.loads(other.recv(timeout=TIMEOUT))["result"] == "other connection"
+            assert rpc(port, "echo", ["http"])["result"] == "http"
+            assert gate.running == 1  # still waiting
+            ws_call(ws, 3, "open", [])
+            answers = {json.loads(ws.recv(timeout=TIMEOUT))["id"] for _ in range(2)}
+            assert answers == {1, 3}
+
+    run_server(client, d)
+
+
+def test_in_flight_requests_of_one_connection_are_capped() -> None:
+    d, gate = gated_dispatcher()
+
+    def client(port: int) -> None:
+        with connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT) as ws:
+            for rid in range(5):
+                ws_call(ws, rid, "wait", [str(rid)])
+            wait_until(lambda: gate.running == 2)
+            ws_call(ws, 10, "echo", ["queued behind the cap"])
+            with pytest.raises(TimeoutError):
+                ws.recv(timeout=0.3)  # the cap holds: nothing was answered, nothing more ran
+            assert trio.from_thread.run_sync(lambda: gate.running) == 2
+            assert rpc(port, "open", [])["result"] is True
+            ids = {json.loads(ws.recv(timeout=TIMEOUT))["id"] for _ in range(6)}
+            assert ids == {0, 1, 2, 3, 4, 10}
+            assert gate.most == 2
+
+    run_server(client, d, limits=ServerLimits(ws_max_in_flight=2))
+
+
+def test_requests_that_do_not_wait_are_handled_in_arrival_order() -> None:
+    d, _ = make_dispatcher()
+    seen: list[int] = []
+    d.register("note", lambda n: seen.append(n) or n)
+    count = 300
+
+    def client(port: int) -> None:
+        with connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT) as ws:
+            for n in range(count):
+                ws_call(ws, n, "note", [n])
+            answered = [json.loads(ws.recv(timeout=TIMEOUT))["id"] for _ in range(count)]
+            assert sorted(answered) == list(range(count))
+
+    run_server(client, d)
+    assert seen == list(range(count))
