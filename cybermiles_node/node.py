@@ -59,6 +59,7 @@ from cybermiles_node.operator.startup import (
     open_node_files,
     raise_open_files_limit,
     seconds_until,
+    unlock_configured_accounts,
 )
 from cybermiles_node.operator.status import NodeStatus
 from cybermiles_node.staking.module import StakingModule
@@ -234,6 +235,8 @@ async def _serve(
     accounts = NodeAccounts(
         keystore, Unlocker(keystore, time.monotonic), {a.address: a.private_key for a in dev_keys}
     )
+    if unlocked_at_start := unlock_configured_accounts(accounts.unlocker, config, layout.home):
+        log.info("unlocked %d keystore accounts ([accounts] unlock)", unlocked_at_start)
     api = EthApi(
         app,
         filters=filters,
