@@ -299,7 +299,7 @@ def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
     default=0.0,
     show_default=True,
     help="Seconds between blocks, empty ones included; 0 = automine (a block as soon "
-    "as transactions arrive).",
+    "as transactions arrive). With --preset: the BFT block interval (default 1).",
 )
 @click.option(
     "--reset",
@@ -472,6 +472,11 @@ def _check_preset_flags(
             f"--preset {preset} makes blocks continuously: --block-time must be > 0 "
             f"(default {travis_preset.DEFAULT_BLOCK_TIME_S:g} s)"
         )
+    if "block_time" in explicit:
+        try:
+            travis_preset.commit_ms(block_time)
+        except CyberMilesError as exc:
+            _fail(str(exc))
 
 
 def _param_overrides(assignments: tuple[str, ...]) -> ParamOverrides:

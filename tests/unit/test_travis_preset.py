@@ -229,6 +229,11 @@ def test_reset_deletes_the_keystores_the_preset_wrote(tmp_path: Path) -> None:
             "error: --preset travis makes blocks continuously: --block-time must be > 0 "
             "(default 1 s)\n",
         ),
+        (
+            ["--block-time", "7200"],
+            "error: --block-time must be between 0.001 and 3600 s with --preset travis, got "
+            "7200\n",
+        ),
     ],
 )
 def test_flags_that_contradict_the_preset_are_refused_in_one_line(
