@@ -68,6 +68,7 @@ from cybermiles_node.operator.startup import (
     open_node_files,
     raise_open_files_limit,
     seconds_until,
+    unlock_configured_accounts,
 )
 from cybermiles_node.operator.status import NodeStatus, stored_decision
 from cybermiles_node.staking.module import StakingModule
@@ -239,6 +240,9 @@ async def _serve(
         max_per_session=rpc.max_subscriptions_per_connection, max_total=rpc.max_subscriptions
     )
     accounts = node_accounts(config, layout) if node_accounts_enabled(config) else None
+    unlocker = accounts.unlocker if accounts is not None else None
+    if unlocked_at_start := unlock_configured_accounts(unlocker, config, layout.home):
+        log.info("unlocked %d keystore accounts ([accounts] unlock)", unlocked_at_start)
     api = EthApi(
         app,
         filters=filters,

@@ -3,9 +3,12 @@
 - `PRESET_CHAIN_IDS`: the EIP-155 chain id of each named network (SPEC §1).
 - `DEV_MNEMONIC` / `dev_accounts(n)`: the Hardhat/Foundry default accounts
   (m/44'/60'/0'/0/i of "test … junk"), so their default keys work against a devnet unchanged.
+- `preset_accounts(n)`: m/44'/60'/1'/0/i of the same mnemonic, the generated keystore accounts
+  of the Travis-compatibility devnet preset (cybermiles_node/operator/travis_preset.py).
 - `TRAVIS_DEV_ADDRESSES`: the two accounts Travis devnets prefunded, for old scripts.
 - `devnet_genesis(...)`: a valid `Genesis` that prefunds those accounts and makes dev account i
-  the owner of validator i, with the parameters of its network changed by `params`.
+  (or the i-th of the `owners` given) the owner of validator i, with the parameters of its
+  network changed by `params`.
 - `parse_param_overrides(["NAME=VALUE", ...])`: the devnet's `--param` options as typed values,
   each checked by `genesis.params.parse_param` (a bad one is a `ParamError` naming it).
 
@@ -36,6 +39,7 @@ from genesis.params import (
 from genesis.schema import (
     PUBLIC_CHAIN_IDS,
     AllocAccount,
+    ConsensusTimeouts,
     EvmProfile,
     Genesis,
     GenesisValidator,
@@ -48,6 +52,7 @@ DEVNET_CHAIN_ID = 1234
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_PATH_PREFIX = "m/44'/60'/0'/0/"
+PRESET_PATH_PREFIX = "m/44'/60'/1'/0/"
 
 TRAVIS_DEV_ADDRESSES: tuple[bytes, ...] = (
     bytes.fromhex("7eff122b94897ea5b0e2a9abf47b86337fafebdc"),
@@ -70,13 +75,24 @@ class DevAccount:
         return f"DevAccount(address=0x{self.address.hex()})"
 
 
-_cache: list[DevAccount] = []
+_caches: dict[str, list[DevAccount]] = {}
 _cache_lock = threading.Lock()
 _seed: bytes | None = None
 
 
 def dev_accounts(n: int) -> list[DevAccount]:
-    """The first `n` accounts of DEV_MNEMONIC at m/44'/60'/0'/0/i (cached across calls).
+    """The first `n` accounts of DEV_MNEMONIC at m/44'/60'/0'/0/i (cached across calls)."""
+    return _derived(DEV_PATH_PREFIX, n)
+
+
+def preset_accounts(n: int) -> list[DevAccount]:
+    """The first `n` accounts of DEV_MNEMONIC at m/44'/60'/1'/0/i: the keystore accounts of
+    the Travis-compatibility devnet preset (BIP-44 account 1, so never one of `dev_accounts`)."""
+    return _derived(PRESET_PATH_PREFIX, n)
+
+
+def _derived(prefix: str, n: int) -> list[DevAccount]:
+    """The first `n` keys of DEV_MNEMONIC at `prefix` + i (cached across calls).
 
     The BIP-39 seed (2048 PBKDF2 rounds) is computed once and each index derived from it; this is
     what `Account.from_mnemonic` does per call, without repeating the seed stretching.
@@ -85,14 +101,15 @@ def dev_accounts(n: int) -> list[DevAccount]:
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     with _cache_lock:
-        if len(_cache) < n:
+        cache = _caches.setdefault(prefix, [])
+        if len(cache) < n:
             if _seed is None:
                 _seed = seed_from_mnemonic(DEV_MNEMONIC, passphrase="")
-            for index in range(len(_cache), n):
-                key = key_from_seed(_seed, f"{DEV_PATH_PREFIX}{index}")
+            for index in range(len(cache), n):
+                key = key_from_seed(_seed, f"{prefix}{index}")
                 address = bytes.fromhex(Account.from_key(key).address[2:])
-                _cache.append(DevAccount(address=address, private_key=key))
-        return _cache[:n]
+                cache.append(DevAccount(address=address, private_key=key))
+        return cache[:n]
 
 
 def devnet_genesis(
@@ -106,25 +123,33 @@ def devnet_genesis(
     gas_limit: int = DEVNET_GAS_LIMIT,
     network: str = "devnet",
     params: Mapping[str, ParamValue] | None = None,
+    owners: Sequence[bytes] | None = None,
+    extra_alloc: Mapping[bytes, int] | None = None,
+    timeouts: ConsensusTimeouts | None = None,
 ) -> Genesis:
     """A devnet genesis: `accounts` mnemonic accounts and the Travis dev accounts hold `balance`
-    wei each; validator i (key `validator_pub_keys[i]`) is owned by dev account i and
-    self-delegates 10,000 CMT of it. Parameters are the defaults of `network` with `params`
-    (typed values, see `parse_param_overrides`) in their place."""
-    if len(validator_pub_keys) > accounts:
+    wei each; validator i (key `validator_pub_keys[i]`) is owned by dev account i, or by
+    `owners[i]` when given, and self-delegates 10,000 CMT of it. `extra_alloc` funds more
+    accounts (address -> wei; it also replaces a balance above). Parameters are the defaults of
+    `network` with `params` (typed values, see `parse_param_overrides`) in their place;
+    `timeouts` are the consensus timeouts (the defaults when None)."""
+    mnemonic = [account.address for account in dev_accounts(accounts)]
+    owner_addresses = list(mnemonic if owners is None else owners)
+    if len(validator_pub_keys) > len(owner_addresses):
         raise GenesisError(
             "validators",
-            f"{len(validator_pub_keys)} validators need as many dev accounts to own them, "
-            f"but only {accounts} are prefunded",
+            f"{len(validator_pub_keys)} validators need as many accounts to own them, "
+            f"but only {len(owner_addresses)} are given",
         )
-    owners = dev_accounts(accounts)
-    alloc = {account.address: AllocAccount(balance=balance) for account in owners}
+    alloc = {address: AllocAccount(balance=balance) for address in mnemonic}
     for address in TRAVIS_DEV_ADDRESSES:
         alloc[address] = AllocAccount(balance=balance)
+    for address, wei in (extra_alloc or {}).items():
+        alloc[address] = AllocAccount(balance=wei)
     validators = tuple(
         GenesisValidator(
             pub_key=bytes(pub_key),
-            owner=owners[index].address,
+            owner=owner_addresses[index],
             shares=DEVNET_VALIDATOR_SHARES,
             max_amount=DEVNET_VALIDATOR_MAX_AMOUNT,
             comp_rate=DEVNET_VALIDATOR_COMP_RATE,
@@ -140,6 +165,7 @@ def devnet_genesis(
         validators=validators,
         evm_profile=evm_profile,
         gas_limit=gas_limit,
+        timeouts=timeouts or ConsensusTimeouts(),
         params=devnet_params(network, params or {}),
     )
 

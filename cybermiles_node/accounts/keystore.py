@@ -165,14 +165,17 @@ class Keystore:
         """Copy a v3 key file in, as it is (its own passphrase and KDF). With a passphrase the
         file must open with it and hold its address's key; without, it is checked for form
         only (for files whose passphrase the operator does not hold, e.g. a Travis fixture)."""
-        text = read_small_file(path)
-        keyfile = parse_keyfile(text, str(path))
+        return self.import_keyfile_text(read_small_file(path), str(path), passphrase)
+
+    def import_keyfile_text(self, text: bytes, source: str, passphrase: str | None) -> Entry:
+        """`import_keyfile` of a key file's content; `source` names it in errors."""
+        keyfile = parse_keyfile(text, source)
         if passphrase is not None:
-            address = address_of(decrypt(keyfile, passphrase, str(path)))
+            address = address_of(decrypt(keyfile, passphrase, source))
         elif keyfile.address is not None:
             address = keyfile.address
         else:
-            raise MalformedKeyfile(f"{path}: no address field (give the passphrase to derive it)")
+            raise MalformedKeyfile(f"{source}: no address field (give the passphrase to derive it)")
         self.check_absent(address)
         body = json.loads(text)
         body["address"] = address.hex()  # geth lists only files that carry their address

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 import trio
+from click.core import ParameterSource
 from eth_utils import to_checksum_address
 
 from consensus.errors import ConsensusError
@@ -38,6 +39,7 @@ from cybermiles_node.accounts.keyfile import (
 from cybermiles_node.accounts.keystore import Entry, Keystore, keystore_dir, read_small_file
 from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.governance.versions import PROGRAM_NAME, parse_version
+from cybermiles_node.operator import travis_preset
 from cybermiles_node.operator.config import (
     DEVNET_CORS_ORIGINS,
     ConsensusConfig,
@@ -297,7 +299,7 @@ def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
     default=0.0,
     show_default=True,
     help="Seconds between blocks, empty ones included; 0 = automine (a block as soon "
-    "as transactions arrive).",
+    "as transactions arrive). With --preset: the BFT block interval (default 1).",
 )
 @click.option(
     "--reset",
@@ -350,8 +352,19 @@ def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
     show_default="26660",
     help="Prometheus /metrics port of node 0 (with --validators).",
 )
+@click.option(
+    "--preset",
+    type=click.Choice(travis_preset.PRESETS),
+    default=None,
+    help="travis: the Travis-compatibility devnet (chain id 1234, lity, Travis's parameters, "
+    "4 BFT validators making blocks continuously, a keystore unlocked with passphrase 1234 in "
+    "Travis's account order; README 'Travis-compatibility preset'). With it, --validators "
+    "defaults to 4 and --block-time (default 1) is the BFT block interval.",
+)
 @PROGRAM_VERSION_OPTION
+@click.pass_context
 def devnet(
+    ctx: click.Context,
     home: Path,
     rpc_addr: str,
     rpc_port: int,
@@ -365,6 +378,7 @@ def devnet(
     p2p_port: int | None,
     status_port: int | None,
     metrics_port: int | None,
+    preset: str | None,
     program_version: str | None,
 ) -> None:
     """Run a development chain with funded accounts: one node, or N validators.
@@ -379,10 +393,19 @@ def devnet(
     each node's pid and URLs once all are up; each node logs to HOME/node{i}/node.log. A node
     that is killed stays down (restart it with `cybermiles node start --home HOME/node{i}`).
     """
+    explicit = {
+        name for name in ctx.params if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+    }
+    preset_block_time: float | None = None
+    if preset is not None:
+        _check_preset_flags(preset, explicit, chain_id, evm_profile, block_time)
+        validators = validators or travis_preset.DEFAULT_VALIDATORS
+        chain_id, evm_profile = travis_preset.CHAIN_ID, travis_preset.EVM_PROFILE
+        preset_block_time = block_time if "block_time" in explicit else None
     optional_ports = (p2p_port, status_port, metrics_port)
     if validators is None and any(port is not None for port in optional_ports):
         _fail("--p2p-port, --status-port and --metrics-port go with --validators")
-    if validators is not None and block_time > 0:
+    if validators is not None and block_time > 0 and preset is None:
         _fail("--block-time is for the one-node automine devnet; BFT validators keep their pace")
     params = _param_overrides(param_assignments)  # before anything is written
     try:
@@ -425,8 +448,35 @@ def devnet(
             evm_profile,
             params,
             program_version,
+            preset,
+            preset_block_time,
         ),
     )
+
+
+def _check_preset_flags(
+    preset: str, explicit: set[str], chain_id: int, evm_profile: str, block_time: float
+) -> None:
+    """Refuse, in one line, an explicit flag that contradicts the preset."""
+    if "chain_id" in explicit and chain_id != travis_preset.CHAIN_ID:
+        _fail(
+            f"--preset {preset} runs chain id {travis_preset.CHAIN_ID}; drop --chain-id {chain_id}"
+        )
+    if "evm_profile" in explicit and evm_profile != travis_preset.EVM_PROFILE:
+        _fail(
+            f"--preset {preset} runs the {travis_preset.EVM_PROFILE} profile; drop "
+            f"--evm-profile {evm_profile}"
+        )
+    if "block_time" in explicit and block_time <= 0:
+        _fail(
+            f"--preset {preset} makes blocks continuously: --block-time must be > 0 "
+            f"(default {travis_preset.DEFAULT_BLOCK_TIME_S:g} s)"
+        )
+    if "block_time" in explicit:
+        try:
+            travis_preset.commit_ms(block_time)
+        except CyberMilesError as exc:
+            _fail(str(exc))
 
 
 def _param_overrides(assignments: tuple[str, ...]) -> ParamOverrides:
@@ -715,10 +765,14 @@ def _banner(layout: HomeLayout, config: NodeConfig, info: NodeInfo) -> None:
     _say("\n".join(lines))
 
 
-def _funded_accounts(count: int) -> list[str]:
+def _funded_accounts(count: int, *, own_validators: bool = True) -> list[str]:
+    stake = (
+        f", validator owners less their {DEVNET_VALIDATOR_SHARES:,} CMT self-stake"
+        if own_validators
+        else ""
+    )
     lines = [
-        "Funded accounts (1,000,000 CMT each, validator owners less their "
-        f"{DEVNET_VALIDATOR_SHARES:,} CMT self-stake; mnemonic 'test test test test test test "
+        f"Funded accounts (1,000,000 CMT each{stake}; mnemonic 'test test test test test test "
         "test test test test test junk'):",
     ]
     for i, account in enumerate(dev_accounts(count)):
@@ -742,11 +796,10 @@ def _devnet_banner(
             f"  {node.name}  RPC {node.rpc_url}   status {node.status_url}",
             f"         log {node.log_file}",
         ]
-    lines += [
-        "  Stop with Ctrl-C (stops every node).",
-        "",
-        *_funded_accounts(options.funded_accounts),
-    ]
+    lines += ["  Stop with Ctrl-C (stops every node).", ""]
+    if options.preset is not None:
+        lines += [*travis_preset.banner_lines(options.validators), ""]
+    lines += _funded_accounts(options.funded_accounts, own_validators=options.preset is None)
     _say("\n".join(lines))
 
 

@@ -6,6 +6,7 @@ HOME/config/genesis.json              the chain's genesis (a node joins a networ
 HOME/config/node_key.json             ed25519 node identity (p2p)
 HOME/config/priv_validator_key.json   ed25519 consensus key
 HOME/data/chain/                      LevelDB: blocks, state, indices
+HOME/keystore/                        geth v3 key files of the node's accounts (accounts/)
 ```
 Unknown keys in config.toml are errors, so a typo never silently falls back to a default, and
 every value is range-checked at load against `CONFIG_RULES` (one line per setting), so a node
@@ -24,6 +25,7 @@ from typing import Any, Final, Protocol
 import tomli_w
 
 from cybermiles_node.errors import CyberMilesError
+from genesis import parse_address as parse_eth_address
 from p2p.netaddr import parse_address, parse_host_port
 
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
@@ -100,6 +102,24 @@ def node_accounts_enabled(config: NodeConfig) -> bool:
 def unlock_allowed(rpc: RpcConfig) -> bool:
     """May personal_unlockAccount run: on a loopback-only server, or when the operator said so."""
     return rpc.allow_insecure_unlock or is_loopback_host(rpc.host)
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    """Keystore accounts unlocked when the node starts, until it stops (geth's `--unlock` and
+    `--password`): every eth_sendTransaction, personal_sign or cmt_* call from them is signed
+    without a personal_unlockAccount first.
+
+    `unlock` lists addresses ("0x" + 40 hex) of key files in HOME/keystore. `password_file` is
+    read as geth reads `--password`: line i is the passphrase of `unlock[i]`, or one line for
+    all; a relative path is relative to HOME. The file must not be readable by other users (as
+    key files). A node refuses to start, in one line naming the account, when an account is not
+    in the keystore or its passphrase does not open it, and when `rpc.host` is not a loopback
+    address without `rpc.allow_insecure_unlock` (the same rule as personal_unlockAccount).
+    """
+
+    unlock: tuple[str, ...] = ()
+    password_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,6 +202,7 @@ class NodeConfig:
         0  # processes recovering senders of batch tails (measured: no gain on 2 cores)
     )
     rpc: RpcConfig = field(default_factory=RpcConfig)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
     devnet: DevnetConfig = field(default_factory=DevnetConfig)
     mempool: MempoolSettings = field(default_factory=MempoolSettings)
     p2p: P2PConfig = field(default_factory=P2PConfig)
@@ -362,6 +383,11 @@ class Parses:
         return None
 
 
+def _account_address(text: str) -> bytes:
+    """An address in `accounts.unlock` (ValueError otherwise; GenesisError is one)."""
+    return parse_eth_address(text, "address")
+
+
 POSITIVE: Final = Above(0)
 NON_NEGATIVE: Final = AtLeast(0)
 PORT: Final = Between(0, 65535)  # 0: the OS picks a free port (every server reports the real one)
@@ -389,6 +415,7 @@ CONFIG_RULES: Final[Mapping[str, Rule]] = {
     "rpc.max_subscriptions_per_connection": POSITIVE,
     "rpc.max_filters": POSITIVE,
     "rpc.max_filters_per_client": POSITIVE,
+    "accounts.unlock": Parses(_account_address, '"0x" + 40 hex digits (EIP-55 if mixed case)'),
     "devnet.block_time": NON_NEGATIVE,  # 0 = automine
     "devnet.batch_window_ms": NON_NEGATIVE,
     "devnet.accounts": Between(1, 1000),  # what `cybermiles devnet --accounts` accepts
@@ -415,6 +442,11 @@ CONFIG_RULES: Final[Mapping[str, Rule]] = {
     "log.level": OneOf(LOG_LEVELS, ignore_case=True),
     "log.format": OneOf(LOG_FORMATS),
 }
+
+
+def password_file_path(accounts: AccountsConfig, home: Path) -> Path:
+    """Where `accounts.password_file` is: as written when absolute, else under HOME."""
+    return home / accounts.password_file
 
 
 def setting(config: NodeConfig, key: str) -> object:
@@ -466,6 +498,7 @@ __all__ = [
     "LOG_FORMATS",
     "LOG_LEVELS",
     "DEVNET_CORS_ORIGINS",
+    "AccountsConfig",
     "ConfigError",
     "Rule",
     "ConsensusConfig",
@@ -481,6 +514,7 @@ __all__ = [
     "check_config",
     "load_config",
     "node_accounts_enabled",
+    "password_file_path",
     "replace",
     "setting",
     "write_config",

@@ -24,6 +24,12 @@ Chain parameters given with `--param` (`DevnetOptions.params`) go into a new dev
 later run that names a parameter with another value than the genesis holds is refused
 (`check_params`): the genesis is fixed once the chain exists.
 
+`DevnetOptions.preset = "travis"` (`--preset travis`) makes the Travis-compatibility devnet of
+cybermiles_node.operator.travis_preset: its genesis, a keystore in every node home
+(HOME/node{i}/keystore, HOME/node{i}/config/password.txt) and `[accounts] unlock` in every
+config. A devnet keeps what it was made as: a later run with or without the preset must say
+the same (`check_preset`), and `block_time` (the preset's commit timeout, in genesis) must match.
+
 `run_devnet` is the supervisor: it starts one `python -m cybermiles_node node start` process per
 node, waits until each answers GET /health on its status port, writes devnet.json, and then keeps
 watching. A node that dies is reported once, with the last line it logged when it exited on its
@@ -50,8 +56,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from cybermiles_node.errors import DevnetError
+from cybermiles_node.operator import travis_preset
 from cybermiles_node.operator.config import (
     DEVNET_CORS_ORIGINS,
+    AccountsConfig,
     ConfigError,
     ConsensusConfig,
     DevnetConfig,
@@ -88,6 +96,7 @@ __all__ = [
     "ParamOverrides",
     "check_chain_id",
     "check_params",
+    "check_preset",
     "check_profile",
     "devnet_manifest",
     "existing_validators",
@@ -153,6 +162,30 @@ def check_chain_id(genesis: Genesis, chain_id: int, home: Path) -> None:
 ParamOverrides = tuple[tuple[str, ParamValue], ...]  # (name, typed value), as given
 
 
+def check_preset(genesis: Genesis, options: DevnetOptions, home: Path) -> None:
+    """An existing devnet stays what it was made as: with the preset or without, and the
+    preset's block time (genesis `timeouts.commit_ms`) when one is given."""
+    made_with_preset = travis_preset.is_preset_genesis(genesis)
+    if options.preset is None and made_with_preset:
+        raise DevnetError(
+            f"{home} holds a --preset {travis_preset.TRAVIS} devnet; add --preset "
+            f"{travis_preset.TRAVIS} (or use --reset)"
+        )
+    if options.preset is not None and not made_with_preset:
+        raise DevnetError(
+            f"{home} holds a devnet made without --preset {options.preset}; use --reset (or "
+            "another --home) for a preset devnet"
+        )
+    if options.block_time is not None:
+        wanted = travis_preset.commit_ms(options.block_time)
+        if genesis.timeouts.commit_ms != wanted:
+            raise DevnetError(
+                f"{home} holds a chain with a block time of "
+                f"{genesis.timeouts.commit_ms / 1000:g} s; the genesis cannot change: use "
+                f"--reset for --block-time {options.block_time:g}"
+            )
+
+
 def check_params(genesis: Genesis, overrides: ParamOverrides, home: Path) -> None:
     """An existing devnet keeps the parameters of its genesis: a parameter named with another
     value than the genesis holds is refused (only the named ones are compared)."""
@@ -200,10 +233,17 @@ class DevnetOptions:
     evm_profile: EvmProfile = "cvm"
     params: ParamOverrides = ()  # chain parameters of a new devnet's genesis
     program_version: str | None = None  # `--program-version` of every node (None: the default)
+    preset: str | None = None  # "travis": travis_preset (module docstring)
+    # The preset's block time in seconds (None: the preset's default for a new devnet, the
+    # genesis's for an existing one).
+    block_time: float | None = None
 
     @property
     def funded_accounts(self) -> int:
-        # Dev account i owns validator i, so there are at least as many accounts as validators.
+        """The mnemonic accounts funded and printed. Without the preset dev account i owns
+        validator i, so there are at least as many accounts as validators."""
+        if self.preset is not None:
+            return self.accounts
         return max(self.accounts, self.validators)
 
 
@@ -270,9 +310,20 @@ def node_config(index: int, node_ids: Sequence[str], options: DevnetOptions) -> 
         for other, node_id in enumerate(node_ids)
         if other != index
     )
+    accounts = (
+        travis_preset.accounts_config(options.validators)
+        if options.preset is not None
+        else AccountsConfig()
+    )
     return NodeConfig(
         moniker=f"node{index}",
-        rpc=RpcConfig(host=options.rpc_host, port=ports.rpc, cors_origins=DEVNET_CORS_ORIGINS),
+        rpc=RpcConfig(
+            host=options.rpc_host,
+            port=ports.rpc,
+            cors_origins=DEVNET_CORS_ORIGINS,
+            pending_nonce_compat=options.preset is not None,  # SPEC §8: on in the Travis preset
+        ),
+        accounts=accounts,
         devnet=DevnetConfig(enabled=True, accounts=options.funded_accounts),
         p2p=P2PConfig(listen_host=LOCALHOST, listen_port=ports.p2p, persistent_peers=peers),
         consensus=ConsensusConfig(engine="bft"),
@@ -308,6 +359,7 @@ def prepare_devnet(home: Path, options: DevnetOptions) -> list[DevnetNode]:
         _write_new_homes(nodes, keys, options)
     else:
         genesis = load_genesis(nodes[0].layout.genesis_file)
+        check_preset(genesis, options, home)
         check_profile(genesis, options.evm_profile, home)
         check_params(genesis, options.params, home)
         for node in nodes:
@@ -360,15 +412,9 @@ def _read_keys(layout: HomeLayout) -> KeyPair:
 def _write_new_homes(
     nodes: Sequence[DevnetNode], keys: Sequence[KeyPair], options: DevnetOptions
 ) -> None:
-    """One genesis, written into every home: validator i is node i's key, owned by account i."""
-    genesis = devnet_genesis(
-        validator_pub_keys=[validator_key.public_key for _, validator_key in keys],
-        genesis_time=int(time.time()),
-        chain_id=options.chain_id,
-        accounts=options.funded_accounts,
-        evm_profile=options.evm_profile,
-        params=dict(options.params),
-    )
+    """One genesis, written into every home: validator i is node i's key, owned by account i
+    (by preset account [i] with the preset, which also writes each home's keystore)."""
+    genesis = _new_genesis([validator_key.public_key for _, validator_key in keys], options)
     for node, (node_key, validator_key) in zip(nodes, keys, strict=True):
         mark(node.layout.home, "devnet-node")
         write_home(
@@ -378,6 +424,30 @@ def _write_new_homes(
             genesis=genesis,
             config=node.config,
         )
+        if options.preset is not None:
+            travis_preset.write_preset_keystore(
+                node.layout.home, options.validators, travis_preset.genesis_datetime(genesis)
+            )
+
+
+def _new_genesis(pub_keys: list[bytes], options: DevnetOptions) -> Genesis:
+    if options.preset is not None:
+        block_time = options.block_time
+        return travis_preset.preset_genesis(
+            validator_pub_keys=pub_keys,
+            genesis_time=int(time.time()),
+            mnemonic_accounts=options.funded_accounts,
+            block_time_s=travis_preset.DEFAULT_BLOCK_TIME_S if block_time is None else block_time,
+            params=dict(options.params),
+        )
+    return devnet_genesis(
+        validator_pub_keys=pub_keys,
+        genesis_time=int(time.time()),
+        chain_id=options.chain_id,
+        accounts=options.funded_accounts,
+        evm_profile=options.evm_profile,
+        params=dict(options.params),
+    )
 
 
 # ---------------------------------------------------------------------------- devnet.json

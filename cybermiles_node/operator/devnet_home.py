@@ -55,7 +55,10 @@ _MARKER_TMP: Final = f".{MARKER_NAME}.tmp"
 # What a devnet writes at the top of its home (node dirs aside) and in each node home; the
 # marker itself is listed where a reset deletes it (node homes), not where it stays (the root).
 DEVNET_ENTRIES: Final = frozenset({"config", "data", MANIFEST_NAME, f".{MANIFEST_NAME}.tmp"})
-NODE_ENTRIES: Final = frozenset({"config", "data", "node.log", MARKER_NAME, _MARKER_TMP})
+# "keystore": the Travis preset writes each node home's accounts (operator/travis_preset.py).
+NODE_ENTRIES: Final = frozenset(
+    {"config", "data", "keystore", "node.log", MARKER_NAME, _MARKER_TMP}
+)
 _CHOOSE_ANOTHER: Final = "Choose another --home (a new or empty directory)."
 
 

@@ -11,8 +11,11 @@ declared program version the chain no longer accepts (governance's upgrade_progr
 retire_program halted it): the same `ChainHalted` as the halt itself, so the CLI prints the same
 line and exits with the same status, still before a port is bound.
 
-Also here, as small functions the trio shell (node.py) calls: how long until genesis time, and
-raising the open-files limit.
+Also here, as small functions the trio shell (node.py) calls: how long until genesis time,
+raising the open-files limit, and unlocking the accounts of `[accounts] unlock` with the
+passphrases of `password_file` (geth's --unlock/--password; `unlock_configured_accounts`): an
+account that is not in the keystore, or that its passphrase does not open, is a StartupRefused
+naming the account.
 """
 
 from __future__ import annotations
@@ -20,18 +23,28 @@ from __future__ import annotations
 import logging
 import resource
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from consensus.errors import WalCorrupted
 from consensus.privval import FilePrivValidator, PrivValidatorStateError
 from consensus.wal import FileWal
+from cybermiles_node.accounts.keyfile import KeystoreError, WrongPassphrase
+from cybermiles_node.accounts.keystore import UnknownAccount, read_small_file
+from cybermiles_node.accounts.unlock import Unlocker
 from cybermiles_node.application.app import ChainHalted, program_must_stop
 from cybermiles_node.application.chain import Chain
 from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.governance.versions import program_requirement
-from cybermiles_node.operator.config import HomeLayout
-from cybermiles_node.operator.keys import Ed25519Key, read_key
-from genesis import Genesis, GenesisError, load_genesis
+from cybermiles_node.operator.config import (
+    AccountsConfig,
+    HomeLayout,
+    NodeConfig,
+    password_file_path,
+    unlock_allowed,
+)
+from cybermiles_node.operator.keys import Ed25519Key, check_private, read_key
+from genesis import Genesis, GenesisError, load_genesis, parse_address
 
 __all__ = [
     "ConsensusFiles",
@@ -42,6 +55,8 @@ __all__ = [
     "open_node_files",
     "raise_open_files_limit",
     "seconds_until",
+    "unlock_configured_accounts",
+    "unlock_passphrases",
 ]
 
 log = logging.getLogger(__name__)
@@ -161,3 +176,74 @@ def raise_open_files_limit() -> OpenFilesLimit:
         except (ValueError, OSError) as exc:
             log.warning("cannot raise the open files limit from %d to %d: %s", soft, target, exc)
     return OpenFilesLimit(soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+# ---------------------------------------------------------------------------- [accounts] unlock
+
+
+def unlock_passphrases(accounts: AccountsConfig, text: str, source: str) -> list[tuple[bytes, str]]:
+    """(address, passphrase) for each account of `accounts.unlock`, from the password file's
+    `text` (`source` names it) as geth reads --password: line i for account i, the last line
+    for any account beyond (so one line serves all); a trailing "\r" is not part of a
+    passphrase."""
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "" and len(lines) > 1:
+        lines.pop()  # the file's final newline ends the last line; it does not add one
+    if lines == [""]:
+        raise StartupRefused(f"{source}: the password file is empty")
+    return [
+        (parse_address(account, "accounts.unlock"), lines[min(index, len(lines) - 1)])
+        for index, account in enumerate(accounts.unlock)
+    ]
+
+
+def unlock_configured_accounts(
+    unlocker: Unlocker | None, config: NodeConfig, home: Path
+) -> int:
+    """Unlock `[accounts] unlock` until the node stops (duration 0); returns how many. Every
+    refusal is a StartupRefused in one line naming the account or the file. `unlocker` is None
+    when the node serves no accounts (`rpc.node_accounts` off on a node that is no devnet)."""
+    accounts = config.accounts
+    if not accounts.unlock:
+        return 0
+    if unlocker is None:
+        raise StartupRefused(
+            "accounts.unlock: the node's accounts are off; set rpc.node_accounts = true to "
+            "serve (and unlock) keystore accounts"
+        )
+    if not unlock_allowed(config.rpc):
+        raise StartupRefused(
+            f"accounts.unlock: refusing to unlock accounts while rpc.host is {config.rpc.host} "
+            "(not a loopback address): anyone who reaches the RPC could sign with them; set "
+            "rpc.allow_insecure_unlock = true if that is intended"
+        )
+    if not accounts.password_file:
+        raise StartupRefused(
+            "accounts.unlock needs accounts.password_file (the passphrases, one a line)"
+        )
+    path = password_file_path(accounts, home)
+    check_private(path)
+    try:
+        text = read_small_file(path).decode()
+    except (KeystoreError, UnicodeDecodeError) as exc:
+        raise StartupRefused(f"accounts.password_file: {exc}") from None
+    plan = unlock_passphrases(accounts, text, str(path))
+    for address, passphrase in plan:
+        _unlock_one(unlocker, address, passphrase, path)
+    return len(plan)
+
+
+def _unlock_one(unlocker: Unlocker, address: bytes, passphrase: str, password_file: Path) -> None:
+    who = f"0x{address.hex()}"
+    try:
+        unlocker.unlock(address, passphrase, 0)
+    except UnknownAccount:
+        raise StartupRefused(
+            f"accounts.unlock: {who} is not in the node's keystore (HOME/keystore)"
+        ) from None
+    except WrongPassphrase:
+        raise StartupRefused(
+            f"accounts.unlock: the passphrase in {password_file} does not open {who}"
+        ) from None
+    except KeystoreError as exc:
+        raise StartupRefused(f"accounts.unlock: cannot unlock {who}: {exc}") from None
