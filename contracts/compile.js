@@ -19,7 +19,7 @@ const OPTIMIZER = { enabled: true, runs: 200 };
 // One build per EVM target: which contracts, which evmVersion, which artifact name.
 const TARGETS = [
   { evmVersion: 'prague', suffix: '', contracts: ['CvmFeatures', 'GovernanceUser', 'StakingUser', 'TestToken'] },
-  { evmVersion: 'byzantium', suffix: '.lity', contracts: ['GovernanceUser', 'StakingUser'] },
+  { evmVersion: 'byzantium', suffix: '.lity', contracts: ['GovernanceUser', 'StakingUser', 'TestToken'] },
 ];
 
 function sortKeys(value) {

@@ -474,8 +474,10 @@ def wait_receipt(w3: Web3, tx_hash: bytes, timeout: float = 30.0) -> TxReceipt:
     )
 
 
-def load_token_artifact() -> dict[str, Any]:
-    with (REPO_ROOT / "contracts" / "build" / "TestToken.json").open() as handle:
+def load_token_artifact(profile: str = "cvm") -> dict[str, Any]:
+    """TestToken built for the `cvm` profile (prague) or the `lity` one (byzantium)."""
+    name = "TestToken.json" if profile == "cvm" else f"TestToken.{profile}.json"
+    with (REPO_ROOT / "contracts" / "build" / name).open() as handle:
         artifact: dict[str, Any] = json.load(handle)
     return artifact
 
