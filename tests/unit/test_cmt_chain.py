@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import trio
 from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
@@ -31,6 +30,7 @@ from rpc import Dispatcher, FilterRegistry, SubscriptionHub
 from rpc.cmt_chain import CmtChainApi, Decision, cmt_hash
 from rpc.eth import EthApi
 from rpc.execution import EvmWorker
+from tests.dispatch_calls import DispatcherCalls
 
 GENESIS = devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=1_700_000_000)
 OWNER, SENDER, LATE = dev_accounts(3)  # OWNER owns the genesis validator
@@ -79,7 +79,7 @@ def delegation(account: Any, nonce: int) -> bytes:
 
 
 @dataclass
-class Node:
+class Node(DispatcherCalls):
     app: ChainApp
     dispatcher: Dispatcher
     decided: dict[int, Decision]
@@ -92,24 +92,6 @@ class Node:
             extra_data=b"\x00" * 32,
         )
         self.app.commit(self.app.build_block(ctx))
-
-    def call(self, method: str, *params: Any) -> dict[str, Any]:
-        payload = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-        body = trio.run(self.dispatcher.handle, payload, None)
-        assert body is not None
-        answer: dict[str, Any] = json.loads(body)
-        return answer
-
-    def result(self, method: str, *params: Any) -> Any:
-        answer = self.call(method, *params)
-        assert "error" not in answer, answer
-        return answer["result"]
-
-    def error(self, method: str, *params: Any) -> dict[str, Any]:
-        answer = self.call(method, *params)
-        assert "error" in answer, answer
-        error: dict[str, Any] = answer["error"]
-        return error
 
 
 def make_node(*, pending_nonce_compat: bool = False) -> Node:

@@ -32,6 +32,7 @@ from cybermiles_node.operator.config import (
 from genesis import dev_accounts
 from rpc import Dispatcher
 from rpc.personal import PersonalApi
+from tests.dispatch_calls import DispatcherCalls
 
 FIXTURES = Path("/work/shared/fixtures/keystore")
 TRAVIS_FILE = (
@@ -73,7 +74,7 @@ TYPED_DATA: dict[str, Any] = {
 
 
 @dataclass
-class Node:
+class Node(DispatcherCalls):
     home: Path
     allowed: bool = True
     now: list[float] = field(default_factory=lambda: [1000.0])
@@ -85,24 +86,6 @@ class Node:
         backend = NodeAccounts(self.keystore, unlocker, {DEV.address: DEV.private_key})
         self.dispatcher = Dispatcher()
         PersonalApi(backend, unlock_allowed=self.allowed).install(self.dispatcher)
-
-    def call(self, method: str, *params: Any) -> dict[str, Any]:
-        payload = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-        body = trio.run(self.dispatcher.handle, payload, None)
-        assert body is not None
-        answer: dict[str, Any] = json.loads(body)
-        return answer
-
-    def result(self, method: str, *params: Any) -> Any:
-        answer = self.call(method, *params)
-        assert "error" not in answer, answer
-        return answer["result"]
-
-    def error(self, method: str, *params: Any) -> dict[str, Any]:
-        answer = self.call(method, *params)
-        assert "error" in answer, answer
-        error: dict[str, Any] = answer["error"]
-        return error
 
 
 @pytest.fixture

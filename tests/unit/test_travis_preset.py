@@ -234,8 +234,7 @@ def test_reset_deletes_the_keystores_the_preset_wrote(tmp_path: Path) -> None:
         ),
         (
             ["--block-time", "7200"],
-            "error: --block-time must be between 0.001 and 3600 s with --preset travis, got "
-            "7200\n",
+            "error: --block-time must be between 0.001 and 3600 s with --preset travis, got 7200\n",
         ),
     ],
 )
