@@ -520,6 +520,7 @@ __all__ = [
     "NodeConfig",
     "RpcConfig",
     "check_config",
+    "explorer_enabled",
     "load_config",
     "node_accounts_enabled",
     "password_file_path",
