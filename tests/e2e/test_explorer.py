@@ -29,6 +29,7 @@ from tests.e2e.harness import (
     sign_transfer,
     staking_raw,
     token_contract,
+    wait_for,
     wait_receipt,
 )
 from tests.e2e.js_clients import run_js
@@ -153,8 +154,11 @@ def test_explorer_follows_a_transaction_in_chromium(devnet: Devnet, tmp_path: Pa
 
 
 def test_a_devnet_serves_the_explorer_files(devnet: Devnet) -> None:
-    """The installed files on a real devnet node: types, the redirect, JSON-RPC on any path."""
+    """The installed files on a real devnet node: types, the redirect, JSON-RPC on any path;
+    the start banner prints the URL."""
     base = devnet.url
+    banner = f"Explorer:  {base}/explorer/"
+    wait_for(lambda: banner in devnet.log_path.read_text(), timeout=30, what=banner)
     for name, kind in (("", "text/html"), ("app.js", "text/javascript"), ("style.css", "text/css")):
         response = requests.get(f"{base}/explorer/{name}", timeout=10)
         assert response.status_code == 200, name
