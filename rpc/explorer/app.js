@@ -689,7 +689,7 @@ async function proposalsView() {
     card(
       `Proposals (${list.length})`,
       table(
-        ["Id", "Type", "Proposer", "Block", "Expires", "Result", "Detail"],
+        ["Id", "Type", "Proposer", "Block", "Expires", "Votes", "Result", "Detail"],
         list.map((p) =>
           h(
             "tr",
@@ -699,6 +699,7 @@ async function proposalsView() {
             h("td", {}, addressLink(p.Proposer)),
             h("td", {}, blockLink(p.BlockHeight)),
             h("td", {}, p.ExpireBlockHeight ? `block #${number(p.ExpireBlockHeight)}` : p.ExpireTimestamp ? utc(p.ExpireTimestamp) : "—"),
+            h("td", {}, votes(p.Votes)),
             h("td", {}, p.Result ? badge(p.Result, p.Result === "Approved" ? "ok" : "bad") : badge("open", "warn"), p.ResultMsg ? ` ${p.ResultMsg}` : ""),
             h("td", {}, pre(JSON.stringify(p.Detail, null, 1), { class: "code small" })),
           ),
@@ -707,6 +708,12 @@ async function proposalsView() {
       ),
     ),
   ];
+}
+
+function votes(byVoter) {
+  const answers = Object.values(byVoter || {});
+  const yes = answers.filter((a) => a === "Y").length;
+  return `${yes} yes, ${answers.length - yes} no`;
 }
 
 function notFound(message) {
