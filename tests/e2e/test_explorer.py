@@ -32,7 +32,7 @@ from tests.e2e.harness import (
     wait_for,
     wait_receipt,
 )
-from tests.e2e.js_clients import run_js
+from tests.e2e.js_clients import JS_DIR, run_js
 
 pytestmark = pytest.mark.e2e
 
@@ -57,6 +57,9 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def test_explorer_follows_a_transaction_in_chromium(devnet: Devnet, tmp_path: Path) -> None:
     assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (apt-get)"
+    assert (JS_DIR / "node_modules" / "playwright-core").is_dir(), (
+        f"playwright-core is not installed: run `make test` or `cd {JS_DIR} && npm ci`"
+    )
     w3 = devnet.w3()
     owner, live_sender, candidate = dev_keys(3)
     recipient = fresh_account(1201).address
