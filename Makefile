@@ -8,7 +8,7 @@ ARGS ?=
 JS := tests/js
 JS_STAMP := $(JS)/node_modules/.installed-stamp
 
-.PHONY: install run test test-fast bench lint clean
+.PHONY: install run test test-fast bench lint clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,23 @@ $(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
 
+# Debian's Chromium, which the explorer's end-to-end test drives headless (playwright-core).
+# Installed only when absent (CI runs as root); anything else stops `make test` with the reason.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "make: $(CHROMIUM) is missing and there is no apt-get: install Chromium there (the explorer e2e test needs it)" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	  || { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+	  || { echo "make: could not install Debian's chromium (the explorer e2e test needs $(CHROMIUM)): run 'apt-get install -y chromium' as root" >&2; exit 1; }
+	@test -x $(CHROMIUM) || { echo "make: apt-get installed chromium but $(CHROMIUM) is not there" >&2; exit 1; }
+
+chromium: $(CHROMIUM)
+
 run: $(STAMP)
 	$(BIN)/cybermiles devnet --home devnet-home $(ARGS)
 
-test: $(STAMP) $(JS_STAMP)
+test: $(STAMP) $(JS_STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 # The inner loop: everything but the end-to-end tests (no node processes).

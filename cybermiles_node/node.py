@@ -51,6 +51,7 @@ from cybermiles_node.modules import ModuleSet
 from cybermiles_node.operator.config import (
     HomeLayout,
     NodeConfig,
+    explorer_enabled,
     node_accounts_enabled,
     unlock_allowed,
 )
@@ -91,6 +92,7 @@ from rpc.execution import EvmWorker
 from rpc.node_signing import SendTransactionApi, TransactionSigner
 from rpc.personal import PersonalApi
 from rpc.server import ServerLimits, serve_asgi
+from rpc.static import explorer_site
 from rpc.tendermint import TendermintApp
 
 log = logging.getLogger(__name__)
@@ -282,6 +284,7 @@ async def _serve(
                 port=rpc.port,
                 limits=server_limits(config),
                 cors_origins=rpc.cors_origins,
+                pages=explorer_site() if explorer_enabled(config) else None,
                 task_status=task_status,
             )
         )

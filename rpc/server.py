@@ -9,6 +9,9 @@ One port serves both, on any path (as geth does):
   Content-Length, or the bytes streamed so far, exceed the limit; the rest is never read.
 - HTTP GET without upgrade: 200 with a one-line JSON banner (a health check for load balancers).
   OPTIONS: CORS preflight (204). Anything else: 405.
+- HTTP GET and HEAD under /explorer: the built-in explorer's static files (`rpc.static`), when the
+  node serves it (`pages`); otherwise a 404 saying how to turn it on. Other methods on those
+  paths are answered as on any path (POST is JSON-RPC).
 - WebSocket: each text or binary message is one JSON-RPC message, handled in its own task, so
   a request that waits (a cmt_* transaction waits for its block) holds up neither the server
   nor later requests on the same connection; responses are text messages sent as they finish
@@ -32,7 +35,9 @@ CORS: `cors_origins` lists the allowed origins (`rpc.origins`: exact origins, `s
 for any port, "*" for any origin); empty (the default) allows no cross-origin access. Responses
 to an allowed origin carry Access-Control-Allow-Origin; a WebSocket handshake from an origin that
 is not allowed is refused with 403 (browsers do not apply CORS to WebSockets). Requests without
-an Origin header (non-browser clients) are always served.
+an Origin header (non-browser clients) are always served. When the node serves the explorer, a
+WebSocket handshake from the node's own origin (Origin = http(s)://<Host header>) is accepted
+too: that is the explorer page (same-origin HTTP needs no CORS at all).
 
 `serve` runs until cancelled and reports the bound port through `task_status` (port 0 works).
 Nothing a client sends can stop it: the dispatcher never raises, and anything else a connection
@@ -64,6 +69,7 @@ from rpc.dispatch import Dispatcher
 from rpc.errors import InternalError, InvalidRequest, RpcError
 from rpc.origins import origin_allowed
 from rpc.session import SessionBase, http_client
+from rpc.static import EXPLORER_PREFIX, StaticSite, explorer_off_response, under_prefix
 
 __all__ = [
     "GetApp",
@@ -285,9 +291,11 @@ class RpcApp:
         *,
         limits: ServerLimits = ServerLimits(),
         cors_origins: tuple[str, ...] = (),
+        pages: StaticSite | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.limits = limits
+        self.pages = pages
         self.max_body_bytes = max_body_bytes = limits.max_body_bytes
         self.cors_origins = cors_origins
         # An exception of a type in `dispatcher.fatal` raised by a handler: `serve` re-raises it.
@@ -336,7 +344,10 @@ class RpcApp:
         return origin if origin_allowed(origin.decode("latin-1"), self.cors_origins) else None
 
     def _origin_refused(self, scope: Scope) -> bool:
-        return _header(scope, b"origin") is not None and self._allowed_origin(scope) is None
+        origin = _header(scope, b"origin")
+        if origin is None or self._allowed_origin(scope) is not None:
+            return False
+        return not (self.pages is not None and _same_origin(origin, scope))
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -348,7 +359,9 @@ class RpcApp:
             headers.append((b"access-control-allow-origin", allow))
             if allow != b"*":
                 headers.append((b"vary", b"origin"))
-        if method == "POST":
+        if (method == "GET" or method == "HEAD") and under_prefix(scope["path"], EXPLORER_PREFIX):
+            await self._page(scope, send, head=method == "HEAD")
+        elif method == "POST":
             body = await self._body_or_refusal(scope, receive)
             if isinstance(body, tuple):
                 status, error = body
@@ -377,6 +390,15 @@ class RpcApp:
             await _respond(send, 204, b"", preflight)
         else:
             await _respond(send, 405, b"", [(b"allow", b"POST, GET, OPTIONS")])
+
+    async def _page(self, scope: Scope, send: Send, *, head: bool) -> None:
+        if self.pages is None:
+            status, body, headers = explorer_off_response()
+        else:
+            status, body, headers = self.pages.answer(
+                scope["path"], _header(scope, b"if-none-match")
+            )
+        await _respond(send, status, body, headers, head=head)
 
     async def _body_or_refusal(self, scope: Scope, receive: Receive) -> bytes | tuple[int, bytes]:
         """The request body, or the (status, body) refusing it: too large, or too slow (a
@@ -495,6 +517,12 @@ def _client_host(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
+def _same_origin(origin: bytes, scope: Scope) -> bool:
+    """Does `origin` name the server the request was sent to (its Host header)?"""
+    host = _header(scope, b"host")
+    return host is not None and origin in (b"http://" + host, b"https://" + host)
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -503,8 +531,9 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]], *, head: bool = False
 ) -> None:
+    """Send a whole response; for HEAD (`head`) the headers of GET's, without the body."""
     await send(
         {
             "type": "http.response.start",
@@ -512,7 +541,7 @@ async def _respond(
             "headers": headers + [(b"content-length", str(len(body)).encode())],
         }
     )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send({"type": "http.response.body", "body": b"" if head else body, "more_body": False})
 
 
 def hypercorn_config(
@@ -588,14 +617,19 @@ async def serve(
     port: int = 8545,
     limits: ServerLimits = ServerLimits(),
     cors_origins: tuple[str, ...] = (),
+    pages: StaticSite | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve JSON-RPC over HTTP and WebSocket until cancelled; reports the bound port."""
+    """Serve JSON-RPC over HTTP and WebSocket (and the explorer's `pages`, when given) until
+    cancelled; reports the bound port."""
     warn_if_near_fd_limit(limits.max_connections)
-    app = RpcApp(dispatcher, limits=limits, cors_origins=cors_origins)
+    app = RpcApp(dispatcher, limits=limits, cors_origins=cors_origins, pages=pages)
     async with trio.open_nursery() as nursery:
         actual_port = await _start_hypercorn(nursery, app, host, port, limits)
         log.info("JSON-RPC listening on %s:%d (HTTP and WebSocket)", host, actual_port)
+        if pages is not None:
+            shown = f"[{host}]" if ":" in host else host
+            log.info("explorer at http://%s:%d%s/", shown, actual_port, pages.prefix)
         task_status.started(actual_port)
         await app.fatal_event.wait()
         assert app.fatal_error is not None

@@ -754,6 +754,7 @@ def _banner(layout: HomeLayout, config: NodeConfig, info: NodeInfo) -> None:
     lines = [
         "CyberMiles devnet",
         f"  RPC URL:   {url}   (WebSocket ws://{config.rpc.host}:{info.rpc_port})",
+        f"  Explorer:  {url}/explorer/",
         f"  Chain id:  {info.chain_id}",
         f"  Head:      block {info.head}",
         f"  Program:   {PROGRAM_NAME} {info.program_version}",
@@ -796,6 +797,7 @@ def _devnet_banner(
             f"  {node.name}  RPC {node.rpc_url}   status {node.status_url}",
             f"         log {node.log_file}",
         ]
+    lines += [f"  Explorer:  {nodes[0].rpc_url}/explorer/   (on every node's RPC port)"]
     lines += ["  Stop with Ctrl-C (stops every node).", ""]
     if options.preset is not None:
         lines += [*travis_preset.banner_lines(options.validators), ""]

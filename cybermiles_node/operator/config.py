@@ -79,6 +79,9 @@ class RpcConfig:
     # Travis compatibility (SPEC §8): eth_getTransactionCount answers the pending nonce whatever
     # the block tag, as web3-cmt.js clients expect (they ask for "latest" and send at once).
     pending_nonce_compat: bool = False
+    # The built-in explorer (web pages at /explorer/ on the RPC port, reading through this node's
+    # JSON-RPC): off unless set; a devnet always serves it (`explorer_enabled`).
+    explorer: bool = False
 
 
 def is_loopback_host(host: str) -> bool:
@@ -97,6 +100,11 @@ def node_accounts_enabled(config: NodeConfig) -> bool:
     """Does the RPC serve the node's accounts and node-side signing: when the operator enabled
     them, and always on a devnet (SPEC §8: "devnets enable them")."""
     return config.rpc.node_accounts or config.devnet.enabled
+
+
+def explorer_enabled(config: NodeConfig) -> bool:
+    """Does the RPC port serve the explorer's pages: always on a devnet, elsewhere when set."""
+    return config.rpc.explorer or config.devnet.enabled
 
 
 def unlock_allowed(rpc: RpcConfig) -> bool:
@@ -512,6 +520,7 @@ __all__ = [
     "NodeConfig",
     "RpcConfig",
     "check_config",
+    "explorer_enabled",
     "load_config",
     "node_accounts_enabled",
     "password_file_path",
