@@ -189,6 +189,12 @@ def _unsigned(profile: EvmProfile, request: CallRequest, nonce: int, gas: int) -
     )
 
 
+def call_gas_limit(request: CallRequest, env: BlockEnv, gas_cap: int | None) -> int:
+    """The gas a call runs with: its own, or the block gas limit; never above `gas_cap`."""
+    gas = request.gas if request.gas is not None else env.gas_limit
+    return gas if gas_cap is None else min(gas, gas_cap)
+
+
 def run_call(
     profile: EvmProfile,
     db: Any,
@@ -206,9 +212,7 @@ def run_call(
     request is lowered to the cap, not refused). A `tracer` (evm/tracing.py) watches the
     execution (debug_traceCall)."""
     state = _call_state(profile, db, state_root, env, deadline)
-    gas = request.gas if request.gas is not None else env.gas_limit
-    if gas_cap is not None:
-        gas = min(gas, gas_cap)
+    gas = call_gas_limit(request, env, gas_cap)
     nonce = state.get_nonce(request.sender)
     tx = SpoofTransaction(_unsigned(profile, request, nonce, gas), from_=request.sender)
     shortfall = gas_limit_shortfall(gas, tx.intrinsic_gas, request.data)

@@ -237,7 +237,8 @@ class CallTracer:
             to=bytes(message.storage_address),
             value=message.value,
             gas=message.gas,
-            input=bytes(message.data_as_bytes),
+            # A creation's input is its init code (the message runs it; its data is empty).
+            input=bytes(message.code if message.is_create else message.data_as_bytes),
             is_create=message.is_create,
         )
         if self._stack:
@@ -312,7 +313,9 @@ class StructLogger(CallTracer):
         self, computation: ComputationAPI, byte: int, name: str, opcode: OpcodeAPI
     ) -> None:
         limit = self.config.limit
-        if limit and len(self._steps) >= limit:
+        code = computation.code
+        if (limit and len(self._steps) >= limit) or not len(code):
+            # geth runs no interpreter for an account without code: no step for py-evm's STOP.
             opcode(computation=computation)
             return
         # The state before the opcode; the step is placed now so the steps of the calls it
@@ -325,6 +328,7 @@ class StructLogger(CallTracer):
         error: str | None = None
         try:
             opcode(computation=computation)
+            computation._trace_pc = code.program_counter  # type: ignore[attr-defined]
         except VMError as exc:
             if not isinstance(exc, Revert):
                 error = vm_error_text(exc)
@@ -353,8 +357,12 @@ class StructLogger(CallTracer):
         storage = None
         if not config.disable_storage and byte in (_SLOAD, _SSTORE):
             storage = self._storage_seen(computation, byte, stack)
+        counter = computation.code.program_counter
+        # The stream yields the opcode at `counter - 1` after moving past it, except the STOP
+        # it yields at the end of the code without moving (geth's STOP at pc = code length).
+        implicit_stop = counter == getattr(computation, "_trace_pc", None)
         return _Before(
-            pc=computation.code.program_counter - 1,
+            pc=counter if implicit_stop else counter - 1,
             refund=self.refund(),
             stack=None if config.disable_stack else stack,
             memory=bytes(computation._memory._bytes) if config.enable_memory else None,  # type: ignore[attr-defined]

@@ -79,6 +79,9 @@ class RpcConfig:
     # Travis compatibility (SPEC §8): eth_getTransactionCount answers the pending nonce whatever
     # the block tag, as web3-cmt.js clients expect (they ask for "latest" and send at once).
     pending_nonce_compat: bool = False
+    # Traces (debug_traceTransaction & co., trace_transaction; rpc/debug.py): expensive, so off
+    # unless set; a devnet always serves them (`debug_api_enabled`).
+    debug_api: bool = False
 
 
 def is_loopback_host(host: str) -> bool:
@@ -97,6 +100,12 @@ def node_accounts_enabled(config: NodeConfig) -> bool:
     """Does the RPC serve the node's accounts and node-side signing: when the operator enabled
     them, and always on a devnet (SPEC §8: "devnets enable them")."""
     return config.rpc.node_accounts or config.devnet.enabled
+
+
+def debug_api_enabled(config: NodeConfig) -> bool:
+    """Does the RPC serve traces (debug_trace*, trace_transaction): when the operator enabled
+    them, and always on a devnet."""
+    return config.rpc.debug_api or config.devnet.enabled
 
 
 def unlock_allowed(rpc: RpcConfig) -> bool:
@@ -512,6 +521,7 @@ __all__ = [
     "NodeConfig",
     "RpcConfig",
     "check_config",
+    "debug_api_enabled",
     "load_config",
     "node_accounts_enabled",
     "password_file_path",
