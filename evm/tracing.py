@@ -41,6 +41,7 @@ from eth.abc import ComputationAPI, MessageAPI, OpcodeAPI
 from eth.exceptions import (
     ContractCreationCollision,
     FullStack,
+    Halt,
     InsufficientFunds,
     InsufficientStack,
     InvalidInstruction,
@@ -325,30 +326,42 @@ class StructLogger(CallTracer):
         index = len(self._steps)
         self._steps.append(None)
         before = self._before(computation, byte)
-        error: str | None = None
         try:
             opcode(computation=computation)
-            computation._trace_pc = code.program_counter  # type: ignore[attr-defined]
-        except VMError as exc:
-            if not isinstance(exc, Revert):
-                error = vm_error_text(exc)
+        except (VMError, Halt) as exc:
+            # A REVERT is how its frame ends, not an error of its step (geth).
+            failed = isinstance(exc, VMError) and not isinstance(exc, Revert)
+            error = vm_error_text(exc) if failed else None
+            self._complete(index, computation, name, gas, charged_before, before, error)
             raise
-        finally:
-            step = StructStep(
-                pc=before.pc,
-                op=name,
-                gas=gas,
-                gas_cost=_charged(computation) - charged_before,
-                depth=computation.msg.depth + 1,
-                refund=before.refund,
-                stack=before.stack,
-                memory=before.memory,
-                storage=before.storage,
-                return_data=before.return_data,
-                error=error,
-            )
-            self._steps[index] = step
-            self.charge(_step_json_bytes(step))
+        computation._trace_pc = code.program_counter  # type: ignore[attr-defined]
+        self._complete(index, computation, name, gas, charged_before, before, None)
+
+    def _complete(
+        self,
+        index: int,
+        computation: ComputationAPI,
+        name: str,
+        gas: int,
+        charged_before: int,
+        before: _Before,
+        error: str | None,
+    ) -> None:
+        step = StructStep(
+            pc=before.pc,
+            op=name,
+            gas=gas,
+            gas_cost=_charged(computation) - charged_before,
+            depth=computation.msg.depth + 1,
+            refund=before.refund,
+            stack=before.stack,
+            memory=before.memory,
+            storage=before.storage,
+            return_data=before.return_data,
+            error=error,
+        )
+        self._steps[index] = step
+        self.charge(_step_json_bytes(step))
 
     def _before(self, computation: ComputationAPI, byte: int) -> _Before:
         config = self.config

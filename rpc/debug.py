@@ -28,7 +28,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI
 
@@ -42,8 +42,8 @@ from evm.call import (
     run_call,
     use_deadline,
 )
-from evm.executor import BlockEnv
-from evm.tracing import CallFrame, CallTracer, StructLogConfig, StructLogger, StructStep
+from evm.executor import BlockEnv, BlockExecutor
+from evm.tracing import CallFrame, CallTracer, StructLogConfig, StructLogger, StructStep, Tracer
 from evm.transactions import SignedTx
 from rpc import formatting as fmt
 from rpc.budget import ResponseBudget
@@ -53,6 +53,8 @@ from rpc.eth import EthApi
 from rpc.params import bool_param, hash32, json_object
 
 __all__ = ["DebugApi", "DebugApiOff", "TraceOptions", "parse_trace_options"]
+
+T = TypeVar("T")
 
 STRUCT_LOGGER = ""
 CALL_TRACER = "callTracer"
@@ -162,8 +164,8 @@ class Replay(Protocol):
 
     transactions: list[SignedTx]
 
-    def start(self) -> Any: ...  # the block's executor (its `state` takes the deadline)
-    def apply(self, tx: SignedTx, tracer: Any = None) -> ReceiptAPI: ...
+    def start(self) -> BlockExecutor: ...  # its `state` takes the deadline
+    def apply(self, tx: SignedTx, tracer: Tracer | None = None) -> ReceiptAPI: ...
     def system_target(self, tx: SignedTx) -> bytes | None: ...
 
 
@@ -355,7 +357,7 @@ class DebugApi:
     def _budget(self) -> ResponseBudget:
         return ResponseBudget(self.max_response_bytes, "the trace")
 
-    async def _in_worker(self, job: Callable[[Deadline], Any], options: TraceOptions) -> Any:
+    async def _in_worker(self, job: Callable[[Deadline], T], options: TraceOptions) -> T:
         try:
             return await self.eth.evm.run(job, timeout=options.timeout)
         except (CallError, ExecutionTimeout) as exc:
@@ -380,10 +382,11 @@ class DebugApi:
         executor = replay.start()
         use_deadline(executor.state, deadline)
         traced: list[Traced] = []
+        traced_indices = set(wanted)
         last = max(wanted, default=-1)
         for index, tx in enumerate(replay.transactions[: last + 1]):
             deadline.tick()  # the transfers of a block run no gas meter
-            if index not in wanted:
+            if index not in traced_indices:
                 replay.apply(tx)
                 continue
             tracer = make_tracer()
