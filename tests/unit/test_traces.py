@@ -260,6 +260,20 @@ def test_a_precompile_call_is_a_frame(profile: str) -> None:
     assert logs[at + 1]["gas"] == logs[at]["gas"] - logs[at]["gasCost"] + passed_back
 
 
+@pytest.mark.parametrize("profile", ["cvm", "lity"])
+def test_cvm_opcodes_appear_by_their_names(profile: str) -> None:
+    node = TraceNode(profile)
+    # RAND PUSH1 1 PUSH1 2 SADD PUSH1 9 FREEGAS ISVALIDATOR STOP
+    contract = node.deploy(bytes.fromhex("f9600160020c6009f8f600"))
+    tx = node.send({"to": contract, "gas": 100_000})
+    assert node.receipt(tx)["status"] == "0x1"
+    logs = node.result("debug_traceTransaction", tx)["structLogs"]
+    ops = ["RAND", "PUSH1", "PUSH1", "SADD", "PUSH1", "FREEGAS", "ISVALIDATOR", "STOP"]
+    assert [step["op"] for step in logs] == ops
+    assert [step["gasCost"] for step in logs] == [5, 3, 3, 3, 3, 3, 3, 0]
+    assert logs[4]["stack"][-1] == "0x3"  # SADD: 2 + 1
+
+
 def test_lity_eni_opcode_and_checked_add_overflow() -> None:
     node = TraceNode("lity")
     eni = node.deploy(eni_setup(b"reverse", b"hello") + b"\xf5" + ENI_TAIL, gas=400_000)
