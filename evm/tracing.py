@@ -187,7 +187,7 @@ class _Frame:
     gas: int
     input: bytes
     is_create: bool
-    computation: Any = None
+    computation: ComputationAPI | None = None
     settled_refund: int = 0  # refunds of the children that returned successfully
     gas_used: int = 0
     output: bytes = b""
