@@ -168,6 +168,10 @@ class ModuleSet:
         msg = parse_system_tx(tx)
         return msg, self._owner(msg.kind)
 
+    def owner_name(self, tx: SignedTx) -> str:
+        """The name of the module owning a system transaction's kind (raises TxRejected)."""
+        return self._route(tx)[1].name
+
     def check_tx(self, tx: SignedTx, state: StateDB, height: int, time: int) -> None:
         """Admission of a system transaction into the block `height` (raises TxRejected)."""
         msg, owner = self._route(tx)

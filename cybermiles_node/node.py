@@ -51,6 +51,7 @@ from cybermiles_node.modules import ModuleSet
 from cybermiles_node.operator.config import (
     HomeLayout,
     NodeConfig,
+    debug_api_enabled,
     explorer_enabled,
     node_accounts_enabled,
     unlock_allowed,
@@ -87,6 +88,7 @@ from rpc.budget import BatchBudget
 from rpc.cmt import CmtApi
 from rpc.cmt_chain import CmtChainApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
+from rpc.debug import DebugApi
 from rpc.eth import EthApi, client_version
 from rpc.execution import EvmWorker
 from rpc.node_signing import SendTransactionApi, TransactionSigner
@@ -272,6 +274,9 @@ async def _serve(
     commits = CommitSignal()
     app.on_commit.append(lambda _block: commits.notify())
     CmtTxApi(CmtTransactions(app), signer, commits).install(dispatcher)
+    DebugApi(api, app.chain, max_response_bytes=rpc.max_response_bytes).install(
+        dispatcher, enabled=debug_api_enabled(config)
+    )
     async with trio.open_nursery() as nursery:
         send, receive = trio.open_memory_channel[Any](10_000)
         app.on_commit.append(lambda block: _queue(send, ("block", block)))

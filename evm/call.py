@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
@@ -29,6 +30,7 @@ from eth_utils import ValidationError
 
 from evm.executor import BlockEnv, execution_context
 from evm.profiles import EvmProfile
+from evm.tracing import Tracer, attached
 from evm.transactions import gas_limit_shortfall
 
 ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
@@ -83,22 +85,33 @@ class _DeadlineGasMeter(GasMeter):
 
 
 @cache
-def _call_state_class(state_class: Any) -> Any:
-    """`state_class` whose computations (children included) meter gas against the state's
+def _deadline_computation_class(base: Any) -> Any:
+    """`base` whose computations (children included) meter gas against the state's
     `deadline`."""
-    base = state_class.computation_class
 
     def _configure_gas_meter(self: Any) -> GasMeter:
         return _DeadlineGasMeter(self.msg.gas, self.state.deadline)
 
-    computation = type(
-        f"Deadline{base.__name__}", (base,), {"_configure_gas_meter": _configure_gas_meter}
-    )
+    return type(f"Deadline{base.__name__}", (base,), {"_configure_gas_meter": _configure_gas_meter})
+
+
+@cache
+def _call_state_class(state_class: Any) -> Any:
     return type(
         f"Call{state_class.__name__}",
         (state_class,),
-        {"computation_class": computation, "deadline": None},
+        {
+            "computation_class": _deadline_computation_class(state_class.computation_class),
+            "deadline": None,
+        },
     )
+
+
+def use_deadline(state: Any, deadline: Deadline) -> None:
+    """Run the messages of this one state instance under `deadline` (a block replayed for a
+    trace, rpc/debug.py); the shared state class, which blocks use, is left as it is."""
+    state.computation_class = _deadline_computation_class(type(state).computation_class)
+    state.deadline = deadline
 
 
 def _call_state(
@@ -176,6 +189,12 @@ def _unsigned(profile: EvmProfile, request: CallRequest, nonce: int, gas: int) -
     )
 
 
+def call_gas_limit(request: CallRequest, env: BlockEnv, gas_cap: int | None) -> int:
+    """The gas a call runs with: its own, or the block gas limit; never above `gas_cap`."""
+    gas = request.gas if request.gas is not None else env.gas_limit
+    return gas if gas_cap is None else min(gas, gas_cap)
+
+
 def run_call(
     profile: EvmProfile,
     db: Any,
@@ -185,15 +204,15 @@ def run_call(
     *,
     gas_cap: int | None = None,
     deadline: Deadline | None = None,
+    tracer: Tracer | None = None,
 ) -> CallResult:
     """Execute `request` on the state at `state_root`; nothing is written.
 
     Gas defaults to the block gas limit and never exceeds `gas_cap` (like geth, a larger
-    request is lowered to the cap, not refused)."""
+    request is lowered to the cap, not refused). A `tracer` (evm/tracing.py) watches the
+    execution (debug_traceCall)."""
     state = _call_state(profile, db, state_root, env, deadline)
-    gas = request.gas if request.gas is not None else env.gas_limit
-    if gas_cap is not None:
-        gas = min(gas, gas_cap)
+    gas = call_gas_limit(request, env, gas_cap)
     nonce = state.get_nonce(request.sender)
     tx = SpoofTransaction(_unsigned(profile, request, nonce, gas), from_=request.sender)
     shortfall = gas_limit_shortfall(gas, tx.intrinsic_gas, request.data)
@@ -208,9 +227,10 @@ def run_call(
             )
     executor = state.get_transaction_executor()
     try:
-        message = executor.build_evm_message(tx)
-        computation = executor.build_computation(message, tx)
-        computation = executor.finalize_computation(tx, computation)
+        with attached(state, tracer) if tracer is not None else nullcontext():
+            message = executor.build_evm_message(tx)
+            computation = executor.build_computation(message, tx)
+            computation = executor.finalize_computation(tx, computation)
     except ValidationError as exc:
         raise CallError(str(exc)) from None
     except InsufficientFunds:

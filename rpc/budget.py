@@ -74,6 +74,11 @@ METHOD_COSTS: Final[Mapping[str, int]] = MappingProxyType(
         "cmt_vote": _STAKING_TX_COST,
         "cmt_withdraw": _STAKING_TX_COST,
         "cmt_withdrawCandidacy": _STAKING_TX_COST,
+        # traces replay a block up to the transaction and record every step (rpc/debug.py)
+        "debug_traceBlockByHash": 200,
+        "debug_traceBlockByNumber": 200,
+        "debug_traceCall": 50,
+        "debug_traceTransaction": 100,
         "eth_call": 20,
         "eth_estimateGas": 50,
         "eth_feeHistory": 10,
@@ -85,6 +90,7 @@ METHOD_COSTS: Final[Mapping[str, int]] = MappingProxyType(
         "personal_newAccount": _KDF_COST,
         "personal_sign": _KDF_COST,
         "personal_unlockAccount": _KDF_COST,
+        "trace_transaction": 100,
         "txpool_content": 100,
     }
 )

@@ -21,16 +21,21 @@ class DevnetOnly(MethodNotFound):
         super().__init__(f"method not available: {name} is served by devnets only")
 
 
-def _unavailable(name: str) -> Callable[..., Any]:
+def _unavailable(name: str, refusal: Callable[[str], Exception]) -> Callable[..., Any]:
     def unavailable(*_params: object) -> object:
-        raise DevnetOnly(name)
+        raise refusal(name)
 
     return unavailable
 
 
 def install_devnet_only(
-    dispatcher: Any, methods: Mapping[str, Callable[..., Any]], *, enabled: bool
+    dispatcher: Any,
+    methods: Mapping[str, Callable[..., Any]],
+    *,
+    enabled: bool,
+    refusal: Callable[[str], Exception] = DevnetOnly,
 ) -> None:
-    """Register `methods` (name -> handler) when `enabled`, else their refusals."""
+    """Register `methods` (name -> handler) when `enabled`, else their refusals (`refusal`
+    of the name: a method that a config switch also serves names the switch)."""
     for name, handler in sorted(methods.items()):
-        dispatcher.register(name, handler if enabled else _unavailable(name))
+        dispatcher.register(name, handler if enabled else _unavailable(name, refusal))

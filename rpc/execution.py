@@ -30,8 +30,9 @@ class EvmWorker:
         self.timeout = timeout
         self._limiter = trio.CapacityLimiter(threads)
 
-    async def run(self, job: Callable[[Deadline], T]) -> T:
-        deadline = Deadline(self.timeout)
+    async def run(self, job: Callable[[Deadline], T], *, timeout: float | None = None) -> T:
+        """`job` under a deadline of `timeout` seconds, never longer than the worker's own."""
+        deadline = Deadline(self.timeout if timeout is None else min(timeout, self.timeout))
         return await trio.to_thread.run_sync(
             job, deadline, limiter=self._limiter, abandon_on_cancel=True
         )

@@ -33,7 +33,13 @@ INTERNAL_ERROR = -32603
 # is still fuzzed: only a well-formed gas above this is lowered, and a missing gas is filled in.
 MAX_FUZZ_GAS = 200_000
 EXECUTING_METHODS = frozenset(
-    {"eth_call", "eth_estimateGas", "eth_sendTransaction", "eth_signTransaction"}
+    {
+        "debug_traceCall",
+        "eth_call",
+        "eth_estimateGas",
+        "eth_sendTransaction",
+        "eth_signTransaction",
+    }
 )
 # The cmt_* staking and governance transaction methods sign for `from` and wait for the commit:
 # `cheap` pins their nonce to the funded account's spent nonce 0, so none is admitted and none
@@ -154,6 +160,17 @@ def values(known: Known) -> st.SearchStrategy[Json]:
     return st.one_of(tree, st.sampled_from([nested(50), nested(1500), {"to": nested(1000)}]))
 
 
+TRACE_OPTIONS = {
+    "disableStack": False,
+    "disableStorage": True,
+    "enableMemory": True,
+    "enableReturnData": True,
+    "limit": 100,
+    "timeout": "5s",
+}
+CALL_TRACER_OPTIONS = {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": False}}
+
+
 def valid_params(known: Known) -> dict[str, list[Json]]:
     """One well-formed parameter list per method, to be broken one value at a time."""
     access = [{"address": known.other, "storageKeys": ["0x0", "0x" + "00" * 32]}]
@@ -211,6 +228,11 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "cmt_getTransactionFromBlock": [1, 0],
         "cmt_pendingTransactionCount": [],
         "cmt_getPendingTransactions": [0],
+        "debug_traceTransaction": [known.tx_hash, TRACE_OPTIONS],
+        "debug_traceCall": [call, "latest", CALL_TRACER_OPTIONS],
+        "debug_traceBlockByNumber": ["latest", CALL_TRACER_OPTIONS],
+        "debug_traceBlockByHash": [known.block_hash, TRACE_OPTIONS],
+        "trace_transaction": [known.tx_hash],
         **personal_params(known),
         **tx_method_params(known),
     }

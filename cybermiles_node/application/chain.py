@@ -33,13 +33,17 @@ from eth_typing import Address, BlockNumber, Hash32
 
 from cybermiles_node.application import schema
 from cybermiles_node.application.fees import FeeRules, LowPriceRejected, LowPriceSlots
-from cybermiles_node.errors import CyberMilesError, InvariantViolation
+from cybermiles_node.errors import CyberMilesError, InvariantViolation, TxRejected
 from cybermiles_node.governance.versions import enabled_eni_versions
 from cybermiles_node.modules import NO_MODULES, BlockOutcome, ModuleSet
 from cybermiles_node.params import read_params, write_params
 from cybermiles_node.staking import keeper as staking_keeper
 from cybermiles_node.system import ledger
-from cybermiles_node.system.addresses import SYSTEM_STORAGE_ACCOUNTS
+from cybermiles_node.system.addresses import (
+    GOVERNANCE_ADDRESS,
+    STAKING_ADDRESS,
+    SYSTEM_STORAGE_ACCOUNTS,
+)
 from cybermiles_node.system.context import BlockContext, Misbehaviour
 from evm.db import OverlayDB
 from evm.eni import UnknownEniVersion
@@ -53,6 +57,7 @@ from evm.executor import (
 from evm.precompiles import PRECOMPILE_GENESIS_CODE, genesis_code_stubs
 from evm.profiles import EvmProfile, get_profile
 from evm.state import StateDB
+from evm.tracing import Tracer, attached
 from evm.transactions import SignedTx, load_stored_transaction
 from genesis import Genesis, Params, dumps_genesis
 
@@ -70,6 +75,10 @@ RECENT_RULE_INPUTS = 16  # blocks whose parameters, owners and fee rules stay ca
 
 
 EMPTY: Mapping[bytes, bytes] = MappingProxyType({})
+# Where a module's system transactions go, for traces: its precompile and storage account.
+SYSTEM_MODULE_ADDRESSES: Mapping[str, bytes] = MappingProxyType(
+    {"governance": GOVERNANCE_ADDRESS, "staking": STAKING_ADDRESS}
+)
 
 
 class GenesisMismatch(CyberMilesError):
@@ -159,6 +168,111 @@ class _Validating:
     def crashed(self, tx: SignedTx, exc: TransactionCrashed) -> None:
         log.warning("transaction 0x%s crashed validation", tx.hash.hex(), exc_info=exc)
         self.refused(tx, exc)
+
+
+class _Replaying:
+    """A replayed block ran before: a transaction it cannot take again means the replay went
+    wrong (or a trace stopped it: its deadline or its size budget, raised as they are)."""
+
+    def __init__(self) -> None:
+        self.skipped: list[tuple[SignedTx, str]] = []  # both stay empty: nothing is left out
+        self.crashed_txs: list[tuple[SignedTx, str]] = []
+
+    def skips(self, tx: SignedTx) -> bool:
+        return False
+
+    def refused(self, tx: SignedTx, exc: Exception) -> None:
+        raise ReplayDiverged(f"replayed transaction 0x{tx.hash.hex()} was refused: {exc}")
+
+    def crashed(self, tx: SignedTx, exc: TransactionCrashed) -> None:
+        raise exc.__cause__ or exc
+
+
+class ReplayDiverged(CyberMilesError):
+    """A committed block did not re-execute as it ran."""
+
+
+class _BlockRun:
+    """One block between its begin_block and end_block: the executor on the block's state
+    and the fee rules in force for the next transaction."""
+
+    def __init__(self, chain: Chain, executor: BlockExecutor, rules: FeeRules) -> None:
+        self._chain = chain
+        self.executor = executor
+        self.rules = rules
+        self.slots = LowPriceSlots(rules)
+
+    def include(self, tx: SignedTx, policy: _TxPolicy) -> None:
+        """The transaction in the block, or what `policy` does with one that cannot be."""
+        if policy.skips(tx):
+            return
+        try:
+            self.rules.check_shape(tx)
+            self.slots.check(tx)
+            self.executor.apply(tx)
+            self.slots.hold(tx)
+        except TransactionCrashed as exc:
+            policy.crashed(tx, exc)
+        except (TransactionInvalid, LowPriceRejected) as exc:
+            policy.refused(tx, exc)
+        if tx.is_system:  # an approved change_param is in force for the next transaction
+            self.rules = self.slots.rules = self._chain._fee_rules_now(self.executor, self.rules)
+
+
+class BlockReplay:
+    """A committed block re-executed through the block pipeline (the modules' begin_block,
+    then its transactions in order, each as the block ran it) on a throwaway overlay of its
+    parent's state: nothing is written. debug_trace* (rpc/debug.py) replays up to the traced
+    transaction and runs that one under a tracer."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        ctx: BlockContext,
+        env: BlockEnv,
+        parent_root: bytes,
+        transactions: list[SignedTx],
+    ) -> None:
+        self._chain = chain
+        self._ctx = ctx
+        self._env = env
+        self._parent_root = parent_root
+        self.transactions = transactions
+        self._run: _BlockRun | None = None
+
+    def start(self) -> BlockExecutor:
+        """Open the parent's state and run begin_block; the executor, for the caller to set
+        up (a deadline) before the transactions."""
+        # Tries, not the flat snapshot: it describes the head, not this block's parent.
+        overlay = OverlayDB(self._chain.db)
+        self._run = self._chain._begin_block(self._ctx, self._env, self._parent_root, overlay)
+        return self._run.executor
+
+    def apply(self, tx: SignedTx, tracer: Tracer | None = None) -> ReceiptAPI:
+        """The block's next transaction. With a `tracer` it runs under it, through py-evm
+        even when it is a plain transfer (the fast path makes no frames to show)."""
+        run = self._run
+        if run is None:
+            raise RuntimeError("BlockReplay.apply before start")
+        if tracer is None:
+            run.include(tx, _Replaying())
+            return run.executor.receipts[-1]
+        executor = run.executor
+        executor.fast_path = False
+        try:
+            with attached(executor.state, tracer):
+                run.include(tx, _Replaying())
+        finally:
+            executor.fast_path = True
+        return executor.receipts[-1]
+
+    def system_target(self, tx: SignedTx) -> bytes | None:
+        """The address of the module a staking/governance transaction goes to."""
+        try:
+            owner = self._chain.modules.owner_name(tx)
+        except TxRejected:
+            return None
+        return SYSTEM_MODULE_ADDRESSES.get(owner)
 
 
 class Chain:
@@ -471,27 +585,10 @@ class Chain:
         # Blocks read the head through the flat snapshot (evm/flat.py) and move it in their
         # overlay; blocks built on the same head each have their own, only one commits.
         overlay = OverlayDB(self.db, flat_snapshot=True)
-        executor = BlockExecutor(
-            self.profile, overlay, self.head.state_root, env, system=self.modules
-        )
-        self.modules.begin_block(ctx, executor.account_db)
-        # After begin_block: a proposal decided there may have changed a parameter.
-        rules = self._fee_rules_now(executor, FeeRules.of(ctx.params))
-        slots = LowPriceSlots(rules)
+        run = self._begin_block(ctx, env, self.head.state_root, overlay)
         for tx in txs:
-            if policy.skips(tx):
-                continue
-            try:
-                rules.check_shape(tx)
-                slots.check(tx)
-                executor.apply(tx)
-                slots.hold(tx)
-            except TransactionCrashed as exc:
-                policy.crashed(tx, exc)
-            except (TransactionInvalid, LowPriceRejected) as exc:
-                policy.refused(tx, exc)
-            if tx.is_system:  # an approved change_param is in force for the next transaction
-                rules = slots.rules = self._fee_rules_now(executor, rules)
+            run.include(tx, policy)
+        executor = run.executor
         # What freegas contracts paid is destroyed (SPEC §4): count it in the supply.
         ledger.record_burned(executor.account_db, executor.burned)
         outcome = self.modules.end_block(ctx, executor.account_db, executor.fees)
@@ -499,6 +596,36 @@ class Chain:
         block.skipped.extend(policy.skipped)
         block.crashed.extend(policy.crashed_txs)
         return block
+
+    def _begin_block(
+        self, ctx: BlockContext, env: BlockEnv, parent_root: bytes, overlay: OverlayDB
+    ) -> _BlockRun:
+        """A block's executor on its parent's state, after the modules' begin_block."""
+        executor = BlockExecutor(self.profile, overlay, parent_root, env, system=self.modules)
+        self.modules.begin_block(ctx, executor.account_db)
+        # After begin_block: a proposal decided there may have changed a parameter.
+        return _BlockRun(self, executor, self._fee_rules_now(executor, FeeRules.of(ctx.params)))
+
+    def replay(self, header: BlockHeaderAPI) -> BlockReplay:
+        """Committed block `header` (not genesis), to re-execute from its parent's state for a
+        trace. Reads the rule inputs now (the caller's thread owns the chain's caches); the
+        execution (`BlockReplay.start`, `apply`) may run in another thread."""
+        number = int(header.block_number)
+        parent = self.header_by_number(number - 1) if number > 0 else None
+        if parent is None or parent.hash != header.parent_hash:
+            raise ValueError(f"block {number} has no stored parent to replay it from")
+        ctx = BlockContext(
+            height=number,
+            time=header.timestamp,
+            coinbase=header.coinbase,
+            randomness=header.mix_hash,
+            extra_data=header.extra_data,
+            params=self.params_at(parent),
+        )
+        env = self._env(
+            number, header.timestamp, header.coinbase, header.gas_limit, header.mix_hash, parent
+        )
+        return BlockReplay(self, ctx, env, parent.state_root, self.transactions(number))
 
     def _fee_rules_now(self, executor: BlockExecutor, current: FeeRules) -> FeeRules:
         """The fee rules of the parameters in the block's state now, the executor's freegas

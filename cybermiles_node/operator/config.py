@@ -82,6 +82,9 @@ class RpcConfig:
     # The built-in explorer (web pages at /explorer/ on the RPC port, reading through this node's
     # JSON-RPC): off unless set; a devnet always serves it (`explorer_enabled`).
     explorer: bool = False
+    # Traces (debug_traceTransaction & co., trace_transaction; rpc/debug.py): expensive, so off
+    # unless set; a devnet always serves them (`debug_api_enabled`).
+    debug_api: bool = False
 
 
 def is_loopback_host(host: str) -> bool:
@@ -105,6 +108,12 @@ def node_accounts_enabled(config: NodeConfig) -> bool:
 def explorer_enabled(config: NodeConfig) -> bool:
     """Does the RPC port serve the explorer's pages: always on a devnet, elsewhere when set."""
     return config.rpc.explorer or config.devnet.enabled
+
+
+def debug_api_enabled(config: NodeConfig) -> bool:
+    """Does the RPC serve traces (debug_trace*, trace_transaction): when the operator enabled
+    them, and always on a devnet."""
+    return config.rpc.debug_api or config.devnet.enabled
 
 
 def unlock_allowed(rpc: RpcConfig) -> bool:
@@ -521,6 +530,7 @@ __all__ = [
     "RpcConfig",
     "check_config",
     "explorer_enabled",
+    "debug_api_enabled",
     "load_config",
     "node_accounts_enabled",
     "password_file_path",

@@ -102,6 +102,11 @@ def test_full_node_syncs_follows_and_relays(
         for method, params in NODE_ACCOUNT_CALLS:
             answer = w3.provider.make_request(method, params)  # type: ignore[arg-type]
             assert answer["error"]["code"] == -32601, (method, answer)
+        # Nor traces without rpc.debug_api: refused by name, naming the switch.
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        for method in ("debug_traceTransaction", "trace_transaction"):
+            error = w3.provider.make_request(method, [tx_hash])["error"]  # type: ignore[arg-type]
+            assert error["code"] == -32601 and "rpc.debug_api" in error["message"], error
     finally:
         proc.terminate()
         try:

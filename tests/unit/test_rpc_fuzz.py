@@ -2,11 +2,11 @@
 
 The stack is what `cybermiles_node.node` serves: a `ChainApp` over LevelDB with a devnet genesis
 and one committed block, `EthApi`, `SendTransactionApi`, `CmtApi`, `CmtTxApi`, `CmtChainApi`,
-`PersonalApi` (an empty light-scrypt keystore beside the devnet keys) and the subscription hub
-on one `Dispatcher`, called with a session as a WebSocket connection would be. Inputs come from
-`tests.rpc_fuzzing` (client mistakes only). Properties: the dispatcher never raises, no answer
-is -32603, each request is answered on its own, and the head, the funded balances and nonces
-and the transaction pool are unchanged.
+`PersonalApi` (an empty light-scrypt keystore beside the devnet keys), `DebugApi` (traces, as
+on a devnet) and the subscription hub on one `Dispatcher`, called with a session as a WebSocket
+connection would be. Inputs come from `tests.rpc_fuzzing` (client mistakes only). Properties:
+the dispatcher never raises, no answer is -32603, each request is answered on its own, and the
+head, the funded balances and nonces and the transaction pool are unchanged.
 
 Hypothesis runs derandomized with a fixed example budget per method (about 25 s on 2 cores).
 """
@@ -41,6 +41,7 @@ from rpc import Dispatcher, FilterRegistry, MemorySession, SubscriptionHub
 from rpc.cmt import CmtApi
 from rpc.cmt_chain import CmtChainApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
+from rpc.debug import DebugApi
 from rpc.eth import MAX_PROOF_KEYS, EthApi
 from rpc.execution import EvmWorker
 from rpc.node_signing import SendTransactionApi, TransactionSigner
@@ -117,6 +118,9 @@ def build_stack(home: Path) -> tuple[Stack, LevelDB]:
     CmtTxApi(CmtTransactions(app), signer, CommitSignal()).install(dispatcher)
     CmtChainApi(api, CmtTransactions(app), chain_name="cybermiles-fuzz").install(dispatcher)
     PersonalApi(accounts, unlock_allowed=True).install(dispatcher)
+    DebugApi(api, app.chain, max_response_bytes=RPC_DEFAULTS.max_response_bytes).install(
+        dispatcher, enabled=True
+    )
     known = Known(
         funded="0x" + SENDER.address.hex(),
         other="0x" + bytes([9]).hex() * 20,
