@@ -102,17 +102,19 @@ def parse_state_dump(obj: object) -> StateDump:
     """Decode a state dump JSON value strictly."""
     if not isinstance(obj, dict):
         raise GenesisError(_ROOT, f"expected a JSON object, got {type_name(obj)}")
+    # The version first: a document of another version may have other fields.
+    version = obj.get("version")
+    if version != STATE_DUMP_VERSION or isinstance(version, bool):
+        got = "none" if version is None else repr(version)
+        raise GenesisError(
+            "version", f"unsupported state dump version {got:.40} (this node reads 1)"
+        )
     missing = [key for key in _REQUIRED if key not in obj]
     if missing:
         raise GenesisError(_ROOT, f"missing {', '.join(missing)}")
     unknown = sorted(set(obj) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         raise GenesisError(unknown[0], "unknown field of a state dump")
-    version = obj["version"]
-    if version != STATE_DUMP_VERSION or isinstance(version, bool):
-        raise GenesisError(
-            "version", f"unsupported state dump version {version!r} (this node reads 1)"
-        )
     profile = obj.get("evm_profile", "cvm")
     if profile not in EVM_PROFILES:
         raise GenesisError("evm_profile", f'must be "cvm" or "lity", got {profile!r}')

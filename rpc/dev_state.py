@@ -19,10 +19,11 @@ cybermiles_node/application/dev_state.py) turns each edit into a block of its ow
 "latest" read right after the call sees it.
 
 Impersonation: `eth_sendTransaction` from an impersonated address (rpc/node_signing.py asks this
-API through `Impersonator`) builds the transaction the node would sign, puts the marker
-signature `impersonation_signature` on it (r = the address, s = n - 1: above n/2, so every
-signature check refuses it, and eth_sendRawTransaction or a peer can never submit it) and hands it
-to the backend with its sender. Impersonation lives in memory: a restart forgets it (as anvil).
+API through `Impersonator`) builds the transaction the node would sign, puts a marker
+signature on it (`impersonated_transaction`: r = 0, which no signature has, so every sender
+recovery refuses it and eth_sendRawTransaction or a peer can never submit it; s = the address + 1,
+so two senders' otherwise equal transactions differ) and hands it to the backend with its
+sender. (py-evm's execution checks only 0 < s <= n/2, which the marker meets.) Impersonation lives in memory: a restart forgets it (as anvil).
 On a devnet that runs BFT consensus, peers would refuse such a block: there the methods answer
 -32004 (the one-node automine devnet serves them).
 """
@@ -35,7 +36,6 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
-from eth.constants import SECPK1_N
 from eth_account._utils.legacy_transactions import (
     encode_transaction,
     serializable_unsigned_transaction_from_dict,
@@ -50,14 +50,14 @@ from rpc.params import address, bool_param, data
 __all__ = [
     "DevStateApi",
     "DevStateBackend",
-    "IMPERSONATION_S",
+    "IMPERSONATION_R",
     "impersonated_transaction",
 ]
 
 MAX_CODE_BYTES: Final = 128 * 1024  # a resource bound, well above EIP-170's 24,576
 MAX_NONCE: Final = 2**64 - 2  # EIP-2681
 MAX_DUMP_BYTES: Final = 64 * 2**20  # a loadState document, decompressed
-IMPERSONATION_S: Final = SECPK1_N - 1  # a high s: no signature check accepts it (EIP-2)
+IMPERSONATION_R: Final = 0  # no signature has r = 0: every sender recovery refuses it
 _HEX_NUMBER: Final = re.compile(r"0[xX][0-9a-fA-F]{1,64}")
 
 
@@ -85,8 +85,8 @@ def impersonated_transaction(fields: Mapping[str, Any], sender: bytes) -> bytes:
         raise InvalidParams(f"transaction: {exc}") from None
     typed = isinstance(unsigned, TypedTransaction)
     v = 0 if typed else 35 + 2 * int(fields["chainId"])
-    r = int.from_bytes(sender, "big") or 1  # r must not be 0 for the encoding to be canonical
-    raw: bytes = encode_transaction(unsigned, vrs=(v, r, IMPERSONATION_S))
+    s = int.from_bytes(sender, "big") + 1  # below 2^160 + 1: within py-evm's 0 < s <= n/2
+    raw: bytes = encode_transaction(unsigned, vrs=(v, IMPERSONATION_R, s))
     return raw
 
 

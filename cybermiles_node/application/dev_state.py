@@ -15,7 +15,7 @@ the database: it is a record carried by a block of its own (DECISIONS "Dev state
   other block; an edit is visible to "latest" as soon as the call returns.
 
 Impersonation: the RPC layer (rpc/dev_state.py) builds a transaction carrying a marker signature
-no key can make (s above n/2, refused by every signature check) and hands it here with the
+no key can make (r = 0, refused by every sender recovery) and hands it here with the
 sender it speaks for; `submit_impersonated` admits it to the mempool with that sender. The block
 store keeps each transaction's sender beside it (schema: body = [raw, sender]), so receipts,
 eth_getTransactionByHash, logs and restarts show the impersonated `from`; a node that recovers
@@ -40,10 +40,12 @@ from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 
 from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.params import read_params
+from cybermiles_node.system.addresses import PARAMS_ADDRESS
+from cybermiles_node.system.errors import SystemStateError
 from evm import flat
 from evm.db import MemoryDB
 from evm.state import StateDB, decode_account
-from genesis import AllocAccount, DumpedAt, Genesis, StateDump
+from genesis import AllocAccount, DumpedAt, Genesis, GenesisError, StateDump
 
 if TYPE_CHECKING:
     from cybermiles_node.application.app import ChainApp
@@ -190,12 +192,20 @@ def genesis_from_dump(dump: StateDump, template: Genesis) -> Genesis:
     genesis state root is the dumped one; the parameters the dumped state holds."""
     state = StateDB(MemoryDB())  # type: ignore[arg-type]
     write_accounts(state, dump.accounts)
+    try:
+        params = read_params(state)
+    except SystemStateError:
+        raise GenesisError(
+            "accounts",
+            f"no chain parameters in the state (account 0x{PARAMS_ADDRESS.hex()}): a state dump "
+            "lists every account of a chain, system accounts included",
+        ) from None
     return replace(
         template,
         chain_id=dump.chain_id,
         evm_profile=dump.evm_profile,
         alloc=dump.accounts,
-        params=read_params(state),
+        params=params,
         from_state_dump=True,
     )
 
