@@ -23,9 +23,10 @@ API through `Impersonator`) builds the transaction the node would sign, puts a m
 signature on it (`impersonated_transaction`: r = 0, which no signature has, so every sender
 recovery refuses it and eth_sendRawTransaction or a peer can never submit it; s = the address + 1,
 so two senders' otherwise equal transactions differ) and hands it to the backend with its
-sender. (py-evm's execution checks only 0 < s <= n/2, which the marker meets.) Impersonation lives in memory: a restart forgets it (as anvil).
-On a devnet that runs BFT consensus, peers would refuse such a block: there the methods answer
--32004 (the one-node automine devnet serves them).
+sender (py-evm's execution checks only 0 < s <= n/2, which the marker meets). Impersonation
+lives in memory: a restart forgets it (as anvil's does). On a devnet that runs BFT consensus,
+peers would refuse such a block: there the methods answer -32004 (the one-node automine devnet
+serves them).
 """
 
 from __future__ import annotations
