@@ -20,10 +20,14 @@ cybermiles_node/application/dev_state.py) turns each edit into a block of its ow
 
 Impersonation: `eth_sendTransaction` from an impersonated address (rpc/node_signing.py asks this
 API through `Impersonator`) builds the transaction the node would sign, puts a marker
-signature on it (`impersonated_transaction`: r = 0, which no signature has, so every sender
-recovery refuses it and eth_sendRawTransaction or a peer can never submit it; s = the address + 1,
-so two senders' otherwise equal transactions differ) and hands it to the backend with its
-sender (py-evm's execution checks only 0 < s <= n/2, which the marker meets). Impersonation
+signature on it (`impersonated_transaction`: r = 5, which is no point's x coordinate on
+secp256k1 (5^3 + 7 is not a square mod p), so every sender recovery fails and
+eth_sendRawTransaction or a peer can never submit it; s = the address + 1, so two senders'
+otherwise equal transactions differ) and hands it to the backend with its sender. The marker is
+within the ranges py-evm's execution checks of an EIP-1559 transaction, whose signer it does not
+recover; it recovers the signer of every legacy and EIP-2930 transaction it executes, so an
+impersonated transaction is always EIP-1559 (type 2): a request priced with gasPrice gets that
+price as both its fee cap and its tip, the price it pays either way. Impersonation
 lives in memory: a restart forgets it (as anvil's does). On a devnet that runs BFT consensus,
 peers would refuse such a block: there the methods answer -32004 (the one-node automine devnet
 serves them).
@@ -37,12 +41,9 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
-from eth_account._utils.legacy_transactions import (
-    encode_transaction,
-    serializable_unsigned_transaction_from_dict,
-)
-from eth_account.typed_transactions import TypedTransaction
+from eth_account import Account
 
+from evm.transactions import with_signature
 from genesis import GenesisError, StateDump, parse_state_dump, state_dump_to_json
 from rpc.devnet_only import install_devnet_only
 from rpc.errors import InvalidParams, MethodNotSupported
@@ -58,7 +59,9 @@ __all__ = [
 MAX_CODE_BYTES: Final = 128 * 1024  # a resource bound, well above EIP-170's 24,576
 MAX_NONCE: Final = 2**64 - 2  # EIP-2681
 MAX_DUMP_BYTES: Final = 64 * 2**20  # a loadState document, decompressed
-IMPERSONATION_R: Final = 0  # no signature has r = 0: every sender recovery refuses it
+IMPERSONATION_R: Final = 5  # no curve point has x = 5: every sender recovery fails
+# eth-account encodes the fields by signing them; this key's signature is then replaced.
+_ENCODING_KEY: Final = b"\x01" * 32
 _HEX_NUMBER: Final = re.compile(r"0[xX][0-9a-fA-F]{1,64}")
 
 
@@ -79,16 +82,16 @@ class DevStateBackend(Protocol):
 
 def impersonated_transaction(fields: Mapping[str, Any], sender: bytes) -> bytes:
     """The raw transaction of `fields` (eth-account's names, as node_signing fills them) with
-    the impersonation marker signature for `sender`."""
+    the impersonation marker signature for `sender`; EIP-1559 (module docstring)."""
+    typed = dict(fields)
+    if "gasPrice" in typed:  # a legacy request: EIP-1559 at the same price
+        typed["maxFeePerGas"] = typed["maxPriorityFeePerGas"] = typed.pop("gasPrice")
     try:
-        unsigned = serializable_unsigned_transaction_from_dict(dict(fields))
+        signed = bytes(Account.sign_transaction(typed, _ENCODING_KEY).raw_transaction)
     except (TypeError, ValueError) as exc:  # eth-account's verdict on the field mix
         raise InvalidParams(f"transaction: {exc}") from None
-    typed = isinstance(unsigned, TypedTransaction)
-    v = 0 if typed else 35 + 2 * int(fields["chainId"])
     s = int.from_bytes(sender, "big") + 1  # below 2^160 + 1: within py-evm's 0 < s <= n/2
-    raw: bytes = encode_transaction(unsigned, vrs=(v, IMPERSONATION_R, s))
-    return raw
+    return with_signature(signed, 0, IMPERSONATION_R, s)  # y_parity 0
 
 
 def _number(value: object, name: str, maximum: int) -> int:

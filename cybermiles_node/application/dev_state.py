@@ -15,7 +15,7 @@ the database: it is a record carried by a block of its own (DECISIONS "Dev state
   other block; an edit is visible to "latest" as soon as the call returns.
 
 Impersonation: the RPC layer (rpc/dev_state.py) builds a transaction carrying a marker signature
-no key can make (r = 0, refused by every sender recovery) and hands it here with the
+no key can make (r = 5, no curve point's x: every sender recovery fails) and hands it here with the
 sender it speaks for; `submit_impersonated` admits it to the mempool with that sender. The block
 store keeps each transaction's sender beside it (schema: body = [raw, sender]), so receipts,
 eth_getTransactionByHash, logs and restarts show the impersonated `from`; a node that recovers
