@@ -33,7 +33,13 @@ INTERNAL_ERROR = -32603
 # is still fuzzed: only a well-formed gas above this is lowered, and a missing gas is filled in.
 MAX_FUZZ_GAS = 200_000
 EXECUTING_METHODS = frozenset(
-    {"eth_call", "eth_estimateGas", "eth_sendTransaction", "eth_signTransaction"}
+    {
+        "eth_call",
+        "eth_estimateGas",
+        "eth_createAccessList",
+        "eth_sendTransaction",
+        "eth_signTransaction",
+    }
 )
 # The cmt_* staking and governance transaction methods sign for `from` and wait for the commit:
 # `cheap` pins their nonce to the funded account's spent nonce 0, so none is admitted and none
@@ -171,6 +177,7 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
     return {
         "eth_call": [call, "latest"],
         "eth_estimateGas": [call, "latest"],
+        "eth_createAccessList": [call, "latest"],
         "eth_sendTransaction": [call],
         "eth_signTransaction": [call],
         "eth_sendRawTransaction": ["0x02"],
@@ -188,6 +195,7 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "eth_getUncleCountByBlockNumber": ["latest"],
         "eth_getUncleCountByBlockHash": [known.block_hash],
         "eth_getTransactionByHash": [known.tx_hash],
+        "eth_getRawTransactionByHash": [known.tx_hash],
         "eth_getTransactionReceipt": [known.tx_hash],
         "eth_getTransactionByBlockHashAndIndex": [known.block_hash, "0x0"],
         "eth_getTransactionByBlockNumberAndIndex": ["latest", "0x0"],
@@ -205,6 +213,7 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "cmt_queryValidator": [known.funded, 1],
         "cmt_queryDelegator": [known.funded, 1],
         "cmt_queryProposals": [1],
+        "txpool_inspect": [],
         "cmt_syncing": [],
         "cmt_getBlockByNumber": [1, True],
         "cmt_getTransactionByHash": [known.tx_hash],
