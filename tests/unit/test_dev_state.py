@@ -26,6 +26,7 @@ from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import BlockRejected, Chain, PendingBlock
 from cybermiles_node.application.dev_state import (
     DevState,
+    DevStateError,
     SetBalance,
     SetCode,
     SetNonce,
@@ -410,6 +411,12 @@ def test_malformed_dumps_are_refused_naming_the_field_and_change_nothing(
 def test_undecodable_load_state_text_is_invalid_params(node: Node, text: str) -> None:
     error = node.error("anvil_loadState", text)
     assert error["code"] == -32602 and "state" in error["message"]
+
+
+def test_a_chain_that_records_no_preimages_cannot_be_dumped_and_says_why() -> None:
+    chain = Chain(MemoryDB(), GENESIS, modules=chain_modules(), profile=chain_profile(GENESIS))
+    with pytest.raises(DevStateError, match="no recorded preimage"):
+        dump_head_state(chain)
 
 
 def test_the_dump_text_is_canonical(node: Node) -> None:
