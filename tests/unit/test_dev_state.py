@@ -352,6 +352,7 @@ def test_a_dump_loaded_as_a_genesis_gives_the_identical_state_root(node: Node) -
     assert parse_genesis(json.loads(json.dumps(genesis_to_json(genesis)))) == genesis
     loaded = open_chain(MemoryDB(), genesis)
     assert loaded.genesis_header.state_root == node.app.head.state_root
+    assert dump_head_state(loaded).accounts == dump.accounts  # and it dumps back the same
     # ... and runs: a block on it keeps the loaded contract.
     app = ChainApp(loaded)
     ctx = app.next_context(
