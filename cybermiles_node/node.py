@@ -39,6 +39,7 @@ from cybermiles_node.application.consensus_app import (
     ConsensusRecords,
     consensus_chain_id,
 )
+from cybermiles_node.application.dev_state import DevState
 from cybermiles_node.application.producer import DevnetProducer
 from cybermiles_node.application.queries import CmtQueries
 from cybermiles_node.application.randomness import VrfBeacon
@@ -89,6 +90,7 @@ from rpc.cmt import CmtApi
 from rpc.cmt_chain import CmtChainApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
 from rpc.debug import DebugApi
+from rpc.dev_state import DevStateApi
 from rpc.eth import EthApi, client_version
 from rpc.execution import EvmWorker
 from rpc.node_signing import SendTransactionApi, TransactionSigner
@@ -117,6 +119,7 @@ def open_chain(layout: HomeLayout, config: NodeConfig, genesis: Genesis) -> tupl
             modules=chain_modules(),
             profile=chain_profile(genesis),
             sync_writes=config.sync_writes,
+            record_preimages=config.devnet.enabled,  # state dumps (application/dev_state.py)
         )
     except BaseException:
         db.close()
@@ -266,11 +269,15 @@ async def _serve(
         chain_name=consensus_chain_id(genesis, bytes(app.chain.genesis_header.hash)),
         decision=partial(stored_decision, ConsensusRecords(app.chain.db)),
     ).install(dispatcher)
+    # Dev state methods (rpc/dev_state.py): a one-node automine devnet only edits its state.
+    dev_state = DevStateApi(dev_state_backend(app, files) if files.consensus is None else None)
+    dev_state.install(dispatcher, enabled=config.devnet.enabled)
     signer = None
     if accounts is not None:  # node-side signing (SPEC §8): devnets, or enabled in config
         PersonalApi(accounts, unlock_allowed=unlock_allowed(rpc)).install(dispatcher)
         signer = TransactionSigner(accounts)
-        SendTransactionApi(api, signer).install(dispatcher)
+        impersonator = dev_state if config.devnet.enabled else None
+        SendTransactionApi(api, signer, impersonator).install(dispatcher)
     commits = CommitSignal()
     app.on_commit.append(lambda _block: commits.notify())
     CmtTxApi(CmtTransactions(app), signer, commits).install(dispatcher)
@@ -295,10 +302,9 @@ async def _serve(
         )
         await wait_for_genesis(genesis.genesis_time)
         if files.consensus is None:
-            coinbase = genesis.validators[0].owner if genesis.validators else b"\x00" * 20
             producer = DevnetProducer(
                 app,
-                coinbase=coinbase,
+                coinbase=devnet_coinbase(genesis),
                 key=files.validator_key,
                 beacon=VrfBeacon(),
                 block_time=config.devnet.block_time,
@@ -321,6 +327,21 @@ async def _serve(
                 program_version=app.config.program_version,
             )
         )
+
+
+def devnet_coinbase(genesis: Genesis) -> bytes:
+    """The coinbase of a one-node devnet's blocks: the first validator's owner."""
+    return genesis.validators[0].owner if genesis.validators else b"\x00" * 20
+
+
+def dev_state_backend(app: ChainApp, files: NodeFiles) -> DevState:
+    """Edit blocks made like the producer's: its coinbase, its VRF randomness."""
+    beacon, key = VrfBeacon(), files.validator_key
+    return DevState(
+        app,
+        coinbase=devnet_coinbase(files.genesis),
+        randomness=lambda parent_mix: beacon.produce(key, parent_mix)[0],
+    )
 
 
 def node_accounts(config: NodeConfig, layout: HomeLayout) -> NodeAccounts:

@@ -22,14 +22,18 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
+from eth._utils.address import generate_contract_address
+from eth.constants import BLANK_ROOT_HASH
 from eth.exceptions import InsufficientFunds, Revert
 from eth.vm.gas_meter import GasMeter
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import decode as abi_decode
+from eth_typing import Address
 from eth_utils import ValidationError
 
 from evm.executor import BlockEnv, execution_context
 from evm.profiles import EvmProfile
+from evm.state import StateDB
 from evm.tracing import Tracer, attached
 from evm.transactions import gas_limit_shortfall
 
@@ -114,10 +118,44 @@ def use_deadline(state: Any, deadline: Deadline) -> None:
     state.deadline = deadline
 
 
+class _RecordingStateDB(StateDB):
+    """A StateDB that remembers every address and slot the EVM warmed (EIP-2929), also those
+    a reverted frame warmed: the journal forgets them, an access list must not."""
+
+    def __init__(self, db: Any, state_root: Any = BLANK_ROOT_HASH) -> None:
+        super().__init__(db, state_root)
+        self.touched_addresses: set[bytes] = set()
+        self.touched_slots: set[tuple[bytes, int]] = set()
+
+    def mark_address_warm(self, address: bytes) -> None:
+        self.touched_addresses.add(address)
+        super().mark_address_warm(address)
+
+    def mark_storage_warm(self, address: bytes, slot: int) -> None:
+        self.touched_slots.add((address, slot))
+        super().mark_storage_warm(address, slot)
+
+
+@cache
+def _recording_state_class(state_class: Any) -> Any:
+    return type(
+        f"Recording{state_class.__name__}", (state_class,), {"account_db_class": _RecordingStateDB}
+    )
+
+
 def _call_state(
-    profile: EvmProfile, db: Any, state_root: bytes, env: BlockEnv, deadline: Deadline | None
+    profile: EvmProfile,
+    db: Any,
+    state_root: bytes,
+    env: BlockEnv,
+    deadline: Deadline | None,
+    *,
+    recording: bool = False,
 ) -> Any:
-    state = _call_state_class(profile.state_class)(db, execution_context(env), state_root)
+    state_class = _call_state_class(profile.state_class)
+    if recording:
+        state_class = _recording_state_class(state_class)
+    state = state_class(db, execution_context(env), state_root)
     state.deadline = deadline
     return state
 
@@ -212,6 +250,17 @@ def run_call(
     request is lowered to the cap, not refused). A `tracer` (evm/tracing.py) watches the
     execution (debug_traceCall)."""
     state = _call_state(profile, db, state_root, env, deadline)
+    return _run(profile, state, env, request, gas_cap, tracer)
+
+
+def _run(
+    profile: EvmProfile,
+    state: Any,
+    env: BlockEnv,
+    request: CallRequest,
+    gas_cap: int | None,
+    tracer: Tracer | None = None,
+) -> CallResult:
     gas = call_gas_limit(request, env, gas_cap)
     nonce = state.get_nonce(request.sender)
     tx = SpoofTransaction(_unsigned(profile, request, nonce, gas), from_=request.sender)
@@ -243,6 +292,59 @@ def run_call(
     reverted = isinstance(error, Revert)
     output = computation.output if reverted else b""
     return CallResult(False, output, gas_used, reverted, _error_text(error, reverted))
+
+
+AccessList = tuple[tuple[bytes, tuple[int, ...]], ...]
+MAX_ACCESS_LIST_ROUNDS = 5  # geth stops when the list no longer changes; so do we, or here
+
+
+def create_access_list(
+    profile: EvmProfile,
+    db: Any,
+    state_root: bytes,
+    env: BlockEnv,
+    request: CallRequest,
+    *,
+    gas_cap: int | None = None,
+    deadline: Deadline | None = None,
+) -> tuple[AccessList, CallResult]:
+    """eth_createAccessList: the addresses and slots `request` touches, as an EIP-2930 list,
+    and the call's result when sent with that list (geth's access-list tracer).
+
+    Left out, as geth leaves them out: the sender, the recipient (or the created contract) and
+    the precompiles, which every transaction has warm anyway; also the coinbase, which Shanghai
+    warms for every transaction (py-evm warms it before the first opcode, so a recorder cannot
+    tell a use of it from the warming). Addresses are sorted, each with its sorted slots. The
+    call runs again with the list it found until the list is stable (a list changes gas, so it
+    may change the path)."""
+    access_list = request.access_list
+    result: CallResult | None = None
+    for _ in range(MAX_ACCESS_LIST_ROUNDS):
+        state = _call_state(profile, db, state_root, env, deadline, recording=True)
+        with_list = replace(request, access_list=access_list)
+        result = _run(profile, state, env, with_list, gas_cap)
+        found = _touched(profile, state, env, request)
+        if found == access_list:
+            break
+        access_list = found
+    assert result is not None
+    return access_list, result
+
+
+def _touched(profile: EvmProfile, state: Any, env: BlockEnv, request: CallRequest) -> AccessList:
+    account_db: _RecordingStateDB = state._account_db
+    created = (
+        b""
+        if request.to
+        else generate_contract_address(Address(request.sender), state.get_nonce(request.sender) - 1)
+    )
+    left_out = {request.sender, request.to, created, env.coinbase, *profile.precompile_addresses}
+    slots: dict[bytes, set[int]] = {
+        address: set() for address in account_db.touched_addresses if address not in left_out
+    }
+    for address, slot in account_db.touched_slots:
+        slots.setdefault(address, set()).add(slot)
+    return tuple((address, tuple(sorted(slots[address]))) for address in sorted(slots))
 
 
 def _error_text(error: Exception, reverted: bool) -> str:

@@ -143,12 +143,16 @@ class OverlayDB(BaseDB):
 
     `flat_snapshot`: a `StateDB` on this overlay may use the flat state snapshot (it still
     checks that the snapshot is of the root it opens at). Only for a caller that commits the
-    overlay in one batch, on the state it was opened at (the chain's blocks and genesis)."""
+    overlay in one batch, on the state it was opened at (the chain's blocks and genesis).
+    `slot_preimages`: the snapshot also records each written slot's preimage (evm/flat.py)."""
 
-    def __init__(self, base: DatabaseAPI, *, flat_snapshot: bool = False) -> None:
+    def __init__(
+        self, base: DatabaseAPI, *, flat_snapshot: bool = False, slot_preimages: bool = False
+    ) -> None:
         self.base = base
         self.node_cache: NodeCache | None = getattr(base, "node_cache", None)
         self.flat_snapshot = flat_snapshot
+        self.slot_preimages = slot_preimages  # evm/flat.py "Preimages"
         self.writes: dict[bytes, bytes | None] = {}
 
     def __getitem__(self, key: bytes) -> bytes:

@@ -18,6 +18,8 @@ are in cybermiles_node/application/schema.py, which lists these too):
 | b"fi" + address(20)                                    | be32 incarnation; absent: 0        |
 | b"fs" + address(20) + be32(incarnation) + keccak(be256(slot)) | minimal big-endian value;   |
 |                                                        | absent: 0                          |
+| b"fp" + keccak(be256(slot))                            | be256(slot): the slot's preimage,  |
+|                                                        | only when the database records them |
 
 The slot is keyed by keccak(slot), the key the storage trie uses: it is computed for the trie
 anyway, it has a fixed length, and a snapshot can be checked against (or rebuilt from) trie
@@ -35,6 +37,13 @@ had a storage root other than the blank one: a live entry exists under the curre
 exactly when the storage trie is non-empty, so an account without storage (an EIP-161 deletion
 of an empty coinbase, every block) costs no write. An incarnation key is never deleted: an
 account recreated after its deletion must not see its old slots again.
+
+Preimages: the tries and the snapshot know a slot only by its hash, so nothing above could list a
+contract's storage by slot. A devnet (state dumps, `anvil_dumpState`) opts in with
+`OverlayDB(..., slot_preimages=True)`: every slot a block writes then leaves `b"fp" + keccak(slot)
+-> slot` beside its entry (geth's preimage store, for slots only: accounts are keyed by address
+here already). `accounts`, `storage` and `slot_preimage` read the head state back by address and
+slot.
 
 Consistency: `FlatSnapshot.write` puts the changes of one state transition and the new marker
 into the same database as the trie nodes; the chain hands a block's `OverlayDB` and commits it
@@ -54,6 +63,7 @@ snapshot would never be used again (slower, never wrong).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import rlp
@@ -63,8 +73,11 @@ MARKER_KEY = b"f:root"
 ACCOUNT_PREFIX = b"fa"
 INCARNATION_PREFIX = b"fi"
 STORAGE_PREFIX = b"fs"
+PREIMAGE_PREFIX = b"fp"
 # Every key family of the snapshot (the marker is a whole key), for the schema's collision check.
-KEY_PREFIXES = (MARKER_KEY, ACCOUNT_PREFIX, INCARNATION_PREFIX, STORAGE_PREFIX)
+KEY_PREFIXES = (MARKER_KEY, ACCOUNT_PREFIX, INCARNATION_PREFIX, STORAGE_PREFIX, PREIMAGE_PREFIX)
+_ADDRESS_SIZE = 20
+_HASH_SIZE = 32
 
 _MAX_INCARNATION = 2**32 - 1
 
@@ -79,6 +92,10 @@ def incarnation_key(address: bytes) -> bytes:
 
 def storage_key(address: bytes, incarnation: int, hashed_slot: bytes) -> bytes:
     return STORAGE_PREFIX + address + encode_incarnation(incarnation) + hashed_slot
+
+
+def preimage_key(hashed_slot: bytes) -> bytes:
+    return PREIMAGE_PREFIX + hashed_slot
 
 
 def encode_incarnation(incarnation: int) -> bytes:
@@ -114,6 +131,37 @@ def _storage_root(encoded_account: bytes) -> bytes:
     return bytes(rlp.decode(encoded_account)[2])
 
 
+# -- reading the whole head state back (state dumps) ---------------------------------------
+# A prefix scan also meets 32-byte node and code hashes that start with the same two bytes:
+# the length of each family's keys tells them apart.
+
+
+def accounts(db: Any) -> Iterator[tuple[bytes, bytes]]:
+    """(address, RLP account) of every account of the snapshot's state, by address."""
+    size = len(ACCOUNT_PREFIX) + _ADDRESS_SIZE
+    for key, value in db.iterate_prefix(ACCOUNT_PREFIX):
+        if len(key) == size:
+            yield bytes(key[len(ACCOUNT_PREFIX) :]), bytes(value)
+
+
+def storage(db: Any, address: bytes) -> Iterator[tuple[bytes, int]]:
+    """(keccak(slot), value) of the account's live slots (its current incarnation)."""
+    prefix = (
+        STORAGE_PREFIX
+        + address
+        + encode_incarnation(decode_incarnation(db.get(incarnation_key(address))))
+    )
+    for key, value in db.iterate_prefix(prefix):
+        if len(key) == len(prefix) + _HASH_SIZE and value:
+            yield bytes(key[len(prefix) :]), decode_value(bytes(value))
+
+
+def slot_preimage(db: Any, hashed_slot: bytes) -> int | None:
+    """The slot whose keccak is `hashed_slot`, if the database recorded it."""
+    value = db.get(preimage_key(hashed_slot))
+    return None if value is None else int.from_bytes(value, "big")
+
+
 class FlatSnapshot:
     """Reads of the snapshot a `StateDB` was opened on, and the changes it will write.
 
@@ -123,6 +171,8 @@ class FlatSnapshot:
 
     def __init__(self, db: Any) -> None:
         self._db = db
+        self.records_preimages: bool = getattr(db, "slot_preimages", False)
+        self._preimages: dict[bytes, int] = {}
         self._incarnations: dict[bytes, bytes] = {}  # as in the database, be32
         self._accounts: dict[bytes, bytes | None] = {}  # RLP account, None: deleted
         self._slots: dict[bytes, dict[bytes, int]] = {}  # address -> keccak(slot) -> value
@@ -159,6 +209,11 @@ class FlatSnapshot:
     def set_slot(self, address: bytes, hashed_slot: bytes, value: int) -> None:
         self._slots.setdefault(address, {})[hashed_slot] = value
 
+    def note_preimages(self, pairs: Iterable[tuple[bytes, int]]) -> None:
+        """(keccak(slot), slot) of slots written, kept when the database records preimages."""
+        if self.records_preimages:
+            self._preimages.update(pairs)
+
     def wipe(self, address: bytes) -> None:
         """The account's storage is empty from now on: slot changes made before are void."""
         self._wiped.add(address)
@@ -182,7 +237,10 @@ class FlatSnapshot:
             for hashed_slot in sorted(slots):
                 value = slots[hashed_slot]
                 _put(db, prefix + hashed_slot, encode_value(value) if value else None)
+        for hashed_slot in sorted(self._preimages):
+            db[preimage_key(hashed_slot)] = self._preimages[hashed_slot].to_bytes(32, "big")
         db[MARKER_KEY] = state_root
+        self._preimages = {}
         self._accounts = {}
         self._slots = {}
         self._wiped = set()

@@ -364,6 +364,9 @@ class StateDB(AccountDatabaseAPI):
             if flat is not None:
                 for key, value in values.items():
                     flat.set_slot(address, key, value)
+                flat.note_preimages(
+                    (storage_key(slot), slot) for slot in self._dirty_slots[address]
+                )
             self._storage_tries[address] = trie
             nonce, balance, _, code_hash = account
             self._accounts[address] = (nonce, balance, trie.root, code_hash)

@@ -208,6 +208,20 @@ def signing_message(raw: bytes, type_id: int, chain_id: int) -> bytes:
     return encode_list_payload(payload[: offsets[6]] + chain + b"\x80\x80")
 
 
+def with_signature(raw: bytes, v: int, r: int, s: int) -> bytes:
+    """`raw` (a signed legacy or typed transaction) with its last three fields, the signature
+    (v or y_parity, r, s), replaced by these; nothing else is re-encoded."""
+    head = raw[:1] if _type_id(raw) else b""
+    payload = list_payload(raw[len(head) :])
+    fields = payload[: item_offsets(payload)[-4]]
+    signature = b"".join(encode_bytes(_minimal(n)) for n in (v, r, s))
+    return head + encode_list_payload(fields + signature)
+
+
+def _minimal(n: int) -> bytes:
+    return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+
 def recover_sender(tx: Any, raw: bytes, type_id: int) -> bytes:
     """The signer's address, with the signature rules py-evm applies (low s, valid v/r/s).
 

@@ -50,6 +50,17 @@ from genesis.schema import (
     parse_pub_key,
     validate_genesis,
 )
+from genesis.state_dump import (
+    STATE_DUMP_VERSION,
+    DumpedAt,
+    StateDump,
+    dumps_state_dump,
+    load_state_dump,
+    loads_state_dump,
+    parse_state_dump,
+    state_dump_to_json,
+    write_state_dump,
+)
 
 __all__ = [
     "parse_address",
@@ -94,4 +105,13 @@ __all__ = [
     "parse_param",
     "parse_param_overrides",
     "validate_genesis",
+    "STATE_DUMP_VERSION",
+    "DumpedAt",
+    "StateDump",
+    "dumps_state_dump",
+    "load_state_dump",
+    "loads_state_dump",
+    "parse_state_dump",
+    "state_dump_to_json",
+    "write_state_dump",
 ]

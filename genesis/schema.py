@@ -28,6 +28,13 @@ Three layers:
    indent 2, decimal-string balances, lowercase addresses, "a/b" rationals); parsing it gives back
    an equal `Genesis`, and dumping that gives the same bytes.
 
+A genesis made from a state dump (`"from_state_dump": true`, written by `cybermiles devnet
+--load-state`, genesis/state_dump.py) is different: its alloc is the COMPLETE genesis state,
+system accounts (Hold, staking, parameters, precompile stubs) included, exactly as dumped; the
+chain adds nothing to it (no stubs, no parameters, no staking records), so its state root is a
+function of the alloc alone. Its validators still say who produces blocks, but their stakes are
+already in the dumped state: owners need no alloc balance for them, and Hold may be listed.
+
 Genesis validators start as "Validator"s self-delegated (source "cube") by their owner: the stake
 `shares` CMT is taken from the owner's alloc balance when the genesis state is built (by the chain
 application, not here). Dev-only settings (automine, unlocked accounts) never live in genesis.
@@ -143,6 +150,7 @@ class Genesis:
     gas_limit: int = 30_000_000
     timeouts: ConsensusTimeouts = field(default_factory=ConsensusTimeouts)
     params: Params = field(default_factory=Params)
+    from_state_dump: bool = False  # alloc is the whole genesis state (module docstring)
 
     def __post_init__(self) -> None:
         validate_genesis(self)
@@ -200,8 +208,10 @@ def validate_genesis(genesis: Genesis) -> None:
         _need_int(getattr(g.timeouts, f.name), f"timeouts.{f.name}", 1, MAX_TIMEOUT_MS)
     if not isinstance(g.params, Params):
         raise GenesisError("params", "expected Params")
-    balances = _validate_alloc(g.alloc)
-    _validate_validators(g.validators, balances, g.params)
+    if not isinstance(g.from_state_dump, bool):
+        raise GenesisError("from_state_dump", "expected a boolean")
+    balances = _validate_alloc(g.alloc, dumped=g.from_state_dump)
+    _validate_validators(g.validators, None if g.from_state_dump else balances, g.params)
 
 
 def _need_int(value: object, where: str, minimum: int, maximum: int) -> None:
@@ -213,7 +223,7 @@ def _need_int(value: object, where: str, minimum: int, maximum: int) -> None:
         raise GenesisError(where, f"must be <= {maximum}, got {value}")
 
 
-def _validate_alloc(alloc: object) -> dict[bytes, int]:
+def _validate_alloc(alloc: object, *, dumped: bool = False) -> dict[bytes, int]:
     if not isinstance(alloc, tuple):
         raise GenesisError("alloc", "expected a tuple of (address, AllocAccount)")
     balances: dict[bytes, int] = {}
@@ -233,7 +243,7 @@ def _validate_alloc(alloc: object) -> dict[bytes, int]:
         if previous is not None and address <= previous:
             raise GenesisError(where, "alloc must be sorted by address without repeats")
         previous = address
-        if address == HOLD_ADDRESS:
+        if address == HOLD_ADDRESS and not dumped:
             raise GenesisError(
                 where, "the Hold address's balance is the staked CMT; it cannot be prefunded"
             )
@@ -262,7 +272,11 @@ def _validate_alloc(alloc: object) -> dict[bytes, int]:
     return balances
 
 
-def _validate_validators(validators: object, balances: Mapping[bytes, int], params: Params) -> None:
+def _validate_validators(
+    validators: object, balances: Mapping[bytes, int] | None, params: Params
+) -> None:
+    """`balances`: the alloc's, to check owners fund their self-stake; None when the stakes are
+    already in the state (a genesis from a state dump)."""
     if not isinstance(validators, tuple):
         raise GenesisError("validators", "expected a tuple of GenesisValidator")
     if not validators:
@@ -324,6 +338,8 @@ def _validate_validators(validators: object, balances: Mapping[bytes, int], para
                 f"self-stake {v.shares} CMT is below max_amount × "
                 f"self_staking_ratio = {required} wei",
             )
+        if balances is None:
+            continue
         balance = balances.get(v.owner)
         stake = v.shares * CMT
         if balance is None or balance < stake:
@@ -390,7 +406,7 @@ def _string(value: object, where: str) -> str:
 
 
 _TOP_REQUIRED = ("chain_id", "network", "genesis_time", "alloc", "validators")
-_TOP_OPTIONAL = ("evm_profile", "gas_limit", "timeouts", "params")
+_TOP_OPTIONAL = ("evm_profile", "gas_limit", "timeouts", "params", "from_state_dump")
 _VALIDATOR_REQUIRED = ("pub_key", "owner", "shares", "max_amount", "comp_rate")
 _DESCRIPTION = ("name", "website", "location", "email", "profile")
 
@@ -411,9 +427,16 @@ def parse_genesis(obj: object) -> Genesis:
         gas_limit=(parse_uint(top["gas_limit"], "gas_limit") if "gas_limit" in top else 30_000_000),
         timeouts=_parse_timeouts(top.get("timeouts", {})),
         params=params_from_json(params_obj, network=network),
-        alloc=_parse_alloc(top["alloc"]),
+        alloc=parse_alloc(top["alloc"]),
         validators=_parse_validators(top["validators"]),
+        from_state_dump=_flag(top.get("from_state_dump", False), "from_state_dump"),
     )
+
+
+def _flag(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise GenesisError(where, f"expected true or false, got {type_name(value)}")
+    return value
 
 
 def parse_genesis_time(value: object, where: str = "genesis_time") -> int:
@@ -451,12 +474,14 @@ def _parse_timeouts(value: object) -> ConsensusTimeouts:
     )
 
 
-def _parse_alloc(value: object) -> tuple[tuple[bytes, AllocAccount], ...]:
-    obj = _object(value, "alloc")
+def parse_alloc(value: object, name: str = "alloc") -> tuple[tuple[bytes, AllocAccount], ...]:
+    """Accounts by address, as genesis alloc (and state dumps, genesis/state_dump.py) write
+    them; errors name the field under `name`."""
+    obj = _object(value, name)
     accounts: dict[bytes, AllocAccount] = {}
     for key, entry in obj.items():
-        address = parse_address_text(key, f"alloc.{key}")
-        where = f"alloc.{format_address(address)}"
+        address = parse_address_text(key, f"{name}.{key}")
+        where = f"{name}.{format_address(address)}"
         if address in accounts:
             raise GenesisError(where, "listed twice (addresses differing only in case)")
         accounts[address] = _parse_account(entry, where)
@@ -580,11 +605,16 @@ def genesis_to_json(genesis: Genesis) -> dict[str, object]:
         "gas_limit": g.gas_limit,
         "timeouts": dataclasses.asdict(g.timeouts),
         "params": params_to_json(g.params),
-        "alloc": {
-            format_address(address): _account_to_json(account) for address, account in g.alloc
-        },
+        "alloc": alloc_to_json(g.alloc),
         "validators": [_validator_to_json(v) for v in g.validators],
+        # Written only when set: every other genesis keeps its bytes (and its stored digest).
+        **({"from_state_dump": True} if g.from_state_dump else {}),
     }
+
+
+def alloc_to_json(alloc: Iterable[tuple[bytes, AllocAccount]]) -> dict[str, object]:
+    """The canonical JSON of accounts by address (genesis alloc, state dumps)."""
+    return {format_address(address): _account_to_json(account) for address, account in alloc}
 
 
 def _account_to_json(account: AllocAccount) -> dict[str, object]:

@@ -23,11 +23,13 @@ from eth.abc import BlockHeaderAPI
 from eth_hash.auto import keccak
 
 from evm.call import (
+    AccessList,
     CallError,
     CallRequest,
     CallResult,
     EstimateFailed,
     ExecutionTimeout,
+    create_access_list,
     estimate_gas,
     run_call,
 )
@@ -54,6 +56,7 @@ from rpc.params import (
     optional_quantity,
     quantity,
     storage_slot,
+    to_checksum,
 )
 from rpc.session import Session, http_client
 from rpc.subscriptions import SubscriptionHub
@@ -312,6 +315,17 @@ class EthApi:
         number, index = location
         return self._tx_at(self.chain.header_by_number(number), index)
 
+    def eth_getRawTransactionByHash(self, tx_hash: object) -> str | None:
+        """The signed bytes of a mined or pending transaction (null when unknown)."""
+        h = hash32(tx_hash, "transactionHash")
+        location = self.chain.tx_location(h)
+        if location is None:
+            pending = self.app.mempool.get(h)
+            return None if pending is None else fmt.d(pending.raw)
+        number, index = location
+        txs = self.chain.transactions(number)
+        return fmt.d(txs[index].raw) if index < len(txs) else None
+
     def eth_getTransactionByBlockHashAndIndex(
         self, block_hash: object, index: object
     ) -> dict[str, Any] | None:
@@ -492,6 +506,25 @@ class EthApi:
             raise InvalidInput(f"gas required exceeds allowance ({exc.result.error})") from None
         return fmt.q(gas)
 
+    async def eth_createAccessList(self, tx: object, block: object = "latest") -> dict[str, Any]:
+        """geth's answer: the EIP-2930 list the call needs (evm/call.py `create_access_list`
+        says what is left out) and the gas it uses with that list; a failing call still gets
+        its list, with geth's `error`."""
+        found: tuple[AccessList, CallResult] = await self._execute(
+            create_access_list, tx, block, None
+        )
+        access_list, result = found
+        answer: dict[str, Any] = {
+            "accessList": [
+                {"address": fmt.d(addr), "storageKeys": [f"0x{slot:064x}" for slot in slots]}
+                for addr, slots in access_list
+            ],
+            "gasUsed": fmt.q(result.gas_used),
+        }
+        if not result.success:
+            answer["error"] = result.error
+        return answer
+
     # -- submission -----------------------------------------------------------------------
     def eth_sendRawTransaction(self, raw: object) -> str:
         tx = self.app.check_tx(data(raw, "transaction"))
@@ -639,6 +672,25 @@ class EthApi:
                 for tx in txs:
                     budget.charge(tx_json_bytes(len(tx.data)))
         return {"pending": group(pending), "queued": group(queued)}
+
+    def txpool_inspect(self) -> dict[str, Any]:
+        """geth's summary: pending/queued -> sender -> nonce -> "to: value wei + gas gas x
+        price wei" (the price is the fee cap, as geth's GasPrice() of a dynamic-fee tx)."""
+
+        def line(tx: SignedTx) -> str:
+            target = to_checksum(tx.to) if tx.to else "contract creation"
+            return f"{target}: {tx.value} wei + {tx.gas} gas × {tx.fee_cap} wei"
+
+        def group(by_sender: dict[bytes, list[SignedTx]]) -> dict[str, Any]:
+            return {
+                fmt.d(sender): {str(tx.nonce): line(tx) for tx in txs}
+                for sender, txs in sorted(by_sender.items())
+            }
+
+        return {
+            "pending": group(self.app.mempool.pending_by_sender()),
+            "queued": group(self.app.mempool.queued_by_sender()),
+        }
 
     # -- notifications from the node ------------------------------------------------------
     def block_notifications(self, header: BlockHeaderAPI) -> tuple[dict[str, Any], list[Any]]:

@@ -17,19 +17,23 @@ Missing fields are filled the way Travis (geth 1.8) filled them, with one kindne
 
 eth_signTransaction answers `{"raw", "tx"}` as geth and the execution-apis spec do; nonces and
 gas limits no node would run (EIP-2681, 2^64) are refused before signing.
+
+Impersonation (devnets, rpc/dev_state.py): eth_sendTransaction from an address an `Impersonator`
+covers, and whose key the node does not hold, is filled the same way and handed to the
+impersonator instead of being signed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from eth_account import Account
 
 from evm.errors import TxRejected
 from evm.transactions import decode_transaction
 from rpc import formatting as fmt
-from rpc.errors import InvalidParams
+from rpc.errors import InvalidParams, RpcError
 from rpc.eth import EthApi
 from rpc.params import (
     address,
@@ -72,23 +76,52 @@ class TransactionSigner:
             raise InvalidParams(f"transaction: {exc}") from None
 
 
+class Impersonator(Protocol):
+    """Sends transactions for addresses whose keys the node lacks (rpc/dev_state.py)."""
+
+    def covers(self, sender: bytes) -> bool: ...
+    def send(self, sender: bytes, fields: Mapping[str, Any]) -> bytes:
+        """Submit the filled `fields` as `sender`'s transaction; its hash."""
+        ...
+
+
 class SendTransactionApi:
     """Fills a transaction object's missing fields, signs it with `signer`, and submits it like
     a raw transaction (eth_sendTransaction) or returns it (eth_signTransaction)."""
 
-    def __init__(self, eth: EthApi, signer: TransactionSigner) -> None:
+    def __init__(
+        self, eth: EthApi, signer: TransactionSigner, impersonator: Impersonator | None = None
+    ) -> None:
         self.eth = eth
         self.signer = signer
+        self.impersonator = impersonator
 
     def install(self, dispatcher: Any) -> None:
         dispatcher.register("eth_sendTransaction", self.eth_sendTransaction)
         dispatcher.register("eth_signTransaction", self.eth_signTransaction)
 
+    def _impersonated(self, sender: bytes) -> bool:
+        """Covered by the impersonator, and not an account the node can sign for."""
+        if self.impersonator is None or not self.impersonator.covers(sender):
+            return False
+        try:
+            self.signer.require(sender)
+        except RpcError:
+            return True
+        return False
+
     async def _sign(self, obj: object) -> bytes:
+        sender, fields = await self._fields(obj, impersonation=False)
+        return self.signer.sign(sender, fields)
+
+    async def _fields(self, obj: object, *, impersonation: bool) -> tuple[bytes, dict[str, Any]]:
+        """The sender and the filled fields; refuses a sender the node cannot sign for (unless
+        `impersonation` allows one the impersonator covers)."""
         if not isinstance(obj, dict):
             raise InvalidParams("transaction: expected an object")
         sender = address(obj.get("from"), "from")
-        self.signer.require(sender)
+        if not (impersonation and self._impersonated(sender)):
+            self.signer.require(sender)
         to = optional_address(obj.get("to"), "to")
         payload = optional_data(obj.get("input"), "input")
         if payload is None:
@@ -106,7 +139,7 @@ class SendTransactionApi:
         gas = optional_quantity(obj.get("gas"), "gas")
         fields["gas"] = gas if gas is not None else await self._default_gas(obj)
         _check_limits(fields)
-        return self.signer.sign(sender, fields)
+        return sender, fields
 
     def _price(self, obj: dict[str, Any]) -> dict[str, int]:
         gas_price = optional_quantity(obj.get("gasPrice"), "gasPrice")
@@ -143,4 +176,7 @@ class SendTransactionApi:
         return {"raw": fmt.d(raw), "tx": tx}
 
     async def eth_sendTransaction(self, obj: object) -> str:
-        return self.eth.eth_sendRawTransaction(fmt.d(await self._sign(obj)))
+        sender, fields = await self._fields(obj, impersonation=True)
+        if self.impersonator is not None and self._impersonated(sender):
+            return fmt.d(self.impersonator.send(sender, fields))
+        return self.eth.eth_sendRawTransaction(fmt.d(self.signer.sign(sender, fields)))

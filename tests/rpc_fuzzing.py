@@ -37,6 +37,7 @@ EXECUTING_METHODS = frozenset(
         "debug_traceCall",
         "eth_call",
         "eth_estimateGas",
+        "eth_createAccessList",
         "eth_sendTransaction",
         "eth_signTransaction",
     }
@@ -188,6 +189,7 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
     return {
         "eth_call": [call, "latest"],
         "eth_estimateGas": [call, "latest"],
+        "eth_createAccessList": [call, "latest"],
         "eth_sendTransaction": [call],
         "eth_signTransaction": [call],
         "eth_sendRawTransaction": ["0x02"],
@@ -205,6 +207,7 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "eth_getUncleCountByBlockNumber": ["latest"],
         "eth_getUncleCountByBlockHash": [known.block_hash],
         "eth_getTransactionByHash": [known.tx_hash],
+        "eth_getRawTransactionByHash": [known.tx_hash],
         "eth_getTransactionReceipt": [known.tx_hash],
         "eth_getTransactionByBlockHashAndIndex": [known.block_hash, "0x0"],
         "eth_getTransactionByBlockNumberAndIndex": ["latest", "0x0"],
@@ -222,6 +225,7 @@ def valid_params(known: Known) -> dict[str, list[Json]]:
         "cmt_queryValidator": [known.funded, 1],
         "cmt_queryDelegator": [known.funded, 1],
         "cmt_queryProposals": [1],
+        "txpool_inspect": [],
         "cmt_syncing": [],
         "cmt_getBlockByNumber": [1, True],
         "cmt_getTransactionByHash": [known.tx_hash],

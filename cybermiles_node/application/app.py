@@ -123,10 +123,12 @@ class ChainApp:
         if self.low_price.pairs:
             self.low_price.release_missing(lambda h: h in self.mempool)
 
-    def check_tx(self, raw: bytes) -> SignedTx:
+    def check_tx(self, raw: bytes, *, sender: bytes | None = None) -> SignedTx:
+        """Admit one transaction. `sender`: only for a devnet's impersonated transactions
+        (application/dev_state.py), whose sender is given, not recovered."""
         self._release_stale_slots()
         try:
-            tx = self.decode(raw)
+            tx = self.decode(raw, sender)
             self._check_system_tx(tx)
             self._reserve_low_price_slot(tx)
             try:

@@ -10,7 +10,13 @@ hash must match the genesis file, so a node never runs a database against the wr
 
 The block layout follows DESIGN.md §4: a py-evm Prague header with difficulty 0, nonce 0,
 base fee 0, `mix_hash` the block's randomness, `extra_data` a 32-byte commitment to consensus
-metadata (zero for blocks made by the devnet automine, which has none).
+metadata (zero for blocks made by the devnet automine, which has none; a devnet block carrying
+state edits commits to them there instead, application/dev_state.py).
+
+Devnet state edits (anvil_setBalance & co.) ride in a block: `build_block`/`execute_block` take
+them, the pipeline applies them after the modules' begin_block, and `commit` stores them beside
+the block (`dev_edits` reads them back). A devnet's chain also records slot preimages
+(`record_preimages`, evm/flat.py) so that its state can be dumped by slot.
 """
 
 from __future__ import annotations
@@ -32,6 +38,15 @@ from eth.vm.forks.prague.receipts import PragueReceiptBuilder
 from eth_typing import Address, BlockNumber, Hash32
 
 from cybermiles_node.application import schema
+from cybermiles_node.application.dev_state import (
+    NO_EDITS,
+    StateEdit,
+    apply_edits,
+    decode_edits,
+    edits_commitment,
+    encode_edits,
+    write_accounts,
+)
 from cybermiles_node.application.fees import FeeRules, LowPriceRejected, LowPriceSlots
 from cybermiles_node.errors import CyberMilesError, InvariantViolation, TxRejected
 from cybermiles_node.governance.versions import enabled_eni_versions
@@ -103,6 +118,7 @@ class PendingBlock:
     result: ExecutionResult
     overlay: OverlayDB
     outcome: BlockOutcome = BlockOutcome()  # validator updates, halt: what the modules decided
+    edits: tuple[StateEdit, ...] = NO_EDITS  # devnet state edits the block carries
     # Candidates a builder left out, with the reason; those whose execution failed in a way
     # no rule expects are in `crashed` (the caller evicts them).
     skipped: list[tuple[SignedTx, str]] = field(default_factory=list)
@@ -286,8 +302,10 @@ class Chain:
         modules: ModuleSet = NO_MODULES,
         profile: EvmProfile | None = None,
         sync_writes: bool = False,
+        record_preimages: bool = False,
     ) -> None:
         self.db = db
+        self.record_preimages = record_preimages  # devnets: slot preimages, for state dumps
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.gas_limit = genesis.gas_limit
@@ -310,8 +328,12 @@ class Chain:
     def _genesis_state(self) -> tuple[bytes, OverlayDB]:
         # On a new database the flat snapshot (evm/flat.py) starts here, with the genesis
         # state; on an existing one this overlay is only for the root and is dropped.
-        overlay = OverlayDB(self.db, flat_snapshot=True)
+        overlay = self._overlay()
         state = StateDB(overlay, BLANK_ROOT_HASH)  # type: ignore[arg-type]
+        if self.genesis.from_state_dump:  # the alloc is the whole state (genesis/schema.py)
+            write_accounts(state, self.genesis.alloc)
+            state.persist()
+            return state.state_root, overlay
         for address, account in self.genesis.alloc:
             if account.balance:
                 state.set_balance(address, account.balance)
@@ -336,6 +358,10 @@ class Chain:
         staking_keeper.init_genesis(state, self.genesis)
         state.persist()
         return state.state_root, overlay
+
+    def _overlay(self) -> OverlayDB:
+        """A block's (or genesis's) write overlay, moving the flat snapshot."""
+        return OverlayDB(self.db, flat_snapshot=True, slot_preimages=self.record_preimages)
 
     def _genesis_header(self) -> BlockHeaderAPI:
         state_root, self._genesis_overlay = self._genesis_state()
@@ -551,21 +577,32 @@ class Chain:
             del self._hashes[min(self._hashes)]
         return tuple(hashes)
 
-    def build_block(self, ctx: BlockContext, candidates: Iterable[SignedTx]) -> PendingBlock:
+    def build_block(
+        self,
+        ctx: BlockContext,
+        candidates: Iterable[SignedTx],
+        edits: tuple[StateEdit, ...] = NO_EDITS,
+    ) -> PendingBlock:
         """Execute candidates in order, skipping those that cannot be included.
 
         Robust by construction: whatever one candidate does, it is either in the block or
         left out with the state as before it, so no transaction can stop a proposer. One that
-        fails in a way no rule expects is reported in `crashed`, for the caller to evict."""
-        return self._run_block(ctx, candidates, _Building())
+        fails in a way no rule expects is reported in `crashed`, for the caller to evict.
+        `edits`: devnet state edits the block carries (ctx.extra_data must commit to them)."""
+        return self._run_block(ctx, candidates, _Building(), edits)
 
     def execute_block(
-        self, ctx: BlockContext, header: BlockHeaderAPI, txs: list[SignedTx]
+        self,
+        ctx: BlockContext,
+        header: BlockHeaderAPI,
+        txs: list[SignedTx],
+        edits: tuple[StateEdit, ...] = NO_EDITS,
     ) -> PendingBlock:
-        """Re-execute a block made elsewhere and check every root against its header."""
+        """Re-execute a block made elsewhere and check every root against its header
+        (`edits`: the block's devnet state edits, `dev_edits` of the stored block)."""
         if header.parent_hash != self.head.hash:
             raise BlockRejected("block does not extend the head")
-        block = self._run_block(ctx, txs, _Validating())
+        block = self._run_block(ctx, txs, _Validating(), edits)
         if block.hash != header.hash:
             raise BlockRejected(
                 f"block 0x{bytes(header.hash).hex()} does not match its execution "
@@ -574,18 +611,24 @@ class Chain:
         return block
 
     def _run_block(
-        self, ctx: BlockContext, txs: Iterable[SignedTx], policy: _TxPolicy
+        self,
+        ctx: BlockContext,
+        txs: Iterable[SignedTx],
+        policy: _TxPolicy,
+        edits: tuple[StateEdit, ...] = NO_EDITS,
     ) -> PendingBlock:
         """The one block pipeline of building and validating: the modules' begin_block, the
-        transactions (what a failing one does is the `policy`'s call), the modules'
-        end_block, the seal."""
+        devnet state edits if any, the transactions (what a failing one does is the
+        `policy`'s call), the modules' end_block, the seal."""
         if ctx.height != self.head_number + 1:
             raise BlockRejected(f"block {ctx.height} is not the next after {self.head_number}")
+        if edits and ctx.extra_data != edits_commitment(edits):
+            raise BlockRejected("the block's extra_data does not commit to its state edits")
         env = self.block_env(ctx)
         # Blocks read the head through the flat snapshot (evm/flat.py) and move it in their
         # overlay; blocks built on the same head each have their own, only one commits.
-        overlay = OverlayDB(self.db, flat_snapshot=True)
-        run = self._begin_block(ctx, env, self.head.state_root, overlay)
+        overlay = self._overlay()
+        run = self._begin_block(ctx, env, self.head.state_root, overlay, edits)
         for tx in txs:
             run.include(tx, policy)
         executor = run.executor
@@ -593,16 +636,24 @@ class Chain:
         ledger.record_burned(executor.account_db, executor.burned)
         outcome = self.modules.end_block(ctx, executor.account_db, executor.fees)
         block = self._seal(executor, overlay, env, ctx.extra_data, outcome)
+        block.edits = edits
         block.skipped.extend(policy.skipped)
         block.crashed.extend(policy.crashed_txs)
         return block
 
     def _begin_block(
-        self, ctx: BlockContext, env: BlockEnv, parent_root: bytes, overlay: OverlayDB
+        self,
+        ctx: BlockContext,
+        env: BlockEnv,
+        parent_root: bytes,
+        overlay: OverlayDB,
+        edits: tuple[StateEdit, ...] = NO_EDITS,
     ) -> _BlockRun:
-        """A block's executor on its parent's state, after the modules' begin_block."""
+        """A block's executor on its parent's state, after the modules' begin_block and the
+        block's devnet state edits (edit blocks carry no transactions)."""
         executor = BlockExecutor(self.profile, overlay, parent_root, env, system=self.modules)
         self.modules.begin_block(ctx, executor.account_db)
+        apply_edits(executor.account_db, edits)
         # After begin_block: a proposal decided there may have changed a parameter.
         return _BlockRun(self, executor, self._fee_rules_now(executor, FeeRules.of(ctx.params)))
 
@@ -687,6 +738,8 @@ class Chain:
             for r, a in zip(result.receipts, result.contract_addresses, strict=True)
         ]
         writes.update(self._block_writes(block.header, result.transactions, receipts))
+        if block.edits:
+            writes[schema.dev_edits_key(block.hash)] = encode_edits(block.edits)
         writes.update(extra_writes)
         self.db.write_batch(writes, sync=self.sync_writes)
         self.head = block.header
@@ -772,6 +825,13 @@ class Chain:
         cache[key] = value
         while len(cache) > limit:
             cache.popitem(last=False)
+
+    def dev_edits(self, header: BlockHeaderAPI) -> tuple[StateEdit, ...]:
+        """The devnet state edits block `header` carried (none for almost every block)."""
+        if header.extra_data == NO_CONSENSUS_METADATA:
+            return NO_EDITS
+        stored = self.db.get(schema.dev_edits_key(bytes(header.hash)))
+        return NO_EDITS if stored is None else decode_edits(stored)
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         value = self.db.get(schema.tx_location_key(tx_hash))

@@ -13,12 +13,16 @@
 | b"v" + be64(number)                   | the validator set that decided the block          |
 | b"x" + be64(number)                   | misbehaviour evidenced in the block (msgpack)     |
 | b"e" + evidence_hash32                | be64(number) of the block that included it        |
+| b"d" + block_hash32                   | devnet state edits the block carried (msgpack,    |
+|                                       | application/dev_state.py); keyed by hash, so a    |
+|                                       | block rolled back leaves only an unread record    |
 | b"m:consensus"                        | consensus state for the next height (msgpack)     |
 | b"m:head"                             | be64(number) of the last committed block         |
 | b"m:genesis"                          | genesis block hash + sha256(genesis document)    |
 | b"m:version"                          | schema version (be32)                            |
 | b"f:root", b"fa", b"fi", b"fs" + ...  | the flat state snapshot of the head (evm/flat.py: |
 |                                       | marker root, accounts, incarnations, storage)    |
+| b"fp" + keccak(slot)                  | slot preimages (devnets only, evm/flat.py)       |
 
 Every prefixed key is 6 to 58 bytes long and never exactly 32, so it cannot collide with a
 32-byte node or code hash; no prefix (or whole key) in `KEY_PREFIXES` is a prefix of another,
@@ -48,6 +52,7 @@ COMMIT_PREFIX = b"c"
 VALIDATORS_PREFIX = b"v"
 MISBEHAVIOUR_PREFIX = b"x"
 EVIDENCE_PREFIX = b"e"
+DEV_EDITS_PREFIX = b"d"
 
 # Every key family of the database (prefixes, and whole keys of one-key families); trie nodes
 # and code (32-byte hashes, no prefix) aside.
@@ -61,6 +66,7 @@ KEY_PREFIXES: tuple[bytes, ...] = (
     VALIDATORS_PREFIX,
     MISBEHAVIOUR_PREFIX,
     EVIDENCE_PREFIX,
+    DEV_EDITS_PREFIX,
     HEAD_KEY,
     CONSENSUS_STATE_KEY,
     GENESIS_KEY,
@@ -107,6 +113,10 @@ def misbehaviour_key(number: int) -> bytes:
 
 def evidence_key(evidence_hash: bytes) -> bytes:
     return EVIDENCE_PREFIX + evidence_hash
+
+
+def dev_edits_key(block_hash: bytes) -> bytes:
+    return DEV_EDITS_PREFIX + block_hash
 
 
 def encode_tx_location(number: int, index: int) -> bytes:

@@ -20,7 +20,7 @@ import base64
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -74,10 +74,13 @@ from genesis import (
     EvmProfile,
     Genesis,
     GenesisError,
+    StateDump,
     dev_accounts,
     devnet_genesis,
     load_genesis,
+    load_state_dump,
     parse_param_overrides,
+    write_state_dump,
 )
 from genesis.presets import DEV_MNEMONIC, DEVNET_VALIDATOR_SHARES, TRAVIS_DEV_ADDRESSES
 from p2p.errors import P2PError
@@ -177,9 +180,11 @@ def init_home(
     config: NodeConfig,
     evm_profile: EvmProfile = "cvm",
     params: ParamOverrides = (),
+    state: StateDump | None = None,
 ) -> HomeLayout:
     """Write keys, config and genesis into a new home (refuses to overwrite a genesis);
-    `params` change chain parameters of a new devnet genesis (not of a --genesis file)."""
+    `params` change chain parameters of a new devnet genesis (not of a --genesis file);
+    `state` makes it a genesis from that state dump (application/dev_state.py)."""
     # Checked here too (write_home refuses as well) so that `init` fails before reading keys
     # or a genesis file, with click's usual error line.
     genesis_path = HomeLayout(home).genesis_file
@@ -202,6 +207,10 @@ def init_home(
             evm_profile=evm_profile,
             params=dict(params),
         )
+    if state is not None:
+        from cybermiles_node.application.dev_state import genesis_from_dump  # the node stack
+
+        genesis = genesis_from_dump(state, genesis)
     return write_home(
         home, node_key=node_key, validator_key=validator_key, genesis=genesis, config=config
     )
@@ -361,6 +370,21 @@ def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
     "Travis's account order; README 'Travis-compatibility preset'). With it, --validators "
     "defaults to 4 and --block-time (default 1) is the BFT block interval.",
 )
+@click.option(
+    "--dump-state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="When the devnet stops (Ctrl-C, SIGTERM), write its state to FILE: a versioned JSON "
+    "document of every account (README 'State dumps'). One-node devnet only.",
+)
+@click.option(
+    "--load-state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Start a NEW devnet whose genesis state is the state in FILE (from --dump-state or "
+    "anvil_dumpState): same accounts, code, storage and state root; chain id and EVM profile "
+    "from FILE. HOME must be new (or use --reset). One-node devnet only.",
+)
 @PROGRAM_VERSION_OPTION
 @click.pass_context
 def devnet(
@@ -379,6 +403,8 @@ def devnet(
     status_port: int | None,
     metrics_port: int | None,
     preset: str | None,
+    dump_state: Path | None,
+    load_state: Path | None,
     program_version: str | None,
 ) -> None:
     """Run a development chain with funded accounts: one node, or N validators.
@@ -408,6 +434,15 @@ def devnet(
     if validators is not None and block_time > 0 and preset is None:
         _fail("--block-time is for the one-node automine devnet; BFT validators keep their pace")
     params = _param_overrides(param_assignments)  # before anything is written
+    state_files = StateFiles(dump_state, load_state)
+    if validators is not None and (dump_state or load_state):
+        _fail("--dump-state and --load-state are for the one-node devnet (without --validators)")
+    if load_state is not None:  # read and checked before anything is written
+        state_files = replace(
+            state_files, initial=_read_state_file(load_state, explicit, chain_id, evm_profile)
+        )
+    if dump_state is not None and not dump_state.resolve().parent.is_dir():
+        _fail(f"--dump-state {dump_state}: {dump_state.parent} is not a directory")
     try:
         claim_devnet_home(home)
         if reset:
@@ -425,6 +460,7 @@ def devnet(
             evm_profile,
             params,
             program_version,
+            state_files,
         )
         return
     defaults = Ports()
@@ -487,6 +523,33 @@ def _param_overrides(assignments: tuple[str, ...]) -> ParamOverrides:
         _fail(f"--param {exc}")
 
 
+@dataclass(frozen=True)
+class StateFiles:
+    """--dump-state and --load-state of the one-node devnet (`initial`: the loaded dump)."""
+
+    dump: Path | None = None
+    load: Path | None = None
+    initial: StateDump | None = None
+
+
+def _read_state_file(
+    path: Path, explicit: set[str], chain_id: int, evm_profile: EvmProfile
+) -> StateDump:
+    """The dump --load-state names; a bad file, or a flag contradicting it, ends in one line."""
+    try:
+        dump = load_state_dump(path)
+    except GenesisError as exc:
+        _fail(f"--load-state {path}: {exc}")
+    if "chain_id" in explicit and chain_id != dump.chain_id:
+        _fail(f"--load-state {path} holds chain {dump.chain_id}; drop --chain-id {chain_id}")
+    if "evm_profile" in explicit and evm_profile != dump.evm_profile:
+        _fail(
+            f"--load-state {path} holds a {dump.evm_profile} state; "
+            f"drop --evm-profile {evm_profile}"
+        )
+    return dump
+
+
 def _single_devnet(
     home: Path,
     rpc_addr: str,
@@ -497,11 +560,17 @@ def _single_devnet(
     evm_profile: EvmProfile,
     params: ParamOverrides,
     program_version: str | None,
+    state_files: StateFiles = StateFiles(),
 ) -> None:
     layout = HomeLayout(home)
     existing = existing_validators(home)
     if existing:
         _fail(f"{home} holds a {existing}-validator devnet; add --validators {existing} or --reset")
+    if state_files.initial is not None and layout.genesis_file.exists():
+        _fail(
+            f"--load-state starts a new devnet, and {home} holds one; add --reset (or use another "
+            "--home) to start from the file"
+        )
     config = NodeConfig(
         rpc=RpcConfig(host=rpc_addr, port=rpc_port, cors_origins=DEVNET_CORS_ORIGINS),
         devnet=DevnetConfig(enabled=True, block_time=block_time, accounts=accounts),
@@ -519,6 +588,7 @@ def _single_devnet(
                 config=config,
                 evm_profile=evm_profile,
                 params=params,
+                state=state_files.initial,
             )
         else:
             existing_genesis = load_genesis(layout.genesis_file)
@@ -529,6 +599,30 @@ def _single_devnet(
     except (GenesisError, CyberMilesError) as exc:
         _fail(str(exc))
     _run(layout, config, banner=True, program_version=program_version)
+    if state_files.dump is not None:
+        _dump_state(layout, config, state_files.dump)
+
+
+def _dump_state(layout: HomeLayout, config: NodeConfig, path: Path) -> None:
+    """Write the stopped devnet's head state to `path` (--dump-state)."""
+    # The node stack, as in `_run`: imported only when a devnet ran.
+    from cybermiles_node.application.dev_state import dump_head_state
+    from cybermiles_node.node import open_chain
+
+    try:
+        db, chain = open_chain(layout, config, load_genesis(layout.genesis_file))
+        try:
+            dump = dump_head_state(chain)
+        finally:
+            db.close()
+        write_state_dump(dump, path)
+    except (*START_UP_ERRORS,) as exc:
+        _fail(f"--dump-state {path}: {exc}")
+    assert dump.block is not None
+    _say(
+        f"state written to {path} (block {dump.block.number}, {len(dump.accounts)} accounts, "
+        f"state root 0x{dump.block.state_root.hex()})"
+    )
 
 
 def _multi_devnet(home: Path, options: DevnetOptions) -> None:

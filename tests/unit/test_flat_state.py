@@ -175,6 +175,7 @@ def test_no_key_is_32_bytes_long_like_a_node_or_code_hash() -> None:
         schema.validators_key(1),
         schema.misbehaviour_key(1),
         schema.evidence_key(hash32),
+        schema.dev_edits_key(hash32),
         schema.HEAD_KEY,
         schema.CONSENSUS_STATE_KEY,
         schema.GENESIS_KEY,
@@ -183,6 +184,7 @@ def test_no_key_is_32_bytes_long_like_a_node_or_code_hash() -> None:
         flat.account_key(address),
         flat.incarnation_key(address),
         flat.storage_key(address, 7, hash32),
+        flat.preimage_key(hash32),
     ]
     # Each builder above starts with one family of KEY_PREFIXES, and every family is covered.
     assert {next(p for p in schema.KEY_PREFIXES if k.startswith(p)) for k in keys} == set(
