@@ -100,6 +100,12 @@ def decode_value(value: bytes | None) -> int:
     return int.from_bytes(value, "big") if value else 0
 
 
+def is_snapshot_key(key: bytes) -> bool:
+    """Whether `key` belongs to the snapshot (never a 32-byte node or code hash, whatever its
+    first bytes)."""
+    return len(key) != 32 and key.startswith(KEY_PREFIXES)
+
+
 def snapshot_valid(db: Any, state_root: bytes) -> bool:
     """Whether a `StateDB` opened on `db` at `state_root` may read the snapshot."""
     if not getattr(db, "flat_snapshot", False):

@@ -19,6 +19,9 @@
 | b"m:version"                          | schema version (be32)                            |
 | b"f:root", b"fa", b"fi", b"fs" + ...  | the flat state snapshot of the head (evm/flat.py: |
 |                                       | marker root, accounts, incarnations, storage)    |
+| b"u" + be64(number)                   | devnets: the flat snapshot entries the block     |
+|                                       | changed, with their values before it (msgpack    |
+|                                       | [[key, value or nil], ...]), for `rollback`      |
 
 Every prefixed key is 6 to 58 bytes long and never exactly 32, so it cannot collide with a
 32-byte node or code hash; no prefix (or whole key) in `KEY_PREFIXES` is a prefix of another,
@@ -48,6 +51,7 @@ COMMIT_PREFIX = b"c"
 VALIDATORS_PREFIX = b"v"
 MISBEHAVIOUR_PREFIX = b"x"
 EVIDENCE_PREFIX = b"e"
+UNDO_PREFIX = b"u"
 
 # Every key family of the database (prefixes, and whole keys of one-key families); trie nodes
 # and code (32-byte hashes, no prefix) aside.
@@ -61,6 +65,7 @@ KEY_PREFIXES: tuple[bytes, ...] = (
     VALIDATORS_PREFIX,
     MISBEHAVIOUR_PREFIX,
     EVIDENCE_PREFIX,
+    UNDO_PREFIX,
     HEAD_KEY,
     CONSENSUS_STATE_KEY,
     GENESIS_KEY,
@@ -107,6 +112,10 @@ def misbehaviour_key(number: int) -> bytes:
 
 def evidence_key(evidence_hash: bytes) -> bytes:
     return EVIDENCE_PREFIX + evidence_hash
+
+
+def undo_key(number: int) -> bytes:
+    return UNDO_PREFIX + be64(number)
 
 
 def encode_tx_location(number: int, index: int) -> bytes:
