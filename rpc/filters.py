@@ -386,6 +386,23 @@ class FilterRegistry:
                     log for log in logs if log_json_matches(f, log) and _in_range(f, log)
                 )
 
+    def rewind(self, removed_block_hashes: Iterable[str]) -> None:
+        """Blocks were deleted (a devnet's evm_revert or reset): what filters collected from
+        them and not yet handed out is forgotten, their hashes and their logs. Pending
+        transaction hashes stay: they were announced, whatever became of them."""
+        removed = {h.lower() for h in removed_block_hashes}
+        if not removed:
+            return
+        for installed in self._filters.values():
+            if installed.kind == "blocks":
+                kept = [h for h in installed.items if h not in removed]
+            elif installed.kind == "logs":
+                kept = [log for log in installed.items if log.get("blockHash") not in removed]
+            else:
+                continue
+            installed.items.clear()
+            installed.items.extend(kept)
+
     def push_pending(self, tx_hashes: Iterable[str]) -> None:
         """Transactions entered the mempool: their hashes to pending-transaction filters."""
         self.expire(self._clock())

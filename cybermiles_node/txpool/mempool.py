@@ -715,6 +715,25 @@ class Mempool(Generic[TxT]):
             del self._accounts[acct.sender]
         return removed
 
+    # ------------------------------------------------------------------ devnet rewinds
+
+    def snapshot(self) -> list[TxT]:
+        """Every pooled transaction in arrival order (a replacement in its predecessor's
+        place): adding them again in this order on the same state rebuilds the pool."""
+        return [entry.tx for entry in sorted(self._by_hash.values(), key=lambda e: e.seq)]
+
+    def clear(self, state: PoolStateReader) -> list[TxT]:
+        """Empty the pool and read `state` from now on (a devnet moved its head back);
+        returns what the pool held, as `snapshot`. Listeners hear nothing."""
+        held = self.snapshot()
+        self._state = state
+        self._by_hash = {}
+        self._accounts = {}
+        self._bytes = 0
+        self._pending = 0
+        self._evict_heap = []
+        return held
+
     # ------------------------------------------------------------------ after a commit
 
     def update(self, state: PoolStateReader, included: Iterable[bytes]) -> list[bytes]:
