@@ -49,7 +49,9 @@ and never gets a marker. The caller commits at most one child of a snapshot stat
 does: a block commits only on the head); two children built on the same head each read the
 same snapshot and write their changes into their own overlay, and only the committed one lands.
 If a block were ever committed without the snapshot, the marker would fall behind and the
-snapshot would never be used again (slower, never wrong).
+snapshot would never be used again (slower, never wrong). A devnet rolls the snapshot back with
+its blocks (`Chain.rollback`): each block's batch keeps the prior values of the snapshot keys it
+writes (`is_snapshot_key`), which a rollback writes back, newest block first.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ malformed input with `InvalidParams`. Three predicates answer "does this log mat
 `FilterRegistry` holds the installed filters of eth_newFilter, eth_newBlockFilter and
 eth_newPendingTransactionFilter. The node pushes what happens (`push_block` after each commit,
 `push_pending` after mempool admission); each filter accumulates what concerns it (bounded,
-oldest dropped) until the client polls `changes`. Filters not polled for `timeout_s` (by the
+oldest dropped) until the client polls `changes`; `rewind` forgets what came from blocks a
+devnet deleted (evm_revert). Filters not polled for `timeout_s` (by the
 injected clock) are dropped, as geth does after five minutes.
 
 Quotas: at most `max_filters` filters on the node and `max_per_owner` per owner, so one client

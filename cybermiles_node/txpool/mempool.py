@@ -28,6 +28,9 @@ sender. After a commit, `update` removes the included transactions, re-reads eac
 sender's nonce and balance, drops what became stale or unaffordable and promotes what
 became executable.
 
+Devnet reverts: `snapshot` lists the pool in arrival order and `clear` empties it; adding the
+listed transactions again on the same state rebuilds the same pool.
+
 Listeners in `on_pending` hear about transactions that just became executable (gossip,
 `newPendingTransactions`). They are called after the pool is consistent again; an
 exception from a listener propagates to the caller of `add`/`update`.
