@@ -640,9 +640,10 @@ class Chain:
         if header is None:
             raise InvariantViolation(f"block {height} is missing from the store")
         self.head = header
+        # RPC worker threads fill these caches too: copy the keys in one step, pop leniently.
         for cache in (self._hashes, self._body_cache, self._receipt_cache):
-            for number in [n for n in cache if n > height]:
-                del cache[number]
+            for number in [n for n in list(cache) if n > height]:
+                cache.pop(number, None)
         return removed
 
     def _block_deletions(self, number: int, writes: dict[bytes, bytes | None]) -> bytes:

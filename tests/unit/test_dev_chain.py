@@ -21,6 +21,8 @@ import trio.testing
 from eth_account import Account
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consensus.keys import Ed25519Key
 from cybermiles_node.application.app import ChainApp
@@ -610,3 +612,39 @@ def test_every_compat_setting_has_a_prefix() -> None:
     from cybermiles_node.operator.config import CLIENT_VERSION_COMPATS
 
     assert set(CLIENT_VERSION_COMPATS) == {"off", *CLIENT_VERSION_PREFIXES}
+
+
+# ------------------------------------------------------------------------------------ fuzz
+
+# Numbers stay small or absurd: a valid count of many blocks would only make the test slow.
+_JSON = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-3, 3),
+        st.integers(2**64, 2**300),
+        st.sampled_from(["", "0x", "0x0", "0x2", "0x01", "0xg", hex(2**70), "latest", "1e3"]),
+        st.text(max_size=8),
+        st.floats(allow_nan=False),
+    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=9), inner),
+    max_leaves=6,
+)
+
+
+@pytest.mark.parametrize("method", sorted(DevChainApi.HANDLERS))
+def test_random_params_never_make_an_internal_error(stack: Stack, method: str) -> None:
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None)
+    @given(
+        params=st.lists(_JSON, max_size=3)
+        | st.lists(
+            st.sampled_from(["timestamp", "blocks", "forking"]).map(lambda k: {k: 2}), max_size=1
+        )
+    )
+    def run(params: list[Any]) -> None:
+        answer = stack.call(method, *params)
+        if "error" in answer:
+            assert answer["error"]["code"] == -32602, answer
+
+    run()
+    stack.app.mempool.check_invariants()
