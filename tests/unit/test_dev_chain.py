@@ -648,3 +648,19 @@ def test_random_params_never_make_an_internal_error(stack: Stack, method: str) -
 
     run()
     stack.app.mempool.check_invariants()
+
+
+def test_a_revert_is_on_disk_for_the_next_start(stack: Stack) -> None:
+    snap = stack.result("evm_snapshot")
+    stack.send(signed(ALICE, 0, CAROL, value=5))
+    stack.mine(2)
+    assert stack.result("evm_revert", snap) is True
+    reopened = Stack(db=stack.db)
+    try:
+        assert reopened.head == 0 and reopened.state().get_balance(CAROL) == 0
+        reopened.send(signed(ALICE, 0, CAROL, value=3))
+        reopened.mine()
+        assert reopened.state().get_balance(CAROL) == 3
+        assert_flat_matches_tries(reopened.chain, [ALICE.address, CAROL])
+    finally:
+        reopened.close()
