@@ -39,6 +39,7 @@ from cybermiles_node.application.consensus_app import (
     ConsensusRecords,
     consensus_chain_id,
 )
+from cybermiles_node.application.dev_chain import DevChain
 from cybermiles_node.application.dev_state import DevState
 from cybermiles_node.application.producer import DevnetProducer
 from cybermiles_node.application.queries import CmtQueries
@@ -90,10 +91,12 @@ from rpc.cmt import CmtApi
 from rpc.cmt_chain import CmtChainApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
 from rpc.debug import DebugApi
+from rpc.dev_chain import compat_client_version, install_dev_chain
 from rpc.dev_state import DevStateApi
 from rpc.eth import EthApi, client_version
 from rpc.execution import EvmWorker
 from rpc.node_signing import SendTransactionApi, TransactionSigner
+from rpc.params import hex_data
 from rpc.personal import PersonalApi
 from rpc.server import ServerLimits, serve_asgi
 from rpc.static import explorer_site
@@ -120,10 +123,16 @@ def open_chain(layout: HomeLayout, config: NodeConfig, genesis: Genesis) -> tupl
             profile=chain_profile(genesis),
             sync_writes=config.sync_writes,
             record_preimages=config.devnet.enabled,  # state dumps (application/dev_state.py)
+            rewindable=dev_chain_enabled(config),
         )
     except BaseException:
         db.close()
         raise
+
+
+def dev_chain_enabled(config: NodeConfig) -> bool:
+    """Whether the dev chain methods (evm_revert & co.) drive this node: a one-node devnet."""
+    return config.devnet.enabled and config.consensus.engine == "automine"
 
 
 def chain_modules() -> ModuleSet:
@@ -254,7 +263,9 @@ async def _serve(
         app,
         filters=filters,
         hub=hub,
-        client_version=client_version(genesis.evm_profile),
+        client_version=compat_client_version(
+            config.devnet.client_version_compat, client_version(genesis.evm_profile)
+        ),
         evm=EvmWorker(timeout=config.rpc.evm_timeout),
         gas_cap=config.rpc.gas_cap,
         accounts=accounts.addresses if accounts is not None else list,
@@ -284,6 +295,11 @@ async def _serve(
     DebugApi(api, app.chain, max_response_bytes=rpc.max_response_bytes).install(
         dispatcher, enabled=debug_api_enabled(config)
     )
+    producer = devnet_producer(app, files, config) if files.consensus is None else None
+    dev_chain = DevChain(app, producer) if producer is not None else None
+    if dev_chain is not None:
+        dev_chain.on_rewind.append(lambda hashes: filters.rewind(hex_data(h) for h in hashes))
+    install_dev_chain(dispatcher, dev_chain, enabled=config.devnet.enabled)
     async with trio.open_nursery() as nursery:
         send, receive = trio.open_memory_channel[Any](10_000)
         app.on_commit.append(lambda block: _queue(send, ("block", block)))
@@ -301,15 +317,7 @@ async def _serve(
             )
         )
         await wait_for_genesis(genesis.genesis_time)
-        if files.consensus is None:
-            producer = DevnetProducer(
-                app,
-                coinbase=devnet_coinbase(genesis),
-                key=files.validator_key,
-                beacon=VrfBeacon(),
-                block_time=config.devnet.block_time,
-                batch_window=config.devnet.batch_window_ms / 1000,
-            )
+        if producer is not None:
             nursery.start_soon(producer.run)
         else:
             bft = await nursery.start(
@@ -341,6 +349,19 @@ def dev_state_backend(app: ChainApp, files: NodeFiles) -> DevState:
         app,
         coinbase=devnet_coinbase(files.genesis),
         randomness=lambda parent_mix: beacon.produce(key, parent_mix)[0],
+    )
+
+
+def devnet_producer(app: ChainApp, files: NodeFiles, config: NodeConfig) -> DevnetProducer:
+    """The one-node devnet's block producer (started once RPC is up and genesis time came)."""
+    genesis = files.genesis
+    return DevnetProducer(
+        app,
+        coinbase=devnet_coinbase(genesis),
+        key=files.validator_key,
+        beacon=VrfBeacon(),
+        block_time=config.devnet.block_time,
+        batch_window=config.devnet.batch_window_ms / 1000,
     )
 
 
@@ -377,6 +398,9 @@ async def _publish(api: EthApi, hub: SubscriptionHub, receive: Any) -> None:
     async for kind, payload in receive:
         if kind == "block":
             block: PendingBlock = payload
+            canonical = api.chain.header_by_number(block.number)
+            if canonical is None or bytes(canonical.hash) != block.hash:
+                continue  # deleted by a devnet's evm_revert before its turn came
             head_json, logs = api.block_notifications(block.header)
             await hub.publish_new_head(head_json)
             if logs:

@@ -58,7 +58,9 @@ and never gets a marker. The caller commits at most one child of a snapshot stat
 does: a block commits only on the head); two children built on the same head each read the
 same snapshot and write their changes into their own overlay, and only the committed one lands.
 If a block were ever committed without the snapshot, the marker would fall behind and the
-snapshot would never be used again (slower, never wrong).
+snapshot would never be used again (slower, never wrong). A devnet rolls the snapshot back with
+its blocks (`Chain.rollback`): each block's batch keeps the prior values of the snapshot keys it
+writes (`is_snapshot_key`), which a rollback writes back, newest block first.
 """
 
 from __future__ import annotations
@@ -115,6 +117,12 @@ def encode_value(value: int) -> bytes:
 
 def decode_value(value: bytes | None) -> int:
     return int.from_bytes(value, "big") if value else 0
+
+
+def is_snapshot_key(key: bytes) -> bool:
+    """Whether `key` belongs to the snapshot (never a 32-byte node or code hash, whatever its
+    first bytes)."""
+    return len(key) != 32 and key.startswith(KEY_PREFIXES)
 
 
 def snapshot_valid(db: Any, state_root: bytes) -> bool:

@@ -10,7 +10,8 @@ malformed input with `InvalidParams`. Three predicates answer "does this log mat
 `FilterRegistry` holds the installed filters of eth_newFilter, eth_newBlockFilter and
 eth_newPendingTransactionFilter. The node pushes what happens (`push_block` after each commit,
 `push_pending` after mempool admission); each filter accumulates what concerns it (bounded,
-oldest dropped) until the client polls `changes`. Filters not polled for `timeout_s` (by the
+oldest dropped) until the client polls `changes`; `rewind` forgets what came from blocks a
+devnet deleted (evm_revert). Filters not polled for `timeout_s` (by the
 injected clock) are dropped, as geth does after five minutes.
 
 Quotas: at most `max_filters` filters on the node and `max_per_owner` per owner, so one client
@@ -385,6 +386,23 @@ class FilterRegistry:
                 installed.items.extend(
                     log for log in logs if log_json_matches(f, log) and _in_range(f, log)
                 )
+
+    def rewind(self, removed_block_hashes: Iterable[str]) -> None:
+        """Blocks were deleted (a devnet's evm_revert or reset): what filters collected from
+        them and not yet handed out is forgotten, their hashes and their logs. Pending
+        transaction hashes stay: they were announced, whatever became of them."""
+        removed = {h.lower() for h in removed_block_hashes}
+        if not removed:
+            return
+        for installed in self._filters.values():
+            if installed.kind == "blocks":
+                kept = [h for h in installed.items if h not in removed]
+            elif installed.kind == "logs":
+                kept = [log for log in installed.items if log.get("blockHash") not in removed]
+            else:
+                continue
+            installed.items.clear()
+            installed.items.extend(kept)
 
     def push_pending(self, tx_hashes: Iterable[str]) -> None:
         """Transactions entered the mempool: their hashes to pending-transaction filters."""

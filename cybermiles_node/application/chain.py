@@ -8,6 +8,11 @@ The block pipeline and genesis read and move the flat state snapshot (evm/flat.p
 batch; `state_at` (RPC, other threads) reads through the tries. On open, the stored genesis
 hash must match the genesis file, so a node never runs a database against the wrong chain.
 
+Devnets roll back (`rollback`, for evm_revert and anvil_reset): a chain opened `rewindable`
+stores with each block, in its batch, the flat snapshot entries the block changes and their
+values before it (schema "u"), so deleting the blocks above a height can put the snapshot back
+exactly; trie nodes and code stay (content-addressed: the older roots still find theirs).
+
 The block layout follows DESIGN.md §4: a py-evm Prague header with difficulty 0, nonce 0,
 base fee 0, `mix_hash` the block's randomness, `extra_data` a 32-byte commitment to consensus
 metadata (zero for blocks made by the devnet automine, which has none; a devnet block carrying
@@ -60,6 +65,7 @@ from cybermiles_node.system.addresses import (
     SYSTEM_STORAGE_ACCOUNTS,
 )
 from cybermiles_node.system.context import BlockContext, Misbehaviour
+from evm import flat
 from evm.db import OverlayDB
 from evm.eni import UnknownEniVersion
 from evm.executor import (
@@ -303,6 +309,7 @@ class Chain:
         profile: EvmProfile | None = None,
         sync_writes: bool = False,
         record_preimages: bool = False,
+        rewindable: bool = False,
     ) -> None:
         self.db = db
         self.record_preimages = record_preimages  # devnets: slot preimages, for state dumps
@@ -313,6 +320,7 @@ class Chain:
         # The genesis's profile, or one derived from it (extra precompiles of the modules).
         self.profile: EvmProfile = profile or get_profile(genesis.evm_profile)
         self.sync_writes = sync_writes
+        self.rewindable = rewindable  # keep what `rollback` needs with every block (devnets)
         self._body_cache: OrderedDict[int, list[SignedTx]] = OrderedDict()
         self._receipt_cache: OrderedDict[int, list[StoredReceipt]] = OrderedDict()
         self._hashes: dict[int, bytes] = {}  # canonical number -> hash, recent blocks
@@ -741,6 +749,8 @@ class Chain:
         if block.edits:
             writes[schema.dev_edits_key(block.hash)] = encode_edits(block.edits)
         writes.update(extra_writes)
+        if self.rewindable:
+            writes[schema.undo_key(block.number)] = self._snapshot_undo(writes)
         self.db.write_batch(writes, sync=self.sync_writes)
         self.head = block.header
         self._hashes[block.number] = block.hash
@@ -763,6 +773,79 @@ class Chain:
         for index, tx in enumerate(txs):
             writes[schema.tx_location_key(tx.hash)] = schema.encode_tx_location(number, index)
         return writes
+
+    def _snapshot_undo(self, writes: Mapping[bytes, bytes | None]) -> bytes:
+        """The flat snapshot entries among `writes` with their values before them."""
+        return msgpack.packb(
+            [[key, self.db.get(key)] for key in sorted(writes) if flat.is_snapshot_key(key)]
+        )
+
+    # -- rollback (devnets) -----------------------------------------------------------------
+    def rollback(self, height: int) -> list[bytes]:
+        """Delete the blocks above `height` and make block `height` the head again, in one
+        write batch; returns the hashes of the deleted blocks, newest first.
+
+        Deleted: headers, hash index, bodies, receipts, the transaction locations that point
+        into them, their undo records. The flat snapshot goes back to the state of `height`
+        through the undo records; a block committed without one (not `rewindable`, e.g. by an
+        earlier release) leaves the snapshot unknown, so its marker is dropped and blocks read
+        through the tries from then on (slower, never wrong). Refused: a height outside
+        [0, head], and a BFT chain (its commits and consensus state would name deleted blocks).
+        """
+        if not 0 <= height <= self.head_number:
+            raise InvariantViolation(
+                f"cannot roll back to block {height}: the chain holds blocks 0 to "
+                f"{self.head_number}"
+            )
+        if self.db.get(schema.commit_key(self.head_number)) is not None:
+            raise InvariantViolation("a chain decided by BFT consensus cannot be rolled back")
+        writes: dict[bytes, bytes | None] = {}
+        removed: list[bytes] = []
+        snapshot_known = True
+        for number in range(self.head_number, height, -1):
+            removed.append(self._block_deletions(number, writes))
+            undo = self.db.get(schema.undo_key(number))
+            if undo is None:
+                snapshot_known = False
+                continue
+            # Newest first: the value before the oldest deleted block is written last and wins.
+            for key, before in msgpack.unpackb(undo):
+                writes[key] = before
+        if not snapshot_known:
+            log.warning("no undo record for some rolled-back blocks: flat state snapshot dropped")
+            writes[flat.MARKER_KEY] = None
+        writes[schema.HEAD_KEY] = schema.be64(height)
+        self.db.write_batch(writes, sync=True)
+        header = self._read_header(height)
+        if header is None:
+            raise InvariantViolation(f"block {height} is missing from the store")
+        self.head = header
+        # RPC worker threads fill these caches too: copy the keys in one step, pop leniently.
+        for cache in (self._hashes, self._body_cache, self._receipt_cache):
+            for number in [n for n in list(cache) if n > height]:
+                cache.pop(number, None)
+        return removed
+
+    def _block_deletions(self, number: int, writes: dict[bytes, bytes | None]) -> bytes:
+        """Add the deletion of block `number`'s own keys to `writes`; returns its hash."""
+        header = self._read_header(number)
+        if header is None:
+            raise InvariantViolation(f"block {number} is missing from the store")
+        block_hash = bytes(header.hash)
+        for tx in self.transactions(number):
+            location = self.tx_location(tx.hash)
+            # The same transaction may sit in a kept block (a devnet can reset a nonce).
+            if location is not None and location[0] == number:
+                writes[schema.tx_location_key(tx.hash)] = None
+        for key in (
+            schema.header_key(number),
+            schema.body_key(number),
+            schema.receipts_key(number),
+            schema.undo_key(number),
+            schema.number_by_hash_key(block_hash),
+        ):
+            writes[key] = None
+        return block_hash
 
     def _remember(self, number: int, txs: list[SignedTx], receipts: list[StoredReceipt]) -> None:
         self._remember_one(self._body_cache, number, txs)

@@ -23,6 +23,9 @@
 | b"f:root", b"fa", b"fi", b"fs" + ...  | the flat state snapshot of the head (evm/flat.py: |
 |                                       | marker root, accounts, incarnations, storage)    |
 | b"fp" + keccak(slot)                  | slot preimages (devnets only, evm/flat.py)       |
+| b"u" + be64(number)                   | devnets: the flat snapshot entries the block     |
+|                                       | changed, with their values before it (msgpack    |
+|                                       | [[key, value or nil], ...]), for `rollback`      |
 
 Every prefixed key is 6 to 58 bytes long and never exactly 32, so it cannot collide with a
 32-byte node or code hash; no prefix (or whole key) in `KEY_PREFIXES` is a prefix of another,
@@ -53,6 +56,7 @@ VALIDATORS_PREFIX = b"v"
 MISBEHAVIOUR_PREFIX = b"x"
 EVIDENCE_PREFIX = b"e"
 DEV_EDITS_PREFIX = b"d"
+UNDO_PREFIX = b"u"
 
 # Every key family of the database (prefixes, and whole keys of one-key families); trie nodes
 # and code (32-byte hashes, no prefix) aside.
@@ -67,6 +71,7 @@ KEY_PREFIXES: tuple[bytes, ...] = (
     MISBEHAVIOUR_PREFIX,
     EVIDENCE_PREFIX,
     DEV_EDITS_PREFIX,
+    UNDO_PREFIX,
     HEAD_KEY,
     CONSENSUS_STATE_KEY,
     GENESIS_KEY,
@@ -117,6 +122,10 @@ def evidence_key(evidence_hash: bytes) -> bytes:
 
 def dev_edits_key(block_hash: bytes) -> bytes:
     return DEV_EDITS_PREFIX + block_hash
+
+
+def undo_key(number: int) -> bytes:
+    return UNDO_PREFIX + be64(number)
 
 
 def encode_tx_location(number: int, index: int) -> bytes:

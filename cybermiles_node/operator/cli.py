@@ -41,6 +41,7 @@ from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.governance.versions import PROGRAM_NAME, parse_version
 from cybermiles_node.operator import travis_preset
 from cybermiles_node.operator.config import (
+    CLIENT_VERSION_COMPATS,
     DEVNET_CORS_ORIGINS,
     ConsensusConfig,
     DevnetConfig,
@@ -385,6 +386,15 @@ def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
     "anvil_dumpState): same accounts, code, storage and state root; chain id and EVM profile "
     "from FILE. HOME must be new (or use --reset). One-node devnet only.",
 )
+@click.option(
+    "--client-version-compat",
+    type=click.Choice(CLIENT_VERSION_COMPATS),
+    default="off",
+    show_default=True,
+    help="anvil / hardhat: web3_clientVersion starts with 'anvil' / 'HardhatNetwork' (and says "
+    "it is a cybermiles devnet), so tools that check it, like hardhat-network-helpers, accept "
+    "the devnet; the dev methods they call are served either way. One-node devnet only.",
+)
 @PROGRAM_VERSION_OPTION
 @click.pass_context
 def devnet(
@@ -405,6 +415,7 @@ def devnet(
     preset: str | None,
     dump_state: Path | None,
     load_state: Path | None,
+    client_version_compat: str,
     program_version: str | None,
 ) -> None:
     """Run a development chain with funded accounts: one node, or N validators.
@@ -433,6 +444,8 @@ def devnet(
         _fail("--p2p-port, --status-port and --metrics-port go with --validators")
     if validators is not None and block_time > 0 and preset is None:
         _fail("--block-time is for the one-node automine devnet; BFT validators keep their pace")
+    if validators is not None and client_version_compat != "off":
+        _fail("--client-version-compat is for the one-node devnet (dev methods drive its chain)")
     params = _param_overrides(param_assignments)  # before anything is written
     state_files = StateFiles(dump_state, load_state)
     if validators is not None and (dump_state or load_state):
@@ -461,6 +474,7 @@ def devnet(
             params,
             program_version,
             state_files,
+            client_version_compat,
         )
         return
     defaults = Ports()
@@ -561,6 +575,7 @@ def _single_devnet(
     params: ParamOverrides,
     program_version: str | None,
     state_files: StateFiles = StateFiles(),
+    client_version_compat: str = "off",
 ) -> None:
     layout = HomeLayout(home)
     existing = existing_validators(home)
@@ -573,7 +588,12 @@ def _single_devnet(
         )
     config = NodeConfig(
         rpc=RpcConfig(host=rpc_addr, port=rpc_port, cors_origins=DEVNET_CORS_ORIGINS),
-        devnet=DevnetConfig(enabled=True, block_time=block_time, accounts=accounts),
+        devnet=DevnetConfig(
+            enabled=True,
+            block_time=block_time,
+            accounts=accounts,
+            client_version_compat=client_version_compat,
+        ),
         consensus=ConsensusConfig(engine="automine"),
         log=QUIET_LOG,
     )

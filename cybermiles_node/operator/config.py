@@ -31,6 +31,8 @@ from p2p.netaddr import parse_address, parse_host_port
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 LOG_FORMATS: Final = ("text", "json")
 CONSENSUS_ENGINES: Final = ("bft", "automine")
+# What a devnet's web3_clientVersion may pose as, for tools that check it (rpc/dev_chain.py).
+CLIENT_VERSION_COMPATS: Final = ("off", "anvil", "hardhat")
 
 
 class ConfigError(CyberMilesError):
@@ -145,6 +147,9 @@ class DevnetConfig:
     block_time: float = 0.0  # seconds between blocks; 0 = automine
     batch_window_ms: float = 5.0  # automine waits this long to batch arriving transactions
     accounts: int = 10  # mnemonic accounts whose keys the devnet prints
+    # "anvil" / "hardhat": web3_clientVersion starts with "anvil" / "HardhatNetwork", so
+    # hardhat-network-helpers accept the devnet (README "Dev chain control").
+    client_version_compat: str = "off"
 
 
 @dataclass(frozen=True)
@@ -436,6 +441,7 @@ CONFIG_RULES: Final[Mapping[str, Rule]] = {
     "devnet.block_time": NON_NEGATIVE,  # 0 = automine
     "devnet.batch_window_ms": NON_NEGATIVE,
     "devnet.accounts": Between(1, 1000),  # what `cybermiles devnet --accounts` accepts
+    "devnet.client_version_compat": OneOf(CLIENT_VERSION_COMPATS),
     "mempool.max_txs": POSITIVE,
     "mempool.max_bytes": POSITIVE,
     "mempool.max_per_sender": POSITIVE,
@@ -510,6 +516,7 @@ def write_config(path: Path, config: NodeConfig) -> None:
 
 
 __all__ = [
+    "CLIENT_VERSION_COMPATS",
     "CONFIG_RULES",
     "CONSENSUS_ENGINES",
     "LOG_FORMATS",

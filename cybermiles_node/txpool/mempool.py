@@ -28,6 +28,9 @@ sender. After a commit, `update` removes the included transactions, re-reads eac
 sender's nonce and balance, drops what became stale or unaffordable and promotes what
 became executable.
 
+Devnet reverts: `snapshot` lists the pool in arrival order and `clear` empties it; adding the
+listed transactions again on the same state rebuilds the same pool.
+
 Listeners in `on_pending` hear about transactions that just became executable (gossip,
 `newPendingTransactions`). They are called after the pool is consistent again; an
 exception from a listener propagates to the caller of `add`/`update`.
@@ -714,6 +717,25 @@ class Mempool(Generic[TxT]):
         else:
             del self._accounts[acct.sender]
         return removed
+
+    # ------------------------------------------------------------------ devnet rewinds
+
+    def snapshot(self) -> list[TxT]:
+        """Every pooled transaction in arrival order (a replacement in its predecessor's
+        place): adding them again in this order on the same state rebuilds the pool."""
+        return [entry.tx for entry in sorted(self._by_hash.values(), key=lambda e: e.seq)]
+
+    def clear(self, state: PoolStateReader) -> list[TxT]:
+        """Empty the pool and read `state` from now on (a devnet moved its head back);
+        returns what the pool held, as `snapshot`. Listeners hear nothing."""
+        held = self.snapshot()
+        self._state = state
+        self._by_hash = {}
+        self._accounts = {}
+        self._bytes = 0
+        self._pending = 0
+        self._evict_heap = []
+        return held
 
     # ------------------------------------------------------------------ after a commit
 

@@ -176,6 +176,7 @@ def test_no_key_is_32_bytes_long_like_a_node_or_code_hash() -> None:
         schema.misbehaviour_key(1),
         schema.evidence_key(hash32),
         schema.dev_edits_key(hash32),
+        schema.undo_key(1),
         schema.HEAD_KEY,
         schema.CONSENSUS_STATE_KEY,
         schema.GENESIS_KEY,

@@ -161,7 +161,7 @@ def test_the_halting_block_is_committed_then_the_producer_stops() -> None:
 
 def test_the_automine_loop_ends_with_the_halt() -> None:
     mine = automine(OLD)
-    mine.block_time = 1.0  # a block every second, empty ones included
+    mine.set_interval(1.0)  # a block every second, empty ones included
 
     async def run() -> None:
         with trio.fail_after(60):  # virtual seconds: a loop that never stops fails, not hangs
