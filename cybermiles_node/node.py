@@ -48,6 +48,7 @@ from cybermiles_node.governance.module import GovernanceModule
 from cybermiles_node.governance.precompile import governance_precompiles
 from cybermiles_node.governance.versions import PROGRAM_NAME
 from cybermiles_node.modules import ModuleSet
+from cybermiles_node.operator.activity import log_block
 from cybermiles_node.operator.config import (
     HomeLayout,
     NodeConfig,
@@ -267,6 +268,8 @@ async def _serve(
         PersonalApi(accounts, unlock_allowed=unlock_allowed(rpc)).install(dispatcher)
         signer = TransactionSigner(accounts)
         SendTransactionApi(api, signer).install(dispatcher)
+    if config.log.activity:  # devnets: a line per block and transaction (operator/activity.py)
+        app.on_commit.append(log_block)
     commits = CommitSignal()
     app.on_commit.append(lambda _block: commits.notify())
     CmtTxApi(CmtTransactions(app), signer, commits).install(dispatcher)

@@ -71,7 +71,8 @@ class DevnetProducer:
         if not allow_empty and not block.result.transactions:
             return block
         self.app.commit(block)
-        log.info(
+        # Devnets print each block and transaction at info through operator/activity.py.
+        log.debug(
             "block %d: %d txs, gas %d",
             block.number,
             len(block.result.transactions),
