@@ -48,6 +48,7 @@ NPM_PACKAGES = {"@foundry-rs/anvil-linux-amd64": "1.7.1", "hardhat": "2.29.1"}
 POLL_S = 0.005
 START_TIMEOUT_S = 60.0
 MINE_TIMEOUT_S = 120.0
+OUTPUT = "devnet-output.txt"
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,14 +130,25 @@ class Devnet:
     persistent: bool = False  # keeps its chain in the scratch dir (start-up twice)
 
     def spawn(self, port: int, scratch: Path) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            self.start_command(port, scratch),
-            cwd=self.cwd,
-            env={**os.environ, **self.env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        """Start on `port`; the output goes to OUTPUT beside `scratch` (`last_words`)."""
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        with (scratch.parent / OUTPUT).open("wb") as output:
+            return subprocess.Popen(
+                self.start_command(port, scratch),
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+
+def last_words(scratch: Path) -> str:
+    try:
+        lines = (scratch.parent / OUTPUT).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -173,7 +185,10 @@ def time_to_first_answer(devnet: Devnet, scratch: Path) -> Start:
             if answers(port):
                 return Start(time.perf_counter() - started, cpu_seconds(proc.pid))
             if proc.poll() is not None:
-                raise RuntimeError(f"{devnet.name} exited with {proc.returncode} while starting")
+                raise RuntimeError(
+                    f"{devnet.name} exited with {proc.returncode} while starting: "
+                    + last_words(scratch)
+                )
             time.sleep(POLL_S)
         raise RuntimeError(f"{devnet.name} did not answer within {START_TIMEOUT_S:g} s")
     finally:
