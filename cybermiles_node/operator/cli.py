@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from click.core import ParameterSource
@@ -678,6 +678,96 @@ def node_info(home: Path) -> None:
     click.echo(f"p2p address:       {node_key.node_id}@{advertised}")
     click.echo(f"status url:        {status_url}")
     click.echo(f"consensus engine:  {config.consensus.engine}")
+
+
+# ------------------------------------------------------------------------ export / import
+
+# Without a terminal, progress is a plain line every this many seconds (and at the end).
+PROGRESS_LINE_INTERVAL_S = 2.0
+
+
+class _Progress:
+    """Blocks done: click's bar when stderr is a terminal, else a plain line now and then."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.done = label, 0
+        self.bar: Any = None
+        self.last_line = time.monotonic()
+
+    def __call__(self, number: int, total: int) -> None:
+        if self.bar is None and self.done == 0 and sys.stderr.isatty():
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif time.monotonic() - self.last_line >= PROGRESS_LINE_INTERVAL_S:
+            self.last_line = time.monotonic()
+            click.echo(f"{self.label}: {self.done}/{total} (block {number})", err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@main.command("export")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_HOME,
+    show_default=True,
+    help="The node home whose blocks are written (its node must be stopped).",
+)
+@click.option("--from", "first", type=click.IntRange(min=1), default=None, help="First block [1].")
+@click.option("--to", "last", type=click.IntRange(min=0), default=None, help="Last block [head].")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def export_command(home: Path, first: int | None, last: int | None, file: Path) -> None:
+    """Write the blocks of HOME to FILE (versioned, length-prefixed records of the block wire
+    format, with each BFT block's commit), for `cybermiles import`."""
+    from cybermiles_node.operator import chain_io
+
+    try:
+        with file.open("wb") as out:
+            progress = _Progress("exporting")
+            try:
+                info = chain_io.export_home(home, out, first, last, progress)
+            finally:
+                progress.close()
+    except (CyberMilesError, OSError) as exc:
+        file.unlink(missing_ok=True)  # no half-written file left behind
+        _fail(str(exc))
+    click.echo(f"exported blocks {info.first}..{info.last} of chain {info.chain_id} to {file}")
+
+
+@main.command("import")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_HOME,
+    show_default=True,
+    help="The node home that receives the blocks: fresh, or shorter than FILE, same genesis "
+    "(its node must be stopped).",
+)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def import_command(home: Path, file: Path) -> None:
+    """Validate and execute every block of FILE (from `cybermiles export`) into HOME, through
+    the same pipeline as blocks from peers. A block that does not validate stops the import
+    with one line; the blocks before it stay committed."""
+    from cybermiles_node.operator import chain_io
+
+    try:
+        with file.open("rb") as source:
+            progress = _Progress("importing")
+            try:
+                info, committed = chain_io.import_home(home, source, progress)
+            finally:
+                progress.close()
+    except (CyberMilesError, OSError) as exc:
+        _fail(str(exc))
+    click.echo(
+        f"imported blocks {info.first}..{info.last} of chain {info.chain_id} into {home} "
+        f"({committed} new)"
+    )
 
 
 # ------------------------------------------------------------------------ accounts
