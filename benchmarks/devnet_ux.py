@@ -11,7 +11,7 @@ For each devnet (`cybermiles devnet`, `anvil`, `hardhat node`):
    time at that moment (utime + stime), which a busy machine disturbs less than wall time.
 2. `--help`: the wall time of `<command> --help`, median of --runs.
 3. Receipts: --transfers value transfers by eth_sendTransaction from the first unlocked account
-   (JSON-RPC batches of --batch), waited for until the last is mined; then every receipt is
+   (one request at a time), waited for until the last is mined; then every receipt is
    fetched by eth_getTransactionReceipt in batches of --batch over one keep-alive connection,
    --rounds times; receipts per second, median of the rounds. A devnet that refuses batches is
    asked one request at a time (the table says so).
@@ -323,13 +323,12 @@ def measure_help(devnet: Devnet, runs: int, figures: Figures) -> None:
     del figures.help[0]
 
 
-def _send_transfers(rpc: Rpc, count: int, batch: int) -> list[str]:
+def _send_transfers(rpc: Rpc, count: int) -> list[str]:
     sender, recipient = rpc.call("eth_accounts")[:2]
-    hashes: list[str] = []
-    for offset in range(0, count, batch):
-        size = min(batch, count - offset)
-        tx = {"from": sender, "to": recipient, "value": hex(1)}
-        hashes += rpc.batch([("eth_sendTransaction", [tx])] * size)
+    # One request at a time, in nonce order: anvil runs a batch's requests concurrently, and
+    # a transaction that arrives before its predecessor stays queued there.
+    tx = {"from": sender, "to": recipient, "value": hex(1)}
+    hashes = [rpc.call("eth_sendTransaction", tx) for _ in range(count)]
     deadline = time.monotonic() + MINE_TIMEOUT_S
     while rpc.call("eth_getTransactionReceipt", hashes[-1]) is None:
         if time.monotonic() > deadline:
@@ -364,7 +363,7 @@ def measure_receipts(
                 time.sleep(0.05)
             rpc = Rpc(port, timeout=120.0)
             try:
-                hashes = _send_transfers(rpc, transfers, batch)
+                hashes = _send_transfers(rpc, transfers)
                 batched = True
                 try:
                     _fetch_receipts(rpc, hashes[:batch], batch, batched=True)
@@ -396,12 +395,12 @@ def report(results: dict[str, Figures], args: argparse.Namespace) -> str:
     rows = [
         ("start-up, fresh home (median)", "start_fresh", "s"),
         ("start-up, existing home (median)", "start_existing", "s"),
-        ("  its CPU time, fresh home (median)", "start_cpu", "s"),
+        ("start-up CPU time, fresh home (median)", "start_cpu", "s"),
         ("--help (median)", "help", "s"),
         (f"receipts, batches of {args.batch} (median)", "receipts_per_s", "/s"),
     ]
     names = list(results)
-    width = 36
+    width = 40
     lines = [f"{'':{width}}" + "".join(f"{name:>16}" for name in names)]
     for label, attr, unit in rows:
         values = [median(getattr(results[name], attr)) for name in names]
