@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/transfers.py
 	$(BIN)/python benchmarks/bft_cluster.py
 	$(BIN)/python benchmarks/staking.py
+	$(BIN)/python benchmarks/devnet_ux.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

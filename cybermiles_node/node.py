@@ -20,25 +20,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from consensus.blocksync import BlocksyncReactor
-from consensus.driver import ConsensusDriver
-from consensus.evidence import EvidencePool
-from consensus.host import ConsensusHost
-from consensus.reactor import ConsensusReactor
 from cybermiles_node.accounts.backend import NodeAccounts
 from cybermiles_node.accounts.keystore import Keystore, keystore_dir
 from cybermiles_node.accounts.unlock import Unlocker
 from cybermiles_node.application.app import AppConfig, ChainApp, ChainHalted
 from cybermiles_node.application.chain import Chain, PendingBlock
-from cybermiles_node.application.consensus_app import (
-    ChainConsensus,
-    ConsensusRecords,
-    consensus_chain_id,
-)
+from cybermiles_node.application.consensus_app import ConsensusRecords, consensus_chain_id
 from cybermiles_node.application.dev_chain import DevChain
 from cybermiles_node.application.dev_state import DevState
 from cybermiles_node.application.producer import DevnetProducer
@@ -50,6 +41,7 @@ from cybermiles_node.governance.module import GovernanceModule
 from cybermiles_node.governance.precompile import governance_precompiles
 from cybermiles_node.governance.versions import PROGRAM_NAME
 from cybermiles_node.modules import ModuleSet
+from cybermiles_node.operator.activity import log_block
 from cybermiles_node.operator.config import (
     HomeLayout,
     NodeConfig,
@@ -58,12 +50,7 @@ from cybermiles_node.operator.config import (
     node_accounts_enabled,
     unlock_allowed,
 )
-from cybermiles_node.operator.failpoints import (
-    failpoint_modules,
-    gossip_with_failpoints,
-    with_failpoints,
-)
-from cybermiles_node.operator.metrics import Counter, MetricsApp, NodeMetrics
+from cybermiles_node.operator.failpoints import failpoint_modules
 from cybermiles_node.operator.startup import (
     ConsensusFiles,
     NodeFiles,
@@ -74,7 +61,7 @@ from cybermiles_node.operator.startup import (
     seconds_until,
     unlock_configured_accounts,
 )
-from cybermiles_node.operator.status import NodeStatus, stored_decision
+from cybermiles_node.operator.status import stored_decision
 from cybermiles_node.staking.module import StakingModule
 from cybermiles_node.staking.precompile import STAKING_PRECOMPILES
 from cybermiles_node.staking.query import members_voting_power
@@ -84,7 +71,6 @@ from evm.profiles import EvmProfile, get_profile
 from evm.transactions import SignedTx
 from genesis import Genesis, dev_accounts
 from genesis.schema import format_genesis_time
-from p2p import MempoolReactor, Switch
 from rpc import Dispatcher, FilterRegistry, SubscriptionHub, serve
 from rpc.budget import BatchBudget
 from rpc.cmt import CmtApi
@@ -98,9 +84,16 @@ from rpc.execution import EvmWorker
 from rpc.node_signing import SendTransactionApi, TransactionSigner
 from rpc.params import hex_data
 from rpc.personal import PersonalApi
-from rpc.server import ServerLimits, serve_asgi
+from rpc.server import ServerLimits
 from rpc.static import explorer_site
-from rpc.tendermint import TendermintApp
+
+if TYPE_CHECKING:  # the BFT stack, imported by `assemble_bft` (a devnet node never needs it)
+    from consensus.blocksync import BlocksyncReactor
+    from consensus.host import ConsensusHost
+    from cybermiles_node.application.consensus_app import ChainConsensus
+    from cybermiles_node.operator.metrics import Counter, NodeMetrics
+    from cybermiles_node.operator.status import NodeStatus
+    from p2p import Switch
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +282,8 @@ async def _serve(
         signer = TransactionSigner(accounts)
         impersonator = dev_state if config.devnet.enabled else None
         SendTransactionApi(api, signer, impersonator).install(dispatcher)
+    if config.log.activity:  # devnets: a line per block and transaction (operator/activity.py)
+        app.on_commit.append(log_block)
     commits = CommitSignal()
     app.on_commit.append(lambda _block: commits.notify())
     CmtTxApi(CmtTransactions(app), signer, commits).install(dispatcher)
@@ -427,6 +422,17 @@ class BftNode:
 def assemble_bft(
     app: ChainApp, files: NodeFiles, opened: ConsensusFiles, config: NodeConfig, layout: HomeLayout
 ) -> BftNode:
+    from consensus.blocksync import BlocksyncReactor
+    from consensus.driver import ConsensusDriver
+    from consensus.evidence import EvidencePool
+    from consensus.host import ConsensusHost
+    from consensus.reactor import ConsensusReactor
+    from cybermiles_node.application.consensus_app import ChainConsensus
+    from cybermiles_node.operator.failpoints import gossip_with_failpoints, with_failpoints
+    from cybermiles_node.operator.metrics import NodeMetrics
+    from cybermiles_node.operator.status import NodeStatus
+    from p2p import MempoolReactor, Switch
+
     genesis, node_key, validator_key = files.genesis, files.node_key, files.validator_key
     consensus = ChainConsensus(
         app,
@@ -516,6 +522,10 @@ async def run_bft(
 ) -> None:
     """Run consensus, the p2p switch, the status endpoint and metrics until cancelled (the WAL
     in `opened` is closed by whoever opened it)."""
+    from cybermiles_node.operator.metrics import MetricsApp
+    from rpc.server import serve_asgi
+    from rpc.tendermint import TendermintApp
+
     bft = assemble_bft(app, files, opened, config, layout)
     async with trio.open_nursery() as nursery:
         await nursery.start(bft.switch.run)

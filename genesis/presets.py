@@ -25,10 +25,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
 
-from eth_account import Account
-from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
-
 from genesis.errors import GenesisError, ParamError
+from genesis.hdkeys import address_of, key_at, seed_from_mnemonic
 from genesis.params import (
     PARAM_SPEC_BY_NAME,
     Params,
@@ -95,7 +93,8 @@ def _derived(prefix: str, n: int) -> list[DevAccount]:
     """The first `n` keys of DEV_MNEMONIC at `prefix` + i (cached across calls).
 
     The BIP-39 seed (2048 PBKDF2 rounds) is computed once and each index derived from it; this is
-    what `Account.from_mnemonic` does per call, without repeating the seed stretching.
+    what eth-account's `Account.from_mnemonic` does per call, without repeating the seed
+    stretching (genesis/hdkeys.py, which does not import eth-account).
     """
     global _seed
     if n < 0:
@@ -106,9 +105,8 @@ def _derived(prefix: str, n: int) -> list[DevAccount]:
             if _seed is None:
                 _seed = seed_from_mnemonic(DEV_MNEMONIC, passphrase="")
             for index in range(len(cache), n):
-                key = key_from_seed(_seed, f"{prefix}{index}")
-                address = bytes.fromhex(Account.from_key(key).address[2:])
-                cache.append(DevAccount(address=address, private_key=key))
+                key = key_at(_seed, f"{prefix}{index}")
+                cache.append(DevAccount(address=address_of(key), private_key=key))
         return cache[:n]
 
 

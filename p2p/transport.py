@@ -15,7 +15,6 @@ from functools import partial
 from typing import Protocol
 
 import trio
-import trio.testing
 
 InboundHandler = Callable[[trio.abc.Stream, str], Awaitable[None]]
 
@@ -132,7 +131,10 @@ class MemoryTransport:
         listener = self._network._listeners.get((host, port))
         if listener is None:
             raise OSError(errno.ECONNREFUSED, f"connection to {host}:{port} refused")
-        ours, theirs = trio.testing.memory_stream_pair()
+        # Imported here: trio.testing loads pytest, which a real node never needs.
+        from trio.testing import memory_stream_pair
+
+        ours, theirs = memory_stream_pair()
         try:
             listener.send_nowait((theirs, self.host))
         except trio.WouldBlock:

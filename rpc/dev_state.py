@@ -41,7 +41,6 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
-from eth_account import Account
 
 from evm.transactions import with_signature
 from genesis import GenesisError, StateDump, parse_state_dump, state_dump_to_json
@@ -83,6 +82,8 @@ class DevStateBackend(Protocol):
 def impersonated_transaction(fields: Mapping[str, Any], sender: bytes) -> bytes:
     """The raw transaction of `fields` (eth-account's names, as node_signing fills them) with
     the impersonation marker signature for `sender`; EIP-1559 (module docstring)."""
+    from eth_account import Account  # at the first impersonated send: start-up stays light
+
     typed = dict(fields)
     if "gasPrice" in typed:  # a legacy request: EIP-1559 at the same price
         typed["maxFeePerGas"] = typed["maxPriorityFeePerGas"] = typed.pop("gasPrice")

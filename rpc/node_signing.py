@@ -28,8 +28,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-from eth_account import Account
-
 from evm.errors import TxRejected
 from evm.transactions import decode_transaction
 from rpc import formatting as fmt
@@ -70,6 +68,10 @@ class TransactionSigner:
     def sign(self, sender: bytes, fields: Mapping[str, Any]) -> bytes:
         """The raw signed transaction of `fields` (eth-account's names) by `sender`."""
         key = self.backend.unlocked_key(sender)
+        # Imported at the first signature: eth-account takes a tenth of a second to load,
+        # and a node's RPC should answer before that (issue #12's start-up time).
+        from eth_account import Account
+
         try:
             return bytes(Account.sign_transaction(dict(fields), key).raw_transaction)
         except (TypeError, ValueError) as exc:  # eth-account's verdict on the field mix

@@ -34,16 +34,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import trio
-from eth_account import Account
-from eth_account.messages import SignableMessage, encode_defunct, encode_typed_data
 from eth_keys.exceptions import BadSignature
 
 from rpc import formatting as fmt
 from rpc.errors import InvalidInput, InvalidParams
 from rpc.params import address, data
+
+# eth-account is imported at the first signature (node_signing.py says why).
+if TYPE_CHECKING:
+    from eth_account.messages import SignableMessage
 
 T = TypeVar("T")
 
@@ -92,7 +94,21 @@ def _duration(value: object) -> int | None:
     return value
 
 
+def encode_defunct(primitive: bytes) -> SignableMessage:
+    from eth_account.messages import encode_defunct as encode
+
+    return encode(primitive=primitive)
+
+
+def encode_typed_data(full_message: dict[str, Any]) -> SignableMessage:
+    from eth_account.messages import encode_typed_data as encode
+
+    return encode(full_message=full_message)
+
+
 def _signature(message: SignableMessage, key: bytes) -> str:
+    from eth_account import Account
+
     return fmt.d(bytes(Account.sign_message(message, key).signature))
 
 
@@ -162,6 +178,8 @@ class PersonalApi:
             raise InvalidParams(f"signature: expected 65 bytes, got {len(sig)}")
         if sig[64] not in (27, 28):
             raise InvalidParams("signature: invalid Ethereum signature (V is not 27 or 28)")
+        from eth_account import Account
+
         try:
             signer = Account.recover_message(encode_defunct(primitive=payload), signature=sig)
         except (ValueError, TypeError, BadSignature) as exc:  # r/s out of range, no key makes it

@@ -133,7 +133,8 @@ class DevnetProducer:
             return block
         self.app.commit(block)
         self.clock.made(timestamp, chosen=chosen)
-        log.info(
+        # Devnets print each block and transaction at info through operator/activity.py.
+        log.debug(
             "block %d: %d txs, gas %d",
             block.number,
             len(block.result.transactions),

@@ -16,30 +16,18 @@ one `halted at block H: <message>` line.
 
 from __future__ import annotations
 
-import base64
-import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import trio
 from click.core import ParameterSource
-from eth_utils import to_checksum_address
 
-from consensus.errors import ConsensusError
-from cybermiles_node.accounts.keyfile import (
-    KeystoreError,
-    address_of,
-    parse_keyfile,
-    parse_private_key_hex,
-)
-from cybermiles_node.accounts.keystore import Entry, Keystore, keystore_dir, read_small_file
 from cybermiles_node.errors import CyberMilesError
-from cybermiles_node.governance.versions import PROGRAM_NAME, parse_version
-from cybermiles_node.operator import travis_preset
+from cybermiles_node.operator.choices import MAX_VALIDATORS, PRESETS
 from cybermiles_node.operator.config import (
     CLIENT_VERSION_COMPATS,
     DEVNET_CORS_ORIGINS,
@@ -53,51 +41,23 @@ from cybermiles_node.operator.config import (
     load_config,
     write_config,
 )
-from cybermiles_node.operator.devnet import (
-    MAX_VALIDATORS,
-    DevnetNode,
-    DevnetOptions,
-    ParamOverrides,
-    Ports,
-    check_chain_id,
-    check_params,
-    check_profile,
-    existing_validators,
-    prepare_devnet,
-    run_devnet,
-    write_home,
-)
-from cybermiles_node.operator.devnet_home import claim_devnet_home, reset_devnet_home
-from cybermiles_node.operator.keys import Ed25519Key, read_key
 from cybermiles_node.operator.logs import FORMATS, LEVELS, configure_logging
-from evm.errors import EvmError
-from genesis import (
-    EvmProfile,
-    Genesis,
-    GenesisError,
-    StateDump,
-    dev_accounts,
-    devnet_genesis,
-    load_genesis,
-    load_state_dump,
-    parse_param_overrides,
-    write_state_dump,
-)
-from genesis.presets import DEV_MNEMONIC, DEVNET_VALIDATOR_SHARES, TRAVIS_DEV_ADDRESSES
-from p2p.errors import P2PError
 
+# Everything else is imported where it is used: `cybermiles --help` and `--version` must not
+# load py-evm, trio, eth-account or the node (tests/unit/test_cli_imports.py keeps it so).
 if TYPE_CHECKING:
+    from cybermiles_node.accounts.keystore import Entry, Keystore
     from cybermiles_node.node import NodeInfo
+    from cybermiles_node.operator.devnet import DevnetNode, DevnetOptions, ParamOverrides
+    from genesis import EvmProfile, Genesis, StateDump
 
 DEFAULT_DEVNET_HOME = Path.home() / ".cybermiles" / "devnet"
 DEFAULT_HOME = Path.home() / ".cybermiles" / "node"
 PORT = click.IntRange(0, 65535)
-# What a node may refuse to start with, reported in one line; anything else is a bug and keeps
-# its traceback. OSError: ports in use, unreadable files.
-START_UP_ERRORS = (GenesisError, CyberMilesError, EvmError, ConsensusError, P2PError, OSError)
 # How many accounts of the test mnemonic `init` looks for in a genesis it writes or takes.
 PUBLIC_ACCOUNTS_CHECKED = 10
 EXIT_HALTED = 3  # the chain halted for this program (module docstring)
+DISTRIBUTION = "cybermiles-node"  # pyproject.toml's project name, for --version
 
 
 def _fail(message: str) -> NoReturn:
@@ -107,22 +67,33 @@ def _fail(message: str) -> NoReturn:
 
 @dataclass(frozen=True)
 class LogOverrides:
-    """The group's --log-level / --log-format; None leaves the home's config in charge."""
+    """--log-level / --log-format / --quiet (of the group, or of `devnet` and `node start`,
+    which win); None leaves the home's config in charge."""
 
     level: str | None = None
     format: str | None = None
+    quiet: bool | None = None  # True: no per-block/transaction lines (LogConfig.activity)
 
     def apply(self, config: LogConfig) -> LogConfig:
-        return LogConfig(level=self.level or config.level, format=self.format or config.format)
+        return replace(
+            config,
+            level=self.level or config.level,
+            format=self.format or config.format,
+            activity=config.activity and not self.quiet,
+        )
 
 
 # Until a command knows its home, and for the single-node devnet: warnings only, so the
 # devnet banner is not buried in start-up chatter.
 QUIET_LOG = LogConfig(level="warning")
+# Devnets also print a line per block and per transaction (LogConfig.activity; --quiet: none).
+DEVNET_LOG = replace(QUIET_LOG, activity=True)
 
 
 def _program_version(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
+        from cybermiles_node.governance.versions import parse_version
+
         try:
             parse_version(value)
         except ValueError as exc:
@@ -140,19 +111,87 @@ PROGRAM_VERSION_OPTION = click.option(
 )
 
 
-def _log_overrides() -> LogOverrides:
-    overrides = click.get_current_context().find_object(LogOverrides)
-    return overrides if overrides is not None else LogOverrides()
+def _log_overrides(ctx: click.Context | None = None) -> LogOverrides:
+    found = (ctx or click.get_current_context()).find_object(LogOverrides)
+    return found if found is not None else LogOverrides()
 
 
-def _configure_logs(config: LogConfig) -> None:
+def _override_log(ctx: click.Context, param: click.Parameter, value: str | bool | None) -> None:
+    """A command's own log option replaces the group's (a flag left off changes nothing)."""
+    if value is None or value is False:
+        return
+    overrides = _log_overrides(ctx)
+    if param.name == "log_level":
+        ctx.obj = replace(overrides, level=str(value).lower())
+    elif param.name == "log_format":
+        ctx.obj = replace(overrides, format=str(value))
+    else:
+        ctx.obj = replace(overrides, quiet=True)
+
+
+def _log_options(f: Callable[..., None]) -> Callable[..., None]:
+    """--log-level, --log-format and --quiet on a command that runs a node, so its --help
+    lists them (the group's options still work: `cybermiles --log-level debug devnet`)."""
+    options = [
+        click.option(
+            "--log-level",
+            type=click.Choice(LEVELS, case_sensitive=False),
+            expose_value=False,
+            callback=_override_log,
+            help="Log level (default: the home's [log] level; a one-node devnet: warning).",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(FORMATS),
+            expose_value=False,
+            callback=_override_log,
+            help="Log format: text lines or one JSON object a line (default: the home's).",
+        ),
+        click.option(
+            "--quiet",
+            is_flag=True,
+            expose_value=False,
+            callback=_override_log,
+            help="No line per block and per transaction (devnets print them by default).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        configure_logging(_log_overrides().apply(config))
+        number = version(DISTRIBUTION)
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        number = "unknown (not installed)"
+    click.echo(f"cybermiles {number}")
+    ctx.exit()
+
+
+def _configure_logs(config: LogConfig) -> LogConfig:
+    """Logging as `config` says with the command line's overrides; returns what is in force."""
+    effective = _log_overrides().apply(config)
+    try:
+        configure_logging(effective)
     except CyberMilesError as exc:
         _fail(str(exc))
+    return effective
 
 
 @click.group()
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Print the version of this program and exit.",
+)
 @click.option(
     "--log-level",
     default=None,
@@ -188,6 +227,10 @@ def init_home(
     `state` makes it a genesis from that state dump (application/dev_state.py)."""
     # Checked here too (write_home refuses as well) so that `init` fails before reading keys
     # or a genesis file, with click's usual error line.
+    from cybermiles_node.operator.devnet import write_home
+    from cybermiles_node.operator.keys import Ed25519Key
+    from genesis import devnet_genesis, load_genesis
+
     genesis_path = HomeLayout(home).genesis_file
     if genesis_path.exists():
         raise click.ClickException(f"{genesis_path} exists; this home is initialised")
@@ -244,6 +287,9 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
     Without --genesis the genesis is a new local test chain that funds accounts of the public
     test mnemonic; a warning on stderr says so whenever the genesis written funds them.
     """
+    from cybermiles_node.operator.keys import read_key
+    from genesis import GenesisError, load_genesis
+
     try:
         layout = init_home(
             home, chain_id=chain_id, genesis_file=genesis_file, accounts=10, config=NodeConfig()
@@ -261,11 +307,15 @@ def init(home: Path, chain_id: int | None, genesis_file: Path | None) -> None:
 def public_mnemonic_accounts(genesis: Genesis) -> list[bytes]:
     """The accounts `genesis` funds whose private keys anyone can derive: the first
     PUBLIC_ACCOUNTS_CHECKED accounts of the public test mnemonic ("test test ... junk")."""
+    from genesis import dev_accounts
+
     public = {account.address for account in dev_accounts(PUBLIC_ACCOUNTS_CHECKED)}
     return [address for address, account in genesis.alloc if address in public and account.balance]
 
 
 def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
+    from genesis.presets import DEV_MNEMONIC
+
     return (
         f"WARNING: {genesis_file} funds {count} accounts of the public test mnemonic "
         f'"{DEV_MNEMONIC}". Their private keys are published (Hardhat and Foundry print '
@@ -364,7 +414,7 @@ def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
 )
 @click.option(
     "--preset",
-    type=click.Choice(travis_preset.PRESETS),
+    type=click.Choice(PRESETS),
     default=None,
     help="travis: the Travis-compatibility devnet (chain id 1234, lity, Travis's parameters, "
     "4 BFT validators making blocks continuously, a keystore unlocked with passphrase 1234 in "
@@ -396,6 +446,7 @@ def public_mnemonic_warning(genesis_file: Path, count: int) -> str:
     "the devnet; the dev methods they call are served either way. One-node devnet only.",
 )
 @PROGRAM_VERSION_OPTION
+@_log_options
 @click.pass_context
 def devnet(
     ctx: click.Context,
@@ -430,6 +481,10 @@ def devnet(
     each node's pid and URLs once all are up; each node logs to HOME/node{i}/node.log. A node
     that is killed stays down (restart it with `cybermiles node start --home HOME/node{i}`).
     """
+    from cybermiles_node.operator import travis_preset
+    from cybermiles_node.operator.devnet import DevnetOptions, Ports
+    from cybermiles_node.operator.devnet_home import claim_devnet_home, reset_devnet_home
+
     explicit = {
         name for name in ctx.params if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
     }
@@ -485,7 +540,7 @@ def devnet(
         metrics=metrics_port if metrics_port is not None else defaults.metrics,
     )
     # The nodes log at info (the default LogConfig) unless the command line says otherwise.
-    log = _log_overrides().apply(LogConfig())
+    log = _log_overrides().apply(LogConfig(activity=True))
     _multi_devnet(
         home,
         DevnetOptions(
@@ -508,6 +563,8 @@ def _check_preset_flags(
     preset: str, explicit: set[str], chain_id: int, evm_profile: str, block_time: float
 ) -> None:
     """Refuse, in one line, an explicit flag that contradicts the preset."""
+    from cybermiles_node.operator import travis_preset
+
     if "chain_id" in explicit and chain_id != travis_preset.CHAIN_ID:
         _fail(
             f"--preset {preset} runs chain id {travis_preset.CHAIN_ID}; drop --chain-id {chain_id}"
@@ -531,6 +588,8 @@ def _check_preset_flags(
 
 def _param_overrides(assignments: tuple[str, ...]) -> ParamOverrides:
     """The --param options as typed values; a bad one ends the command in one line."""
+    from genesis import GenesisError, parse_param_overrides
+
     try:
         return tuple(parse_param_overrides(assignments).items())
     except GenesisError as exc:
@@ -550,6 +609,8 @@ def _read_state_file(
     path: Path, explicit: set[str], chain_id: int, evm_profile: EvmProfile
 ) -> StateDump:
     """The dump --load-state names; a bad file, or a flag contradicting it, ends in one line."""
+    from genesis import GenesisError, load_state_dump
+
     try:
         dump = load_state_dump(path)
     except GenesisError as exc:
@@ -577,6 +638,14 @@ def _single_devnet(
     state_files: StateFiles = StateFiles(),
     client_version_compat: str = "off",
 ) -> None:
+    from cybermiles_node.operator.devnet import (
+        check_chain_id,
+        check_params,
+        check_profile,
+        existing_validators,
+    )
+    from genesis import GenesisError, load_genesis
+
     layout = HomeLayout(home)
     existing = existing_validators(home)
     if existing:
@@ -595,7 +664,7 @@ def _single_devnet(
             client_version_compat=client_version_compat,
         ),
         consensus=ConsensusConfig(engine="automine"),
-        log=QUIET_LOG,
+        log=DEVNET_LOG,
     )
     try:
         check_config(config)
@@ -628,6 +697,7 @@ def _dump_state(layout: HomeLayout, config: NodeConfig, path: Path) -> None:
     # The node stack, as in `_run`: imported only when a devnet ran.
     from cybermiles_node.application.dev_state import dump_head_state
     from cybermiles_node.node import open_chain
+    from genesis import load_genesis, write_state_dump
 
     try:
         db, chain = open_chain(layout, config, load_genesis(layout.genesis_file))
@@ -636,7 +706,7 @@ def _dump_state(layout: HomeLayout, config: NodeConfig, path: Path) -> None:
         finally:
             db.close()
         write_state_dump(dump, path)
-    except (*START_UP_ERRORS,) as exc:
+    except _start_up_errors() as exc:
         _fail(f"--dump-state {path}: {exc}")
     assert dump.block is not None
     _say(
@@ -646,6 +716,9 @@ def _dump_state(layout: HomeLayout, config: NodeConfig, path: Path) -> None:
 
 
 def _multi_devnet(home: Path, options: DevnetOptions) -> None:
+    from cybermiles_node.operator.devnet import prepare_devnet, run_devnet
+    from genesis import GenesisError, load_genesis
+
     try:
         nodes = prepare_devnet(home, options)
         chain_id = load_genesis(nodes[0].layout.genesis_file).chain_id
@@ -674,6 +747,7 @@ def node() -> None:
 @node.command("start")
 @click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_HOME, show_default=True)
 @PROGRAM_VERSION_OPTION
+@_log_options
 def node_start(home: Path, program_version: str | None) -> None:
     """Start the node of HOME (created by `cybermiles init` or `cybermiles devnet`)."""
     layout = HomeLayout(home)
@@ -691,6 +765,11 @@ def node_start(home: Path, program_version: str | None) -> None:
 @click.option("--home", type=click.Path(path_type=Path), default=DEFAULT_HOME, show_default=True)
 def node_info(home: Path) -> None:
     """Print the identity, chain, keys, addresses and consensus engine of HOME."""
+    import base64
+
+    from cybermiles_node.operator.keys import read_key
+    from genesis import GenesisError, load_genesis
+
     layout = HomeLayout(home)
     try:
         genesis = load_genesis(layout.genesis_file)
@@ -713,6 +792,96 @@ def node_info(home: Path) -> None:
     click.echo(f"p2p address:       {node_key.node_id}@{advertised}")
     click.echo(f"status url:        {status_url}")
     click.echo(f"consensus engine:  {config.consensus.engine}")
+
+
+# ------------------------------------------------------------------------ export / import
+
+# Without a terminal, progress is a plain line every this many seconds (and at the end).
+PROGRESS_LINE_INTERVAL_S = 2.0
+
+
+class _Progress:
+    """Blocks done: click's bar when stderr is a terminal, else a plain line now and then."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self.done = label, 0
+        self.bar: Any = None
+        self.last_line = time.monotonic()
+
+    def __call__(self, number: int, total: int) -> None:
+        if self.bar is None and self.done == 0 and sys.stderr.isatty():
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif time.monotonic() - self.last_line >= PROGRESS_LINE_INTERVAL_S:
+            self.last_line = time.monotonic()
+            click.echo(f"{self.label}: {self.done}/{total} (block {number})", err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@main.command("export")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_HOME,
+    show_default=True,
+    help="The node home whose blocks are written (its node must be stopped).",
+)
+@click.option("--from", "first", type=click.IntRange(min=1), default=None, help="First block [1].")
+@click.option("--to", "last", type=click.IntRange(min=0), default=None, help="Last block [head].")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def export_command(home: Path, first: int | None, last: int | None, file: Path) -> None:
+    """Write the blocks of HOME to FILE (versioned, length-prefixed records of the block wire
+    format, with each BFT block's commit), for `cybermiles import`."""
+    from cybermiles_node.operator import chain_io
+
+    try:
+        with file.open("wb") as out:
+            progress = _Progress("exporting")
+            try:
+                info = chain_io.export_home(home, out, first, last, progress)
+            finally:
+                progress.close()
+    except (CyberMilesError, OSError) as exc:
+        file.unlink(missing_ok=True)  # no half-written file left behind
+        _fail(str(exc))
+    click.echo(f"exported blocks {info.first}..{info.last} of chain {info.chain_id} to {file}")
+
+
+@main.command("import")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_HOME,
+    show_default=True,
+    help="The node home that receives the blocks: fresh, or shorter than FILE, same genesis "
+    "(its node must be stopped).",
+)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def import_command(home: Path, file: Path) -> None:
+    """Validate and execute every block of FILE (from `cybermiles export`) into HOME, through
+    the same pipeline as blocks from peers. A block that does not validate stops the import
+    with one line; the blocks before it stay committed."""
+    from cybermiles_node.operator import chain_io
+
+    try:
+        with file.open("rb") as source:
+            progress = _Progress("importing")
+            try:
+                info, committed = chain_io.import_home(home, source, progress)
+            finally:
+                progress.close()
+    except (CyberMilesError, OSError) as exc:
+        _fail(str(exc))
+    click.echo(
+        f"imported blocks {info.first}..{info.last} of chain {info.chain_id} into {home} "
+        f"({committed} new)"
+    )
 
 
 # ------------------------------------------------------------------------ accounts
@@ -742,11 +911,16 @@ def account() -> None:
 
 
 def _keystore(home: Path) -> Keystore:
+    from cybermiles_node.accounts.keystore import Keystore, keystore_dir
+
     return Keystore(keystore_dir(home))
 
 
 def _first_line(path: Path, what: str) -> str:
     """The first line of a passphrase or key file, without its line ending."""
+    from cybermiles_node.accounts.keyfile import KeystoreError
+    from cybermiles_node.accounts.keystore import read_small_file
+
     try:
         text = read_small_file(path).decode()
     except UnicodeDecodeError:
@@ -777,8 +951,14 @@ def _passphrase_of(source: Path, password_file: Path | None) -> str:
     return str(click.prompt(f"Passphrase of {source}", hide_input=True, err=True))
 
 
+def _checksummed(address: bytes) -> str:
+    from eth_utils import to_checksum_address
+
+    return to_checksum_address(address)
+
+
 def _stored(entry: Entry) -> None:
-    click.echo(f"address: {to_checksum_address(entry.address)}\nkey file: {entry.path}")
+    click.echo(f"address: {_checksummed(entry.address)}\nkey file: {entry.path}")
 
 
 @account.command("new")
@@ -786,6 +966,8 @@ def _stored(entry: Entry) -> None:
 @PASSWORD_FILE_OPTION
 def account_new(home: Path, password_file: Path | None) -> None:
     """Create a new account: a random key encrypted with a passphrase."""
+    from cybermiles_node.accounts.keyfile import KeystoreError
+
     passphrase = _new_passphrase(password_file)
     try:
         _stored(_keystore(home).new_account(passphrase))
@@ -797,12 +979,14 @@ def account_new(home: Path, password_file: Path | None) -> None:
 @HOME_OPTION
 def account_list(home: Path) -> None:
     """Print index, address and file of every account; unreadable files are reported."""
+    from cybermiles_node.accounts.keyfile import KeystoreError
+
     try:
         scan = _keystore(home).scan()
     except KeystoreError as exc:
         _fail(str(exc))
     for index, entry in enumerate(scan.entries):
-        click.echo(f"#{index}  {to_checksum_address(entry.address)}  {entry.path}")
+        click.echo(f"#{index}  {_checksummed(entry.address)}  {entry.path}")
     for problem in scan.problems:
         click.echo(f"warning: not listed: {problem.reason}", err=True)
 
@@ -813,6 +997,9 @@ def account_list(home: Path) -> None:
 @PASSWORD_FILE_OPTION
 def account_import(keyfile: Path, home: Path, password_file: Path | None) -> None:
     """Copy a geth v3 KEYFILE into the keystore once its passphrase opens it."""
+    from cybermiles_node.accounts.keyfile import KeystoreError, parse_keyfile
+    from cybermiles_node.accounts.keystore import read_small_file
+
     try:  # a malformed or unreadable file is refused before asking for its passphrase
         parse_keyfile(read_small_file(keyfile), str(keyfile))
     except KeystoreError as exc:
@@ -835,6 +1022,8 @@ def account_import(keyfile: Path, home: Path, password_file: Path | None) -> Non
 @PASSWORD_FILE_OPTION
 def account_import_key(home: Path, key_file: Path | None, password_file: Path | None) -> None:
     """Encrypt a raw hex private key into the keystore."""
+    from cybermiles_node.accounts.keyfile import KeystoreError, address_of, parse_private_key_hex
+
     if key_file is None:
         text = str(click.prompt("Private key (hex)", hide_input=True, err=True))
     else:
@@ -864,6 +1053,8 @@ def _block_mode(config: NodeConfig) -> str:
 
 
 def _banner(layout: HomeLayout, config: NodeConfig, info: NodeInfo) -> None:
+    from cybermiles_node.governance.versions import PROGRAM_NAME
+
     url = f"http://{config.rpc.host}:{info.rpc_port}"
     lines = [
         "CyberMiles devnet",
@@ -881,6 +1072,9 @@ def _banner(layout: HomeLayout, config: NodeConfig, info: NodeInfo) -> None:
 
 
 def _funded_accounts(count: int, *, own_validators: bool = True) -> list[str]:
+    from genesis import TRAVIS_DEV_ADDRESSES, dev_accounts
+    from genesis.presets import DEVNET_VALIDATOR_SHARES
+
     stake = (
         f", validator owners less their {DEVNET_VALIDATOR_SHARES:,} CMT self-stake"
         if own_validators
@@ -900,6 +1094,8 @@ def _funded_accounts(count: int, *, own_validators: bool = True) -> list[str]:
 def _devnet_banner(
     home: Path, chain_id: int, nodes: list[DevnetNode], options: DevnetOptions
 ) -> None:
+    from cybermiles_node.operator import travis_preset
+
     lines = [
         f"CyberMiles devnet: {len(nodes)} BFT validators",
         f"  Chain id:  {chain_id}",
@@ -919,14 +1115,33 @@ def _devnet_banner(
     _say("\n".join(lines))
 
 
+def _import_node() -> Callable[..., Awaitable[None]]:
+    """`run_node`, imported without the garbage collector: the import makes a few hundred
+    thousand objects that all live as long as the process, so collections during it are
+    wasted (~8 % of the import's time, which is most of the time to the first RPC answer).
+    They are then frozen out of every later collection's way."""
+    import gc
+
+    gc.disable()
+    try:
+        from cybermiles_node.node import run_node
+    finally:
+        gc.freeze()
+        gc.enable()
+    return run_node
+
+
 def _run(
     layout: HomeLayout, config: NodeConfig, *, banner: bool, program_version: str | None
 ) -> None:
     # Imported here: the node stack (py-evm, consensus, p2p) is heavy, and `init`, `node info`
     # and the multi-validator supervisor never need it.
-    from cybermiles_node.node import run_node
+    import signal
 
-    _configure_logs(config.log)
+    run_node = _import_node()
+    import trio
+
+    config = replace(config, log=_configure_logs(config.log))
 
     def ready(info: NodeInfo) -> None:
         if banner:
@@ -952,10 +1167,21 @@ def _run(
     except BaseExceptionGroup as group:
         _exit_if_halted(_leaves(group))
         _fail_with(_leaves(group))
-    except START_UP_ERRORS as exc:
+    except _start_up_errors() as exc:
         _exit_if_halted([exc])
         _fail_with([exc])
     click.echo("stopped")
+
+
+def _start_up_errors() -> tuple[type[BaseException], ...]:
+    """What a node may refuse to start with, reported in one line; anything else is a bug and
+    keeps its traceback. OSError: ports in use, unreadable files. (Loaded with the node.)"""
+    from consensus.errors import ConsensusError
+    from evm.errors import EvmError
+    from genesis import GenesisError
+    from p2p.errors import P2PError
+
+    return (GenesisError, CyberMilesError, EvmError, ConsensusError, P2PError, OSError)
 
 
 def _exit_if_halted(errors: list[BaseException]) -> None:
@@ -977,6 +1203,6 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 def _fail_with(errors: list[BaseException]) -> None:
     """Report expected start-up failures in one line; re-raise anything else (a bug)."""
     for error in errors:
-        if not isinstance(error, START_UP_ERRORS):
+        if not isinstance(error, _start_up_errors()):
             raise error
     _fail("; ".join(f"cannot start: {e}" if isinstance(e, OSError) else str(e) for e in errors))

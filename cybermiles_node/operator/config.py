@@ -25,8 +25,6 @@ from typing import Any, Final, Protocol
 import tomli_w
 
 from cybermiles_node.errors import CyberMilesError
-from genesis import parse_address as parse_eth_address
-from p2p.netaddr import parse_address, parse_host_port
 
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 LOG_FORMATS: Final = ("text", "json")
@@ -214,6 +212,10 @@ class MetricsConfig:
 class LogConfig:
     level: str = "info"  # debug | info | warning | error
     format: str = "text"  # text | json (one JSON object per line)
+    # One line per committed block and per transaction in it (operator/activity.py), at info
+    # whatever `level` says. Devnets write true (`--quiet` turns it off); nodes of real
+    # networks default to false: a validator's consensus lines already say what it commits.
+    activity: bool = False
 
 
 @dataclass(frozen=True)
@@ -405,16 +407,32 @@ class Parses:
         return None
 
 
+# The parsers below are imported when a value is checked: importing this module must stay cheap
+# (the CLI reads it before `--help`), and the genesis and p2p packages load much more.
 def _account_address(text: str) -> bytes:
     """An address in `accounts.unlock` (ValueError otherwise; GenesisError is one)."""
-    return parse_eth_address(text, "address")
+    from genesis import parse_address
+
+    return parse_address(text, "address")
+
+
+def _peer_address(text: str) -> object:
+    from p2p.netaddr import parse_address
+
+    return parse_address(text)
+
+
+def _host_port(text: str) -> object:
+    from p2p.netaddr import parse_host_port
+
+    return parse_host_port(text)
 
 
 POSITIVE: Final = Above(0)
 NON_NEGATIVE: Final = AtLeast(0)
 PORT: Final = Between(0, 65535)  # 0: the OS picks a free port (every server reports the real one)
 HOST: Final = BindHost()
-PEERS: Final = Parses(parse_address, "node_id@host:port (node id: 40 lowercase hex characters)")
+PEERS: Final = Parses(_peer_address, "node_id@host:port (node id: 40 lowercase hex characters)")
 
 # One line per range-checked setting. A new numeric setting needs its line here:
 # tests/unit/test_config_checks.py fails for an int or float setting that has none.
@@ -448,7 +466,7 @@ CONFIG_RULES: Final[Mapping[str, Rule]] = {
     "mempool.max_nonce_gap": NON_NEGATIVE,  # 0 = only the next nonce of each sender
     "p2p.listen_host": HOST,
     "p2p.listen_port": PORT,
-    "p2p.external_address": Parses(parse_host_port, "host:port", optional=True),
+    "p2p.external_address": Parses(_host_port, "host:port", optional=True),
     "p2p.persistent_peers": PEERS,
     "p2p.seeds": PEERS,
     "p2p.max_inbound": NON_NEGATIVE,  # 0 = dial out only

@@ -57,6 +57,7 @@ from typing import Any, Final
 
 from cybermiles_node.errors import DevnetError
 from cybermiles_node.operator import travis_preset
+from cybermiles_node.operator.choices import MAX_VALIDATORS
 from cybermiles_node.operator.config import (
     DEVNET_CORS_ORIGINS,
     AccountsConfig,
@@ -109,7 +110,6 @@ __all__ = [
 ]
 
 DEFAULT_CHAIN_ID: Final = 1234
-MAX_VALIDATORS: Final = 20
 PORT_STRIDE: Final = 10
 LOCALHOST: Final = "127.0.0.1"
 START_TIMEOUT_S: Final = 120.0  # 20 nodes importing py-evm at once on 2 cores take a while

@@ -16,15 +16,11 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_hash.auto import keccak
 
-from consensus.host import Gossip
 from consensus.keys import Ed25519Key
-from consensus.messages import encode_message
-from consensus.privval import PrivValidator
-from consensus.reactor import ConsensusReactor
 from consensus.types import BlockID, Proposal, Vote, VoteType, validator_address
 from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.governance.versions import (
@@ -36,7 +32,11 @@ from cybermiles_node.modules import BlockOutcome, Module, SystemTxMessage
 from cybermiles_node.system.context import BlockContext
 from evm.state import StateDB
 from evm.system import SystemTxResult
-from p2p import CONSENSUS_VOTE
+
+if TYPE_CHECKING:  # the BFT stack: loaded only by nodes that run it (node.py)
+    from consensus.host import Gossip
+    from consensus.privval import PrivValidator
+    from consensus.reactor import ConsensusReactor
 
 ENV = "CYBERMILES_FAILPOINT"
 
@@ -85,6 +85,9 @@ class EquivocatingGossip:
             fake = BlockID(keccak(message.sign_bytes(self.chain_id)), 1, b"\x00" * 32)
             twin = replace(message, block_id=fake, signature=b"")
             twin = replace(twin, signature=self.key.sign(twin.sign_bytes(self.chain_id)))
+            from consensus.messages import encode_message
+            from p2p import CONSENSUS_VOTE
+
             # Straight to every peer: the reactor would not send a second vote of the same
             # (height, round, type, validator) to a peer that has one.
             for peer in self.inner.peers():

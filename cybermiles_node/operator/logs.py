@@ -1,7 +1,9 @@
 """The node's log output: one line per event, as text for people or JSON for log collectors.
 
 `configure_logging(config)` installs one stderr handler on the root logger with the format and
-level of the node's `[log]` settings (`--log-level` overrides the level).
+level of the node's `[log]` settings (`--log-level` overrides the level). With `[log] activity`
+the `chain` logger's block and transaction lines (operator/activity.py) pass at info whatever
+the level.
 
 Text:  `2026-11-21T10:00:00.123Z INFO consensus: committed block height=5 txs=3`
 JSON:  `{"ts": "2026-11-21T10:00:00.123Z", "level": "INFO", "logger": "consensus",
@@ -24,6 +26,7 @@ from typing import IO, Any, Final
 from cybermiles_node.operator.config import LOG_FORMATS, LOG_LEVELS, ConfigError, LogConfig
 
 __all__ = [
+    "ACTIVITY_LOGGER",
     "LEVELS",
     "FORMATS",
     "JsonFormatter",
@@ -35,6 +38,9 @@ __all__ = [
 LEVELS: Final = LOG_LEVELS
 FORMATS: Final = LOG_FORMATS
 _BASE_KEYS: Final = ("ts", "level", "logger", "msg", "exc")
+# The per-block and per-transaction lines (operator/activity.py): at info whatever the level
+# when `LogConfig.activity` is on.
+ACTIVITY_LOGGER: Final = "chain"
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -119,6 +125,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    activity = logging.getLogger(ACTIVITY_LOGGER)
+    activity.setLevel(min(level, logging.INFO) if config.activity else logging.NOTSET)
     return handler
 
 

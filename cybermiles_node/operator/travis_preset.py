@@ -59,7 +59,6 @@ from genesis import (
 from genesis.presets import DEVNET_BALANCE, preset_accounts
 from genesis.schema import MAX_TIMEOUT_MS
 
-PRESETS: Final = ("travis",)
 TRAVIS: Final = "travis"
 CHAIN_ID: Final = 1234
 EVM_PROFILE: Final[EvmProfile] = "lity"
