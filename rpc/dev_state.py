@@ -41,7 +41,6 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
-
 from evm.transactions import with_signature
 from genesis import GenesisError, StateDump, parse_state_dump, state_dump_to_json
 from rpc.devnet_only import install_devnet_only
