@@ -452,6 +452,15 @@ class Chain:
         """The base fee of the next block (eth_feeHistory's last entry, admission's rules)."""
         return self.base_fee_for(self.params_at_head())
 
+    def low_price_threshold(self, header: BlockHeaderAPI) -> int:
+        """The gas_price block `header` started with, below which a transaction in it was
+        low-price: its base fee where blocks carry one, else read from its parent's state."""
+        if self.profile.has_base_fee:
+            return int(header.base_fee_per_gas or 0)
+        number = int(header.block_number)
+        parent = self.header_by_number(number - 1) if number else None
+        return (self.genesis.params if parent is None else self.params_at(parent)).gas_price
+
     def fee_rules_at_head(self) -> FeeRules:
         """The fee rules (SPEC §4) admission applies: those of the next block."""
         return self._per_block(
