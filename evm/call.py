@@ -2,7 +2,9 @@
 
 A call runs a message through py-evm's transaction executor on a throwaway `StateDB` (its writes
 never reach the database), skipping the signature and nonce checks a real transaction needs.
-The sender pays gas only when a gas price is given (like geth), so plain calls need no balance.
+The sender pays gas only when a gas price is given (like geth), so plain calls need no balance;
+a call without a price also runs with base fee 0 (geth's NoBaseFee: BASEFEE answers 0), one with
+a price at the block's base fee.
 `estimate_gas` finds the smallest gas limit that does not fail, by binary search above the gas
 the call used at the cap.
 
@@ -249,8 +251,15 @@ def run_call(
     Gas defaults to the block gas limit and never exceeds `gas_cap` (like geth, a larger
     request is lowered to the cap, not refused). A `tracer` (evm/tracing.py) watches the
     execution (debug_traceCall)."""
+    env = call_env(env, request)
     state = _call_state(profile, db, state_root, env, deadline)
     return _run(profile, state, env, request, gas_cap, tracer)
+
+
+def call_env(env: BlockEnv, request: CallRequest) -> BlockEnv:
+    """The block a call runs in: a call without a price runs at base fee 0 (geth's NoBaseFee:
+    BASEFEE answers 0), one with a price at the block's base fee."""
+    return env if request.gas_price else replace(env, base_fee=0)
 
 
 def _run(
@@ -319,6 +328,7 @@ def create_access_list(
     may change the path)."""
     access_list = request.access_list
     result: CallResult | None = None
+    env = call_env(env, request)
     for _ in range(MAX_ACCESS_LIST_ROUNDS):
         state = _call_state(profile, db, state_root, env, deadline, recording=True)
         with_list = replace(request, access_list=access_list)

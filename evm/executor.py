@@ -12,12 +12,16 @@ refund, tip to the coinbase, EIP-161 clearing of touched empty accounts) without
 message or computation. `tests/unit/test_fast_path.py` proves it equal to py-evm on random
 transfers, including failures.
 
-Fees: Ethereum pays each transaction's fee (gasUsed x tip; the base fee is always 0 here) to the
-coinbase. A `BlockEnv.fee_recipient` sends them elsewhere instead: CyberMiles pays every fee into
-the block's award pool, held by the Hold account (SPEC §4), while the coinbase (the COINBASE
-opcode, the header's miner) stays the proposer's address. The executor counts what the block
-paid (`fees`, system transactions' fees included) and what freegas burned (`burned`) for the
-block's end: the award pool and the supply counters.
+Fees: a transaction pays gasUsed x its effective price, min(fee cap, base fee + priority fee)
+(`SignedTx.price`; legacy: the gas price), with the block's `BlockEnv.base_fee` (the header's
+baseFeePerGas, what BASEFEE answers). Unlike Ethereum nothing is burned and a fee cap below the
+base fee is not invalid (it is a low-price transaction, SPEC §4, and pays its fee cap): the CVM
+state classes (evm/profiles.py) pay the whole fee to the coinbase. A `BlockEnv.fee_recipient`
+sends it elsewhere instead: CyberMiles pays every fee into the block's award pool, held by the
+Hold account (SPEC §4), while the coinbase (the COINBASE opcode, the header's miner) stays the
+proposer's address. The executor counts what the block paid (`fees`, system transactions' fees
+included) and what freegas burned (`burned`) for the block's end: the award pool and the supply
+counters.
 
 ENI library versions: `BlockEnv.eni_versions` holds the versions the chain state enables (plain
 data: evm never reads governance's state itself). Building the env turns them into the block's
@@ -87,6 +91,8 @@ class BlockEnv:
     freegas: FreegasTerms | None = None
     # Where transaction fees go; None: the coinbase, as in Ethereum.
     fee_recipient: bytes | None = None
+    # The block's base fee per gas (its header's baseFeePerGas): part of every fee, not burned.
+    base_fee: int = 0
     # ENI function name -> the version governance enabled ("vX.Y.Z"); the others run their
     # default version. The ENI opcode and precompile run `eni_registry`, built from it.
     eni_versions: Mapping[str, str] = field(default_factory=dict)
@@ -104,13 +110,14 @@ class BlockEnv:
 @dataclass(frozen=True)
 class FreegasTerms:
     """Price 0, a gas limit above `min_gas`, a call with data: the called contract pays
-    gas x `gas_price` (SPEC §4)."""
+    gas x `gas_price` (SPEC §4). The price is the one paid in the block: a fee cap of 0, or a
+    priority fee of 0 where the base fee is 0."""
 
     gas_price: int
     min_gas: int  # the low-price gas limit; freegas needs strictly more
 
-    def applies(self, tx: SignedTx) -> bool:
-        return tx.tip == 0 and tx.gas > self.min_gas and bool(tx.to) and bool(tx.data)
+    def applies(self, tx: SignedTx, base_fee: int) -> bool:
+        return tx.price(base_fee) == 0 and tx.gas > self.min_gas and bool(tx.to) and bool(tx.data)
 
     def prepayment(self, tx: SignedTx) -> int:
         return tx.gas * self.gas_price
@@ -154,7 +161,7 @@ def execution_context(env: BlockEnv) -> ExecutionContext:
         gas_limit=env.gas_limit,
         prev_hashes=[Hash32(h) for h in env.prev_hashes],
         chain_id=env.chain_id,
-        base_fee_per_gas=0,
+        base_fee_per_gas=env.base_fee,
         excess_blob_gas=0,
         validator_owners=env.validator_owners,
         past_randomness=env.past_randomness,
@@ -258,7 +265,7 @@ class BlockExecutor:
     def _execute(self, tx: SignedTx) -> _Applied:
         if tx.is_system:
             return self._apply_system(tx, self._system_handler())
-        if self.env.freegas is not None and self.env.freegas.applies(tx):
+        if self.env.freegas is not None and self.env.freegas.applies(tx, self.env.base_fee):
             return self._apply_freegas(tx, self.env.freegas)
         if self.fast_path and tx.is_plain_transfer_shape:
             result = self._apply_transfer(tx)
@@ -284,7 +291,7 @@ class BlockExecutor:
             raise TransactionInvalid(str(exc)) from None
         gas = PragueVM.finalize_gas_used(tx.tx, computation)
         status = 0 if computation.is_error else 1
-        fee = gas * tx.tip  # what py-evm credited the coinbase
+        fee = gas * tx.price(self.env.base_fee)  # what the CVM state credited the coinbase
         self._redirect_fee(fee)
         return _Applied(status, gas, computation.get_log_entries(), fee=fee)
 
@@ -338,11 +345,11 @@ class BlockExecutor:
             return None
         sender = tx.sender
         raw_tx: Any = tx.tx
-        # Validation in py-evm's order, with its checks (Homestead s-value, Frontier
-        # balances and nonce, Cancun max-fee balance).
+        # Validation in the CVM state's order, with its checks (Homestead s-value, Frontier
+        # balances and nonce, Cancun max-fee balance; no base-fee refusal).
         if raw_tx.s > _HALF_N or raw_tx.s == 0:
             raise TransactionInvalid("Invalid signature S value")
-        price = tx.tip  # base fee is 0: effective price == tip == min(fee cap, priority fee)
+        price = tx.price(self.env.base_fee)
         balance = db.get_balance(sender)
         gas_cost = tx.gas * price
         if balance < gas_cost:

@@ -1,10 +1,11 @@
 """EVM profiles: the rule sets a chain can fix in its genesis.
 
-A profile is a py-evm fork specialised for CyberMiles: the state class (our `StateDB`, base fee
-always 0, no Ethereum system contracts), the computation class (opcodes and precompiles), the
-transaction builder and the header class. Both profiles share the state machinery (our
-`StateDB`, Prague-shaped transactions and receipts); they differ in the computation class, i.e.
-in which opcode table and which precompiles bytecode sees. The opcode logic lives in evm/cvm.py.
+A profile is a py-evm fork specialised for CyberMiles: the state class (our `StateDB`, a base
+fee paid like the rest of the fee instead of burned, no Ethereum system contracts), the
+computation class (opcodes and precompiles), the transaction builder and the header class. Both
+profiles share the state machinery (our `StateDB`, Prague-shaped transactions and receipts);
+they differ in the computation class, i.e. in which opcode table and which precompiles bytecode
+sees. The opcode logic lives in evm/cvm.py.
 
 - `cvm` (default): Prague opcodes plus the CVM opcodes at bytes free in Prague; Prague
   precompiles plus the CVM precompiles at 0xc0de01-0xc0de04 (evm/precompiles.py).
@@ -28,7 +29,8 @@ classes are never changed: a process can run the base and the extended profile s
 What of Prague still applies under `lity`, and why. Everything outside the opcode table and
 precompiles is the transaction/state machinery, which the chain shares between profiles
 (wallets, eth_estimateGas and the fee rules see one kind of transaction):
-- transaction types (legacy, 2930, 1559, 7702) and validation, base fee 0;
+- transaction types (legacy, 2930, 1559, 7702) and validation; the base fee is the block's
+  (0 under `lity`, whose blocks carry none: `has_base_fee`);
 - intrinsic gas (Istanbul calldata prices, EIP-3860 initcode words, EIP-7623 floor): a
   transaction-level charge, not bytecode behaviour;
 - the refund cap (EIP-3529: refund <= gas used / 5, no SELFDESTRUCT refund); SSTORE still
@@ -50,8 +52,9 @@ from dataclasses import dataclass, replace
 from functools import cache, cached_property
 from typing import Any
 
-from eth.abc import ComputationAPI
+from eth.abc import ComputationAPI, SignedTransactionAPI
 from eth.vm.forks.byzantium.computation import BYZANTIUM_PRECOMPILES
+from eth.vm.forks.homestead.validation import validate_homestead_transaction
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.blocks import PragueBlockHeader
 from eth.vm.forks.prague.computation import PRAGUE_PRECOMPILES, PragueComputation
@@ -59,10 +62,13 @@ from eth.vm.forks.prague.opcodes import PRAGUE_OPCODES
 from eth.vm.forks.prague.state import PragueState
 from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 from eth_typing import Address
+from eth_utils import ValidationError
 
 from evm.cvm import CVM_OPCODES, LITY_OPCODES, CvmStateMixin
 from evm.precompiles import CVM_PRECOMPILES, Precompile
 from evm.state import StateDB
+
+BASEFEE_OPCODE = 0x48
 
 
 class CvmComputation(PragueComputation):
@@ -80,7 +86,12 @@ class LityComputation(CvmComputation):
 
 
 class CvmState(CvmStateMixin, PragueState):
-    """Prague state on our StateDB, with the per-transaction CVM values (evm/cvm.py)."""
+    """Prague state on our StateDB, with the per-transaction CVM values (evm/cvm.py).
+
+    The base fee (the execution context's) is part of the price, not burned, and does not make
+    a transaction invalid: the whole fee goes to the coinbase (the executor moves it on to the
+    award pool), and a fee cap below the base fee is a low-price transaction that pays its fee
+    cap (SPEC §4, DECISIONS "Fees for default clients")."""
 
     account_db_class = StateDB
     computation_class = CvmComputation
@@ -88,6 +99,17 @@ class CvmState(CvmStateMixin, PragueState):
     def set_system_contracts(self) -> None:
         # Ethereum's beacon-root and history contracts are not part of CyberMiles genesis.
         pass
+
+    def get_tip(self, transaction: SignedTransactionAPI) -> int:
+        # What the coinbase is credited per gas: the whole effective price.
+        return self.get_gas_price(transaction)
+
+    def validate_transaction(self, transaction: SignedTransactionAPI) -> None:
+        # Cancun's checks without London's "max fee per gas below the base fee" refusal (blob
+        # transactions never get here: decoding refuses them).
+        validate_homestead_transaction(self, transaction)
+        if self.get_balance(transaction.sender) < transaction.gas * transaction.max_fee_per_gas:
+            raise ValidationError("Sender has insufficient funds for blob fee.")
 
 
 class LityState(CvmState):
@@ -106,6 +128,12 @@ class EvmProfile:
     # Addresses added by `with_precompiles`, so the composition root can give them genesis
     # code stubs (`evm.precompiles.genesis_code_stubs`); empty on the base profiles.
     injected_precompile_addresses: frozenset[Address] = frozenset()
+
+    @cached_property
+    def has_base_fee(self) -> bool:
+        """Whether blocks carry a base fee: the profile's EVM has the BASEFEE opcode (London
+        and later rules: cvm), so clients see EIP-1559 blocks; lity (Byzantium) has neither."""
+        return BASEFEE_OPCODE in self.state_class.computation_class.opcodes
 
     @cached_property
     def precompile_addresses(self) -> frozenset[bytes]:

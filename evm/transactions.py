@@ -86,7 +86,7 @@ class SignedTx:
     type_id: int
     nonce: int
     gas: int
-    tip: int
+    tip: int  # the priority fee per gas, at most fee_cap (legacy: the gas price)
     fee_cap: int
     value: int
     to: bytes  # b"" for contract creation
@@ -102,6 +102,12 @@ class SignedTx:
     def is_system(self) -> bool:
         """The SPEC §5 envelope of a staking/governance transaction (evm/system.py)."""
         return is_system_envelope(self.type_id, self.to, self.value, self.fee_cap, self.gas)
+
+    def price(self, base_fee: int) -> int:
+        """What the sender pays per gas in a block with `base_fee`: min(fee cap, base fee +
+        priority fee) (legacy: the gas price). `tip` is the priority fee, capped by the fee
+        cap, so this is also the price at base fee 0."""
+        return min(self.fee_cap, base_fee + self.tip)
 
     @property
     def is_plain_transfer_shape(self) -> bool:
@@ -308,7 +314,7 @@ def load_stored_transaction(raw: bytes, sender: bytes) -> SignedTx:
 
 
 def _fees(tx: Any, type_id: int) -> tuple[int, int]:
-    """(tip, fee cap) per gas; with base fee 0 the tip is what the sender pays."""
+    """(tip, fee cap) per gas: the priority fee and the most the sender pays per gas."""
     if type_id in (0, 1):
         return tx.gas_price, tx.gas_price
     return tx.max_priority_fee_per_gas, tx.max_fee_per_gas

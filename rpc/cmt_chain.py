@@ -284,15 +284,16 @@ class CmtChainApi:
         result = fmt.tx_json(tx, header=header, index=index)
         result["cmtHash"] = cmt_hash(tx.raw)
         result["cmtInput"] = _cmt_input(tx)
-        result["txResult"] = {} if header is None else self._tx_result(tx)
+        result["txResult"] = {} if header is None else self._tx_result(tx, header)
         return result
 
-    def _tx_result(self, tx: SignedTx) -> dict[str, Any]:
+    def _tx_result(self, tx: SignedTx, header: BlockHeaderAPI) -> dict[str, Any]:
         done = self.outcomes.delivered(tx.hash)
         if done is None:
             return {}
         if not tx.is_system:
-            done = replace(done, fee=done.gas_used * tx.tip, log="")
+            price = tx.price(header.base_fee_per_gas or 0)
+            done = replace(done, fee=done.gas_used * price, log="")
         deliver: dict[str, Any] = committed_json(tx.hash, done)["deliver_tx"]
         return deliver
 

@@ -11,6 +11,13 @@ Block tags: with BFT finality every committed block is final, so "latest", "safe
 eth_getTransactionCount, which counts the sender's executable mempool transactions. With
 `pending_nonce_compat` (SPEC §8's switch, `rpc.pending_nonce_compat`) eth_getTransactionCount
 answers that pending nonce whatever the block tag, as Travis did (its tag is still validated).
+
+Fees (DECISIONS "Fees for default clients"): on a profile whose blocks carry a base fee (cvm)
+it is the `gas_price` parameter, so eth_gasPrice answers gas_price, eth_maxPriorityFeePerGas 0
+(clients' maxFee = 2 x base fee + tip then pays exactly the base fee) and eth_feeHistory the
+blocks' base fees, the next block's, and rewards = price - base fee (never negative; a
+low-price transaction gives 0). Under lity blocks carry none and omit baseFeePerGas, so
+clients fall back to eth_gasPrice; eth_maxPriorityFeePerGas stays gas_price there.
 """
 
 from __future__ import annotations
@@ -85,6 +92,8 @@ class ChainView(Protocol):
     def header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI | None: ...
     def transactions(self, number: int) -> list[SignedTx]: ...
     def receipts(self, number: int) -> list[Any]: ...
+    def next_base_fee(self) -> int: ...
+    def low_price_threshold(self, header: BlockHeaderAPI) -> int: ...
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None: ...
     def state_at(self, header: BlockHeaderAPI | None = None) -> Any: ...
     def env_of(self, header: BlockHeaderAPI) -> BlockEnv: ...
@@ -217,11 +226,16 @@ class EthApi:
     def eth_blockNumber(self) -> str:
         return fmt.q(self.chain.head.block_number)
 
+    @property
+    def _base_fee_in_blocks(self) -> bool:
+        return bool(self.chain.profile.has_base_fee)
+
     def eth_gasPrice(self) -> str:
         return fmt.q(self.app.min_gas_price)
 
     def eth_maxPriorityFeePerGas(self) -> str:
-        return fmt.q(self.app.min_gas_price)
+        # With a base fee the base fee alone meets the minimum price: no tip is needed.
+        return fmt.q(0 if self._base_fee_in_blocks else self.app.min_gas_price)
 
     def eth_feeHistory(
         self, block_count: object, newest: object, percentiles: object = None
@@ -234,29 +248,59 @@ class EthApi:
         # Validated before any block is read: the work is blocks x percentiles.
         wanted = None if percentiles is None else reward_percentiles(percentiles)
         newest_header = self._require_header(newest, "newestBlock")
-        oldest = max(0, newest_header.block_number - count + 1)
+        newest_number = int(newest_header.block_number)
+        oldest = max(0, newest_number - count + 1)
         ratios = []
         rewards = []
-        for number in range(oldest, newest_header.block_number + 1):
+        base_fees = []
+        for number in range(oldest, newest_number + 1):
             header = self.chain.header_by_number(number)
             assert header is not None
+            base_fees.append(header.base_fee_per_gas or 0)
             ratios.append(header.gas_used / header.gas_limit if header.gas_limit else 0.0)
             if wanted is not None:
-                rewards.append(self._rewards(number, wanted))
+                rewards.append(self._rewards(header, wanted))
+        following = self.chain.header_by_number(newest_number + 1)
+        base_fees.append(
+            self.chain.next_base_fee() if following is None else following.base_fee_per_gas or 0
+        )
         result: dict[str, Any] = {
             "oldestBlock": fmt.q(oldest),
-            "baseFeePerGas": ["0x0"] * (len(ratios) + 1),
+            "baseFeePerGas": [fmt.q(fee) for fee in base_fees],
             "gasUsedRatio": ratios,
         }
         if wanted is not None:
             result["reward"] = rewards
         return result
 
-    def _rewards(self, number: int, percentiles: Sequence[float]) -> list[str]:
-        tips = sorted(t.tip for t in self.chain.transactions(number))
-        if not tips:
+    def _rewards(self, header: BlockHeaderAPI, percentiles: Sequence[float]) -> list[str]:
+        """geth's rule: the block's rewards sorted, each weighted by its gas used; the reward
+        at p% is the first whose cumulative gas reaches p% of the block's gas used. A reward
+        is the price above the base fee, never negative, 0 for a low-price transaction."""
+        number = int(header.block_number)
+        txs = self.chain.transactions(number)
+        if not txs:
             return ["0x0"] * len(percentiles)
-        return [fmt.q(tips[min(len(tips) - 1, int(len(tips) * p / 100))]) for p in percentiles]
+        base_fee = header.base_fee_per_gas or 0
+        threshold = self.chain.low_price_threshold(header)
+        weighted = []
+        previous = 0
+        for tx, stored in zip(txs, self.chain.receipts(number), strict=True):
+            cumulative = stored.receipt.gas_used
+            price = tx.price(base_fee)
+            reward = 0 if price < threshold else max(0, price - base_fee)
+            weighted.append((reward, cumulative - previous))
+            previous = cumulative
+        weighted.sort()
+        total = sum(gas for _, gas in weighted)
+        out = []
+        index, cumulative = 0, weighted[0][1]
+        for p in percentiles:
+            while cumulative < total * p / 100 and index < len(weighted) - 1:
+                index += 1
+                cumulative += weighted[index][1]
+            out.append(fmt.q(weighted[index][0]))
+        return out
 
     # -- blocks ---------------------------------------------------------------------------
     def _block(self, header: BlockHeaderAPI | None, full: object) -> dict[str, Any] | None:
@@ -268,7 +312,7 @@ class EthApi:
             budget = self._response_budget("the block's transactions")
             for tx in txs:
                 budget.charge(tx_json_bytes(len(tx.data)))
-        return fmt.block_json(header, txs, full=hydrated)
+        return fmt.block_json(header, txs, full=hydrated, base_fee=self._base_fee_in_blocks)
 
     def _response_budget(self, what: str) -> ResponseBudget:
         return ResponseBudget(self.max_response_bytes, what)
@@ -430,7 +474,9 @@ class EthApi:
         }
 
     # -- execution ------------------------------------------------------------------------
-    def _call_request(self, obj: object) -> CallRequest:
+    def _call_request(self, obj: object, base_fee: int) -> CallRequest:
+        """The call of an eth_call/eth_estimateGas object; its price is what a transaction
+        with those fee fields pays at `base_fee` (0 without any: geth's NoBaseFee)."""
         if not isinstance(obj, dict):
             raise InvalidParams("transaction: expected an object")
         sender = optional_address(obj.get("from"), "from") or b"\x00" * 20
@@ -444,13 +490,11 @@ class EthApi:
         tip = optional_quantity(obj.get("maxPriorityFeePerGas"), "maxPriorityFeePerGas")
         if gas_price is not None and (max_fee is not None or tip is not None):
             raise InvalidParams("both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) given")
-        price = (
-            gas_price
-            if gas_price is not None
-            else min(
-                max_fee if max_fee is not None else 0, tip if tip is not None else (max_fee or 0)
-            )
-        )
+        if gas_price is not None:
+            price = gas_price
+        else:
+            cap = max_fee if max_fee is not None else 0
+            price = min(cap, base_fee + (tip if tip is not None else cap))
         access = obj.get("accessList")
         access_list = () if access is None else _access_list(access)
         return CallRequest(
@@ -469,8 +513,8 @@ class EthApi:
         """What eth_call and eth_estimateGas run: the chain's rules at `block`, and the call."""
         if overrides is not None:
             raise InvalidParams("state overrides are not supported")
-        request = self._call_request(tx)
         header = self._require_header(block)
+        request = self._call_request(tx, header.base_fee_per_gas or 0)
         chain = self.chain
         return chain.profile, chain.db, header.state_root, chain.env_of(header), request
 
@@ -698,7 +742,7 @@ class EthApi:
         everything = LogFilter()
         logs = self._block_logs(header, everything) if header.bloom else []
         self.filters.push_block(fmt.d(header.hash), logs)
-        return fmt.header_json(header), logs
+        return fmt.header_json(header, base_fee=self._base_fee_in_blocks), logs
 
     def pending_notifications(self, txs: Sequence[SignedTx]) -> list[str]:
         hashes = [fmt.d(tx.hash) for tx in txs]

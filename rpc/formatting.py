@@ -29,10 +29,12 @@ def topic(value: int | bytes) -> str:
     return d(value)
 
 
-def header_json(header: Any, *, size: int | None = None) -> dict[str, Any]:
-    """A Prague header as JSON (the fork fields are always present on this chain)."""
+def header_json(header: Any, *, size: int | None = None, base_fee: bool = True) -> dict[str, Any]:
+    """A Prague header as JSON (the fork fields are always present on this chain), without
+    baseFeePerGas when not `base_fee`: under the lity profile blocks carry none, and clients
+    (ethers, Hardhat) read its absence as "legacy prices only"."""
     encoded = rlp.encode(header)
-    return {
+    result = {
         "number": q(header.block_number),
         "hash": d(header.hash),
         "parentHash": d(header.parent_hash),
@@ -58,12 +60,17 @@ def header_json(header: Any, *, size: int | None = None) -> dict[str, Any]:
         "parentBeaconBlockRoot": d(header.parent_beacon_block_root),
         "requestsHash": d(header.requests_hash),
     }
+    if not base_fee:
+        del result["baseFeePerGas"]
+    return result
 
 
-def block_json(header: BlockHeaderAPI, txs: list[SignedTx], *, full: bool) -> dict[str, Any]:
+def block_json(
+    header: BlockHeaderAPI, txs: list[SignedTx], *, full: bool, base_fee: bool = True
+) -> dict[str, Any]:
     header_size = len(rlp.encode(header))
     body_size = sum(len(tx.raw) + 3 for tx in txs)
-    result = header_json(header, size=header_size + body_size + 6)
+    result = header_json(header, size=header_size + body_size + 6, base_fee=base_fee)
     if full:
         result["transactions"] = [tx_json(tx, header=header, index=i) for i, tx in enumerate(txs)]
     else:
@@ -97,7 +104,8 @@ def tx_json(
         "value": q(stx.value),
         "input": d(stx.data),
         "type": q(stx.type_id),
-        "gasPrice": q(stx.tip),
+        # geth's: what it paid in its block; a pending one's fee cap.
+        "gasPrice": q(stx.fee_cap if header is None else stx.price(header.base_fee_per_gas or 0)),
         "r": q(tx.r),
         "s": q(tx.s),
     }
@@ -177,5 +185,5 @@ def receipt_json(
         "logsBloom": "0x" + receipt.bloom.to_bytes(256, "big").hex(),
         "type": q(tx.type_id),
         "status": "0x1" if receipt.state_root == b"\x01" else "0x0",
-        "effectiveGasPrice": q(tx.tip),
+        "effectiveGasPrice": q(tx.price(header.base_fee_per_gas or 0)),
     }

@@ -15,6 +15,12 @@ consensus, blocksync through consensus) does nothing more: the exception ends th
 exits with its own status (operator/cli.py). `program_must_stop` is the one rule, shared by that
 check and the start-up refusal of a node restarted with a version the chain no longer accepts.
 
+Low-price slots (SPEC §4 rules 1 and 3 for the next block, `LowPriceSlots`): only an
+executable pool transaction holds one. A low-price transaction executable on arrival takes its
+slot or is refused (101/103, Travis's codes); one queued behind a nonce gap takes none, and
+when it becomes executable (its gap filled, at admission or after a block) it takes its slot if
+free, or waits in the pool until a block frees one (`_waiting`): never refused or dropped for it.
+
 Listeners registered in `on_commit` and `on_pending` (RPC filters and subscriptions, gossip)
 are told after the fact; they must not raise.
 """
@@ -31,7 +37,7 @@ from eth.abc import BlockHeaderAPI
 from eth_hash.auto import keccak
 
 from cybermiles_node.application.chain import EMPTY, Chain, PendingBlock
-from cybermiles_node.application.fees import LowPriceSlots, PriceTooLow
+from cybermiles_node.application.fees import LowPriceRejected, LowPriceSlots, PriceTooLow
 from cybermiles_node.application.pending_system import PendingSystemState
 from cybermiles_node.errors import CyberMilesError, TxRejected
 from cybermiles_node.governance.versions import (
@@ -88,13 +94,18 @@ class ChainApp:
         self.mempool: Mempool[SignedTx] = Mempool(config.mempool, chain.state_at())
         self.recovery = SenderRecoveryPool(config.recovery_workers)
         self.on_commit: list[CommitListener] = []
+        self.low_price = LowPriceSlots(chain.fee_rules_at_head())  # the next block's slots
+        # Executable low-price txs without a slot, in the order they became executable.
+        self._waiting: dict[bytes, SignedTx] = {}
+        # Replacements under way in this admission call: new hash -> the tx it replaces.
+        self._replacing: dict[bytes, SignedTx] = {}
+        self.mempool.on_pending.append(self._note_executable)
         self.mempool.on_pending.append(
             lambda txs: _notify(self.on_pending, txs, "pending-transaction")
         )
         self.on_pending: list[PendingListener] = []
         self.rejected_total = 0  # transactions refused at admission, for metrics
         self.pending_system = PendingSystemState(chain, lambda h: h in self.mempool)
-        self.low_price = LowPriceSlots(chain.fee_rules_at_head())  # the next block's slots
 
     @property
     def head(self) -> BlockHeaderAPI:
@@ -117,12 +128,48 @@ class ChainApp:
         self.chain.fee_rules_at_head().check_shape(tx)
         return tx
 
+    # -- low-price slots (module docstring) ---------------------------------------------------
     def _release_stale_slots(self) -> None:
-        """Slots of low-price txs that left the pool (committed, evicted) are free again.
-        Called once per admission call: within a batch, earlier txs are not in the pool yet."""
+        """Slots of low-price txs no longer executable in the pool (committed, evicted, back
+        behind a gap) are free again. Called once per admission call: within a batch, earlier
+        txs are not in the pool yet."""
         if self.low_price.pairs:
-            self.low_price.release_missing(lambda h: h in self.mempool)
+            self.low_price.release_missing(self.mempool.is_pending)
 
+    def _admit_low_price(self, tx: SignedTx, executable: bool, replaced: SignedTx | None) -> None:
+        """The mempool's last admission rule: an executable low-price tx takes its slot now
+        (raises LowPriceRejected); a queued one takes none until it becomes executable."""
+        if replaced is not None:
+            self._replacing[tx.hash] = replaced
+        if executable and self.low_price.rules.is_low_price(tx):
+            self.low_price.take(tx, None if replaced is None else replaced.hash)
+
+    def _admission_failed(self, tx: SignedTx) -> None:
+        """After the mempool refused `tx` (maybe after `_admit_low_price` gave it a slot)."""
+        self.low_price.release(tx.hash)
+        replaced = self._replacing.get(tx.hash)
+        if replaced is not None:  # still pooled: it may have lost its slot to `tx`
+            self._waiting[replaced.hash] = replaced
+
+    def _note_executable(self, txs: Sequence[SignedTx]) -> None:
+        """Transactions that just became executable: low-price ones without a slot wait for
+        one (`_assign_waiting_slots` at the end of the admission call or commit)."""
+        for tx in txs:
+            if self.low_price.rules.is_low_price(tx) and not self.low_price.holds(tx.hash):
+                self._waiting[tx.hash] = tx
+
+    def _assign_waiting_slots(self) -> None:
+        """Give free slots to the waiting transactions, oldest first; the others wait on."""
+        self._replacing.clear()
+        for tx_hash, tx in list(self._waiting.items()):
+            if self.mempool.is_pending(tx_hash) and not self.low_price.holds(tx_hash):
+                try:
+                    self.low_price.take(tx)
+                except LowPriceRejected:
+                    continue
+            del self._waiting[tx_hash]
+
+    # -- admission ----------------------------------------------------------------------------
     def check_tx(self, raw: bytes, *, sender: bytes | None = None) -> SignedTx:
         """Admit one transaction. `sender`: only for a devnet's impersonated transactions
         (application/dev_state.py), whose sender is given, not recovered."""
@@ -130,11 +177,11 @@ class ChainApp:
         try:
             tx = self.decode(raw, sender)
             self._check_system_tx(tx)
-            self._reserve_low_price_slot(tx)
+            self._check_freegas(tx)
             try:
-                self.mempool.add(tx)
+                self.mempool.add(tx, self._admit_low_price)
             except TxRejected:
-                self.low_price.release(tx.hash)
+                self._admission_failed(tx)
                 if tx.is_system:
                     self.pending_system.refused()
                 raise
@@ -143,6 +190,8 @@ class ChainApp:
         except TxRejected:
             self.rejected_total += 1
             raise
+        finally:
+            self._assign_waiting_slots()
         return tx
 
     def _check_system_tx(self, tx: SignedTx) -> None:
@@ -151,14 +200,10 @@ class ChainApp:
         if tx.is_system:
             self.pending_system.check(tx)
 
-    def _reserve_low_price_slot(self, tx: SignedTx) -> None:
-        """Rules 1 and 3 of SPEC §4 against the pending block (raises LowPriceRejected), and
-        a freegas contract's ability to prepay."""
-        rules = self.chain.fee_rules_at_head()
-        if rules.is_freegas(tx):
+    def _check_freegas(self, tx: SignedTx) -> None:
+        """A freegas contract's ability to prepay (raises PriceTooLow)."""
+        if self.chain.fee_rules_at_head().is_freegas(tx):
             self._check_freegas_prepayment(tx)
-        if rules.is_low_price(tx):
-            self.low_price.take(tx)
 
     def check_txs(self, raws: Sequence[bytes]) -> list[SignedTx | TxRejected]:
         """Admit a batch; worker processes recover the senders of its tail meanwhile."""
@@ -177,23 +222,24 @@ class ChainApp:
             try:
                 tx = self.decode(raw, sender)
                 self._check_system_tx(tx)
-                self._reserve_low_price_slot(tx)
+                self._check_freegas(tx)
             except TxRejected as exc:
                 outcomes.append(exc)
                 continue
             outcomes.append(tx)
             decoded.append(tx)
-        results = iter(self.mempool.add_batch(decoded))
+        results = iter(self.mempool.add_batch(decoded, self._admit_low_price))
         for i, outcome in enumerate(outcomes):
             if isinstance(outcome, SignedTx):
                 added = next(results)
                 if isinstance(added, TxRejected):
                     outcomes[i] = added
-                    self.low_price.release(outcome.hash)
+                    self._admission_failed(outcome)
                     if outcome.is_system:
                         self.pending_system.refused()
                 elif outcome.is_system:
                     self.pending_system.admitted(outcome)
+        self._assign_waiting_slots()
         self.rejected_total += sum(isinstance(o, TxRejected) for o in outcomes)
         return outcomes
 
@@ -249,7 +295,14 @@ class ChainApp:
         ChainHalted if the block halts the chain for this node (module docstring)."""
         self.chain.commit(block, extra_writes)
         self.low_price.rules = self.chain.fee_rules_at_head()  # the block may have changed them
-        self.mempool.update(self.chain.state_at(), [tx.hash for tx in block.result.transactions])
+        included = [tx.hash for tx in block.result.transactions]
+        # The block's transactions free their slots before the pool promotes (and reports)
+        # what they unblocked, so those find the slots free.
+        done = set(included)
+        self.low_price.release_missing(lambda h: h not in done and self.mempool.is_pending(h))
+        self.mempool.update(self.chain.state_at(), included)
+        self._release_stale_slots()
+        self._assign_waiting_slots()
         for stale in self.pending_system.rebuild():
             evicted = self.mempool.drop(stale.hash)
             log.info(

@@ -14,9 +14,13 @@ values before it (schema "u"), so deleting the blocks above a height can put the
 exactly; trie nodes and code stay (content-addressed: the older roots still find theirs).
 
 The block layout follows DESIGN.md §4: a py-evm Prague header with difficulty 0, nonce 0,
-base fee 0, `mix_hash` the block's randomness, `extra_data` a 32-byte commitment to consensus
-metadata (zero for blocks made by the devnet automine, which has none; a devnet block carrying
-state edits commits to them there instead, application/dev_state.py).
+`mix_hash` the block's randomness, `extra_data` a 32-byte commitment to consensus metadata (zero
+for blocks made by the devnet automine, which has none; a devnet block carrying state edits
+commits to them there instead, application/dev_state.py). The base fee (`base_fee_for`): under
+a profile with one (cvm), every header, genesis included, carries the `gas_price` parameter in
+force at the block's start; it is paid into the award pool with the rest of the fee, never
+burned; under lity it is 0 (DECISIONS "Fees for default clients"). Validation refuses a header
+whose base fee is not that value.
 
 Devnet state edits (anvil_setBalance & co.) ride in a block: `build_block`/`execute_block` take
 them, the pipeline applies them after the modules' begin_block, and `commit` stores them beside
@@ -30,7 +34,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
@@ -381,7 +385,7 @@ class Chain:
             state_root=Hash32(state_root),
             extra_data=NO_CONSENSUS_METADATA,
             nonce=b"\x00" * 8,
-            base_fee_per_gas=0,
+            base_fee_per_gas=self.base_fee_for(self.genesis.params),
             requests_hash=EMPTY_REQUESTS_HASH,
         )
 
@@ -439,9 +443,31 @@ class Chain:
         """The chain parameters in force for the next block."""
         return self.params_at(self.head)
 
+    def base_fee_for(self, params: Params) -> int:
+        """The base fee of a block that starts with `params` in force: their gas_price under a
+        profile whose blocks carry one (cvm), 0 under lity."""
+        return params.gas_price if self.profile.has_base_fee else 0
+
+    def next_base_fee(self) -> int:
+        """The base fee of the next block (eth_feeHistory's last entry, admission's rules)."""
+        return self.base_fee_for(self.params_at_head())
+
+    def low_price_threshold(self, header: BlockHeaderAPI) -> int:
+        """The gas_price block `header` started with, below which a transaction in it was
+        low-price: its base fee where blocks carry one, else read from its parent's state."""
+        if self.profile.has_base_fee:
+            return int(header.base_fee_per_gas or 0)
+        number = int(header.block_number)
+        parent = self.header_by_number(number - 1) if number else None
+        return (self.genesis.params if parent is None else self.params_at(parent)).gas_price
+
     def fee_rules_at_head(self) -> FeeRules:
         """The fee rules (SPEC §4) admission applies: those of the next block."""
-        return self._per_block(self._fee_rules, self.head, lambda h: FeeRules.of(self.params_at(h)))
+        return self._per_block(
+            self._fee_rules,
+            self.head,
+            lambda h: FeeRules.of(self.params_at(h), self.base_fee_for(self.params_at(h))),
+        )
 
     def _per_block(
         self,
@@ -508,7 +534,13 @@ class Chain:
     def block_env(self, ctx: BlockContext) -> BlockEnv:
         """What the EVM sees while executing the block of `ctx` on the head."""
         return self._env(
-            ctx.height, ctx.time, ctx.coinbase, self.gas_limit, ctx.randomness, self.head
+            ctx.height,
+            ctx.time,
+            ctx.coinbase,
+            self.gas_limit,
+            ctx.randomness,
+            self.base_fee_for(ctx.params),
+            self.head,
         )
 
     def env_of(self, header: BlockHeaderAPI) -> BlockEnv:
@@ -519,6 +551,7 @@ class Chain:
             header.coinbase,
             header.gas_limit,
             header.mix_hash,
+            header.base_fee_per_gas or 0,
             header,
         )
 
@@ -529,6 +562,7 @@ class Chain:
         coinbase: bytes,
         gas_limit: int,
         mix_hash: bytes,
+        base_fee: int,
         rules_after: BlockHeaderAPI,
     ) -> BlockEnv:
         """A block environment whose rule inputs (validator owners, freegas terms, ENI
@@ -549,6 +583,7 @@ class Chain:
                 past_randomness=self._randomness_before(number),
                 freegas=FeeRules.of(self.params_at(rules_after)).freegas,
                 fee_recipient=self.modules.fee_recipient,
+                base_fee=base_fee,
                 eni_versions=eni_versions,
             )
         except UnknownEniVersion as exc:
@@ -610,6 +645,12 @@ class Chain:
         (`edits`: the block's devnet state edits, `dev_edits` of the stored block)."""
         if header.parent_hash != self.head.hash:
             raise BlockRejected("block does not extend the head")
+        base_fee = self.base_fee_for(ctx.params)
+        if header.base_fee_per_gas != base_fee:
+            raise BlockRejected(
+                f"block base fee {header.base_fee_per_gas} is not the gas_price in force, "
+                f"{base_fee} (DECISIONS: Fees for default clients)"
+            )
         block = self._run_block(ctx, txs, _Validating(), edits)
         if block.hash != header.hash:
             raise BlockRejected(
@@ -662,8 +703,10 @@ class Chain:
         executor = BlockExecutor(self.profile, overlay, parent_root, env, system=self.modules)
         self.modules.begin_block(ctx, executor.account_db)
         apply_edits(executor.account_db, edits)
-        # After begin_block: a proposal decided there may have changed a parameter.
-        return _BlockRun(self, executor, self._fee_rules_now(executor, FeeRules.of(ctx.params)))
+        # After begin_block: a proposal decided there may have changed a parameter (the
+        # block's base fee stays the one it started with).
+        rules = self._fee_rules_now(executor, FeeRules.of(ctx.params, env.base_fee))
+        return _BlockRun(self, executor, rules)
 
     def replay(self, header: BlockHeaderAPI) -> BlockReplay:
         """Committed block `header` (not genesis), to re-execute from its parent's state for a
@@ -682,14 +725,21 @@ class Chain:
             params=self.params_at(parent),
         )
         env = self._env(
-            number, header.timestamp, header.coinbase, header.gas_limit, header.mix_hash, parent
+            number,
+            header.timestamp,
+            header.coinbase,
+            header.gas_limit,
+            header.mix_hash,
+            header.base_fee_per_gas or 0,
+            parent,
         )
         return BlockReplay(self, ctx, env, parent.state_root, self.transactions(number))
 
     def _fee_rules_now(self, executor: BlockExecutor, current: FeeRules) -> FeeRules:
-        """The fee rules of the parameters in the block's state now, the executor's freegas
-        terms moved with them; `current` (the same object) when nothing changed."""
-        now = self.fee_rules_in(executor.account_db)
+        """The fee rules of the parameters in the block's state now (at the block's base fee),
+        the executor's freegas terms moved with them; `current` (the same object) when nothing
+        changed."""
+        now = replace(self.fee_rules_in(executor.account_db), base_fee=current.base_fee)
         if now == current:
             return current
         executor.use_freegas_terms(now.freegas)
@@ -724,7 +774,7 @@ class Chain:
             extra_data=extra_data,
             mix_hash=Hash32(env.mix_hash),
             nonce=b"\x00" * 8,
-            base_fee_per_gas=0,
+            base_fee_per_gas=env.base_fee,
             withdrawals_root=BLANK_ROOT_HASH,
             blob_gas_used=0,
             excess_blob_gas=0,

@@ -1,7 +1,9 @@
 """The CyberMiles low-price and free-transaction rules (SPEC §4), as pure functions.
 
-A transaction is *low-price* when the price it pays per gas is below the `gas_price` chain
-parameter (with base fee 0 an EIP-1559 transaction pays min(max fee, priority fee)). Low-price
+A transaction is *low-price* when the price it pays per gas in the block, min(fee cap, base fee
++ priority fee), is below the `gas_price` chain parameter. Under the `cvm` profile the base fee
+is `gas_price` itself, so a transaction is low-price exactly when its fee cap is below
+`gas_price`; under `lity` the base fee is 0 (DECISIONS "Fees for default clients"). Low-price
 transactions are allowed, and at price 0 they run free, within three limits per block:
 1. one low-price transaction per (sender, recipient) pair (a creation's recipient is the zero
    address) — otherwise 101 "The gas price is too low for transaction";
@@ -11,9 +13,11 @@ transactions are allowed, and at price 0 they run free, within three limits per 
 3. at most `low_price_tx_slots_cap` low-price transactions — otherwise 103 "The capacity of one
    block is reached for low price transactions".
 
-`LowPriceSlots` is the per-block bookkeeping: the mempool keeps one for what is pending (the
-next block), block building and validation keep one per block. The same checks run in all three
-places, so a block a validator builds is one every other validator accepts.
+`LowPriceSlots` is the per-block bookkeeping: the application keeps one for the next block
+(held by executable pool transactions only: a queued one takes its slot when it becomes
+executable, application/app.py), block building and validation keep one per block. The same
+checks run in all three places, so a block a validator builds is one every other validator
+accepts.
 """
 
 from __future__ import annotations
@@ -62,22 +66,32 @@ class FeeRules:
     gas_price: int
     low_price_gas_limit: int
     low_price_slots: int
+    base_fee: int = 0  # the block's (its header's baseFeePerGas)
 
     @classmethod
-    def of(cls, params: Params) -> FeeRules:
-        return cls(params.gas_price, params.low_price_tx_gas_limit, params.low_price_tx_slots_cap)
+    def of(cls, params: Params, base_fee: int = 0) -> FeeRules:
+        return cls(
+            params.gas_price,
+            params.low_price_tx_gas_limit,
+            params.low_price_tx_slots_cap,
+            base_fee,
+        )
 
     @property
     def freegas(self) -> FreegasTerms:
         return FreegasTerms(self.gas_price, self.low_price_gas_limit)
 
+    def price(self, tx: SignedTx) -> int:
+        """What `tx` pays per gas in the block."""
+        return tx.price(self.base_fee)
+
     def is_low_price(self, tx: SignedTx) -> bool:
         # A system transaction's price 0 is part of its envelope; its handler charges it.
-        return tx.tip < self.gas_price and not tx.is_system
+        return self.price(tx) < self.gas_price and not tx.is_system
 
     def is_freegas(self, tx: SignedTx) -> bool:
         """Price 0, gas above the low-price limit, a call with data: the contract pays."""
-        return self.freegas.applies(tx)
+        return self.freegas.applies(tx, self.base_fee)
 
     def check_shape(self, tx: SignedTx) -> None:
         """Rule 2, which needs no state (raises GasTooHighForLowPrice)."""
@@ -86,7 +100,7 @@ class FeeRules:
         if self.is_freegas(tx):
             return
         raise GasTooHighForLowPrice(
-            f"gas limit {tx.gas} above {self.low_price_gas_limit} at price {tx.tip} wei "
+            f"gas limit {tx.gas} above {self.low_price_gas_limit} at price {self.price(tx)} wei "
             f"(the minimum price is {self.gas_price} wei)"
         )
 
@@ -102,12 +116,13 @@ class LowPriceSlots:
     rules: FeeRules
     pairs: dict[tuple[bytes, bytes], bytes] = field(default_factory=dict)  # pair -> tx hash
 
-    def check(self, tx: SignedTx) -> None:
-        """Rules 1 and 3 for a low-price `tx` joining the block (raises, changes nothing)."""
+    def check(self, tx: SignedTx, replacing: bytes | None = None) -> None:
+        """Rules 1 and 3 for a low-price `tx` joining the block (raises, changes nothing);
+        `replacing`: the hash of the transaction `tx` replaces, whose slot it may take."""
         if not self.rules.is_low_price(tx):
             return
         holder = self.pairs.get(pair_of(tx))
-        if holder is not None and holder != tx.hash:
+        if holder is not None and holder not in (tx.hash, replacing):
             raise PriceTooLow(
                 "one low-price transaction per sender and recipient per block; "
                 f"0x{holder.hex()} already holds it"
@@ -117,10 +132,13 @@ class LowPriceSlots:
                 f"{self.rules.low_price_slots} low-price transactions already in this block"
             )
 
-    def take(self, tx: SignedTx) -> None:
+    def take(self, tx: SignedTx, replacing: bytes | None = None) -> None:
         """Check and, for a low-price tx, hold its slot."""
-        self.check(tx)
+        self.check(tx, replacing)
         self.hold(tx)
+
+    def holds(self, tx_hash: bytes) -> bool:
+        return tx_hash in self.pairs.values()
 
     def hold(self, tx: SignedTx) -> None:
         """Hold the slot of a low-price tx already checked (no-op for a full-price one)."""

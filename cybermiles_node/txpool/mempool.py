@@ -18,6 +18,7 @@ committed nonce are *pending* (executable in the next block); the rest wait in t
 Admission (`add`): already known -> tip below the pool minimum -> nonce too low ->
 nonce too far above the pending nonce -> replacement price bump -> per-sender cap ->
 balance covers the cumulative cost of the sender's transactions up to this nonce ->
+the caller's own rule (`Admit`: told whether the newcomer is executable at once) ->
 room in the pool (count and bytes), evicting if the newcomer pays more. Eviction only
 ever takes a sender's *highest-nonce* transaction, so it never opens a nonce gap; the
 candidates live in a lazily maintained heap ordered by (tip, later arrival first, hash).
@@ -88,7 +89,9 @@ class PoolTransaction(Protocol):
 
     @property
     def tip(self) -> int:
-        """Price per gas the sender actually pays (the base fee is always 0 on this chain)."""
+        """Priority fee per gas, at most fee_cap (legacy: gas_price). Every transaction in a
+        block meets the same base fee, so it ranks transactions by what they pay (a fee cap
+        below base fee + tip aside)."""
         ...
 
     @property
@@ -116,6 +119,11 @@ class PoolStateReader(Protocol):
 
 
 TxT = TypeVar("TxT", bound=PoolTransaction)
+
+# The caller's last admission rule: (tx, executable at once, the pooled tx it replaces or None);
+# raises a TxRejected to refuse it, the pool then unchanged. Called once per admitted tx, after
+# the pool's own checks, in arrival order (within a batch, after the earlier ones were added).
+Admit = Callable[[TxT, bool, TxT | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +234,11 @@ class Mempool(Generic[TxT]):
         entry = self._by_hash.get(tx_hash)
         return None if entry is None else entry.tx
 
+    def is_pending(self, tx_hash: bytes) -> bool:
+        """Pooled and executable (in its sender's run from the committed nonce)."""
+        entry = self._by_hash.get(tx_hash)
+        return entry is not None and self._is_pending(entry)
+
     @property
     def byte_size(self) -> int:
         return self._bytes
@@ -295,33 +308,37 @@ class Mempool(Generic[TxT]):
 
     # ------------------------------------------------------------------ admission
 
-    def add(self, tx: TxT) -> bool:
+    def add(self, tx: TxT, admit: Admit[TxT] | None = None) -> bool:
         """Admit `tx`; True if it is executable now, False if queued behind a nonce gap.
 
-        Raises a `TxRejected` subclass when refused; the pool is then unchanged except
-        for a resync of the sender with the current state.
+        Raises a `TxRejected` subclass when refused (by the pool or by `admit`); the pool is
+        then unchanged except for a resync of the sender with the current state.
         """
         fresh: dict[bytes, _Entry[TxT]] = {}
         try:
-            return self._add(tx, fresh)
+            return self._add(tx, fresh, admit)
         finally:
             self._notify(fresh)
 
-    def add_batch(self, txs: Iterable[TxT]) -> list[bool | TxRejected]:
+    def add_batch(
+        self, txs: Iterable[TxT], admit: Admit[TxT] | None = None
+    ) -> list[bool | TxRejected]:
         """Add in order; per tx the `add` result or the rejection. One notification per batch."""
         fresh: dict[bytes, _Entry[TxT]] = {}
         results: list[bool | TxRejected] = []
         try:
             for tx in txs:
                 try:
-                    results.append(self._add(tx, fresh))
+                    results.append(self._add(tx, fresh, admit))
                 except TxRejected as exc:
                     results.append(exc)
         finally:
             self._notify(fresh)
         return results
 
-    def _add(self, tx: TxT, fresh: dict[bytes, _Entry[TxT]]) -> bool:
+    def _add(
+        self, tx: TxT, fresh: dict[bytes, _Entry[TxT]], admit: Admit[TxT] | None = None
+    ) -> bool:
         cfg = self.config
         if tx.hash in self._by_hash:
             raise AlreadyKnown("already known")
@@ -375,6 +392,8 @@ class Mempool(Generic[TxT]):
             if earlier:
                 msg += f", cost of earlier pool txs {earlier}"
             raise InsufficientFunds(msg)
+        if admit is not None:
+            admit(tx, tx.nonce <= pending_nonce, None if old is None else old.tx)
 
         entry: _Entry[TxT] = _Entry(tx, old.seq if old is not None else next(self._seq))
         victims = self._plan_eviction(entry, old, acct)

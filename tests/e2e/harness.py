@@ -419,7 +419,9 @@ def sign_transfer(
     data: bytes = b"",
     **extra: Any,
 ) -> Any:
-    """A signed transaction (`.raw_transaction`, `.hash`)."""
+    """A signed transaction (`.raw_transaction`, `.hash`) that pays `price` per gas: an
+    EIP-1559 one has fee cap `price` (and tip `price`), so it pays exactly that whatever the
+    base fee (unless `maxFeePerGas` is given)."""
     tx: dict[str, Any] = {
         "chainId": chain_id,
         "nonce": nonce,
@@ -435,7 +437,7 @@ def sign_transfer(
     else:
         tx.update(
             type=tx_type,
-            maxFeePerGas=extra.pop("maxFeePerGas", price + GWEI),
+            maxFeePerGas=extra.pop("maxFeePerGas", price),
             maxPriorityFeePerGas=price,
         )
     tx.update(extra)

@@ -79,8 +79,8 @@ def test_identity_methods(devnet: Devnet, accounts: list[LocalAccount]) -> None:
 
 
 def test_fee_methods(devnet: Devnet, accounts: list[LocalAccount]) -> None:
-    assert q(devnet.result("eth_gasPrice")) >= MIN_GAS_PRICE
-    assert q(devnet.result("eth_maxPriorityFeePerGas")) >= 0
+    assert q(devnet.result("eth_gasPrice")) == MIN_GAS_PRICE
+    assert q(devnet.result("eth_maxPriorityFeePerGas")) == 0  # the base fee meets the minimum
     for _ in range(3):
         mine_one(devnet, accounts[1])
     head = devnet.block_number()
@@ -89,12 +89,12 @@ def test_fee_methods(devnet: Devnet, accounts: list[LocalAccount]) -> None:
     n = head - oldest + 1
     assert n == min(4, head + 1)
     assert len(history["baseFeePerGas"]) == n + 1
-    assert all(q(fee) == 0 for fee in history["baseFeePerGas"])
+    assert all(q(fee) == MIN_GAS_PRICE for fee in history["baseFeePerGas"])
     assert len(history["gasUsedRatio"]) == n
     assert all(0 <= ratio <= 1 for ratio in history["gasUsedRatio"])
     assert len(history["reward"]) == n and all(len(r) == 2 for r in history["reward"])
-    # the latest block holds one 2-gwei transfer: both percentiles are its tip
-    assert [q(r) for r in history["reward"][-1]] == [MIN_GAS_PRICE, MIN_GAS_PRICE]
+    # the latest block holds one transfer at exactly the minimum: no reward above the base fee
+    assert [q(r) for r in history["reward"][-1]] == [0, 0]
 
     w3 = devnet.w3()
     fh = w3.eth.fee_history(2, "latest", [50])
@@ -349,7 +349,7 @@ def test_low_price_transactions(devnet: Devnet, accounts: list[LocalAccount]) ->
     w3 = devnet.w3()
     nonce = w3.eth.get_transaction_count(sender.address)
     to = fresh_account(307).address
-    for tx_type, price in ((0, MIN_GAS_PRICE - 1), (0, GWEI), (2, GWEI), (1, 0)):
+    for tx_type, price in ((0, MIN_GAS_PRICE - 1), (0, GWEI), (2, MIN_GAS_PRICE - 1), (1, 0)):
         signed = sign_transfer(sender, nonce, to, 1, tx_type=tx_type, price=price, gas=600_000)
         error = expect_error(devnet, "eth_sendRawTransaction", [raw_hex(signed)], 102)
         assert "The gas limit is too high for low price transaction (102)" in error["message"]

@@ -149,7 +149,7 @@ def check_mined_transfer(
     assert net.result("eth_getTransactionByBlockNumberAndIndex", [hex(number), hex(count)]) is None
     if index == count - 1:
         assert q(block["gasUsed"]) == q(receipt["cumulativeGasUsed"])
-    assert q(block["baseFeePerGas"]) == 0
+    assert q(block["baseFeePerGas"]) == MIN_GAS_PRICE == q(net.result("eth_gasPrice", []))
 
     receipts: list[Json] = net.result("eth_getBlockReceipts", [hex(number)])
     assert len(receipts) == count and receipts[index] == receipt
@@ -199,18 +199,20 @@ def test_eip2930_transfer_with_access_list(devnet: Devnet, accounts: list[LocalA
     ]
 
 
-def test_eip1559_transfer_pays_the_tip_as_base_fee_is_zero(
+def test_eip1559_transfer_pays_the_base_fee_plus_its_tip_up_to_its_fee_cap(
     devnet: Devnet, accounts: list[LocalAccount]
 ) -> None:
+    """The base fee is the gas_price parameter (DECISIONS "Fees for default clients")."""
     sender, to = accounts[2], fresh_account(102).address
     nonce = devnet.w3().eth.get_transaction_count(sender.address)
-    tip, fee_cap = MIN_GAS_PRICE, 5 * GWEI
+    tip, fee_cap = GWEI, 5 * GWEI
+    paid = min(fee_cap, MIN_GAS_PRICE + tip)
     signed = sign_transfer(sender, nonce, to, 777, tx_type=2, price=tip, maxFeePerGas=fee_cap)
     tx, receipt = check_mined_transfer(
-        devnet, sender, signed, to=to, value=777, tx_type=2, price=tip
+        devnet, sender, signed, to=to, value=777, tx_type=2, price=paid
     )
     assert q(tx["maxFeePerGas"]) == fee_cap and q(tx["maxPriorityFeePerGas"]) == tip
-    assert q(receipt["effectiveGasPrice"]) == min(fee_cap, 0 + tip)
+    assert q(receipt["effectiveGasPrice"]) == paid == 3 * GWEI
 
 
 def test_eip7702_set_code_delegation(devnet: Devnet, accounts: list[LocalAccount]) -> None:
@@ -362,17 +364,23 @@ def test_nonce_gap_waits_in_queue_until_filled(
 
 
 def test_wallet_flow_web3_fills_gas_and_fees(devnet: Devnet, accounts: list[LocalAccount]) -> None:
-    """web3's own defaults (eth_estimateGas, eth_maxPriorityFeePerGas, base fee) must work."""
+    """web3's own defaults (eth_estimateGas, eth_maxPriorityFeePerGas, base fee) must work,
+    and pay at least gas_price even right after a block whose only transaction was free."""
     sender = accounts[7]
     w3 = devnet.w3(signer=sender)
     to = fresh_account(106).address
+    nonce = w3.eth.get_transaction_count(sender.address, "pending")
+    free = wait_receipt(w3, send_signed(w3, sign_transfer(sender, nonce, to, 1, price=0)))
+    assert free["effectiveGasPrice"] == 0 and w3.eth.block_number == free["blockNumber"]
     params: Any = {"from": sender.address, "to": to, "value": 5}
     assert w3.eth.estimate_gas(params) == 21_000
     tx_hash = w3.eth.send_transaction(params)
     receipt = wait_receipt(w3, tx_hash)
     assert receipt["status"] == 1 and receipt["gasUsed"] == 21_000
     assert receipt["effectiveGasPrice"] >= MIN_GAS_PRICE
-    assert w3.eth.get_balance(to) == 5
+    assert w3.eth.get_balance(to) == 6
+    block = w3.eth.get_block(receipt["blockNumber"])
+    assert block["baseFeePerGas"] == w3.eth.gas_price == MIN_GAS_PRICE
 
 
 def test_interval_mining_shows_pending_state(

@@ -178,6 +178,48 @@ def test_fast_path_matches_stock_pyevm_on_random_transfers(seed: int) -> None:
     assert slow.state_root == stock_root
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_path_matches_the_cvm_state_with_a_base_fee(seed: int) -> None:
+    """With a base fee (DECISIONS "Fees for default clients") stock py-evm is no reference (it
+    burns the base fee and refuses fee caps below it): the fast path must equal our own EVM
+    path, whose CvmState pays min(fee cap, base + tip) to the coinbase and refuses nothing for
+    a low fee cap."""
+    rng = random.Random(1000 + seed)
+    keys = [bytes([i + 1]) * 32 for i in range(6)]
+    addresses = [bytes.fromhex(Account.from_key(k).address[2:]) for k in keys]
+    alloc = {a: rng.choice([0, 21000 * 2 * 10**9, 10**18, 10**21]) for a in addresses}
+    dbs = (MemoryDB(), MemoryDB())
+    for target in dbs:
+        state = StateDB(target)
+        for address, balance in sorted(alloc.items()):
+            state.set_balance(address, balance)
+        state.persist()
+        root = state.state_root
+    nonces = [0] * len(keys)
+    txs = []
+    for _ in range(40):
+        i = rng.randrange(len(keys))
+        nonce = nonces[i]
+        nonces[i] += 1
+        to = rng.choice(addresses + [b"\x33" * 20])
+        txs.append(sign(keys[i], random_transfer(rng, keys[i], nonce, to, alloc[addresses[i]])))
+    env = replace(make_env(b"\x44" * 20), base_fee=2 * 10**9)
+    fast, fast_receipts = run_ours(dbs[0], root, env, txs, fast=True)
+    slow, slow_receipts = run_ours(dbs[1], root, env, txs, fast=False)
+    assert [r.encode() if r else None for r in fast_receipts] == [
+        r.encode() if r else None for r in slow_receipts
+    ]
+    assert any(r is not None for r in fast_receipts)
+    assert fast.state_root == slow.state_root
+    state = StateDB(dbs[0], fast.state_root)
+    paid, cumulative = 0, 0
+    for tx, receipt in zip(txs, fast_receipts, strict=True):
+        if receipt is not None:
+            paid += tx.price(env.base_fee) * (receipt.gas_used - cumulative)
+            cumulative = receipt.gas_used
+    assert state.get_balance(b"\x44" * 20) == paid
+
+
 def test_contracts_on_statedb_match_stock_pyevm() -> None:
     """Deploy and use the ERC-20 (storage writes, logs, reverts, refunds) on both states."""
     key = b"\x07" * 32

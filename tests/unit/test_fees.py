@@ -163,3 +163,74 @@ def test_the_pair_rule_holds_within_one_batch() -> None:
     assert not isinstance(outcomes[0], Exception)
     assert isinstance(outcomes[1], PriceTooLow)
     assert not isinstance(outcomes[2], Exception)
+
+
+# -- low-price slots belong to executable transactions only (issue #12) -------------------------
+
+
+def included_nonces(app: ChainApp) -> list[int]:
+    return [tx.nonce for tx in app.chain.transactions(app.chain.head_number)]
+
+
+def test_a_queued_low_price_transaction_does_not_hold_its_pair() -> None:
+    """Nonce N+1 arriving before nonce N (same pair, both low-price) used to hold the pair's
+    slot, and N was refused with 101. N+1 now takes no slot while queued; when N fills the gap
+    N+1 waits for the next block's slot: one low-price transaction per pair per block."""
+    app = make_app()
+    later = app.check_tx(raw(1, 1, to=9))
+    assert not app.low_price.holds(later.hash)
+    first = app.check_tx(raw(1, 0, to=9))
+    assert app.low_price.holds(first.hash) and not app.low_price.holds(later.hash)
+    assert app.pending_count == 2  # both executable; the later one waits for a slot
+    commit_next(app)
+    assert included_nonces(app) == [0]
+    assert app.low_price.holds(later.hash)  # the block freed the pair: it takes the slot
+    commit_next(app)
+    assert included_nonces(app) == [1] and app.pending_count == 0
+
+
+def test_queued_low_price_transactions_do_not_count_against_the_block_capacity() -> None:
+    app = make_app()  # 3 low-price slots per block
+    for sender in (0, 1, 2):
+        app.check_tx(raw(sender, 1))  # queued: no slot
+    for sender in (3, 4, 5):
+        app.check_tx(raw(sender, 0))  # executable: the 3 slots (refused with 103 before)
+    commit_next(app)
+    assert sorted(tx.sender for tx in app.chain.transactions(1)) == sorted(
+        SENDERS[s].address for s in (3, 4, 5)
+    )
+    for sender in (0, 1, 2):  # full price fills the gaps: the queued ones take the slots
+        app.check_tx(raw(sender, 0, to=10, price=2 * GWEI))
+    with pytest.raises(LowPriceCapacityReached):
+        app.check_tx(raw(3, 1, to=11))
+    commit_next(app)
+    assert len(app.chain.transactions(2)) == 6 and app.pending_count == 0
+
+
+def test_a_batch_with_the_later_nonce_first_admits_both() -> None:
+    app = make_app()
+    outcomes = app.check_txs([raw(1, 1, to=9), raw(1, 0, to=9)])
+    assert not any(isinstance(o, Exception) for o in outcomes)
+    commit_next(app)
+    commit_next(app)
+    assert app.chain.head_number == 2 and app.pending_count == 0
+
+
+def test_replacing_a_low_price_transaction_keeps_its_slot() -> None:
+    app = make_app()
+    app.check_tx(raw(1, 0, to=9))
+    replacement = app.check_tx(raw(1, 0, to=9, price=GWEI))  # still low-price, bumped
+    assert app.low_price.holds(replacement.hash)
+    commit_next(app)
+    assert [tx.hash for tx in app.chain.transactions(1)] == [replacement.hash]
+
+
+def test_block_building_keeps_one_low_price_transaction_per_pair_with_waiting_ones() -> None:
+    """The builder, not the pool's bookkeeping, enforces the rule: a block built from a pool
+    holding several executable low-price transactions of one pair includes one."""
+    app = make_app()
+    for nonce in (3, 2, 1, 0):
+        app.check_tx(raw(1, nonce, to=9))
+    for height in range(1, 5):
+        commit_next(app)
+        assert included_nonces(app) == [height - 1]

@@ -97,3 +97,19 @@ def test_without_the_approval_the_same_transfer_is_in_the_block() -> None:
     undecided, transfer = node.system(0, "governance/vote", vote(pid)), node.transfer()
     block = node.block(undecided, transfer)
     assert [tx.raw for tx in block.result.transactions] == [undecided, transfer]
+
+
+def test_the_base_fee_follows_an_approved_price_from_the_next_block() -> None:
+    """The header's base fee is the gas_price in force when the block starts (cvm): the block
+    approving a new price keeps the old base fee, every later block carries the new one, and
+    the RPC's next base fee moves with it."""
+    node = Node()
+    pid = node.propose_price()
+    assert node.app.chain.head.base_fee_per_gas == OLD_PRICE
+    node.block(node.system(0, "governance/vote", vote(pid)))
+    approving = node.block(node.system(1, "governance/vote", vote(pid)))
+    assert approving.header.base_fee_per_gas == OLD_PRICE
+    assert node.app.chain.next_base_fee() == OLD_PRICE + 10**9
+    after = node.block()
+    assert after.header.base_fee_per_gas == OLD_PRICE + 10**9
+    assert node.app.chain.fee_rules_at_head().base_fee == OLD_PRICE + 10**9

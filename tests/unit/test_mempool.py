@@ -821,3 +821,26 @@ def test_random_operations_keep_invariants(ops: list[Op]) -> None:
 @pytest.mark.parametrize("seed", range(40))
 def test_seeded_long_runs_keep_invariants(seed: int) -> None:
     run_ops(random_ops(random.Random(seed), 150))
+
+
+def test_admit_hears_whether_each_tx_is_executable_and_can_refuse_it() -> None:
+    pool, _ = new_pool()
+    heard: list[tuple[int, bool, bool]] = []
+
+    def admit(tx: FakeTx, executable: bool, replaced: FakeTx | None) -> None:
+        heard.append((tx.nonce, executable, replaced is not None))
+        if tx.tip == 13:
+            raise GasPriceTooLow("refused by the caller's rule")
+
+    later, first, refused, bump = mk(0, 1), mk(0, 0), mk(0, 2, tip=13), mk(0, 0, tip=20)
+    assert pool.add(later, admit) is False
+    assert not pool.is_pending(later.hash)
+    results = pool.add_batch([first, refused, bump], admit)
+    assert results[0] is True and results[2] is True
+    assert isinstance(results[1], GasPriceTooLow)
+    # nonce 1 queued; nonce 0 executable (and, within the batch, nonce 2 after it promoted
+    # nonce 1); the bump replaces nonce 0, an executable tx.
+    assert heard == [(1, False, False), (0, True, False), (2, True, False), (0, True, True)]
+    assert refused.hash not in pool and pool.is_pending(later.hash)
+    assert pool.is_pending(bump.hash) and not pool.is_pending(first.hash)
+    pool.check_invariants()
