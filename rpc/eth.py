@@ -16,8 +16,10 @@ Fees (DECISIONS "Fees for default clients"): on a profile whose blocks carry a b
 it is the `gas_price` parameter, so eth_gasPrice answers gas_price, eth_maxPriorityFeePerGas 0
 (clients' maxFee = 2 x base fee + tip then pays exactly the base fee) and eth_feeHistory the
 blocks' base fees, the next block's, and rewards = price - base fee (never negative; a
-low-price transaction gives 0). Under lity blocks carry none and omit baseFeePerGas, so
-clients fall back to eth_gasPrice; eth_maxPriorityFeePerGas stays gas_price there.
+low-price transaction gives 0). Under lity the base fee is 0 (blocks show "0x0"), so the tip
+must carry the minimum: eth_maxPriorityFeePerGas answers gas_price and eth_feeHistory's rewards
+are never below it (a suggested tip, as clients read it), so ethers (legacy at eth_gasPrice when
+the base fee is 0), Hardhat, web3.py and cast (maxFee = 2 x 0 + tip) all pay gas_price.
 """
 
 from __future__ import annotations
@@ -279,10 +281,12 @@ class EthApi:
         is the price above the base fee, never negative, 0 for a low-price transaction."""
         number = int(header.block_number)
         txs = self.chain.transactions(number)
-        if not txs:
-            return ["0x0"] * len(percentiles)
-        base_fee = header.base_fee_per_gas or 0
         threshold = self.chain.low_price_threshold(header)
+        # Without a base fee (lity) the tip is the whole price: suggest at least the minimum.
+        floor = 0 if self._base_fee_in_blocks else threshold
+        if not txs:
+            return [fmt.q(floor)] * len(percentiles)
+        base_fee = header.base_fee_per_gas or 0
         weighted = []
         previous = 0
         for tx, stored in zip(txs, self.chain.receipts(number), strict=True):
@@ -299,7 +303,7 @@ class EthApi:
             while cumulative < total * p / 100 and index < len(weighted) - 1:
                 index += 1
                 cumulative += weighted[index][1]
-            out.append(fmt.q(weighted[index][0]))
+            out.append(fmt.q(max(floor, weighted[index][0])))
         return out
 
     # -- blocks ---------------------------------------------------------------------------
@@ -312,7 +316,7 @@ class EthApi:
             budget = self._response_budget("the block's transactions")
             for tx in txs:
                 budget.charge(tx_json_bytes(len(tx.data)))
-        return fmt.block_json(header, txs, full=hydrated, base_fee=self._base_fee_in_blocks)
+        return fmt.block_json(header, txs, full=hydrated)
 
     def _response_budget(self, what: str) -> ResponseBudget:
         return ResponseBudget(self.max_response_bytes, what)
@@ -742,7 +746,7 @@ class EthApi:
         everything = LogFilter()
         logs = self._block_logs(header, everything) if header.bloom else []
         self.filters.push_block(fmt.d(header.hash), logs)
-        return fmt.header_json(header, base_fee=self._base_fee_in_blocks), logs
+        return fmt.header_json(header), logs
 
     def pending_notifications(self, txs: Sequence[SignedTx]) -> list[str]:
         hashes = [fmt.d(tx.hash) for tx in txs]

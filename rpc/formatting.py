@@ -29,10 +29,9 @@ def topic(value: int | bytes) -> str:
     return d(value)
 
 
-def header_json(header: Any, *, size: int | None = None, base_fee: bool = True) -> dict[str, Any]:
-    """A Prague header as JSON (the fork fields are always present on this chain), without
-    baseFeePerGas when not `base_fee`: under the lity profile blocks carry none, and clients
-    (ethers, Hardhat) read its absence as "legacy prices only"."""
+def header_json(header: Any, *, size: int | None = None) -> dict[str, Any]:
+    """A Prague header as JSON (the fork fields are always present on this chain; a lity
+    block's baseFeePerGas is 0)."""
     encoded = rlp.encode(header)
     result = {
         "number": q(header.block_number),
@@ -60,17 +59,13 @@ def header_json(header: Any, *, size: int | None = None, base_fee: bool = True) 
         "parentBeaconBlockRoot": d(header.parent_beacon_block_root),
         "requestsHash": d(header.requests_hash),
     }
-    if not base_fee:
-        del result["baseFeePerGas"]
     return result
 
 
-def block_json(
-    header: BlockHeaderAPI, txs: list[SignedTx], *, full: bool, base_fee: bool = True
-) -> dict[str, Any]:
+def block_json(header: BlockHeaderAPI, txs: list[SignedTx], *, full: bool) -> dict[str, Any]:
     header_size = len(rlp.encode(header))
     body_size = sum(len(tx.raw) + 3 for tx in txs)
-    result = header_json(header, size=header_size + body_size + 6, base_fee=base_fee)
+    result = header_json(header, size=header_size + body_size + 6)
     if full:
         result["transactions"] = [tx_json(tx, header=header, index=i) for i, tx in enumerate(txs)]
     else:

@@ -225,16 +225,22 @@ def test_a_block_with_another_base_fee_is_refused() -> None:
 
 
 def test_lity_blocks_carry_no_base_fee_and_fees_are_as_before() -> None:
+    """Base fee 0 under lity: the tip carries the minimum, so every suggested tip (the
+    priority fee method and fee history's rewards, empty and cheap blocks too) is gas_price."""
     node = make_node("lity")
     sender = ACCOUNTS[1].address
     before = node.balance(sender)
     block = node.block(node.sign(1, **dynamic(5 * GWEI, PRICE)))
     assert block.header.base_fee_per_gas == 0
     assert before - node.balance(sender) == 21_000 * PRICE  # min(fee cap, 0 + tip)
+    node.block(node.sign(2, gasPrice=0))
     latest = node.result("eth_getBlockByNumber", "latest", False)
-    assert "baseFeePerGas" not in latest
+    assert latest["baseFeePerGas"] == "0x0"  # present: web3.py's default fill reads it
     assert int(node.result("eth_gasPrice"), 16) == PRICE
     assert int(node.result("eth_maxPriorityFeePerGas"), 16) == PRICE
+    history = node.result("eth_feeHistory", "0x3", "latest", [0, 50, 100])
+    assert history["baseFeePerGas"] == ["0x0"] * 4
+    assert all(int(r, 16) >= PRICE for rewards in history["reward"] for r in rewards)
 
 
 def test_fee_methods_agree_with_the_blocks() -> None:
