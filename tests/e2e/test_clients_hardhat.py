@@ -27,7 +27,7 @@ from tests.e2e.js_clients import HardhatProject, make_cheap_blocks
 pytestmark = pytest.mark.e2e
 
 # The devnet setting that makes web3_clientVersion start with "anvil" (docs/DECISIONS.md).
-ANVIL_COMPAT: tuple[str, ...] = ()
+ANVIL_COMPAT = ("--client-version-compat", "anvil")
 ETHER = 10**18
 
 
