@@ -92,6 +92,9 @@ class HardhatProject:
         _assert_installed(HARDHAT)
         environment = dict(os.environ)
         # CI: no telemetry prompt, no update check, no banner (all of them reach the network).
+        # Hardhat's global folders (compiler downloads, telemetry consent) go under `build`.
+        environment.update({f"XDG_{kind}_HOME": str(self.build / f"xdg-{kind.lower()}")
+                            for kind in ("CACHE", "CONFIG", "DATA")})  # fmt: skip
         environment.update(
             CI="true", HARDHAT_DISABLE_TELEMETRY_PROMPT="true",
             CYBERMILES_HARDHAT_BUILD=str(self.build), CYBERMILES_RPC_URL=url, **env,
@@ -109,8 +112,11 @@ class HardhatProject:
         return done.stdout
 
     def compile(self) -> None:
-        """Compile with the npm solc (the config's subtask): no network is needed."""
+        """Compile with the npm solc (the config's subtask): nothing is downloaded."""
         self._checked(["compile", "--quiet"], "http://127.0.0.1:1")
+        downloads = sorted(self.build.glob("xdg-*/**/compilers*"))
+        assert not downloads, f"Hardhat fetched a compiler: {downloads}"
+        assert (self.build / "artifacts" / "contracts").is_dir(), "hardhat compiled nothing"
 
     def run(self, script: str, url: str, network: str = "cybermiles") -> dict[str, Any]:
         """`hardhat run --network <network> scripts/<script>`: its JSON report."""
