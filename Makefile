@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The JavaScript clients the end-to-end tests drive (ethers.js), from the lockfile only.
+# The clients the end-to-end tests drive (ethers.js, Hardhat 2 with the npm solc, Foundry's cast
+# binary from its npm package), from the lockfile only: nothing else is downloaded, then or later.
 $(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)

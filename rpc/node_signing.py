@@ -11,9 +11,10 @@ Missing fields are filled the way Travis (geth 1.8) filled them, with one kindne
 - gas: 90,000 (Travis's default), or the estimate when the transaction needs more, so a
   contract deployment without `gas` succeeds instead of running out of gas;
 - price: a legacy transaction at the chain's `gas_price` parameter (in state, per block) when
-  no fee field is given, since the `lity` profile (Byzantium) knows no other type; with
-  `gasPrice` a legacy transaction at that price; with `maxFeePerGas` or
-  `maxPriorityFeePerGas` an EIP-1559 transaction (the missing one of the two at the minimum).
+  no fee field and no `type: 2` is given, as Travis did; with `gasPrice` a legacy transaction
+  at that price; with `maxFeePerGas`, `maxPriorityFeePerGas` or `type: 2` an EIP-1559
+  transaction whose missing fields take geth's defaults: tip = eth_maxPriorityFeePerGas, fee
+  cap = 2 x the next block's base fee + tip (both pay `gas_price` on either profile).
 
 eth_signTransaction answers `{"raw", "tx"}` as geth and the execution-apis spec do; nonces and
 gas limits no node would run (EIP-2681, 2^64) are refused before signing.
@@ -147,16 +148,17 @@ class SendTransactionApi:
         gas_price = optional_quantity(obj.get("gasPrice"), "gasPrice")
         tip = optional_quantity(obj.get("maxPriorityFeePerGas"), "maxPriorityFeePerGas")
         fee_cap = optional_quantity(obj.get("maxFeePerGas"), "maxFeePerGas")
-        minimum = self.eth.app.min_gas_price
         if gas_price is not None:
             return {"gasPrice": gas_price}
-        if tip is None and fee_cap is None:
-            return {"gasPrice": minimum}
-        tip = tip if tip is not None else minimum
-        return {
-            "maxPriorityFeePerGas": tip,
-            "maxFeePerGas": fee_cap if fee_cap is not None else max(minimum, tip),
-        }
+        wants_1559 = optional_quantity(obj.get("type"), "type") == 2
+        if tip is None and fee_cap is None and not wants_1559:
+            return {"gasPrice": self.eth.app.min_gas_price}
+        # geth's defaults: the suggested tip, and twice the next base fee on top of it.
+        if tip is None:
+            tip = int(self.eth.eth_maxPriorityFeePerGas(), 16)
+        if fee_cap is None:
+            fee_cap = 2 * self.eth.chain.next_base_fee() + tip
+        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": fee_cap}
 
     async def _default_gas(self, obj: dict[str, Any]) -> int:
         estimate_input = {k: v for k, v in obj.items() if k != "gas"}

@@ -8,7 +8,8 @@ import { readFileSync } from "node:fs";
 import { ContractFactory, JsonRpcProvider, Wallet } from "ethers";
 
 const [url, key, artifactPath] = process.argv.slice(2);
-const provider = new JsonRpcProvider(url, undefined, { staticNetwork: true });
+// cacheTimeout -1: ethers >= 6.14 caches identical calls for 250 ms, nonces included.
+const provider = new JsonRpcProvider(url, undefined, { staticNetwork: true, cacheTimeout: -1 });
 const wallet = new Wallet(key, provider);
 const to = "0x" + "5a".repeat(20);
 
