@@ -556,15 +556,19 @@ def parse_pub_key(value: object, where: str) -> bytes:
     return key
 
 
-def load_genesis(path: str | os.PathLike[str]) -> Genesis:
-    """Read, decode and validate a genesis file. Unreadable or invalid JSON → field "<file>"."""
+def read_genesis_file(path: str | os.PathLike[str]) -> bytes:
+    """A genesis (or state dump) file's bytes; unreadable → GenesisError, field "<file>"."""
     try:
-        raw = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as error:
         raise GenesisError(
             _FILE, f"cannot read {os.fspath(path)}: {error.strerror or error}"
         ) from None
-    return parse_genesis(loads_genesis_json(raw))
+
+
+def load_genesis(path: str | os.PathLike[str]) -> Genesis:
+    """Read, decode and validate a genesis file. Unreadable or invalid JSON → field "<file>"."""
+    return parse_genesis(loads_genesis_json(read_genesis_file(path)))
 
 
 def loads_genesis_json(raw: bytes | str) -> object:

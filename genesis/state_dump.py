@@ -47,11 +47,11 @@ from genesis.schema import (
     alloc_to_json,
     loads_genesis_json,
     parse_alloc,
+    read_genesis_file,
 )
 
 STATE_DUMP_VERSION = 1
 _ROOT = "<state dump>"
-_FILE = "<file>"
 _REQUIRED = ("version", "chain_id", "accounts")
 _OPTIONAL = ("evm_profile", "block")
 _BLOCK_FIELDS = ("number", "hash", "timestamp", "stateRoot")
@@ -157,13 +157,7 @@ def loads_state_dump(raw: bytes | str) -> StateDump:
 
 
 def load_state_dump(path: str | os.PathLike[str]) -> StateDump:
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as error:
-        raise GenesisError(
-            _FILE, f"cannot read {os.fspath(path)}: {error.strerror or error}"
-        ) from None
-    return loads_state_dump(raw)
+    return loads_state_dump(read_genesis_file(path))
 
 
 def write_state_dump(dump: StateDump, path: str | os.PathLike[str]) -> None:
