@@ -655,11 +655,18 @@ def dumps_genesis(genesis: Genesis) -> str:
 
 def dump_genesis(genesis: Genesis, path: str | os.PathLike[str]) -> None:
     """Write the canonical text atomically (a crash never leaves half a genesis file)."""
+    # mkstemp makes the file private; a genesis file is public.
+    write_atomically(path, dumps_genesis(genesis).encode("utf-8"), mode=0o644)
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
+    """Write `data` to `path` so a reader sees the old file or the whole new one (temporary
+    file beside it, fsync, rename). `mode`: the file's permissions; None keeps mkstemp's 0600."""
     target = Path(path)
-    data = dumps_genesis(genesis).encode("utf-8")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
     try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a genesis file is public
+        if mode is not None:
+            os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

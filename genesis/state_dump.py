@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
 from genesis._codec import parse_uint, type_name
@@ -48,6 +46,7 @@ from genesis.schema import (
     loads_genesis_json,
     parse_alloc,
     read_genesis_file,
+    write_atomically,
 )
 
 STATE_DUMP_VERSION = 1
@@ -162,14 +161,4 @@ def load_state_dump(path: str | os.PathLike[str]) -> StateDump:
 
 def write_state_dump(dump: StateDump, path: str | os.PathLike[str]) -> None:
     """Write the canonical text atomically: a reader sees the old file or the whole new one."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(dumps_state_dump(dump))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, dumps_state_dump(dump).encode("utf-8"))
