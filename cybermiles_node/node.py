@@ -267,9 +267,10 @@ async def _serve(
     )
     api.install(dispatcher)
     CmtApi(CmtQueries(app.chain)).install(dispatcher)
+    cmt_transactions = CmtTransactions(app)
     CmtChainApi(
         api,
-        CmtTransactions(app),
+        cmt_transactions,
         chain_name=consensus_chain_id(genesis, bytes(app.chain.genesis_header.hash)),
         decision=partial(stored_decision, ConsensusRecords(app.chain.db)),
     ).install(dispatcher)
@@ -286,7 +287,7 @@ async def _serve(
         app.on_commit.append(log_block)
     commits = CommitSignal()
     app.on_commit.append(lambda _block: commits.notify())
-    CmtTxApi(CmtTransactions(app), signer, commits).install(dispatcher)
+    CmtTxApi(cmt_transactions, signer, commits).install(dispatcher)
     DebugApi(api, app.chain, max_response_bytes=rpc.max_response_bytes).install(
         dispatcher, enabled=debug_api_enabled(config)
     )

@@ -16,11 +16,10 @@ from cybermiles_node.node import chain_modules
 from cybermiles_node.operator.config import RpcConfig
 from evm.db import MemoryDB
 from genesis import dev_accounts, devnet_genesis
-from rpc import Dispatcher, FilterRegistry, SubscriptionHub
+from rpc import Dispatcher
 from rpc.debug import DebugApi
-from rpc.eth import EthApi
-from rpc.execution import EvmWorker
 from tests.dispatch_calls import DispatcherCalls
+from tests.eth_api import eth_api
 
 PRICE = 2 * 10**9
 OWNER, SENDER = dev_accounts(2)
@@ -49,14 +48,8 @@ class TraceNode(DispatcherCalls):
         self.app = ChainApp(Chain(MemoryDB(), self.genesis, modules=chain_modules()))
         defaults = RpcConfig()
         limit = max_response_bytes or defaults.max_response_bytes
-        self.eth = EthApi(
-            self.app,
-            filters=FilterRegistry(clock=lambda: 0.0),
-            hub=SubscriptionHub(),
-            client_version="cybermiles/test",
-            evm=EvmWorker(timeout=evm_timeout or defaults.evm_timeout),
-            gas_cap=defaults.gas_cap,
-            max_response_bytes=limit,
+        self.eth = eth_api(
+            self.app, evm_timeout=evm_timeout or defaults.evm_timeout, max_response_bytes=limit
         )
         self.dispatcher = Dispatcher()
         self.eth.install(self.dispatcher)

@@ -18,7 +18,6 @@ from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import BlockRejected, Chain, PendingBlock
 from cybermiles_node.modules import NO_MODULES, ModuleSet
 from cybermiles_node.node import chain_modules
-from cybermiles_node.operator.config import RpcConfig
 from cybermiles_node.staking.invariants import check_hold_covers_stakes, check_supply
 from cybermiles_node.system.addresses import (
     GOVERNANCE_ADDRESS,
@@ -31,10 +30,9 @@ from cybermiles_node.system.addresses import (
 from evm.call import CallRequest, run_call
 from evm.db import MemoryDB
 from genesis import Genesis, dev_accounts, devnet_genesis
-from rpc import Dispatcher, FilterRegistry, SubscriptionHub
-from rpc.eth import EthApi
-from rpc.execution import EvmWorker
+from rpc import Dispatcher
 from tests.dispatch_calls import DispatcherCalls
+from tests.eth_api import eth_api
 
 GWEI = 10**9
 PRICE = 2 * GWEI  # the devnet's gas_price parameter
@@ -99,16 +97,7 @@ class Node(DispatcherCalls):
 def make_node(profile: str = "cvm", modules: ModuleSet | None = None) -> Node:
     chosen = chain_modules() if modules is None else modules
     app = ChainApp(Chain(MemoryDB(), genesis(profile), modules=chosen))
-    defaults = RpcConfig()
-    api = EthApi(
-        app,
-        filters=FilterRegistry(clock=lambda: 0.0),
-        hub=SubscriptionHub(),
-        client_version="cybermiles/test",
-        evm=EvmWorker(timeout=defaults.evm_timeout),
-        gas_cap=defaults.gas_cap,
-        max_response_bytes=defaults.max_response_bytes,
-    )
+    api = eth_api(app)
     dispatcher = Dispatcher()
     api.install(dispatcher)
     return Node(app, dispatcher, {})

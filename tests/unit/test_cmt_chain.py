@@ -26,11 +26,10 @@ from cybermiles_node.node import chain_modules
 from cybermiles_node.operator.config import RpcConfig, load_config
 from evm.db import MemoryDB
 from genesis import dev_accounts, devnet_genesis
-from rpc import Dispatcher, FilterRegistry, SubscriptionHub
+from rpc import Dispatcher
 from rpc.cmt_chain import CmtChainApi, Decision, cmt_hash
-from rpc.eth import EthApi
-from rpc.execution import EvmWorker
 from tests.dispatch_calls import DispatcherCalls
+from tests.eth_api import eth_api
 
 GENESIS = devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=1_700_000_000)
 OWNER, SENDER, LATE = dev_accounts(3)  # OWNER owns the genesis validator
@@ -96,17 +95,7 @@ class Node(DispatcherCalls):
 
 def make_node(*, pending_nonce_compat: bool = False) -> Node:
     app = ChainApp(Chain(MemoryDB(), GENESIS, modules=chain_modules()))
-    defaults = RpcConfig()
-    api = EthApi(
-        app,
-        filters=FilterRegistry(clock=lambda: 0.0),
-        hub=SubscriptionHub(),
-        client_version="cybermiles/test",
-        evm=EvmWorker(timeout=defaults.evm_timeout),
-        gas_cap=defaults.gas_cap,
-        max_response_bytes=defaults.max_response_bytes,
-        pending_nonce_compat=pending_nonce_compat,
-    )
+    api = eth_api(app, pending_nonce_compat=pending_nonce_compat)
     dispatcher = Dispatcher()
     api.install(dispatcher)
     decided: dict[int, Decision] = {}

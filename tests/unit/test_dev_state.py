@@ -38,7 +38,6 @@ from cybermiles_node.application.dev_state import (
     state_root_of,
 )
 from cybermiles_node.node import chain_modules, chain_profile
-from cybermiles_node.operator.config import RpcConfig
 from evm.db import MemoryDB
 from genesis import (
     Genesis,
@@ -51,12 +50,11 @@ from genesis import (
     parse_genesis,
     state_dump_to_json,
 )
-from rpc import Dispatcher, FilterRegistry, SubscriptionHub
+from rpc import Dispatcher
 from rpc.dev_state import DevStateApi
-from rpc.eth import EthApi
-from rpc.execution import EvmWorker
 from rpc.node_signing import SendTransactionApi, TransactionSigner
 from tests.dispatch_calls import DispatcherCalls
+from tests.eth_api import eth_api
 
 GENESIS = devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=1_700_000_000)
 OWNER, ALICE = dev_accounts(2)
@@ -123,16 +121,7 @@ def make_node(
 ) -> Node:
     chain = open_chain(db if db is not None else MemoryDB(), genesis)
     app = ChainApp(chain)
-    defaults = RpcConfig()
-    api = EthApi(
-        app,
-        filters=FilterRegistry(clock=lambda: 0.0),
-        hub=SubscriptionHub(),
-        client_version="cybermiles/test",
-        evm=EvmWorker(timeout=defaults.evm_timeout),
-        gas_cap=defaults.gas_cap,
-        max_response_bytes=defaults.max_response_bytes,
-    )
+    api = eth_api(app)
     dispatcher = Dispatcher()
     api.install(dispatcher)
     backend = DevState(app, coinbase=OWNER.address, randomness=keccak)

@@ -37,15 +37,15 @@ from cybermiles_node.node import chain_modules
 from cybermiles_node.operator.config import RpcConfig
 from evm.db import LevelDB
 from genesis import dev_accounts
-from rpc import Dispatcher, FilterRegistry, MemorySession, SubscriptionHub
+from rpc import Dispatcher, MemorySession
 from rpc.cmt import CmtApi
 from rpc.cmt_chain import CmtChainApi
 from rpc.cmt_tx import CmtTxApi, CommitSignal
 from rpc.debug import DebugApi
-from rpc.eth import MAX_PROOF_KEYS, EthApi
-from rpc.execution import EvmWorker
+from rpc.eth import MAX_PROOF_KEYS
 from rpc.node_signing import SendTransactionApi, TransactionSigner
 from rpc.personal import PersonalApi
+from tests.eth_api import eth_api
 from tests.rpc_fuzzing import (
     Known,
     chain_snapshot,
@@ -97,16 +97,7 @@ def build_stack(home: Path) -> tuple[Stack, LevelDB]:
     block = produce(app)
     dispatcher = Dispatcher()
     keys = dev_accounts(3)
-    api = EthApi(
-        app,
-        filters=FilterRegistry(clock=lambda: 0.0),
-        hub=SubscriptionHub(),
-        client_version="cybermiles/fuzz",
-        evm=EvmWorker(timeout=RPC_DEFAULTS.evm_timeout),
-        gas_cap=RPC_DEFAULTS.gas_cap,
-        max_response_bytes=RPC_DEFAULTS.max_response_bytes,
-        accounts=lambda: [k.address for k in keys],
-    )
+    api = eth_api(app, client_version="cybermiles/fuzz", accounts=lambda: [k.address for k in keys])
     api.install(dispatcher)
     keystore = Keystore(home / "keystore", scrypt_n=LIGHT_SCRYPT_N)
     accounts = NodeAccounts(
