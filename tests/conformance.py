@@ -38,6 +38,8 @@ from web3 import HTTPProvider, Web3
 from web3.middleware.base import Web3Middleware
 from web3.types import RPCEndpoint, RPCResponse
 
+from tests.shared import SHARED
+
 __all__ = [
     "DEFAULT_SPEC_PATH",
     "SPEC_ENV_VAR",
@@ -51,9 +53,7 @@ __all__ = [
 ]
 
 SPEC_ENV_VAR = "CYBERMILES_OPENRPC"
-DEFAULT_SPEC_PATH = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "openrpc.json"
-)
+DEFAULT_SPEC_PATH = SHARED / "conformance" / "openrpc.json"
 _SPEC_URI = "urn:ethereum:execution-apis:openrpc"
 _EXCERPT_CHARS = 600
 

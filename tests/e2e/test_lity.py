@@ -14,17 +14,17 @@ from web3 import Web3
 
 from tests.e2e.harness import (
     MIN_GAS_PRICE,
-    REPO_ROOT,
     Devnet,
     dev_keys,
     send_signed,
     sign_transfer,
     wait_receipt,
 )
+from tests.shared import FIXTURES as SHARED_FIXTURES
 
 pytestmark = pytest.mark.e2e
 
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "lity"
+FIXTURES = SHARED_FIXTURES / "lity"
 JSON_CASES = {
     "testAsBool": ("[true, false]", "[true, false]"),
     "testArrayGet": ('["hello", "world"]', "world"),
@@ -40,10 +40,7 @@ JSON_CASES = {
 
 
 def fixture(name: str) -> str:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip("../shared/fixtures/lity not available")
-    return path.read_text().strip()
+    return (FIXTURES / name).read_text().strip()
 
 
 @pytest.fixture(scope="module")

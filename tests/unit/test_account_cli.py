@@ -14,8 +14,9 @@ from click.testing import CliRunner, Result
 from eth_account import Account
 
 from cybermiles_node.operator.cli import main
+from tests.shared import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "keystore"
+FIXTURES = SHARED_FIXTURES / "keystore"
 TRAVIS_7EFF = FIXTURES / (
     "UTC--2016-10-21T22-30-03.071787745Z--7eff122b94897ea5b0e2a9abf47b86337fafebdc"
 )

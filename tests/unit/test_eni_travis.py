@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from evm.eni import ENI_BASE_GAS, EniError, run
+from tests.shared import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/lity")
+FIXTURES = SHARED_FIXTURES / "lity"
 TRACE = json.loads((FIXTURES / "jsontest_eni_trace.json").read_text())
 RSA = json.loads((FIXTURES / "eni_rsa_vectors.json").read_text())
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -23,9 +22,9 @@ from cybermiles_node.application.fees import GasTooHighForLowPrice, PriceTooLow
 from evm.db import MemoryDB
 from evm.executor import contract_address_of
 from genesis import dev_accounts, devnet_genesis
+from tests.shared import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "lity"
-pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason="../shared/fixtures missing")
+FIXTURES = SHARED_FIXTURES / "lity"
 
 GENESIS = replace(
     devnet_genesis(validator_pub_keys=[b"\x01" * 32], genesis_time=1_700_000_000),

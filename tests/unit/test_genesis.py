@@ -43,6 +43,7 @@ from genesis import (
     parse_genesis,
     parse_param,
 )
+from tests.shared import FIXTURES as SHARED_FIXTURES
 
 GENESIS_TIME = 1795219200  # 2026-11-21T00:00:00Z
 KEYS = [bytes([i + 1]) * 32 for i in range(3)]
@@ -511,9 +512,7 @@ def test_params_json_round_trip_and_defaults() -> None:
 
 
 def test_default_cube_pub_keys_match_fixture() -> None:
-    fixture = Path("/work/shared/fixtures/cube_pub_keys.json")
-    if not fixture.exists():
-        pytest.skip("shared fixtures not available")
+    fixture = SHARED_FIXTURES / "cube_pub_keys.json"
     assert json.loads(Params().cube_pub_keys) == json.loads(fixture.read_text())
 
 

@@ -9,7 +9,6 @@ The CVM opcodes shared with `cvm` are covered on both profiles in test_cvm_opcod
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from eth._utils.address import generate_contract_address
@@ -27,6 +26,7 @@ from evm.executor import BlockExecutor
 from evm.precompiles import CVM_PRECOMPILES
 from evm.profiles import CVM, LITY, PROFILES, get_profile
 from evm.state import StateDB
+from tests.shared import FIXTURES as SHARED_FIXTURES
 from tests.unit.test_cvm_opcodes import (
     RETURN_TOP_GAS,
     UINT_MAX,
@@ -40,7 +40,7 @@ from tests.unit.test_cvm_opcodes import (
 )
 
 ADD, MUL, SUB = 0x01, 0x02, 0x03
-FIXTURES = Path("/work/shared/fixtures/lity")
+FIXTURES = SHARED_FIXTURES / "lity"
 
 
 def test_lity_is_registered() -> None:
@@ -250,10 +250,7 @@ def test_eni_allowed_in_static_frames() -> None:
 
 
 def fixture(name: str) -> str:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip("shared Lity fixtures not available")
-    return path.read_text().strip()
+    return (FIXTURES / name).read_text().strip()
 
 
 def deploy(bytecode_hex: str, key: bytes):

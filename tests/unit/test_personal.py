@@ -33,8 +33,9 @@ from genesis import dev_accounts
 from rpc import Dispatcher
 from rpc.personal import PersonalApi
 from tests.dispatch_calls import DispatcherCalls
+from tests.shared import FIXTURES as SHARED_FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/keystore")
+FIXTURES = SHARED_FIXTURES / "keystore"
 TRAVIS_FILE = (
     FIXTURES / "UTC--2016-10-21T22-30-03.071787745Z--7eff122b94897ea5b0e2a9abf47b86337fafebdc"
 )

@@ -31,9 +31,10 @@ from cybermiles_node.staking.errors import (
 )
 from cybermiles_node.staking.records import DelegationSource
 from genesis import default_params
+from tests.shared import FIXTURES as SHARED_FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "cube_pub_keys.json"
+FIXTURE = SHARED_FIXTURES / "cube_pub_keys.json"
 
 SENDER = bytes.fromhex("7eff122b94897ea5b0e2a9abf47b86337fafebdc")
 OTHER = bytes.fromhex("77beb894fc9b0ed41231e51f128a347043960a9d")

@@ -34,8 +34,9 @@ from cybermiles_node.operator.travis_preset import (
 from genesis import CMT, dev_accounts, load_genesis
 from genesis.params import Params
 from genesis.presets import DEVNET_BALANCE, DEVNET_VALIDATOR_SHARES, preset_accounts
+from tests.shared import FIXTURES as SHARED_FIXTURES
 
-FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "keystore"
+FIXTURE = SHARED_FIXTURES / "keystore"
 PORTS = Ports(rpc=9300, p2p=31000, status=31001, metrics=31002)
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
