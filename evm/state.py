@@ -9,6 +9,8 @@ class implements the same `AccountDatabaseAPI` with:
 - an undo journal: every change appends the value it replaced, a checkpoint is a journal length,
   `discard` pops back to it (this is what EVM calls and reverts need);
 - warm-address and warm-slot sets (EIP-2929) journaled the same way;
+- the original value of each slot the transaction wrote (EIP-2200 net gas metering asks for it
+  with `from_journal=False`: the value when the transaction began, `lock_changes`);
 - `make_state_root` applies all dirty storage slots and accounts to `MerkleTrie`s in one sorted
   batch each, and keeps the new trie nodes until `persist` writes them (and new code) to the db;
 - a flat snapshot of the head state (`evm/flat.py`): when the database opts in and the
@@ -103,6 +105,9 @@ class StateDB(AccountDatabaseAPI):
         self._checkpoints: dict[int, int] = {}
         self._warm_addresses: set[bytes] = set()
         self._warm_slots: set[tuple[bytes, int]] = set()
+        # The current transaction's original slot values (EIP-2200), see `_original`.
+        self._originals: dict[tuple[bytes, int], int] = {}
+        self._tx_wipes: set[bytes] = set()
 
     # -- roots ---------------------------------------------------------------------------
     @property
@@ -219,25 +224,44 @@ class StateDB(AccountDatabaseAPI):
         return trie
 
     def get_storage(self, address: bytes, slot: int, from_journal: bool = True) -> int:
+        if not from_journal:
+            return self._original(address, slot)
         slots = self._storage.get(address)
         if slots is None:
             slots = self._storage[address] = {}
         elif slot in slots:
             return slots[slot]
-        if address in self._wiped:
-            value = 0
-        elif self._flat is not None:
-            value = self._flat.storage(address, storage_key(slot))
-        else:
-            encoded = self._storage_trie(address).get(storage_key(slot))
-            value = int.from_bytes(rlp.decode(encoded), "big") if encoded else 0
+        value = 0 if address in self._wiped else self._read_slot(address, slot)
         slots[slot] = value
         return value
+
+    def _read_slot(self, address: bytes, slot: int) -> int:
+        """The slot in the account's stored storage (flat snapshot or trie), below the cache."""
+        if self._flat is not None:
+            return self._flat.storage(address, storage_key(slot))
+        encoded = self._storage_trie(address).get(storage_key(slot))
+        return int.from_bytes(rlp.decode(encoded), "big") if encoded else 0
+
+    def _original(self, address: bytes, slot: int) -> int:
+        """The slot's value when the transaction began (EIP-2200's "original value", what
+        py-evm's `from_journal=False` answers): recorded by the transaction's first write of
+        the slot, else the value now. After a wipe in this transaction, 0: the account's old
+        storage is gone for the transaction too (geth's committed state of a destructed
+        object; py-evm's whenever the wiped storage had been flushed to its trie)."""
+        if address in self._tx_wipes:
+            return 0
+        key = (address, slot)
+        if key in self._originals:
+            return self._originals[key]
+        return self.get_storage(address, slot)
 
     def set_storage(self, address: bytes, slot: int, value: int) -> None:
         old = self.get_storage(address, slot)
         if old == value:
             return  # nothing to undo and nothing for the root: a rewrite costs no trie update
+        key = (address, slot)
+        if key not in self._originals and address not in self._tx_wipes:
+            self._originals[key] = old  # the transaction's first write: old is the original
         self._journal.append((_SLOT, address, slot, old))
         self._storage[address][slot] = value
         self._dirty_slots.setdefault(address, {})[slot] = None
@@ -257,8 +281,10 @@ class StateDB(AccountDatabaseAPI):
                 self._dirty_slots.get(address),
                 address in self._wiped,
                 self._storage_tries.get(address),
+                address in self._tx_wipes,
             )
         )
+        self._tx_wipes.add(address)
         self._storage[address] = {}
         self._dirty_slots[address] = {}
         self._wiped.add(address)
@@ -317,6 +343,7 @@ class StateDB(AccountDatabaseAPI):
         dirty: dict[int, None] | None,
         was_wiped: bool,
         trie: MerkleTrie | None,
+        was_tx_wiped: bool,
     ) -> None:
         for target, value in ((self._storage, storage), (self._dirty_slots, dirty)):
             if value is None:
@@ -327,6 +354,8 @@ class StateDB(AccountDatabaseAPI):
             self._wiped.discard(address)
         if trie is not None:
             self._storage_tries[address] = trie
+        if not was_tx_wiped:
+            self._tx_wipes.discard(address)
 
     def commit(self, checkpoint: JournalDBCheckpoint) -> None:
         # Entries stay in the journal: an enclosing checkpoint may still discard them.
@@ -338,6 +367,8 @@ class StateDB(AccountDatabaseAPI):
         self._checkpoints.clear()
         self._warm_addresses.clear()
         self._warm_slots.clear()
+        self._originals.clear()
+        self._tx_wipes.clear()
 
     # -- roots and persistence -------------------------------------------------------------
     def make_state_root(self) -> Hash32:
@@ -384,6 +415,9 @@ class StateDB(AccountDatabaseAPI):
         self._wiped.clear()
         self._journal.clear()
         self._checkpoints.clear()
+        # Like py-evm's: what a state root includes is the new original value of its slots.
+        self._originals.clear()
+        self._tx_wipes.clear()
         return Hash32(self._trie.root)
 
     def persist(self) -> Any:
