@@ -38,6 +38,7 @@ from eth_hash.auto import keccak
 from eth_typing import Hash32
 
 from evm.flat import FlatSnapshot, snapshot_valid
+from evm.rlp_raw import encode_bytes, encode_list_payload
 from evm.trie import MerkleTrie, NodeCache
 
 AccountTuple = tuple[int, int, bytes, bytes]
@@ -56,7 +57,15 @@ class MissingCode(KeyError):
 
 
 def encode_account(account: AccountTuple) -> bytes:
-    return rlp.encode(list(account))
+    """RLP of [nonce, balance, storage_root, code_hash], as `rlp.encode` gives it, byte work
+    only (`rlp` infers and validates sedes per call: most of a transfer block's state root)."""
+    nonce, balance, storage_root, code_hash = account
+    return encode_list_payload(
+        encode_bytes(nonce.to_bytes((nonce.bit_length() + 7) // 8, "big"))
+        + encode_bytes(balance.to_bytes((balance.bit_length() + 7) // 8, "big"))
+        + encode_bytes(storage_root)
+        + encode_bytes(code_hash)
+    )
 
 
 def decode_account(encoded: bytes) -> AccountTuple:
@@ -138,8 +147,9 @@ class StateDB(AccountDatabaseAPI):
         self._accounts[address] = account
         return account
 
-    def _put(self, address: bytes, account: AccountTuple | None) -> None:
-        self._journal.append((_ACCOUNT, address, self._get(address)))
+    def _put(self, address: bytes, old: AccountTuple | None, account: AccountTuple | None) -> None:
+        """Replace the account (`old`: what `_get` returned, for the journal)."""
+        self._journal.append((_ACCOUNT, address, old))
         self._accounts[address] = account
         self._dirty_accounts[address] = None
 
@@ -150,20 +160,23 @@ class StateDB(AccountDatabaseAPI):
     def set_balance(self, address: bytes, balance: int) -> None:
         if balance < 0 or balance >= 2**256:
             raise ValueError(f"balance out of range: {balance}")
-        nonce, _, root, code_hash = self._get(address) or EMPTY_ACCOUNT
-        self._put(address, (nonce, balance, root, code_hash))
+        old = self._get(address)
+        nonce, _, root, code_hash = old or EMPTY_ACCOUNT
+        self._put(address, old, (nonce, balance, root, code_hash))
 
     def get_nonce(self, address: bytes) -> int:
         account = self._get(address)
         return account[0] if account is not None else 0
 
     def set_nonce(self, address: bytes, nonce: int) -> None:
-        _, balance, root, code_hash = self._get(address) or EMPTY_ACCOUNT
-        self._put(address, (nonce, balance, root, code_hash))
+        old = self._get(address)
+        _, balance, root, code_hash = old or EMPTY_ACCOUNT
+        self._put(address, old, (nonce, balance, root, code_hash))
 
     def increment_nonce(self, address: bytes) -> None:
-        nonce, balance, root, code_hash = self._get(address) or EMPTY_ACCOUNT
-        self._put(address, (nonce + 1, balance, root, code_hash))
+        old = self._get(address)
+        nonce, balance, root, code_hash = old or EMPTY_ACCOUNT
+        self._put(address, old, (nonce + 1, balance, root, code_hash))
 
     def get_code_hash(self, address: bytes) -> Hash32:
         account = self._get(address)
@@ -188,12 +201,14 @@ class StateDB(AccountDatabaseAPI):
         code_hash = keccak(code)
         if code:
             self._new_code[code_hash] = code
-        nonce, balance, root, _ = self._get(address) or EMPTY_ACCOUNT
-        self._put(address, (nonce, balance, root, code_hash))
+        old = self._get(address)
+        nonce, balance, root, _ = old or EMPTY_ACCOUNT
+        self._put(address, old, (nonce, balance, root, code_hash))
 
     def delete_code(self, address: bytes) -> None:
-        nonce, balance, root, _ = self._get(address) or EMPTY_ACCOUNT
-        self._put(address, (nonce, balance, root, EMPTY_SHA3))
+        old = self._get(address)
+        nonce, balance, root, _ = old or EMPTY_ACCOUNT
+        self._put(address, old, (nonce, balance, root, EMPTY_SHA3))
 
     def account_has_code_or_nonce(self, address: bytes) -> bool:
         account = self._get(address)
@@ -201,13 +216,14 @@ class StateDB(AccountDatabaseAPI):
 
     def delete_account(self, address: bytes) -> None:
         self._wipe_storage(address)
-        self._put(address, None)
+        self._put(address, self._get(address), None)
 
     def account_exists(self, address: bytes) -> bool:
         return self._get(address) is not None
 
     def touch_account(self, address: bytes) -> None:
-        self._put(address, self._get(address) or EMPTY_ACCOUNT)
+        old = self._get(address)
+        self._put(address, old, old or EMPTY_ACCOUNT)
 
     def account_is_empty(self, address: bytes) -> bool:
         account = self._get(address)
@@ -269,8 +285,9 @@ class StateDB(AccountDatabaseAPI):
 
     def delete_storage(self, address: bytes) -> None:
         self._wipe_storage(address)
-        nonce, balance, _, code_hash = self._get(address) or EMPTY_ACCOUNT
-        self._put(address, (nonce, balance, BLANK_ROOT_HASH, code_hash))
+        old = self._get(address)
+        nonce, balance, _, code_hash = old or EMPTY_ACCOUNT
+        self._put(address, old, (nonce, balance, BLANK_ROOT_HASH, code_hash))
 
     def _wipe_storage(self, address: bytes) -> None:
         self._journal.append(

@@ -15,13 +15,14 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+import rlp
 from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evm.db import MemoryDB, OverlayDB
-from evm.state import StateDB
+from evm.state import StateDB, decode_account, encode_account
 from tests.unit.test_cvm_differential import assert_same_execution, sign, to_checksum_address
 
 ADDRESSES = [bytes([0xA0 + i]) * 20 for i in range(3)]
@@ -263,3 +264,15 @@ def test_repeated_sstore_of_one_slot_costs_what_stock_pyevm_charges() -> None:
     ]
     results = assert_same_execution({target: code}, calls)
     assert all(success for success, *_ in results)
+
+
+@given(
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**256 - 1),
+    st.binary(min_size=32, max_size=32),
+    st.binary(min_size=32, max_size=32),
+)
+def test_account_encoding_is_rlps(nonce: int, balance: int, root: bytes, code_hash: bytes) -> None:
+    account = (nonce, balance, root, code_hash)
+    assert encode_account(account) == rlp.encode([nonce, balance, root, code_hash])
+    assert decode_account(encode_account(account)) == account
