@@ -65,14 +65,16 @@ from eth_typing import Address
 from eth_utils import ValidationError
 
 from evm.cvm import CVM_OPCODES, LITY_OPCODES, CvmStateMixin
+from evm.interpreter import FastInterpreter
 from evm.precompiles import CVM_PRECOMPILES, Precompile
 from evm.state import StateDB
 
 BASEFEE_OPCODE = 0x48
 
 
-class CvmComputation(PragueComputation):
-    """Prague computation with the CVM opcodes (0x0c-0x0e, 0x2a-0x2d, 0xf6-0xf9) and precompiles."""
+class CvmComputation(FastInterpreter, PragueComputation):
+    """Prague computation with the CVM opcodes (0x0c-0x0e, 0x2a-0x2d, 0xf6-0xf9) and precompiles,
+    run by the cheaper interpreter loop (evm/interpreter.py)."""
 
     opcodes = {**PRAGUE_OPCODES, **CVM_OPCODES}
     _precompiles = {**PRAGUE_PRECOMPILES, **CVM_PRECOMPILES}
