@@ -59,7 +59,7 @@ from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.blocks import PragueBlockHeader
 from eth.vm.forks.prague.computation import PRAGUE_PRECOMPILES, PragueComputation
 from eth.vm.forks.prague.opcodes import PRAGUE_OPCODES
-from eth.vm.forks.prague.state import PragueState
+from eth.vm.forks.prague.state import PragueState, PragueTransactionExecutor
 from eth.vm.forks.prague.transactions import PragueTransactionBuilder
 from eth_typing import Address
 from eth_utils import ValidationError
@@ -87,6 +87,20 @@ class LityComputation(CvmComputation):
     _precompiles = {**BYZANTIUM_PRECOMPILES, **CVM_PRECOMPILES}
 
 
+class CvmTransactionExecutor(PragueTransactionExecutor):
+    """Prague's executor; a transaction the node decoded itself is not re-validated.
+
+    `CvmStateMixin.apply_checked_transaction` marks the state while it applies a transaction
+    `evm.transactions.decode_transaction` accepted, which checked what py-evm's
+    `transaction.validate()` checks (field ranges, intrinsic gas, the signature with py-evm's
+    rules); the state's own checks (balance, nonce, low s) run either way."""
+
+    def validate_transaction(self, transaction: SignedTransactionAPI) -> None:
+        if not getattr(self.vm_state, "transaction_prechecked", False):
+            transaction.validate()
+        self.vm_state.validate_transaction(transaction)
+
+
 class CvmState(CvmStateMixin, PragueState):
     """Prague state on our StateDB, with the per-transaction CVM values (evm/cvm.py).
 
@@ -97,6 +111,7 @@ class CvmState(CvmStateMixin, PragueState):
 
     account_db_class = StateDB
     computation_class = CvmComputation
+    transaction_executor_class = CvmTransactionExecutor
 
     def set_system_contracts(self) -> None:
         # Ethereum's beacon-root and history contracts are not part of CyberMiles genesis.
