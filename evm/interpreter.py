@@ -137,76 +137,6 @@ def _pop1(values: list[Any]) -> int:
 # --- fast opcodes (same results and errors as the stock logic they stand for) --------------------
 
 
-def _push(c: Any, size: int) -> None:
-    code = c.code
-    start = code.program_counter
-    code.program_counter = start + size
-    values = c._stack.values
-    if len(values) >= STACK_LIMIT:
-        raise FullStack("Stack limit reached")
-    values.append(c._analysis.immediates[start])
-
-
-def _push_fn(size: int) -> Logic:
-    def push(c: Any) -> None:
-        _push(c, size)
-
-    return push
-
-
-def _dup_fn(position: int) -> Logic:
-    def dup(c: Any) -> None:
-        values = c._stack.values
-        if len(values) >= STACK_LIMIT:
-            raise FullStack("Stack limit reached")
-        if len(values) < position:
-            raise InsufficientStack(f"Insufficient stack items for DUP{position}")
-        values.append(values[-position])
-
-    return dup
-
-
-def _swap_fn(position: int) -> Logic:
-    def swap(c: Any) -> None:
-        values = c._stack.values
-        if len(values) <= position:
-            raise InsufficientStack(f"Insufficient stack items for SWAP{position}")
-        index = -position - 1
-        values[-1], values[index] = values[index], values[-1]
-
-    return swap
-
-
-def _pop(c: Any) -> None:
-    values = c._stack.values
-    if not values:
-        raise _underflow(1, values)
-    values.pop()
-
-
-def _jumpdest(c: Any) -> None:
-    pass
-
-
-def _jump_to(c: Any, destination: int) -> None:
-    code = c.code
-    code.program_counter = destination
-    if destination not in c._analysis.jumpdests:
-        if code.peek() != JUMPDEST:
-            raise InvalidJumpDestination("Invalid Jump Destination")
-        raise InvalidInstruction("Jump resulted in invalid instruction")
-
-
-def _jump(c: Any) -> None:
-    _jump_to(c, _pop1(c._stack.values))
-
-
-def _jumpi(c: Any) -> None:
-    destination, condition = _pop2(c._stack.values)
-    if condition:
-        _jump_to(c, destination)
-
-
 def _binary_fn(fn: Callable[[int, int], int]) -> Logic:
     def binary(c: Any) -> None:
         values = c._stack.values
@@ -304,18 +234,7 @@ def _mload(c: Any) -> None:
     values.append(int.from_bytes(c._memory._bytes[start : start + 32], "big"))
 
 
-def _stock_push_logic() -> dict[Logic, Logic]:
-    return {getattr(stack, f"push{n}"): _push_fn(n) for n in range(1, 33)}
-
-
 FAST_LOGIC: dict[Logic, Logic] = {
-    **_stock_push_logic(),
-    **{getattr(duplication, f"dup{n}"): _dup_fn(n) for n in range(1, 17)},
-    **{getattr(swap, f"swap{n}"): _swap_fn(n) for n in range(1, 17)},
-    stack.pop: _pop,
-    flow.jump: _jump,
-    flow.jumpi: _jumpi,
-    flow.jumpdest: _jumpdest,
     arithmetic.add: _binary_fn(_add),
     arithmetic.sub: _binary_fn(_sub),
     arithmetic.shl: _binary_fn(_shl),
@@ -332,9 +251,23 @@ FAST_LOGIC: dict[Logic, Logic] = {
     memory.mload: _mload,
 }
 
-# (function, gas): gas None means "call the opcode object as the stock loop does".
-Step = tuple[Callable[..., None], int | None, str]
+# How the loop runs a byte: call an opcode object as the stock loop does (it charges its own
+# gas), call a logic function after charging the constant gas, or one of the inlined kinds.
+OBJECT, LOGIC, PUSH, DUP, SWAP, NOP, JUMP, JUMPI, POP = range(9)
 
+# Stock logic functions the loop runs inline: kind and argument (PUSH size, DUP/SWAP depth).
+INLINE: dict[Logic, tuple[int, int]] = {
+    **{getattr(stack, f"push{n}"): (PUSH, n) for n in range(0, 33)},
+    **{getattr(duplication, f"dup{n}"): (DUP, n) for n in range(1, 17)},
+    **{getattr(swap, f"swap{n}"): (SWAP, n) for n in range(1, 17)},
+    flow.jumpdest: (NOP, 0),
+    flow.jump: (JUMP, 0),
+    flow.jumpi: (JUMPI, 0),
+    stack.pop: (POP, 0),
+}
+
+# (kind, function or opcode object, constant gas, argument, mnemonic)
+Step = tuple[int, Callable[..., None], int, int, str]
 
 _plans: dict[type, tuple[Step, ...]] = {}
 
@@ -353,35 +286,52 @@ def _build_plan(cls: type) -> tuple[Step, ...]:
     for byte in range(256):
         opcode = table.get(byte)
         if opcode is None:
-            invalid = InvalidOpcode(byte)
-            steps.append((invalid, None, "INVALID"))
+            steps.append((OBJECT, InvalidOpcode(byte), 0, 0, "INVALID"))
         elif type(opcode) is opcode_module._FastOpcode:
-            logic = FAST_LOGIC.get(opcode.logic_fn, opcode.logic_fn)
-            steps.append((logic, opcode.gas_cost, opcode.mnemonic))
+            logic = opcode.logic_fn
+            kind, argument = INLINE.get(logic, (LOGIC, 0))
+            fn = FAST_LOGIC.get(logic, logic)
+            steps.append((kind, fn, opcode.gas_cost, argument, opcode.mnemonic))
         else:
-            steps.append((opcode, None, getattr(opcode, "mnemonic", "")))
+            steps.append((OBJECT, opcode, 0, 0, getattr(opcode, "mnemonic", "")))
     return tuple(steps)
 
 
+def _bad_jump(code: Any, destination: int) -> Exception:
+    """py-evm's error for a jump to a position that is not a valid JUMPDEST."""
+    code.program_counter = destination
+    if code.peek() != JUMPDEST:
+        return InvalidJumpDestination("Invalid Jump Destination")
+    return InvalidInstruction("Jump resulted in invalid instruction")
+
+
 def run_frame(computation: Any) -> None:
-    """The stock loop of `apply_computation` (after its precompile check), cheaper."""
+    """The stock loop of `apply_computation` (after its precompile check), cheaper.
+
+    The program counter lives in a local and is written to `code.program_counter` around every
+    call out (opcodes read and move it: PC, CODECOPY's callers, the tracer's call types)."""
     steps = _plan(type(computation))
     code = computation.code
     raw = code._raw_code_bytes
     length = len(raw)
     meter = computation._gas_meter
-    computation._analysis = analysis_of(raw)
+    analysis = computation._analysis = analysis_of(raw)
+    immediates = analysis.immediates
+    jumpdests = analysis.jumpdests
+    values = computation._stack.values
     computation._calldata = None
+    pc = code.program_counter
     try:
         while True:
-            pc = code.program_counter
             if pc < length:
-                code.program_counter = pc + 1
-                fn, gas, mnemonic = steps[raw[pc]]
+                kind, fn, gas, argument, mnemonic = steps[raw[pc]]
+                pc += 1
             else:  # past the end: the stream's implicit STOP (the pc does not move)
-                fn, gas, mnemonic = steps[0]
-            if gas is None:
+                kind, fn, gas, argument, mnemonic = steps[0]
+            if kind == OBJECT:
+                code.program_counter = pc
                 fn(computation=computation)
+                pc = code.program_counter
                 continue
             if gas:
                 remaining = meter.gas_remaining
@@ -390,7 +340,46 @@ def run_frame(computation: Any) -> None:
                         f"Out of gas: Needed {gas} - Remaining {remaining} - Reason: {mnemonic}"
                     )
                 meter.gas_remaining = remaining - gas
-            fn(computation)
+            if kind == PUSH:
+                if len(values) >= STACK_LIMIT:
+                    raise FullStack("Stack limit reached")
+                if argument:
+                    values.append(immediates[pc])
+                    pc += argument
+                else:
+                    values.append(0)
+            elif kind == LOGIC:
+                code.program_counter = pc
+                fn(computation)
+                pc = code.program_counter
+            elif kind == DUP:
+                if len(values) >= STACK_LIMIT:
+                    raise FullStack("Stack limit reached")
+                if len(values) < argument:
+                    raise InsufficientStack(f"Insufficient stack items for DUP{argument}")
+                values.append(values[-argument])
+            elif kind == SWAP:
+                if len(values) <= argument:
+                    raise InsufficientStack(f"Insufficient stack items for SWAP{argument}")
+                index = -argument - 1
+                values[-1], values[index] = values[index], values[-1]
+            elif kind == NOP:
+                pass
+            elif kind == JUMPI:
+                destination, condition = _pop2(values)
+                if condition:
+                    if destination not in jumpdests:
+                        raise _bad_jump(code, destination)
+                    pc = destination
+            elif kind == JUMP:
+                destination = _pop1(values)
+                if destination not in jumpdests:
+                    raise _bad_jump(code, destination)
+                pc = destination
+            else:  # POP
+                if not values:
+                    raise _underflow(1, values)
+                values.pop()
     except Halt:
         pass
 
