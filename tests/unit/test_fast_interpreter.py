@@ -23,12 +23,13 @@ from typing import Any
 
 import pytest
 from eth._utils.address import generate_contract_address
+from eth.constants import SECPK1_N
 from eth.vm.computation import BaseComputation
 from eth.vm.forks.prague import PragueVM
 from eth_abi import encode as abi_encode
 from eth_account import Account
+from eth_utils import ValidationError, to_checksum_address
 from eth_utils import function_signature_to_4byte_selector as selector
-from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -303,3 +304,45 @@ def test_code_analysis_agrees_with_codestream(code: bytes) -> None:
     for position in range(len(code) + 2):
         valid = stream.is_valid_opcode(position) and code[position] == JUMPDEST
         assert (position in analysis.jumpdests) == valid
+
+
+def test_checked_transactions_skip_only_the_stateless_revalidation() -> None:
+    """`apply_checked_transaction` (block execution) equals `apply_transaction`, and the
+    state's own checks still refuse a wrong nonce, a short balance and a high s."""
+    token_json = json.loads((REPO / "contracts/build/TestToken.json").read_text())
+    deploy = bytes.fromhex(token_json["bytecode"].removeprefix("0x")) + abi_encode(
+        ["uint256"], [10**24]
+    )
+    token = to_checksum_address(generate_contract_address(SENDER, 0))
+    transfer = selector("transfer(address,uint256)") + abi_encode(
+        ["address", "uint256"], [b"\x42" * 20, 5]
+    )
+    txs = [sign({"nonce": 0, "gas": 3_000_000, "data": deploy})]
+    txs += [sign({"nonce": n, "gas": 90_000, "to": token, "data": transfer}) for n in (1, 2)]
+    db, root = _genesis(CVM, {})
+    checked_db, _ = _genesis(CVM, {})
+    plain = CVM.state_class(db, execution_context(make_env()), root)
+    checked = CVM.state_class(checked_db, execution_context(make_env()), root)
+    for tx in txs:
+        plain.lock_changes()
+        checked.lock_changes()
+        a = plain.apply_transaction(CVM.transaction_builder.decode(tx.raw))
+        b = checked.apply_checked_transaction(tx.tx, tx.hash)
+        assert (a.is_success, a.output, a.get_gas_used(), a.get_log_entries()) == (
+            b.is_success,
+            b.output,
+            b.get_gas_used(),
+            b.get_log_entries(),
+        )
+        assert plain.make_state_root() == checked.make_state_root()
+    assert checked.transaction_prechecked is False
+    replayed = txs[1]
+    poor = sign({"nonce": 3, "gas": 90_000, "to": token, "data": transfer, "gasPrice": 10**30})
+    high_s = replayed.tx.copy(s=SECPK1_N - replayed.tx.s)
+    for tx, tx_hash, words in [
+        (replayed.tx, replayed.hash, "nonce"),
+        (poor.tx, poor.hash, "balance"),
+        (high_s, replayed.hash, "S value"),
+    ]:
+        with pytest.raises(ValidationError, match=words):
+            checked.apply_checked_transaction(tx, tx_hash)
