@@ -16,10 +16,11 @@ gas refunds, the computation's attributes) is py-evm's own:
   every PUSH's immediate decoded to an int once;
 - `_plan(cls)` (cached per computation class): the 256 table entries as (function, gas) pairs.
   An entry whose logic is a stock py-evm function we have a faster equal for (PUSHn, DUPn,
-  SWAPn, POP, JUMP/JUMPI/JUMPDEST, ADD, SUB, LT, GT, EQ, ISZERO, AND, OR, SHL, SHR, MLOAD,
-  MSTORE, CALLDATALOAD, CALLVALUE) gets that; another plain opcode keeps its logic with its
-  gas charged by the loop; anything else (CALL/CREATE/SSTORE-style opcode objects with
-  dynamic gas, the invalid opcode) is called as the stock loop calls it;
+  SWAPn, POP, JUMP/JUMPI/JUMPDEST inline in the loop; ADD, SUB, LT, GT, EQ, ISZERO, AND, OR,
+  SHL, SHR, MLOAD, MSTORE, KECCAK256, CALLDATALOAD, CALLDATASIZE, CALLVALUE, CALLER as
+  functions) gets that; another plain opcode keeps its logic with its gas charged by the
+  loop; anything else (CALL/CREATE-style opcode objects with dynamic gas, the invalid
+  opcode) is called as the stock loop calls it;
 - the loop charges a constant gas cost inline (the same OutOfGas, same message, at the same
   point: before the opcode's logic) and the fast opcodes work on the stack's list directly
   with the stack's own bounds checks (InsufficientStack, FullStack) but without re-validating
@@ -38,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eth.abc import ComputationAPI, MessageAPI, StateAPI, TransactionContextAPI
+from eth.constants import GAS_SHA3WORD
 from eth.exceptions import (
     FullStack,
     Halt,
@@ -48,8 +50,19 @@ from eth.exceptions import (
 )
 from eth.vm import opcode as opcode_module
 from eth.vm.computation import NO_RESULT, BaseComputation, memory_gas_cost
-from eth.vm.logic import arithmetic, comparison, context, duplication, flow, memory, stack, swap
+from eth.vm.logic import (
+    arithmetic,
+    comparison,
+    context,
+    duplication,
+    flow,
+    memory,
+    sha3,
+    stack,
+    swap,
+)
 from eth.vm.logic.invalid import InvalidOpcode
+from eth_hash.auto import keccak
 
 UINT_256_MAX = 2**256 - 1
 JUMPDEST = 0x5B
@@ -188,10 +201,7 @@ def _iszero(c: Any) -> None:
 
 
 def _callvalue(c: Any) -> None:
-    values = c._stack.values
-    if len(values) >= STACK_LIMIT:
-        raise FullStack("Stack limit reached")
-    values.append(c.msg.value)
+    _push_value(c, c.msg.value)
 
 
 def _calldataload(c: Any) -> None:
@@ -234,6 +244,40 @@ def _mload(c: Any) -> None:
     values.append(int.from_bytes(c._memory._bytes[start : start + 32], "big"))
 
 
+def _sha3(c: Any) -> None:
+    values = c._stack.values
+    start, size = _pop2(values)
+    if size:
+        _expand(c, start, size)
+        cost = GAS_SHA3WORD * ((size + 31) // 32)
+        meter = c._gas_meter
+        if cost > meter.gas_remaining:
+            raise OutOfGas(
+                f"Out of gas: Needed {cost} - Remaining {meter.gas_remaining} - Reason: "
+                "SHA3: word gas cost"
+            )
+        meter.gas_remaining -= cost
+        data = bytes(c._memory._bytes[start : start + size])
+    else:
+        data = b""
+    values.append(int.from_bytes(keccak(data), "big"))
+
+
+def _push_value(c: Any, value: Any) -> None:
+    values = c._stack.values
+    if len(values) >= STACK_LIMIT:
+        raise FullStack("Stack limit reached")
+    values.append(value)
+
+
+def _calldatasize(c: Any) -> None:
+    _push_value(c, len(c.msg.data))
+
+
+def _caller(c: Any) -> None:
+    _push_value(c, c.msg.sender)
+
+
 FAST_LOGIC: dict[Logic, Logic] = {
     arithmetic.add: _binary_fn(_add),
     arithmetic.sub: _binary_fn(_sub),
@@ -246,6 +290,9 @@ FAST_LOGIC: dict[Logic, Logic] = {
     comparison.or_op: _binary_fn(_or),
     comparison.iszero: _iszero,
     context.callvalue: _callvalue,
+    context.calldatasize: _calldatasize,
+    context.caller: _caller,
+    sha3.sha3: _sha3,
     context.calldataload: _calldataload,
     memory.mstore: _mstore,
     memory.mload: _mload,
