@@ -22,9 +22,11 @@ gas refunds, the computation's attributes) is py-evm's own:
   loop; anything else (CALL/CREATE-style opcode objects with dynamic gas, the invalid
   opcode) is called as the stock loop calls it;
 - the loop charges a constant gas cost inline (the same OutOfGas, same message, at the same
-  point: before the opcode's logic) and the fast opcodes work on the stack's list directly
-  with the stack's own bounds checks (InsufficientStack, FullStack) but without re-validating
-  the type of every value they push (ints they computed from 256-bit words, masked).
+  point: before the opcode's logic; through `consume_gas` when the meter is not a plain
+  GasMeter: eth_call's deadline meter ticks on every charge) and the fast opcodes work on
+  the stack's list directly with the stack's own bounds checks (InsufficientStack,
+  FullStack) but without re-validating the type of every value they push (ints they
+  computed from 256-bit words, masked).
 
 Equality with the stock loop is what tests/unit/test_fast_interpreter.py checks, on random
 bytecode and on the contracts of the suite (gas, output, logs, state root, error kind).
@@ -50,6 +52,7 @@ from eth.exceptions import (
 )
 from eth.vm import opcode as opcode_module
 from eth.vm.computation import NO_RESULT, BaseComputation, memory_gas_cost
+from eth.vm.gas_meter import GasMeter
 from eth.vm.logic import (
     arithmetic,
     comparison,
@@ -362,6 +365,9 @@ def run_frame(computation: Any) -> None:
     raw = code._raw_code_bytes
     length = len(raw)
     meter = computation._gas_meter
+    # A gas meter of another class (eth_call's deadline meter, evm/call.py) is charged through
+    # its consume_gas for every opcode, as the stock loop does; a plain one inline.
+    metered = type(meter) is not GasMeter or "consume_gas" in vars(meter)
     analysis = computation._analysis = analysis_of(raw)
     immediates = analysis.immediates
     jumpdests = analysis.jumpdests
@@ -380,7 +386,9 @@ def run_frame(computation: Any) -> None:
                 fn(computation=computation)
                 pc = code.program_counter
                 continue
-            if gas:
+            if metered:
+                meter.consume_gas(gas, mnemonic)
+            elif gas:
                 remaining = meter.gas_remaining
                 if gas > remaining:
                     raise OutOfGas(
