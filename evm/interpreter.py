@@ -14,10 +14,11 @@ gas refunds, the computation's attributes) is py-evm's own:
 
 - `CodeAnalysis` (cached per code bytes): the valid jump destinations (one forward scan) and
   every PUSH's immediate decoded to an int once;
-- `_plan(cls)` (cached per computation class): the 256 table entries as (function, gas) pairs.
+- `_plan(cls)` (cached per computation class): the 256 table entries as steps (kind, function,
+  constant gas).
   An entry whose logic is a stock py-evm function we have a faster equal for (PUSHn, DUPn,
-  SWAPn, POP, JUMP/JUMPI/JUMPDEST inline in the loop; ADD, SUB, LT, GT, EQ, ISZERO, AND, OR,
-  SHL, SHR, MLOAD, MSTORE, KECCAK256, CALLDATALOAD, CALLDATASIZE, CALLVALUE, CALLER as
+  SWAPn, POP, JUMP/JUMPI/JUMPDEST, ADD, SUB, LT, GT, EQ, AND, OR, SHL, SHR inline in the
+  loop; ISZERO, MLOAD, MSTORE, KECCAK256, CALLDATALOAD, CALLDATASIZE, CALLVALUE, CALLER as
   functions) gets that; another plain opcode keeps its logic with its gas charged by the
   loop; anything else (CALL/CREATE-style opcode objects with dynamic gas, the invalid
   opcode) is called as the stock loop calls it;
@@ -153,15 +154,6 @@ def _pop1(values: list[Any]) -> int:
 # --- fast opcodes (same results and errors as the stock logic they stand for) --------------------
 
 
-def _binary_fn(fn: Callable[[int, int], int]) -> Logic:
-    def binary(c: Any) -> None:
-        values = c._stack.values
-        top, second = _pop2(values)
-        values.append(fn(top, second))
-
-    return binary
-
-
 def _add(a: int, b: int) -> int:
     return (a + b) & UINT_256_MAX
 
@@ -282,15 +274,6 @@ def _caller(c: Any) -> None:
 
 
 FAST_LOGIC: dict[Logic, Logic] = {
-    arithmetic.add: _binary_fn(_add),
-    arithmetic.sub: _binary_fn(_sub),
-    arithmetic.shl: _binary_fn(_shl),
-    arithmetic.shr: _binary_fn(_shr),
-    comparison.lt: _binary_fn(_lt),
-    comparison.gt: _binary_fn(_gt),
-    comparison.eq: _binary_fn(_eq),
-    comparison.and_op: _binary_fn(_and),
-    comparison.or_op: _binary_fn(_or),
     comparison.iszero: _iszero,
     context.callvalue: _callvalue,
     context.calldatasize: _calldatasize,
@@ -303,7 +286,20 @@ FAST_LOGIC: dict[Logic, Logic] = {
 
 # How the loop runs a byte: call an opcode object as the stock loop does (it charges its own
 # gas), call a logic function after charging the constant gas, or one of the inlined kinds.
-OBJECT, LOGIC, PUSH, DUP, SWAP, NOP, JUMP, JUMPI, POP = range(9)
+OBJECT, LOGIC, BINARY, PUSH, DUP, SWAP, NOP, JUMP, JUMPI, POP = range(10)
+
+# Stock 2 -> 1 logic functions the loop runs inline: f(top, second) on ints.
+BINARY_LOGIC: dict[Logic, Callable[[int, int], int]] = {
+    arithmetic.add: _add,
+    arithmetic.sub: _sub,
+    arithmetic.shl: _shl,
+    arithmetic.shr: _shr,
+    comparison.lt: _lt,
+    comparison.gt: _gt,
+    comparison.eq: _eq,
+    comparison.and_op: _and,
+    comparison.or_op: _or,
+}
 
 # Stock logic functions the loop runs inline: kind and argument (PUSH size, DUP/SWAP depth).
 INLINE: dict[Logic, tuple[int, int]] = {
@@ -340,7 +336,9 @@ def _build_plan(cls: type) -> tuple[Step, ...]:
         elif type(opcode) is opcode_module._FastOpcode:
             logic = opcode.logic_fn
             kind, argument = INLINE.get(logic, (LOGIC, 0))
-            fn = FAST_LOGIC.get(logic, logic)
+            fn: Callable[..., Any] = FAST_LOGIC.get(logic, logic)
+            if logic in BINARY_LOGIC:
+                kind, fn = BINARY, BINARY_LOGIC[logic]
             steps.append((kind, fn, opcode.gas_cost, argument, opcode.mnemonic))
         else:
             steps.append((OBJECT, opcode, 0, 0, getattr(opcode, "mnemonic", "")))
@@ -407,6 +405,16 @@ def run_frame(computation: Any) -> None:
                 code.program_counter = pc
                 fn(computation)
                 pc = code.program_counter
+            elif kind == BINARY:
+                if len(values) < 2:
+                    raise _underflow(2, values)
+                top = values.pop()
+                second = values.pop()
+                if top.__class__ is not int:
+                    top = int.from_bytes(top, "big")
+                if second.__class__ is not int:
+                    second = int.from_bytes(second, "big")
+                values.append(fn(top, second))
             elif kind == DUP:
                 if len(values) >= STACK_LIMIT:
                     raise FullStack("Stack limit reached")
