@@ -133,9 +133,27 @@ class CvmStateMixin:
         self.tx_hash = tx_hash
         self.derived_ids = 0
 
+    # True while `apply_checked_transaction` runs: the transaction executor (evm/profiles.py)
+    # then skips py-evm's stateless re-validation of the transaction.
+    transaction_prechecked: bool = False
+
     def apply_transaction(self, transaction: SignedTransactionAPI) -> ComputationAPI:
         self.begin_transaction(bytes(transaction.hash))
         return super().apply_transaction(transaction)  # type: ignore[misc,no-any-return]
+
+    def apply_checked_transaction(
+        self, transaction: SignedTransactionAPI, tx_hash: bytes
+    ) -> ComputationAPI:
+        """`apply_transaction` for a transaction evm.transactions.decode_transaction accepted
+        (its hash given): py-evm's `transaction.validate()` (field ranges, intrinsic gas, the
+        signature recovered twice more) is not repeated; the state checks (nonce, balance,
+        low s) still run. DECISIONS.md "Block execution trusts decoded transactions"."""
+        self.begin_transaction(tx_hash)
+        self.transaction_prechecked = True
+        try:
+            return super().apply_transaction(transaction)  # type: ignore[misc,no-any-return]
+        finally:
+            self.transaction_prechecked = False
 
 
 def transaction_scope(state: StateAPI) -> CvmTransactionScope:

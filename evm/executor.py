@@ -286,7 +286,7 @@ class BlockExecutor:
 
     def _apply_evm(self, tx: SignedTx) -> _Applied:
         try:
-            computation: ComputationAPI = self.state.apply_transaction(tx.tx)
+            computation: ComputationAPI = self.state.apply_checked_transaction(tx.tx, tx.hash)
         except ValidationError as exc:
             raise TransactionInvalid(str(exc)) from None
         gas = PragueVM.finalize_gas_used(tx.tx, computation)
@@ -323,7 +323,7 @@ class BlockExecutor:
         checkpoint = db.record()
         db.set_balance(contract, balance - prepay)
         try:
-            computation: ComputationAPI = self.state.apply_transaction(tx.tx)
+            computation: ComputationAPI = self.state.apply_checked_transaction(tx.tx, tx.hash)
         except ValidationError as exc:
             raise TransactionInvalid(str(exc)) from None  # apply() undoes the prepayment
         if not getattr(self.state, "freegas_marked", False):

@@ -52,27 +52,38 @@ from dataclasses import dataclass, replace
 from functools import cache, cached_property
 from typing import Any
 
-from eth.abc import ComputationAPI, SignedTransactionAPI
+from eth._utils.address import generate_contract_address
+from eth.abc import ComputationAPI, MessageAPI, SignedTransactionAPI
+from eth.constants import CREATE_CONTRACT_ADDRESS
 from eth.vm.forks.byzantium.computation import BYZANTIUM_PRECOMPILES
+from eth.vm.forks.cancun.constants import BLOB_TX_TYPE
 from eth.vm.forks.homestead.validation import validate_homestead_transaction
 from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.blocks import PragueBlockHeader
 from eth.vm.forks.prague.computation import PRAGUE_PRECOMPILES, PragueComputation
 from eth.vm.forks.prague.opcodes import PRAGUE_OPCODES
-from eth.vm.forks.prague.state import PragueState
+from eth.vm.forks.prague.state import PragueState, PragueTransactionExecutor
 from eth.vm.forks.prague.transactions import PragueTransactionBuilder
+from eth.vm.message import Message
 from eth_typing import Address
-from eth_utils import ValidationError
+from eth_utils import ExtendedDebugLogger, ValidationError, get_extended_debug_logger
 
 from evm.cvm import CVM_OPCODES, LITY_OPCODES, CvmStateMixin
+from evm.interpreter import FastInterpreter
 from evm.precompiles import CVM_PRECOMPILES, Precompile
 from evm.state import StateDB
 
 BASEFEE_OPCODE = 0x48
 
 
-class CvmComputation(PragueComputation):
-    """Prague computation with the CVM opcodes (0x0c-0x0e, 0x2a-0x2d, 0xf6-0xf9) and precompiles."""
+@cache
+def _state_logger(class_name: str) -> ExtendedDebugLogger:
+    return get_extended_debug_logger(f"eth.vm.state.{class_name}")
+
+
+class CvmComputation(FastInterpreter, PragueComputation):
+    """Prague computation with the CVM opcodes (0x0c-0x0e, 0x2a-0x2d, 0xf6-0xf9) and precompiles,
+    run by the cheaper interpreter loop (evm/interpreter.py)."""
 
     opcodes = {**PRAGUE_OPCODES, **CVM_OPCODES}
     _precompiles = {**PRAGUE_PRECOMPILES, **CVM_PRECOMPILES}
@@ -85,6 +96,55 @@ class LityComputation(CvmComputation):
     _precompiles = {**BYZANTIUM_PRECOMPILES, **CVM_PRECOMPILES}
 
 
+class CvmTransactionExecutor(PragueTransactionExecutor):
+    """Prague's executor; a transaction the node decoded itself is not re-validated.
+
+    `CvmStateMixin.apply_checked_transaction` marks the state while it applies a transaction
+    `evm.transactions.decode_transaction` accepted, which checked what py-evm's
+    `transaction.validate()` checks (field ranges, intrinsic gas, the signature with py-evm's
+    rules); the state's own checks (balance, nonce, low s) run either way."""
+
+    def validate_transaction(self, transaction: SignedTransactionAPI) -> None:
+        if not getattr(self.vm_state, "transaction_prechecked", False):
+            transaction.validate()
+        self.vm_state.validate_transaction(transaction)
+
+    def build_evm_message(self, transaction: SignedTransactionAPI) -> MessageAPI:
+        """CancunTransactionExecutor.build_evm_message without its debug line, whose f-string
+        (the hex of the whole contract code, the transaction's repr) is built on every
+        transaction even with debug logging off."""
+        state = self.vm_state
+        data_fee = 0
+        if transaction.type_id == BLOB_TX_TYPE:  # refused at decoding; kept for eth_call & co
+            data_fee = self.calc_data_fee(transaction)  # type: ignore[arg-type]
+        state.delta_balance(
+            transaction.sender, -(transaction.gas * state.get_gas_price(transaction) + data_fee)
+        )
+        state.increment_nonce(transaction.sender)
+        refund = self.calc_message_refund(transaction)
+        if transaction.to == CREATE_CONTRACT_ADDRESS:
+            create_address = generate_contract_address(
+                transaction.sender, state.get_nonce(transaction.sender) - 1
+            )
+            data, code, is_delegation = b"", transaction.data, False
+        else:
+            create_address = None
+            data = transaction.data
+            code, delegation_address = self.get_code_at_address(transaction.to)
+            is_delegation = delegation_address is not None
+        return Message(
+            gas=transaction.gas - transaction.intrinsic_gas,
+            to=transaction.to,
+            sender=transaction.sender,
+            value=transaction.value,
+            data=data,
+            code=code,
+            create_address=create_address,  # type: ignore[arg-type]  # None: a call (py-evm's)
+            refund=refund,
+            is_delegation=is_delegation,
+        )
+
+
 class CvmState(CvmStateMixin, PragueState):
     """Prague state on our StateDB, with the per-transaction CVM values (evm/cvm.py).
 
@@ -95,10 +155,17 @@ class CvmState(CvmStateMixin, PragueState):
 
     account_db_class = StateDB
     computation_class = CvmComputation
+    transaction_executor_class = CvmTransactionExecutor
 
     def set_system_contracts(self) -> None:
         # Ethereum's beacon-root and history contracts are not part of CyberMiles genesis.
         pass
+
+    @property
+    def logger(self) -> ExtendedDebugLogger:
+        # py-evm builds the logger (getLogger + logger-class juggling) on every access, a few
+        # times per transaction; the same named logger, looked up once per class.
+        return _state_logger(type(self).__name__)
 
     def get_tip(self, transaction: SignedTransactionAPI) -> int:
         # What the coinbase is credited per gas: the whole effective price.
