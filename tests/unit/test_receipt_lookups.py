@@ -7,9 +7,9 @@ failed transactions and a system (staking) transaction; after a rollback, after 
 database, and on a database whose records predate the two new fields.
 
 The chain (a LevelDB in tmp_path, the node's modules): block 1 has 40 transfers from two
-senders (not ALICE); block 2 deploys TestToken (a creation with a log) and pays tokens out; block 3 mixes
-token transfers (one log each), storeAt (a log), two reverting calls (failWith, a transfer
-beyond the balance), plain transfers and a staking delegation.
+senders (not ALICE); block 2 deploys TestToken (a creation with a log) and pays tokens out;
+block 3 mixes token transfers (one log each), storeAt (a log), two reverting calls (failWith, a
+transfer beyond the balance), plain transfers and a staking delegation (a log).
 """
 
 from __future__ import annotations
