@@ -95,7 +95,11 @@ log = logging.getLogger(__name__)
 
 K = TypeVar("K")
 V = TypeVar("V")
-RECENT_BLOCK_BODIES = 64  # blocks whose bodies and receipts stay cached (decoded on use)
+# Bodies and receipts stay cached (each entry decoded on first use) for the recent blocks, bounded
+# by their transactions rather than their count: 64 blocks of 1,000 transactions, or up to 1,024
+# small ones (a devnet mines a block per transaction; clients then read receipts back).
+RECENT_BLOCK_ENTRIES = 16_384
+RECENT_BLOCKS_DECODED = 1024
 RECENT_HEADERS = 1024  # headers kept decoded (~600 bytes each)
 RECENT_RULE_INPUTS = 16  # blocks whose parameters, owners and fee rules stay cached
 
@@ -980,8 +984,8 @@ class Chain:
         return block_hash
 
     def _remember(self, number: int, txs: list[SignedTx], receipts: list[StoredReceipt]) -> None:
-        self._remember_one(self._body_cache, number, _Decoded.of(txs))
-        self._remember_one(self._receipt_cache, number, _Decoded.of(receipts))
+        self._remember_block(self._body_cache, number, _Decoded.of(txs))
+        self._remember_block(self._receipt_cache, number, _Decoded.of(receipts))
         self._remember_one(self._headers, number, self.head, RECENT_HEADERS)
 
     # -- reads ----------------------------------------------------------------------------
@@ -1050,7 +1054,7 @@ class Chain:
         encoded = self.db.get(key)
         entries: _Decoded[V] = _Decoded(() if encoded is None else msgpack.unpackb(encoded), decode)
         if encoded is not None:
-            self._remember_one(cache, number, entries)
+            self._remember_block(cache, number, entries)
         return entries
 
     def located_receipt(self, tx_hash: bytes) -> LocatedReceipt | None:
@@ -1075,9 +1079,21 @@ class Chain:
         return LocatedReceipt(header, record.index, tx, stored, gas_used, first_log_index)
 
     @staticmethod
-    def _remember_one(
-        cache: OrderedDict[K, V], key: K, value: V, limit: int = RECENT_BLOCK_BODIES
+    def _remember_block(
+        cache: OrderedDict[int, _Decoded[V]], number: int, entries: _Decoded[V]
     ) -> None:
+        """Keep a block's entries, dropping the oldest blocks beyond RECENT_BLOCK_ENTRIES
+        entries or RECENT_BLOCKS_DECODED blocks (the newest block always stays)."""
+        cache[number] = entries
+        total = sum(len(e) for e in list(cache.values()))
+        while len(cache) > 1 and (
+            total > RECENT_BLOCK_ENTRIES or len(cache) > RECENT_BLOCKS_DECODED
+        ):
+            _, dropped = cache.popitem(last=False)
+            total -= len(dropped)
+
+    @staticmethod
+    def _remember_one(cache: OrderedDict[K, V], key: K, value: V, limit: int) -> None:
         cache[key] = value
         while len(cache) > limit:
             cache.popitem(last=False)
