@@ -96,9 +96,10 @@ log = logging.getLogger(__name__)
 K = TypeVar("K")
 V = TypeVar("V")
 # Bodies and receipts stay cached (each entry decoded on first use) for the recent blocks, bounded
-# by their transactions rather than their count: 64 blocks of 1,000 transactions, or up to 1,024
-# small ones (a devnet mines a block per transaction; clients then read receipts back).
-RECENT_BLOCK_ENTRIES = 16_384
+# by their transactions rather than their count: 64 blocks of 1,000 transactions (the bound
+# before), or up to 1,024 small ones (a devnet mines a block per transaction; clients then
+# read the receipts back).
+RECENT_BLOCK_ENTRIES = 65_536
 RECENT_BLOCKS_DECODED = 1024
 RECENT_HEADERS = 1024  # headers kept decoded (~600 bytes each)
 RECENT_RULE_INPUTS = 16  # blocks whose parameters, owners and fee rules stay cached
