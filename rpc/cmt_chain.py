@@ -236,8 +236,9 @@ class CmtChainApi:
         decided = self.decision(number)
         tm_header = self._tm_header(header, len(txs), decided)
         if decode:
+            block = fmt.BlockFields.of(header)
             encoded = [
-                json.dumps(self._tx_json(tx, header, i), separators=(",", ":")).encode()
+                json.dumps(self._tx_json(tx, block, i), separators=(",", ":")).encode()
                 for i, tx in enumerate(txs)
             ]
         else:
@@ -279,20 +280,20 @@ class CmtChainApi:
 
     # -- transactions -------------------------------------------------------------------------
     def _tx_json(
-        self, tx: SignedTx, header: BlockHeaderAPI | None = None, index: int | None = None
+        self, tx: SignedTx, block: fmt.BlockFields | None = None, index: int | None = None
     ) -> dict[str, Any]:
-        result = fmt.tx_json(tx, header=header, index=index)
+        result = fmt.tx_json(tx, block=block, index=index)
         result["cmtHash"] = cmt_hash(tx.raw)
         result["cmtInput"] = _cmt_input(tx)
-        result["txResult"] = {} if header is None else self._tx_result(tx, header)
+        result["txResult"] = {} if block is None else self._tx_result(tx, block)
         return result
 
-    def _tx_result(self, tx: SignedTx, header: BlockHeaderAPI) -> dict[str, Any]:
+    def _tx_result(self, tx: SignedTx, block: fmt.BlockFields) -> dict[str, Any]:
         done = self.outcomes.delivered(tx.hash)
         if done is None:
             return {}
         if not tx.is_system:
-            price = tx.price(header.base_fee_per_gas or 0)
+            price = tx.price(block.base_fee)
             done = replace(done, fee=done.gas_used * price, log="")
         deliver: dict[str, Any] = committed_json(tx.hash, done)["deliver_tx"]
         return deliver
@@ -305,19 +306,19 @@ class CmtChainApi:
             return None if pending is None else self._tx_json(pending)
         number, index = location
         header = self.chain.header_by_number(number)
-        txs = self.chain.transactions(number)
-        if header is None or index >= len(txs):
+        tx = self.chain.transaction(number, index)
+        if header is None or tx is None:
             return None  # indexed before its block is readable: not there yet
-        return self._tx_json(txs[index], header, index)
+        return self._tx_json(tx, fmt.BlockFields.of(header), index)
 
     def cmt_getTransactionFromBlock(self, height: object, index: object) -> dict[str, Any]:
         number = _height(height, "height")
         position = _index(index)
         header = self._header(number)
-        txs = self.chain.transactions(number)
-        if position >= len(txs):
+        tx = self.chain.transaction(number, position)
+        if tx is None:
             raise InvalidInput(f"No transaction in block {number}, index {position}.")
-        return self._tx_json(txs[position], header, position)
+        return self._tx_json(tx, fmt.BlockFields.of(header), position)
 
     # -- the pool -----------------------------------------------------------------------------
     def cmt_pendingTransactionCount(self) -> str:

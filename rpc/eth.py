@@ -81,8 +81,28 @@ MAX_PROOF_KEYS = 1024  # storage proofs per eth_getProof: each walks the storage
 _FILTER_INSTALLERS = ("eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter")
 
 
+class LocatedReceipt(Protocol):
+    """One committed transaction with its receipt, and what its receipt JSON needs from the
+    transactions before it (cybermiles_node.application.chain.LocatedReceipt)."""
+
+    @property
+    def header(self) -> BlockHeaderAPI: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def tx(self) -> SignedTx: ...
+    @property
+    def stored(self) -> Any: ...
+    @property
+    def gas_used(self) -> int: ...
+    @property
+    def first_log_index(self) -> int: ...
+
+
 class ChainView(Protocol):
-    """What the eth methods read from the chain (cybermiles_node.application.chain.Chain)."""
+    """What the eth methods read from the chain (cybermiles_node.application.chain.Chain).
+    One transaction or receipt is read on its own (`transaction`, `located_receipt`): its
+    cost does not grow with its block."""
 
     chain_id: int
     gas_limit: int
@@ -94,6 +114,8 @@ class ChainView(Protocol):
     def header_by_hash(self, block_hash: bytes) -> BlockHeaderAPI | None: ...
     def transactions(self, number: int) -> list[SignedTx]: ...
     def receipts(self, number: int) -> list[Any]: ...
+    def transaction(self, number: int, index: int) -> SignedTx | None: ...
+    def located_receipt(self, tx_hash: bytes) -> LocatedReceipt | None: ...
     def next_base_fee(self) -> int: ...
     def low_price_threshold(self, header: BlockHeaderAPI) -> int: ...
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None: ...
@@ -349,10 +371,10 @@ class EthApi:
     def _tx_at(self, header: BlockHeaderAPI | None, index: int) -> dict[str, Any] | None:
         if header is None:
             return None
-        txs = self.chain.transactions(header.block_number)
-        if not 0 <= index < len(txs):
-            return None
-        return fmt.tx_json(txs[index], header=header, index=index)
+        tx = self.chain.transaction(header.block_number, index)
+        return (
+            None if tx is None else fmt.tx_json(tx, block=fmt.BlockFields.of(header), index=index)
+        )
 
     def eth_getTransactionByHash(self, tx_hash: object) -> dict[str, Any] | None:
         h = hash32(tx_hash, "transactionHash")
@@ -370,9 +392,8 @@ class EthApi:
         if location is None:
             pending = self.app.mempool.get(h)
             return None if pending is None else fmt.d(pending.raw)
-        number, index = location
-        txs = self.chain.transactions(number)
-        return fmt.d(txs[index].raw) if index < len(txs) else None
+        tx = self.chain.transaction(*location)
+        return None if tx is None else fmt.d(tx.raw)
 
     def eth_getTransactionByBlockHashAndIndex(
         self, block_hash: object, index: object
@@ -394,33 +415,38 @@ class EthApi:
         if budget is not None:
             for stored in receipts:
                 budget.charge(receipt_json_bytes(_logs_json_bytes(stored.receipt.logs)))
+        block = fmt.BlockFields.of(header)
         out = []
         previous = 0
         log_index = 0
         for index, (tx, stored) in enumerate(zip(txs, receipts, strict=True)):
+            cumulative = stored.receipt.gas_used
             out.append(
                 fmt.receipt_json(
                     stored,
-                    header=header,
+                    block=block,
                     tx=tx,
                     tx_index=index,
-                    previous_cumulative=previous,
+                    gas_used=cumulative - previous,
                     first_log_index=log_index,
                 )
             )
-            previous = stored.receipt.gas_used
+            previous = cumulative
             log_index += len(stored.receipt.logs)
         return out
 
     def eth_getTransactionReceipt(self, tx_hash: object) -> dict[str, Any] | None:
-        location = self.chain.tx_location(hash32(tx_hash, "transactionHash"))
-        if location is None:
+        found = self.chain.located_receipt(hash32(tx_hash, "transactionHash"))
+        if found is None:
             return None
-        number, index = location
-        header = self.chain.header_by_number(number)
-        if header is None:
-            return None
-        return self._receipts(header)[index]
+        return fmt.receipt_json(
+            found.stored,
+            block=fmt.BlockFields.of(found.header),
+            tx=found.tx,
+            tx_index=found.index,
+            gas_used=found.gas_used,
+            first_log_index=found.first_log_index,
+        )
 
     def eth_getBlockReceipts(self, block: object) -> list[dict[str, Any]] | None:
         header = self._header(_block_ref(block, "block"))
@@ -603,12 +629,13 @@ class EthApi:
         if not bloom_may_match(log_filter, header.bloom):
             return []
         number = header.block_number
+        block = fmt.BlockFields.of(header)
         out: list[dict[str, Any]] = []
         log_index = 0
-        receipts = self.chain.receipts(number)
-        txs = self.chain.transactions(number)
-        for tx_index, (tx, stored) in enumerate(zip(txs, receipts, strict=True)):
+        for tx_index, stored in enumerate(self.chain.receipts(number)):
             logs = stored.receipt.logs
+            if not logs:
+                continue
             matching = [
                 i
                 for i, log in enumerate(logs)
@@ -617,10 +644,13 @@ class EthApi:
             if matching and budget is not None:
                 budget.charge(_logs_json_bytes(logs[i] for i in matching))
             if matching:
+                # Only transactions with matching logs are decoded (for their hash).
+                tx = self.chain.transaction(number, tx_index)
+                assert tx is not None
                 entries = fmt.logs_json(
                     stored.receipt,
-                    header=header,
-                    tx=tx,
+                    block=block,
+                    tx_hash=fmt.d(tx.hash),
                     tx_index=tx_index,
                     first_log_index=log_index,
                 )

@@ -3,10 +3,15 @@
 Pure functions from the node's records to the dicts the JSON-RPC methods return. Quantities are
 lowercase hex without leading zeros, data is 0x hex, addresses lowercase (EIP-55 checksums
 are the client's business). Pending transactions carry null block fields, as geth does.
+
+A block's own fields, which every transaction, receipt and log JSON of the block repeats, are
+formatted once per block (`BlockFields`), not once per entry: a block of a thousand receipts
+formats its hash a thousand times otherwise.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import rlp
@@ -27,6 +32,25 @@ def topic(value: int | bytes) -> str:
     if isinstance(value, int):
         return f"0x{value:064x}"
     return d(value)
+
+
+@dataclass(frozen=True)
+class BlockFields:
+    """The fields of a block that its transactions, receipts and logs carry, as JSON."""
+
+    hash: str
+    number: str
+    timestamp: str
+    base_fee: int  # an int: each transaction's effective price is computed from it
+
+    @classmethod
+    def of(cls, header: BlockHeaderAPI) -> BlockFields:
+        return cls(
+            hash="0x" + bytes(header.hash).hex(),
+            number=hex(header.block_number),
+            timestamp=hex(header.timestamp),
+            base_fee=header.base_fee_per_gas or 0,
+        )
 
 
 def header_json(header: Any, *, size: int | None = None) -> dict[str, Any]:
@@ -67,7 +91,8 @@ def block_json(header: BlockHeaderAPI, txs: list[SignedTx], *, full: bool) -> di
     body_size = sum(len(tx.raw) + 3 for tx in txs)
     result = header_json(header, size=header_size + body_size + 6)
     if full:
-        result["transactions"] = [tx_json(tx, header=header, index=i) for i, tx in enumerate(txs)]
+        block = BlockFields.of(header)
+        result["transactions"] = [tx_json(tx, block=block, index=i) for i, tx in enumerate(txs)]
     else:
         result["transactions"] = [d(tx.hash) for tx in txs]
     result["uncles"] = []
@@ -83,14 +108,15 @@ def _access_list(tx: Any) -> list[dict[str, Any]]:
 
 
 def tx_json(
-    stx: SignedTx, *, header: BlockHeaderAPI | None = None, index: int | None = None
+    stx: SignedTx, *, block: BlockFields | None = None, index: int | None = None
 ) -> dict[str, Any]:
+    """A transaction as JSON; with its `block` and `index` when it is committed."""
     tx: Any = stx.tx
     result: dict[str, Any] = {
-        "blockHash": d(header.hash) if header is not None else None,
-        "blockNumber": q(header.block_number) if header is not None else None,
-        "blockTimestamp": q(header.timestamp) if header is not None else None,
-        "transactionIndex": q(index) if index is not None else None,
+        "blockHash": block.hash if block is not None else None,
+        "blockNumber": block.number if block is not None else None,
+        "blockTimestamp": block.timestamp if block is not None else None,
+        "transactionIndex": hex(index) if index is not None else None,
         "hash": d(stx.hash),
         "from": d(stx.sender),
         "to": d(stx.to) if stx.to else None,
@@ -100,7 +126,7 @@ def tx_json(
         "input": d(stx.data),
         "type": q(stx.type_id),
         # geth's: what it paid in its block; a pending one's fee cap.
-        "gasPrice": q(stx.fee_cap if header is None else stx.price(header.base_fee_per_gas or 0)),
+        "gasPrice": q(stx.fee_cap if block is None else stx.price(block.base_fee)),
         "r": q(tx.r),
         "s": q(tx.s),
     }
@@ -131,23 +157,21 @@ def tx_json(
 
 
 def logs_json(
-    receipt: Any, *, header: BlockHeaderAPI, tx: SignedTx, tx_index: int, first_log_index: int
+    receipt: Any, *, block: BlockFields, tx_hash: str, tx_index: int, first_log_index: int
 ) -> list[dict[str, Any]]:
-    block_hash = d(header.hash)
-    number = q(header.block_number)
-    timestamp = q(header.timestamp)
-    tx_hash = d(tx.hash)
+    """A receipt's logs as JSON; `tx_hash` already formatted (the receipt has it too)."""
+    tx_index_json = hex(tx_index)
     return [
         {
-            "address": d(log.address),
-            "topics": [topic(t) for t in log.topics],
-            "data": d(log.data),
-            "blockNumber": number,
-            "blockHash": block_hash,
-            "blockTimestamp": timestamp,
+            "address": "0x" + log.address.hex(),
+            "topics": [f"0x{t:064x}" for t in log.topics],
+            "data": "0x" + log.data.hex(),
+            "blockNumber": block.number,
+            "blockHash": block.hash,
+            "blockTimestamp": block.timestamp,
             "transactionHash": tx_hash,
-            "transactionIndex": q(tx_index),
-            "logIndex": q(first_log_index + i),
+            "transactionIndex": tx_index_json,
+            "logIndex": hex(first_log_index + i),
             "removed": False,
         }
         for i, log in enumerate(receipt.logs)
@@ -157,28 +181,40 @@ def logs_json(
 def receipt_json(
     stored: Any,
     *,
-    header: BlockHeaderAPI,
+    block: BlockFields,
     tx: SignedTx,
     tx_index: int,
-    previous_cumulative: int,
+    gas_used: int,
     first_log_index: int,
 ) -> dict[str, Any]:
+    """A stored receipt (receipt + contract address) as JSON. `gas_used` and
+    `first_log_index` depend on the transactions before it in the block: the caller has them
+    (chain's "t" record, or counted over the block)."""
     receipt = stored.receipt
+    tx_hash = "0x" + tx.hash.hex()
+    contract = stored.contract_address
+    to = tx.to
     return {
-        "transactionHash": d(tx.hash),
-        "transactionIndex": q(tx_index),
-        "blockHash": d(header.hash),
-        "blockNumber": q(header.block_number),
-        "from": d(tx.sender),
-        "to": d(tx.to) if tx.to else None,
-        "cumulativeGasUsed": q(receipt.gas_used),
-        "gasUsed": q(receipt.gas_used - previous_cumulative),
-        "contractAddress": d(stored.contract_address) if stored.contract_address else None,
+        "transactionHash": tx_hash,
+        "transactionIndex": hex(tx_index),
+        "blockHash": block.hash,
+        "blockNumber": block.number,
+        "from": "0x" + tx.sender.hex(),
+        "to": "0x" + to.hex() if to else None,
+        "cumulativeGasUsed": hex(receipt.gas_used),
+        "gasUsed": hex(gas_used),
+        "contractAddress": "0x" + contract.hex() if contract else None,
         "logs": logs_json(
-            receipt, header=header, tx=tx, tx_index=tx_index, first_log_index=first_log_index
-        ),
+            receipt,
+            block=block,
+            tx_hash=tx_hash,
+            tx_index=tx_index,
+            first_log_index=first_log_index,
+        )
+        if receipt.logs
+        else [],
         "logsBloom": "0x" + receipt.bloom.to_bytes(256, "big").hex(),
-        "type": q(tx.type_id),
+        "type": hex(tx.type_id),
         "status": "0x1" if receipt.state_root == b"\x01" else "0x0",
-        "effectiveGasPrice": q(tx.price(header.base_fee_per_gas or 0)),
+        "effectiveGasPrice": hex(tx.price(block.base_fee)),
     }

@@ -33,10 +33,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgpack
 import rlp
@@ -95,7 +95,13 @@ log = logging.getLogger(__name__)
 
 K = TypeVar("K")
 V = TypeVar("V")
-RECENT_BLOCK_BODIES = 64  # bodies and receipts kept decoded
+# Bodies and receipts stay cached (each entry decoded on first use) for the recent blocks, bounded
+# by their transactions rather than their count: 64 blocks of 1,000 transactions (the bound
+# before), or up to 1,024 small ones (a devnet mines a block per transaction; clients then
+# read the receipts back).
+RECENT_BLOCK_ENTRIES = 65_536
+RECENT_BLOCKS_DECODED = 1024
+RECENT_HEADERS = 1024  # headers kept decoded (~600 bytes each)
 RECENT_RULE_INPUTS = 16  # blocks whose parameters, owners and fee rules stay cached
 
 
@@ -118,6 +124,80 @@ class BlockRejected(CyberMilesError):
 class StoredReceipt:
     receipt: ReceiptAPI
     contract_address: bytes | None
+
+
+@dataclass(frozen=True)
+class LocatedReceipt:
+    """One committed transaction with its receipt and what its receipt JSON needs from the
+    transactions before it (schema.TxRecord), read without decoding the rest of its block."""
+
+    header: BlockHeaderAPI
+    index: int
+    tx: SignedTx
+    stored: StoredReceipt
+    gas_used: int
+    first_log_index: int
+
+
+class _Decoded(Generic[V]):
+    """A block's stored entries (its transactions or its receipts), each decoded on first
+    use: looking up one transaction decodes one entry, not the block. Two threads decoding
+    the same entry at once both store an equal value: harmless."""
+
+    __slots__ = ("_raw", "_decode", "_items", "_all")
+
+    def __init__(self, raw: Sequence[Any], decode: Callable[[Any], V]) -> None:
+        self._raw = raw
+        self._decode = decode
+        self._items: list[V | None] = [None] * len(raw)
+        self._all: list[V] | None = None
+
+    @classmethod
+    def of(cls, items: list[V]) -> _Decoded[V]:
+        """Entries already decoded (a block just committed)."""
+        decoded: _Decoded[V] = cls((), _no_decoder)
+        decoded._items = list(items)
+        decoded._all = items
+        return decoded
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> V:
+        item = self._items[index]
+        if item is None:
+            item = self._items[index] = self._decode(self._raw[index])
+        return item
+
+    def all(self) -> list[V]:
+        if self._all is None:
+            self._all = [self[i] for i in range(len(self._items))]
+        return self._all
+
+
+def _no_decoder(raw: Any) -> Any:
+    raise AssertionError("every entry was given decoded")
+
+
+def _decode_tx(entry: Sequence[bytes]) -> SignedTx:
+    return load_stored_transaction(entry[0], entry[1])
+
+
+def _decode_receipt(entry: Sequence[bytes]) -> StoredReceipt:
+    return StoredReceipt(PragueReceiptBuilder.decode(entry[0]), entry[1] or None)
+
+
+def tx_records(number: int, receipts: Iterable[StoredReceipt]) -> list[schema.TxRecord]:
+    """The "t" records of block `number`'s transactions, from its receipts in order."""
+    records = []
+    previous_cumulative = 0
+    log_index = 0
+    for index, stored in enumerate(receipts):
+        cumulative = stored.receipt.gas_used
+        records.append(schema.TxRecord(number, index, cumulative - previous_cumulative, log_index))
+        previous_cumulative = cumulative
+        log_index += len(stored.receipt.logs)
+    return records
 
 
 @dataclass
@@ -325,8 +405,9 @@ class Chain:
         self.profile: EvmProfile = profile or get_profile(genesis.evm_profile)
         self.sync_writes = sync_writes
         self.rewindable = rewindable  # keep what `rollback` needs with every block (devnets)
-        self._body_cache: OrderedDict[int, list[SignedTx]] = OrderedDict()
-        self._receipt_cache: OrderedDict[int, list[StoredReceipt]] = OrderedDict()
+        self._body_cache: OrderedDict[int, _Decoded[SignedTx]] = OrderedDict()
+        self._receipt_cache: OrderedDict[int, _Decoded[StoredReceipt]] = OrderedDict()
+        self._headers: OrderedDict[int, BlockHeaderAPI] = OrderedDict()
         self._hashes: dict[int, bytes] = {}  # canonical number -> hash, recent blocks
         # Rule inputs by block hash, for the recent blocks (`_per_block`).
         self._fee_rules: OrderedDict[bytes, FeeRules] = OrderedDict()
@@ -820,8 +901,8 @@ class Chain:
             ),
             schema.HEAD_KEY: schema.be64(number),
         }
-        for index, tx in enumerate(txs):
-            writes[schema.tx_location_key(tx.hash)] = schema.encode_tx_location(number, index)
+        for tx, record in zip(txs, tx_records(number, receipts), strict=True):
+            writes[schema.tx_location_key(tx.hash)] = schema.encode_tx_record(record)
         return writes
 
     def _snapshot_undo(self, writes: Mapping[bytes, bytes | None]) -> bytes:
@@ -871,7 +952,13 @@ class Chain:
             raise InvariantViolation(f"block {height} is missing from the store")
         self.head = header
         # RPC worker threads fill these caches too: copy the keys in one step, pop leniently.
-        for cache in (self._hashes, self._body_cache, self._receipt_cache):
+        caches: tuple[dict[int, Any], ...] = (
+            self._hashes,
+            self._body_cache,
+            self._receipt_cache,
+            self._headers,
+        )
+        for cache in caches:
             for number in [n for n in list(cache) if n > height]:
                 cache.pop(number, None)
         return removed
@@ -898,8 +985,9 @@ class Chain:
         return block_hash
 
     def _remember(self, number: int, txs: list[SignedTx], receipts: list[StoredReceipt]) -> None:
-        self._remember_one(self._body_cache, number, txs)
-        self._remember_one(self._receipt_cache, number, receipts)
+        self._remember_block(self._body_cache, number, _Decoded.of(txs))
+        self._remember_block(self._receipt_cache, number, _Decoded.of(receipts))
+        self._remember_one(self._headers, number, self.head, RECENT_HEADERS)
 
     # -- reads ----------------------------------------------------------------------------
     @property
@@ -913,10 +1001,15 @@ class Chain:
         return self._read_header(number)
 
     def _read_header(self, number: int) -> BlockHeaderAPI | None:
+        cached = self._headers.get(number)
+        if cached is not None:
+            return cached
         encoded = self.db.get(schema.header_key(number))
         if encoded is None:
             return None
-        return rlp.decode(encoded, sedes=PragueBlockHeader)  # type: ignore[no-any-return]
+        header: BlockHeaderAPI = rlp.decode(encoded, sedes=PragueBlockHeader)
+        self._remember_one(self._headers, number, header, RECENT_HEADERS)
+        return header
 
     def number_by_hash(self, block_hash: bytes) -> int | None:
         value = self.db.get(schema.number_by_hash_key(block_hash))
@@ -927,34 +1020,81 @@ class Chain:
         return None if number is None else self.header_by_number(number)
 
     def transactions(self, number: int) -> list[SignedTx]:
-        cached = self._body_cache.get(number)
-        if cached is not None:
-            return cached
-        encoded = self.db.get(schema.body_key(number))
-        if encoded is None:
-            return []
-        txs = [load_stored_transaction(raw, sender) for raw, sender in msgpack.unpackb(encoded)]
-        self._remember_one(self._body_cache, number, txs)
-        return txs
+        return self._body(number).all()
 
     def receipts(self, number: int) -> list[StoredReceipt]:
-        cached = self._receipt_cache.get(number)
+        return self._receipts(number).all()
+
+    def transaction(self, number: int, index: int) -> SignedTx | None:
+        """Transaction `index` of block `number`, decoding only it; None when there is none."""
+        body = self._body(number)
+        return body[index] if 0 <= index < len(body) else None
+
+    def receipt(self, number: int, index: int) -> StoredReceipt | None:
+        """Receipt `index` of block `number`, decoding only it; None when there is none."""
+        receipts = self._receipts(number)
+        return receipts[index] if 0 <= index < len(receipts) else None
+
+    def _body(self, number: int) -> _Decoded[SignedTx]:
+        return self._entries(self._body_cache, schema.body_key(number), number, _decode_tx)
+
+    def _receipts(self, number: int) -> _Decoded[StoredReceipt]:
+        key = schema.receipts_key(number)
+        return self._entries(self._receipt_cache, key, number, _decode_receipt)
+
+    def _entries(
+        self,
+        cache: OrderedDict[int, _Decoded[V]],
+        key: bytes,
+        number: int,
+        decode: Callable[[Any], V],
+    ) -> _Decoded[V]:
+        cached = cache.get(number)
         if cached is not None:
             return cached
-        encoded = self.db.get(schema.receipts_key(number))
-        if encoded is None:
-            return []
-        receipts = [
-            StoredReceipt(PragueReceiptBuilder.decode(raw), address or None)
-            for raw, address in msgpack.unpackb(encoded)
-        ]
-        self._remember_one(self._receipt_cache, number, receipts)
-        return receipts
+        encoded = self.db.get(key)
+        entries: _Decoded[V] = _Decoded(() if encoded is None else msgpack.unpackb(encoded), decode)
+        if encoded is not None:
+            self._remember_block(cache, number, entries)
+        return entries
+
+    def located_receipt(self, tx_hash: bytes) -> LocatedReceipt | None:
+        """A committed transaction's receipt and what its receipt JSON needs, in time
+        independent of its block's size (its "t" record says its gas and first log index; a
+        record without them, from an older release, has them counted from the block)."""
+        value = self.db.get(schema.tx_location_key(tx_hash))
+        if value is None:
+            return None
+        record = schema.decode_tx_record(value)
+        header = self.header_by_number(record.number)
+        receipts = self._receipts(record.number)
+        tx = self.transaction(record.number, record.index)
+        if header is None or tx is None or not record.index < len(receipts):
+            return None  # indexed before its block is readable: not there yet
+        stored = receipts[record.index]
+        gas_used, first_log_index = record.gas_used, record.first_log_index
+        if gas_used is None or first_log_index is None:
+            before = [receipts[i].receipt for i in range(record.index)]
+            gas_used = stored.receipt.gas_used - (before[-1].gas_used if before else 0)
+            first_log_index = sum(len(r.logs) for r in before)
+        return LocatedReceipt(header, record.index, tx, stored, gas_used, first_log_index)
 
     @staticmethod
-    def _remember_one(
-        cache: OrderedDict[K, V], key: K, value: V, limit: int = RECENT_BLOCK_BODIES
+    def _remember_block(
+        cache: OrderedDict[int, _Decoded[V]], number: int, entries: _Decoded[V]
     ) -> None:
+        """Keep a block's entries, dropping the oldest blocks beyond RECENT_BLOCK_ENTRIES
+        entries or RECENT_BLOCKS_DECODED blocks (the newest block always stays)."""
+        cache[number] = entries
+        total = sum(len(e) for e in list(cache.values()))
+        while len(cache) > 1 and (
+            total > RECENT_BLOCK_ENTRIES or len(cache) > RECENT_BLOCKS_DECODED
+        ):
+            _, dropped = cache.popitem(last=False)
+            total -= len(dropped)
+
+    @staticmethod
+    def _remember_one(cache: OrderedDict[K, V], key: K, value: V, limit: int) -> None:
         cache[key] = value
         while len(cache) > limit:
             cache.popitem(last=False)
@@ -968,7 +1108,7 @@ class Chain:
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         value = self.db.get(schema.tx_location_key(tx_hash))
-        return None if value is None else schema.decode_tx_location(value)
+        return None if value is None else schema.decode_tx_record(value).location
 
     def state_at(self, header: BlockHeaderAPI | None = None) -> StateDB:
         """A read view of the state after `header` (the head by default), through the tries:

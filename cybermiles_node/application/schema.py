@@ -8,7 +8,11 @@
 | b"n" + hash32                         | be64(number) of a canonical block                |
 | b"b" + be64(number)                   | body: msgpack [[raw_tx, sender], ...]            |
 | b"r" + be64(number)                   | receipts: msgpack [[receipt, contract or b""]]   |
-| b"t" + tx_hash32                      | be64(number) + be32(index)                       |
+| b"t" + tx_hash32                      | be64(number) + be32(index) [+ be64(gas used) +    |
+|                                       | be32(first log index)]: where the transaction is, |
+|                                       | and what its receipt needs from its predecessors  |
+|                                       | (`TxRecord`; 12-byte records of older releases    |
+|                                       | lack the two, readers then scan the block)        |
 | b"c" + be64(number)                   | msgpack [commit, block metadata] of a BFT block   |
 | b"v" + be64(number)                   | the validator set that decided the block          |
 | b"x" + be64(number)                   | misbehaviour evidenced in the block (msgpack)     |
@@ -36,6 +40,8 @@ tries (evm/flat.py, "Consistency").
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from evm import flat
 
@@ -128,9 +134,37 @@ def undo_key(number: int) -> bytes:
     return UNDO_PREFIX + be64(number)
 
 
-def encode_tx_location(number: int, index: int) -> bytes:
-    return be64(number) + index.to_bytes(4, "big")
+@dataclass(frozen=True)
+class TxRecord:
+    """A committed transaction's "t" record: its block and index, and the two facts of its
+    receipt JSON that depend on the transactions before it, so that one receipt is read
+    without the rest of the block. `gas_used` and `first_log_index` are None in a record
+    written before they existed (12 bytes)."""
+
+    number: int
+    index: int
+    gas_used: int | None = None  # this transaction's gas (its cumulative minus the previous)
+    first_log_index: int | None = None  # the block-wide index of its first log
+
+    @property
+    def location(self) -> tuple[int, int]:
+        return self.number, self.index
 
 
-def decode_tx_location(value: bytes) -> tuple[int, int]:
-    return int.from_bytes(value[:8], "big"), int.from_bytes(value[8:12], "big")
+def encode_tx_record(record: TxRecord) -> bytes:
+    location = be64(record.number) + record.index.to_bytes(4, "big")
+    if record.gas_used is None or record.first_log_index is None:
+        return location
+    return location + be64(record.gas_used) + record.first_log_index.to_bytes(4, "big")
+
+
+def decode_tx_record(value: bytes) -> TxRecord:
+    number, index = int.from_bytes(value[:8], "big"), int.from_bytes(value[8:12], "big")
+    if len(value) < 24:
+        return TxRecord(number, index)
+    return TxRecord(
+        number,
+        index,
+        gas_used=int.from_bytes(value[12:20], "big"),
+        first_log_index=int.from_bytes(value[20:24], "big"),
+    )

@@ -62,16 +62,15 @@ class CmtTransactions:
 
     def delivered(self, tx_hash: bytes) -> DeliverTx | None:
         chain = self.app.chain
-        location = chain.tx_location(tx_hash)
-        if location is None:
+        found = chain.located_receipt(tx_hash)  # one receipt: a block's worth costs O(block)
+        if found is None:
             return None
-        number, index = location
+        number = int(found.header.block_number)
         parent = chain.header_by_number(number - 1)
-        receipts = chain.receipts(number)
-        if parent is None or index >= len(receipts):
+        if parent is None:
             return None  # not stored yet: the next block notification looks again
-        receipt = receipts[index].receipt
-        gas_used = receipt.gas_used - (receipts[index - 1].receipt.gas_used if index else 0)
+        receipt = found.stored.receipt
+        gas_used = found.gas_used
         payloads = [bytes(log.data).decode("utf-8", "replace") for log in receipt.logs]
         return DeliverTx(
             height=number,
