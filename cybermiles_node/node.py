@@ -274,8 +274,12 @@ async def _serve(
         chain_name=consensus_chain_id(genesis, bytes(app.chain.genesis_header.hash)),
         decision=partial(stored_decision, ConsensusRecords(app.chain.db)),
     ).install(dispatcher)
-    # Dev state methods (rpc/dev_state.py): a one-node automine devnet only edits its state.
-    dev_state = DevStateApi(dev_state_backend(app, files) if files.consensus is None else None)
+    producer = devnet_producer(app, files, config) if files.consensus is None else None
+    # Dev state methods (rpc/dev_state.py): a one-node automine devnet only edits its state,
+    # between the producer's blocks (its block lock).
+    dev_state = DevStateApi(
+        dev_state_backend(app, files, producer.lock) if producer is not None else None
+    )
     dev_state.install(dispatcher, enabled=config.devnet.enabled)
     signer = None
     if accounts is not None:  # node-side signing (SPEC §8): devnets, or enabled in config
@@ -291,7 +295,6 @@ async def _serve(
     DebugApi(api, app.chain, max_response_bytes=rpc.max_response_bytes).install(
         dispatcher, enabled=debug_api_enabled(config)
     )
-    producer = devnet_producer(app, files, config) if files.consensus is None else None
     dev_chain = DevChain(app, producer) if producer is not None else None
     if dev_chain is not None:
         dev_chain.on_rewind.append(lambda hashes: filters.rewind(hex_data(h) for h in hashes))
@@ -338,13 +341,14 @@ def devnet_coinbase(genesis: Genesis) -> bytes:
     return genesis.validators[0].owner if genesis.validators else b"\x00" * 20
 
 
-def dev_state_backend(app: ChainApp, files: NodeFiles) -> DevState:
-    """Edit blocks made like the producer's: its coinbase, its VRF randomness."""
+def dev_state_backend(app: ChainApp, files: NodeFiles, lock: trio.Lock) -> DevState:
+    """Edit blocks made like the producer's: its coinbase, its VRF randomness, under its lock."""
     beacon, key = VrfBeacon(), files.validator_key
     return DevState(
         app,
         coinbase=devnet_coinbase(files.genesis),
         randomness=lambda parent_mix: beacon.produce(key, parent_mix)[0],
+        lock=lock,
     )
 
 
