@@ -83,9 +83,19 @@ class Application(Protocol):
         """`commit`'s first half: the block on disk (may run in a worker thread)."""
         ...
 
-    def finish_commit(self, block: PendingBlock) -> None:
-        """`commit`'s second half, on the event loop: the head moves, the mempool and the
-        listeners follow; may raise ChainHalted as `commit` does."""
+    def read_ahead(self, block: PendingBlock, senders: Sequence[bytes]) -> StateView:
+        """The written block's state with what `finish_commit` reads of it already read (may
+        run in a worker thread)."""
+        ...
+
+    def pool_senders(self) -> list[bytes]:
+        """The senders with pooled transactions."""
+        ...
+
+    def finish_commit(self, block: PendingBlock, state: StateView | None = None) -> None:
+        """`commit`'s second half, on the event loop: the head moves, the mempool (checked
+        against `state`, `read_ahead`'s) and the listeners follow; may raise ChainHalted as
+        `commit` does."""
         ...
 
     def query(self, height: int | None = None) -> StateView:

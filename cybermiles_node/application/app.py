@@ -46,7 +46,7 @@ from cybermiles_node.governance.versions import (
     program_requirement,
 )
 from cybermiles_node.system.context import BlockContext
-from cybermiles_node.txpool.mempool import Mempool, MempoolConfig
+from cybermiles_node.txpool.mempool import Mempool, MempoolConfig, PoolStateReader
 from evm.state import StateDB
 from evm.transactions import SenderRecoveryPool, SignedTx, decode_transaction
 
@@ -315,11 +315,25 @@ class ChainApp:
         keep the old head until `finish_commit`)."""
         self.chain.write_block(block, extra_writes)
 
-    def finish_commit(self, block: PendingBlock) -> None:
+    def read_ahead(self, block: PendingBlock, senders: Sequence[bytes]) -> StateDB:
+        """What `finish_commit` reads from the written `block`'s state, read beforehand (in the
+        producer's worker thread: trie reads by root, off the event loop): the accounts of
+        `senders` (the pool's, when the block was reaped) and the parameters in force after
+        it. Returns that state, to hand to `finish_commit`."""
+        state = self.chain.state_at(block.header)
+        for sender in senders:
+            state.get_nonce(sender)  # one account read: nonce and balance both
+        self.chain.params_at(block.header)  # kept per block hash: the fee rules read it
+        return state
+
+    def pool_senders(self) -> list[bytes]:
+        return self.mempool.senders()
+
+    def finish_commit(self, block: PendingBlock, state: PoolStateReader | None = None) -> None:
         """The second half of `commit`, on the event loop: the written `block` becomes the
         head in one step; recheck the mempool (it may hold transactions that arrived while the
-        block executed), tell the listeners; raise ChainHalted if the block halts the chain
-        for this node."""
+        block executed) against `state` (the block's, from `read_ahead`, else read now), tell
+        the listeners; raise ChainHalted if the block halts the chain for this node."""
         self.chain.advance(block)
         self.low_price.rules = self.chain.fee_rules_at_head()  # the block may have changed them
         included = [tx.hash for tx in block.result.transactions]
@@ -327,7 +341,7 @@ class ChainApp:
         # what they unblocked, so those find the slots free.
         done = set(included)
         self.low_price.release_missing(lambda h: h not in done and self.mempool.is_pending(h))
-        self.mempool.update(self.chain.state_at(), included)
+        self.mempool.update(self.chain.state_at() if state is None else state, included)
         self._release_stale_slots()
         self._assign_waiting_slots()
         for stale in self.pending_system.rebuild():

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import trio
 
 from consensus.keys import Ed25519Key
-from cybermiles_node.application.abc import Application
+from cybermiles_node.application.abc import Application, StateView
 from cybermiles_node.application.chain import NO_CONSENSUS_METADATA, PendingBlock
 from cybermiles_node.application.randomness import RandomnessBeacon
 from evm.transactions import SignedTx
@@ -185,6 +185,7 @@ class DevnetProducer:
             timestamp=timestamp,
             chosen=chosen,
             candidates=self.app.reap(),
+            senders=self.app.pool_senders(),
             allow_empty=allow_empty,
             coinbase=self.coinbase,
             randomness=lambda parent: self.beacon.produce(self.key, parent)[0],
@@ -197,9 +198,9 @@ class DevnetProducer:
                 "transaction 0x%s left out of block %d: %s", tx.hash.hex(), block.number, reason
             )
         self.app.evict_crashed(block)
-        if not job.written:
+        if job.state_after is None:
             return block
-        self.app.finish_commit(block)
+        self.app.finish_commit(block, job.state_after)
         self.clock.made(job.timestamp, chosen=job.chosen)
         # Devnets print each block and transaction at info through operator/activity.py.
         log.debug(
@@ -245,10 +246,11 @@ class _BlockJob:
     timestamp: int
     chosen: bool
     candidates: list[SignedTx]
+    senders: list[bytes]  # the pool's when reaped: `read_ahead` reads their accounts
     allow_empty: bool
     coinbase: bytes
     randomness: Callable[[bytes], bytes]
-    written: bool = False
+    state_after: StateView | None = None  # once the block is written
 
     def run(self) -> PendingBlock:
         ctx = self.app.next_context(
@@ -260,5 +262,5 @@ class _BlockJob:
         block = self.app.execute(ctx, self.candidates)
         if self.allow_empty or block.result.transactions:
             self.app.write(block)
-            self.written = True
+            self.state_after = self.app.read_ahead(block, self.senders)
         return block
