@@ -177,10 +177,13 @@ async def run_node(
     chain's program requirement (None: the package's own, DEFAULT_PROGRAM_VERSION)."""
     layout = HomeLayout(home)
     files = open_node_files(layout, bft=config.consensus.engine == "bft")
-    # RPC execution runs in a worker thread that holds the GIL while the EVM spins; a thread
-    # waiting for the GIL gets it after at most this interval (Python's default: 5 ms), and
-    # the event loop waits for it again after every socket operation. 1 ms keeps consensus
-    # and p2p responsive while eth_calls run.
+    # RPC execution and devnet block building run in worker threads that hold the GIL while
+    # the EVM spins; a thread waiting for the GIL gets it after at most this interval
+    # (Python's default: 5 ms), and the event loop waits for it again after every socket
+    # operation. 1 ms keeps consensus, p2p and RPC responsive while they run: with blocks of
+    # 2,000 transfers executing back to back, p99 of eth_blockNumber/eth_getBalance was
+    # 18-28 ms at 1 ms, 59-74 ms at 5 ms, 32-40 ms at 0.5 ms, throughput within the noise
+    # (DECISIONS "Blocks off the event loop").
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         limit = raise_open_files_limit()  # before LevelDB opens its files

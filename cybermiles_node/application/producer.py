@@ -26,7 +26,8 @@ state reads go through the tries by root, and the block's writes sit in its over
 one write batch. `lock` ("the chain is being changed") is held for the whole block, and taken
 by every dev method that builds, commits, rolls back or changes the next block
 (application/dev_chain.py, dev_state.py), so none interleaves with a block in flight. A
-shutdown meanwhile waits for the thread: the block is on disk whole or not at all.
+shutdown meanwhile waits for the thread (never abandoned) and the block is committed whole
+before the cancellation takes effect; a kill -9 leaves it whole on disk or absent.
 
 A block that halts the chain (governance, issue #10) is committed like any other; `commit` then
 raises `ChainHalted` (application/app.py), which ends `run`, and with it the node.
@@ -159,8 +160,8 @@ class DevnetProducer:
     ) -> PendingBlock:
         """`produce`, with the block built and written in the producer's worker thread while
         the event loop serves reads (of the old head) and admits transactions. The caller
-        holds `lock`. A cancellation meanwhile (shutdown) waits for the thread: the block is
-        then on disk whole or not at all, and the node stops before it is announced."""
+        holds `lock`. A cancellation meanwhile (shutdown) waits for the thread, and takes effect
+        at the next checkpoint, after this block is committed whole."""
         job = self._job(allow_empty, timestamp)
         block = await self._run_job(job.run)
         return self._finish(job, block)
