@@ -195,6 +195,7 @@ async def run_node(
             _log_open_files_limit(limit)
             log.info("program: %s %s", PROGRAM_NAME, settings.program_version)
             app = ChainApp(chain, settings)
+            app.recovery.start()  # forked before the node has threads of its own
             try:
                 await _serve(app, files, config, layout, on_ready)
             finally:

@@ -279,6 +279,14 @@ class SenderRecoveryPool:
         self._worker_share = worker_share
         self._pool: ProcessPoolExecutor | None = None
 
+    def start(self) -> None:
+        """Fork the worker processes now. A node calls it at start-up, before its worker
+        threads exist: forking while another thread holds a lock the child needs is unsafe,
+        and the pool would otherwise fork at the first large batch, with a block executing."""
+        if self._workers >= 1 and self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self._workers)
+            self._pool.submit(int)  # forks every worker now (the fork context), ~15 ms
+
     def submit(self, raws: Sequence[bytes]) -> tuple[int, Callable[[], list[bytes | None]]]:
         """Ship the tail of `raws`; returns where it starts and how to wait for its senders."""
         if self._workers < 1 or len(raws) < self._min_batch:
