@@ -16,6 +16,9 @@ it exceeds what the transaction used, so a limit below it would be charged above
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -279,12 +282,25 @@ class SenderRecoveryPool:
         self._worker_share = worker_share
         self._pool: ProcessPoolExecutor | None = None
 
+    def start(self) -> None:
+        """Fork the worker processes now. A node calls it at start-up, before its worker
+        threads exist: forking while another thread holds a lock the child needs is unsafe,
+        and the pool would otherwise fork at the first large batch, with a block executing."""
+        if self._workers >= 1 and self._pool is None:
+            self._pool = self._new_pool()
+            self._pool.submit(int)  # forks every worker now (the fork context), ~15 ms
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._workers, initializer=_worker_setup, initargs=(os.getpid(),)
+        )
+
     def submit(self, raws: Sequence[bytes]) -> tuple[int, Callable[[], list[bytes | None]]]:
         """Ship the tail of `raws`; returns where it starts and how to wait for its senders."""
         if self._workers < 1 or len(raws) < self._min_batch:
             return len(raws), list
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self._workers)
+            self._pool = self._new_pool()
         start = int(len(raws) * (1 - self._worker_share))
         tail = list(raws[start:])
         size = -(-len(tail) // self._workers)
@@ -302,6 +318,23 @@ class SenderRecoveryPool:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _worker_setup(parent: int) -> None:
+    """A recovery worker leaves Ctrl-C to the node (it reaches the whole process group; the
+    node shuts the pool down) and dies with it, even when it is killed with SIGKILL, which
+    would otherwise leave the worker orphaned, waiting on its queue forever (Linux: the
+    parent-death signal; elsewhere it goes with the pool's queue)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # the node died before the signal was armed
+        os._exit(0)
 
 
 def load_stored_transaction(raw: bytes, sender: bytes) -> SignedTx:

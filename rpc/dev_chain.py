@@ -80,15 +80,15 @@ class DevChainBackend(Protocol):
     async def mine(
         self, count: int, *, interval: int | None = None, timestamp: int | None = None
     ) -> None: ...
-    def increase_time(self, seconds: int) -> int: ...
-    def set_next_block_timestamp(self, timestamp: int) -> None: ...
-    def set_automine(self, on: bool) -> None: ...
-    def set_interval_mining(self, seconds: float) -> None: ...
-    def set_block_gas_limit(self, gas: int) -> None: ...
+    async def increase_time(self, seconds: int) -> int: ...
+    async def set_next_block_timestamp(self, timestamp: int) -> None: ...
+    async def set_automine(self, on: bool) -> None: ...
+    async def set_interval_mining(self, seconds: float) -> None: ...
+    async def set_block_gas_limit(self, gas: int) -> None: ...
     def drop_transaction(self, tx_hash: bytes) -> bool: ...
-    def snapshot(self) -> int: ...
-    def revert(self, snapshot_id: int) -> bool: ...
-    def reset(self) -> None: ...
+    async def snapshot(self) -> int: ...
+    async def revert(self, snapshot_id: int) -> bool: ...
+    async def reset(self) -> None: ...
 
 
 def number(v: object, name: str) -> int:
@@ -180,13 +180,13 @@ class DevChainApi:
         return True
 
     # -- snapshots ----------------------------------------------------------------------------
-    def evm_snapshot(self) -> str:
-        return hex_quantity(self.backend.snapshot())
+    async def evm_snapshot(self) -> str:
+        return hex_quantity(await self.backend.snapshot())
 
-    def evm_revert(self, snapshot_id: object) -> bool:
-        return self.backend.revert(number(snapshot_id, "snapshotId"))
+    async def evm_revert(self, snapshot_id: object) -> bool:
+        return await self.backend.revert(number(snapshot_id, "snapshotId"))
 
-    def _reset(self, options: object) -> None:
+    async def _reset(self, options: object) -> None:
         if options is not None:
             given = json_object(options, "options")
             if "forking" in given:
@@ -196,51 +196,53 @@ class DevChainApi:
                 )
             if given:
                 raise InvalidParams(f"invalid options.{sorted(given)[0]}: unknown field")
-        self.backend.reset()
+        await self.backend.reset()
 
-    def anvil_reset(self, options: object = None) -> None:
-        self._reset(options)
+    async def anvil_reset(self, options: object = None) -> None:
+        await self._reset(options)
 
-    def hardhat_reset(self, options: object = None) -> bool:
-        self._reset(options)
+    async def hardhat_reset(self, options: object = None) -> bool:
+        await self._reset(options)
         return True
 
     # -- time ---------------------------------------------------------------------------------
-    def evm_increaseTime(self, seconds: object) -> int:
+    async def evm_increaseTime(self, seconds: object) -> int:
         amount = bounded(seconds, "seconds", 0, MAX_TIMESTAMP)
         if self.backend.clock_time() + amount > MAX_TIMESTAMP:
             raise InvalidParams("invalid seconds: the clock would pass 2^64-1")
-        return self.backend.increase_time(amount)
+        return await self.backend.increase_time(amount)
 
-    def evm_setNextBlockTimestamp(self, timestamp: object) -> None:
-        self.backend.set_next_block_timestamp(self._future_timestamp(timestamp, "timestamp"))
+    async def evm_setNextBlockTimestamp(self, timestamp: object) -> None:
+        await self.backend.set_next_block_timestamp(
+            self._future_timestamp(timestamp, "timestamp")
+        )
 
     # -- mining mode --------------------------------------------------------------------------
-    def evm_setAutomine(self, on: object) -> bool:
-        self.backend.set_automine(bool_param(on, "enabled"))
+    async def evm_setAutomine(self, on: object) -> bool:
+        await self.backend.set_automine(bool_param(on, "enabled"))
         return True
 
-    def anvil_setAutomine(self, on: object) -> None:
-        self.evm_setAutomine(on)
+    async def anvil_setAutomine(self, on: object) -> None:
+        await self.evm_setAutomine(on)
 
     def get_automine(self) -> bool:
         return self.backend.automine
 
-    def evm_setIntervalMining(self, milliseconds: object) -> bool:
+    async def evm_setIntervalMining(self, milliseconds: object) -> bool:
         if isinstance(milliseconds, list):
             raise InvalidParams(
                 "invalid interval: a [min, max] range is not supported, give milliseconds"
             )
         ms = bounded(milliseconds, "interval", 0, MAX_INTERVAL_S * 1000)
-        self.backend.set_interval_mining(ms / 1000)
+        await self.backend.set_interval_mining(ms / 1000)
         return True
 
-    def anvil_setIntervalMining(self, seconds: object) -> None:
-        self.backend.set_interval_mining(bounded(seconds, "interval", 0, MAX_INTERVAL_S))
+    async def anvil_setIntervalMining(self, seconds: object) -> None:
+        await self.backend.set_interval_mining(bounded(seconds, "interval", 0, MAX_INTERVAL_S))
 
-    def evm_setBlockGasLimit(self, gas: object) -> bool:
+    async def evm_setBlockGasLimit(self, gas: object) -> bool:
         limit = bounded(gas, "gasLimit", MIN_BLOCK_GAS_LIMIT, MAX_BLOCK_GAS_LIMIT)
-        self.backend.set_block_gas_limit(limit)
+        await self.backend.set_block_gas_limit(limit)
         return True
 
     # -- the pool -----------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol
 
 from evm.transactions import with_signature
@@ -67,12 +67,12 @@ class DevStateBackend(Protocol):
     """The node side (cybermiles_node/application/dev_state.py `DevState`). Each edit is in
     the state the head serves when the call returns."""
 
-    def set_balance(self, address: bytes, balance: int) -> None: ...
-    def set_code(self, address: bytes, code: bytes) -> None: ...
-    def set_nonce(self, address: bytes, nonce: int) -> None: ...
-    def set_storage(self, address: bytes, slot: int, value: int) -> None: ...
-    def dump_state(self) -> StateDump: ...
-    def load_state(self, dump: StateDump) -> None: ...
+    async def set_balance(self, address: bytes, balance: int) -> None: ...
+    async def set_code(self, address: bytes, code: bytes) -> None: ...
+    async def set_nonce(self, address: bytes, nonce: int) -> None: ...
+    async def set_storage(self, address: bytes, slot: int, value: int) -> None: ...
+    async def dump_state(self) -> StateDump: ...
+    async def load_state(self, dump: StateDump) -> None: ...
     def submit_impersonated(self, raw: bytes, sender: bytes) -> bytes:
         """Admit `raw` as sent by `sender` (its signature is the marker); the tx hash."""
         ...
@@ -178,16 +178,16 @@ class DevStateApi:
         return methods
 
     @staticmethod
-    def _returns_none(handler: Callable[..., Any]) -> Callable[..., None]:
-        def call(*params: Any) -> None:
-            handler(*params)
+    def _returns_none(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
+        async def call(*params: Any) -> None:
+            await handler(*params)
 
         return call
 
     @staticmethod
-    def _returns_true(handler: Callable[..., Any]) -> Callable[..., bool]:
-        def call(*params: Any) -> bool:
-            handler(*params)
+    def _returns_true(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[bool]]:
+        async def call(*params: Any) -> bool:
+            await handler(*params)
             return True
 
         return call
@@ -201,49 +201,51 @@ class DevStateApi:
         return self.backend
 
     # -- state edits ------------------------------------------------------------------------
-    def set_balance(self, account: object, balance: object) -> None:
+    # Every handler is async: the edits wait for the devnet's block lock (a block executing in
+    # the producer's worker thread finishes first); the others for uniform wrapping.
+    async def set_balance(self, account: object, balance: object) -> None:
         who = address(account, "address")
         amount = _number(balance, "balance", 2**256 - 1)
-        self._backend("setBalance").set_balance(who, amount)
+        await self._backend("setBalance").set_balance(who, amount)
 
-    def set_code(self, account: object, code: object) -> None:
+    async def set_code(self, account: object, code: object) -> None:
         who = address(account, "address")
         payload = data(code, "code")
         if len(payload) > MAX_CODE_BYTES:
             raise InvalidParams(f"invalid code: {len(payload)} bytes, at most {MAX_CODE_BYTES}")
-        self._backend("setCode").set_code(who, payload)
+        await self._backend("setCode").set_code(who, payload)
 
-    def set_nonce(self, account: object, nonce: object) -> None:
+    async def set_nonce(self, account: object, nonce: object) -> None:
         who = address(account, "address")
         value = _number(nonce, "nonce", MAX_NONCE)
-        self._backend("setNonce").set_nonce(who, value)
+        await self._backend("setNonce").set_nonce(who, value)
 
-    def set_storage_at(self, account: object, slot: object, value: object) -> bool:
+    async def set_storage_at(self, account: object, slot: object, value: object) -> bool:
         who = address(account, "address")
         position = _number(slot, "slot", 2**256 - 1)
         word = _word(value, "value")
-        self._backend("setStorageAt").set_storage(who, position, word)
+        await self._backend("setStorageAt").set_storage(who, position, word)
         return True
 
     # -- dumps ----------------------------------------------------------------------------
-    def dump_state(self) -> dict[str, object]:
-        return state_dump_to_json(self._backend("dumpState").dump_state())
+    async def dump_state(self) -> dict[str, object]:
+        return state_dump_to_json(await self._backend("dumpState").dump_state())
 
-    def load_state(self, state: object) -> bool:
+    async def load_state(self, state: object) -> bool:
         dump = _dump_document(state)
-        self._backend("loadState").load_state(dump)
+        await self._backend("loadState").load_state(dump)
         return True
 
     # -- impersonation --------------------------------------------------------------------
-    def impersonate(self, account: object) -> None:
+    async def impersonate(self, account: object) -> None:
         who = address(account, "address")
         self._backend("impersonateAccount")
         self._impersonated.add(who)
 
-    def stop_impersonating(self, account: object) -> None:
+    async def stop_impersonating(self, account: object) -> None:
         self._impersonated.discard(address(account, "address"))
 
-    def auto_impersonate(self, enabled: object) -> None:
+    async def auto_impersonate(self, enabled: object) -> None:
         on = bool_param(enabled, "enabled")
         self._backend("autoImpersonateAccount")
         self._auto_impersonate = on

@@ -55,6 +55,18 @@ class Application(Protocol):
         """Execute the best pending transactions on top of the head (not yet committed)."""
         ...
 
+    def reap(self) -> list[SignedTx]:
+        """The best pending transactions for the next block (the pool keeps them)."""
+        ...
+
+    def execute(self, ctx: BlockContext, candidates: Sequence[SignedTx]) -> PendingBlock:
+        """`build_block` of given candidates; may run in a worker thread (application/app.py)."""
+        ...
+
+    def evict_crashed(self, block: PendingBlock) -> None:
+        """Drop from the pool what crashed the building of `block`."""
+        ...
+
     def validate_block(
         self, ctx: BlockContext, header: BlockHeaderAPI, raws: Sequence[bytes]
     ) -> PendingBlock:
@@ -65,6 +77,25 @@ class Application(Protocol):
         """Persist a decided block atomically (with the consensus records in `extra_writes`)
         and recheck the mempool; then raise ChainHalted if the block halts the chain for
         this node (application/app.py): the caller must do nothing more."""
+        ...
+
+    def write(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = ...) -> None:
+        """`commit`'s first half: the block on disk (may run in a worker thread)."""
+        ...
+
+    def read_ahead(self, block: PendingBlock, senders: Sequence[bytes]) -> StateView:
+        """The written block's state with what `finish_commit` reads of it already read (may
+        run in a worker thread)."""
+        ...
+
+    def pool_senders(self) -> list[bytes]:
+        """The senders with pooled transactions."""
+        ...
+
+    def finish_commit(self, block: PendingBlock, state: StateView | None = None) -> None:
+        """`commit`'s second half, on the event loop: the head moves, the mempool (checked
+        against `state`, `read_ahead`'s) and the listeners follow; may raise ChainHalted as
+        `commit` does."""
         ...
 
     def query(self, height: int | None = None) -> StateView:

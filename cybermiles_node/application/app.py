@@ -46,7 +46,7 @@ from cybermiles_node.governance.versions import (
     program_requirement,
 )
 from cybermiles_node.system.context import BlockContext
-from cybermiles_node.txpool.mempool import Mempool, MempoolConfig
+from cybermiles_node.txpool.mempool import Mempool, MempoolConfig, PoolStateReader
 from evm.state import StateDB
 from evm.transactions import SenderRecoveryPool, SignedTx, decode_transaction
 
@@ -263,12 +263,27 @@ class ChainApp:
         )
 
     def build_block(self, ctx: BlockContext) -> PendingBlock:
-        candidates = self.mempool.reap(
+        block = self.execute(ctx, self.reap())
+        self.evict_crashed(block)
+        return block
+
+    def execute(self, ctx: BlockContext, candidates: Sequence[SignedTx]) -> PendingBlock:
+        """Build a block of `candidates` (what `reap` gave) on the head. Safe in a worker
+        thread while the event loop admits transactions and serves reads, as long as nothing
+        moves the head meanwhile (the devnet producer's block lock)."""
+        return self.chain.build_block(ctx, candidates)
+
+    def reap(self) -> list[SignedTx]:
+        """The best pending transactions for the next block, in order (the pool keeps them
+        until a commit includes them)."""
+        return self.mempool.reap(
             max_gas=self.chain.gas_limit,
             max_bytes=self.config.max_block_bytes,
             max_count=self.config.max_block_txs,
         )
-        block = self.chain.build_block(ctx, candidates)
+
+    def evict_crashed(self, block: PendingBlock) -> None:
+        """Drop from the pool what crashed `block`'s building (and its sender's later txs)."""
         for tx, reason in block.crashed:
             evicted = self.mempool.drop(tx.hash)
             log.warning(
@@ -277,7 +292,6 @@ class ChainApp:
                 max(0, len(evicted) - 1),
                 reason,
             )
-        return block
 
     def validate_block(
         self, ctx: BlockContext, header: BlockHeaderAPI, raws: Sequence[bytes]
@@ -293,14 +307,41 @@ class ChainApp:
     def commit(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = EMPTY) -> None:
         """Persist `block` (one batch), recheck the mempool, tell the listeners; then raise
         ChainHalted if the block halts the chain for this node (module docstring)."""
-        self.chain.commit(block, extra_writes)
+        self.write(block, extra_writes)
+        self.finish_commit(block)
+
+    def write(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = EMPTY) -> None:
+        """The first half of `commit`: `block` on disk, whole (safe in a worker thread: readers
+        keep the old head until `finish_commit`)."""
+        self.chain.write_block(block, extra_writes)
+
+    def read_ahead(self, block: PendingBlock, senders: Sequence[bytes]) -> StateDB:
+        """What `finish_commit` reads from the written `block`'s state, read beforehand (in the
+        producer's worker thread: trie reads by root, off the event loop): the accounts of
+        `senders` (the pool's, when the block was reaped) and the parameters in force after
+        it. Returns that state, to hand to `finish_commit`."""
+        state = self.chain.state_at(block.header)
+        for sender in senders:
+            state.get_nonce(sender)  # one account read: nonce and balance both
+        self.chain.params_at(block.header)  # kept per block hash: the fee rules read it
+        return state
+
+    def pool_senders(self) -> list[bytes]:
+        return self.mempool.senders()
+
+    def finish_commit(self, block: PendingBlock, state: PoolStateReader | None = None) -> None:
+        """The second half of `commit`, on the event loop: the written `block` becomes the
+        head in one step; recheck the mempool (it may hold transactions that arrived while the
+        block executed) against `state` (the block's, from `read_ahead`, else read now), tell
+        the listeners; raise ChainHalted if the block halts the chain for this node."""
+        self.chain.advance(block)
         self.low_price.rules = self.chain.fee_rules_at_head()  # the block may have changed them
         included = [tx.hash for tx in block.result.transactions]
         # The block's transactions free their slots before the pool promotes (and reports)
         # what they unblocked, so those find the slots free.
         done = set(included)
         self.low_price.release_missing(lambda h: h not in done and self.mempool.is_pending(h))
-        self.mempool.update(self.chain.state_at(), included)
+        self.mempool.update(self.chain.state_at() if state is None else state, included)
         self._release_stale_slots()
         self._assign_waiting_slots()
         for stale in self.pending_system.rebuild():

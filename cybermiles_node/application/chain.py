@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -405,6 +406,10 @@ class Chain:
         self.profile: EvmProfile = profile or get_profile(genesis.evm_profile)
         self.sync_writes = sync_writes
         self.rewindable = rewindable  # keep what `rollback` needs with every block (devnets)
+        # The caches below are filled by the event loop, the block builder's worker thread and
+        # RPC worker threads: every change to one goes through `_cache_lock` (reads are single
+        # dict lookups, atomic under the GIL).
+        self._cache_lock = threading.Lock()
         self._body_cache: OrderedDict[int, _Decoded[SignedTx]] = OrderedDict()
         self._receipt_cache: OrderedDict[int, _Decoded[StoredReceipt]] = OrderedDict()
         self._headers: OrderedDict[int, BlockHeaderAPI] = OrderedDict()
@@ -695,11 +700,16 @@ class Chain:
                 header = self.header_by_number(n)
                 if header is None:
                     break
-                block_hash = self._hashes[n] = bytes(header.hash)
+                block_hash = bytes(header.hash)
+                self._remember_hash(n, block_hash)
             hashes.append(block_hash)
-        while len(self._hashes) > 1024:
-            del self._hashes[min(self._hashes)]
         return tuple(hashes)
+
+    def _remember_hash(self, number: int, block_hash: bytes) -> None:
+        with self._cache_lock:
+            self._hashes[number] = block_hash
+            while len(self._hashes) > 1024:
+                del self._hashes[min(self._hashes)]
 
     def build_block(
         self,
@@ -868,14 +878,19 @@ class Chain:
     def commit(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = EMPTY) -> None:
         """Persist the block and make it the head, atomically; `extra_writes` (the block's
         consensus records) go into the same batch."""
+        self.write_block(block, extra_writes)
+        self.advance(block)
+
+    def write_block(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = EMPTY) -> None:
+        """The first half of `commit`: persist the block in one batch, the head pointer in it.
+        Touches no in-memory state, so it may run in a worker thread while readers keep the
+        old head; `advance` then switches them over. A crash between the two restarts on the
+        new block: it is whole on disk."""
         if block.header.parent_hash != self.head.hash:
             raise InvariantViolation("committing a block that does not extend the head")
         writes = block.overlay.writes
         result = block.result
-        receipts = [
-            StoredReceipt(r, a)
-            for r, a in zip(result.receipts, result.contract_addresses, strict=True)
-        ]
+        receipts = self._stored_receipts(block)
         writes.update(self._block_writes(block.header, result.transactions, receipts))
         if block.edits:
             writes[schema.dev_edits_key(block.hash)] = encode_edits(block.edits)
@@ -883,9 +898,22 @@ class Chain:
         if self.rewindable:
             writes[schema.undo_key(block.number)] = self._snapshot_undo(writes)
         self.db.write_batch(writes, sync=self.sync_writes)
+
+    def advance(self, block: PendingBlock) -> None:
+        """The second half of `commit`: the written `block` becomes the head, in one step."""
+        if block.header.parent_hash != self.head.hash:
+            raise InvariantViolation("advancing to a block that does not extend the head")
         self.head = block.header
-        self._hashes[block.number] = block.hash
-        self._remember(block.number, result.transactions, receipts)
+        self._remember_hash(block.number, block.hash)
+        self._remember(block.number, block.result.transactions, self._stored_receipts(block))
+
+    @staticmethod
+    def _stored_receipts(block: PendingBlock) -> list[StoredReceipt]:
+        result = block.result
+        return [
+            StoredReceipt(r, a)
+            for r, a in zip(result.receipts, result.contract_addresses, strict=True)
+        ]
 
     def _block_writes(
         self, header: BlockHeaderAPI, txs: list[SignedTx], receipts: list[StoredReceipt]
@@ -951,16 +979,16 @@ class Chain:
         if header is None:
             raise InvariantViolation(f"block {height} is missing from the store")
         self.head = header
-        # RPC worker threads fill these caches too: copy the keys in one step, pop leniently.
         caches: tuple[dict[int, Any], ...] = (
             self._hashes,
             self._body_cache,
             self._receipt_cache,
             self._headers,
         )
-        for cache in caches:
-            for number in [n for n in list(cache) if n > height]:
-                cache.pop(number, None)
+        with self._cache_lock:
+            for cache in caches:
+                for number in [n for n in cache if n > height]:
+                    del cache[number]
         return removed
 
     def _block_deletions(self, number: int, writes: dict[bytes, bytes | None]) -> bytes:
@@ -1079,25 +1107,25 @@ class Chain:
             first_log_index = sum(len(r.logs) for r in before)
         return LocatedReceipt(header, record.index, tx, stored, gas_used, first_log_index)
 
-    @staticmethod
     def _remember_block(
-        cache: OrderedDict[int, _Decoded[V]], number: int, entries: _Decoded[V]
+        self, cache: OrderedDict[int, _Decoded[V]], number: int, entries: _Decoded[V]
     ) -> None:
         """Keep a block's entries, dropping the oldest blocks beyond RECENT_BLOCK_ENTRIES
         entries or RECENT_BLOCKS_DECODED blocks (the newest block always stays)."""
-        cache[number] = entries
-        total = sum(len(e) for e in list(cache.values()))
-        while len(cache) > 1 and (
-            total > RECENT_BLOCK_ENTRIES or len(cache) > RECENT_BLOCKS_DECODED
-        ):
-            _, dropped = cache.popitem(last=False)
-            total -= len(dropped)
+        with self._cache_lock:
+            cache[number] = entries
+            total = sum(len(e) for e in cache.values())
+            while len(cache) > 1 and (
+                total > RECENT_BLOCK_ENTRIES or len(cache) > RECENT_BLOCKS_DECODED
+            ):
+                _, dropped = cache.popitem(last=False)
+                total -= len(dropped)
 
-    @staticmethod
-    def _remember_one(cache: OrderedDict[K, V], key: K, value: V, limit: int) -> None:
-        cache[key] = value
-        while len(cache) > limit:
-            cache.popitem(last=False)
+    def _remember_one(self, cache: OrderedDict[K, V], key: K, value: V, limit: int) -> None:
+        with self._cache_lock:
+            cache[key] = value
+            while len(cache) > limit:
+                cache.popitem(last=False)
 
     def dev_edits(self, header: BlockHeaderAPI) -> tuple[StateEdit, ...]:
         """The devnet state edits block `header` carried (none for almost every block)."""

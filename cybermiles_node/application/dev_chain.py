@@ -15,6 +15,12 @@
   settings: the mining mode, the genesis block gas limit, the wall clock without offset.
 
 A devnet's blocks are real blocks: mining N blocks builds N blocks (capped by the RPC layer).
+
+Every method that builds, commits, rolls back or changes what the next block is (its timestamp,
+its gas limit, whether it is automined) takes the producer's block lock first, so it never
+interleaves with a block the producer is building in its worker thread: it runs before that
+block starts or after it is committed. Dropping a pooled transaction needs no lock (the pool
+is the event loop's; a block in flight keeps the candidates it reaped).
 """
 
 from __future__ import annotations
@@ -72,26 +78,29 @@ class DevChain:
     async def mine(
         self, count: int, *, interval: int | None = None, timestamp: int | None = None
     ) -> None:
-        if timestamp is not None:
+        await self.producer.mine(count, interval, timestamp)
+
+    async def increase_time(self, seconds: int) -> int:
+        async with self.producer.lock:
+            self.producer.clock.offset += seconds
+            return self.producer.clock.offset
+
+    async def set_next_block_timestamp(self, timestamp: int) -> None:
+        async with self.producer.lock:
             self.producer.clock.pinned = timestamp
-        await self.producer.mine(count, interval)
 
-    def increase_time(self, seconds: int) -> int:
-        self.producer.clock.offset += seconds
-        return self.producer.clock.offset
+    async def set_automine(self, on: bool) -> None:
+        async with self.producer.lock:
+            self.producer.set_automine(on)
 
-    def set_next_block_timestamp(self, timestamp: int) -> None:
-        self.producer.clock.pinned = timestamp
+    async def set_interval_mining(self, seconds: float) -> None:
+        async with self.producer.lock:
+            self.producer.set_interval(seconds)
 
-    def set_automine(self, on: bool) -> None:
-        self.producer.set_automine(on)
-
-    def set_interval_mining(self, seconds: float) -> None:
-        self.producer.set_interval(seconds)
-
-    def set_block_gas_limit(self, gas: int) -> None:
+    async def set_block_gas_limit(self, gas: int) -> None:
         """The gas limit of the next blocks (admission refuses transactions above it)."""
-        self.app.chain.gas_limit = gas
+        async with self.producer.lock:
+            self.app.chain.gas_limit = gas
 
     # -- the pool -----------------------------------------------------------------------------
     def drop_transaction(self, tx_hash: bytes) -> bool:
@@ -103,7 +112,11 @@ class DevChain:
         return bool(removed)
 
     # -- snapshots ----------------------------------------------------------------------------
-    def snapshot(self) -> int:
+    async def snapshot(self) -> int:
+        async with self.producer.lock:
+            return self._snapshot()
+
+    def _snapshot(self) -> int:
         self._last_id += 1
         clock = self.producer.clock
         self._snapshots[self._last_id] = Snapshot(
@@ -115,9 +128,13 @@ class DevChain:
         )
         return self._last_id
 
-    def revert(self, snapshot_id: int) -> bool:
+    async def revert(self, snapshot_id: int) -> bool:
         """Back to snapshot `snapshot_id`, which is used up with every later one; False (and
         nothing changes) when it is unknown."""
+        async with self.producer.lock:
+            return self._revert(snapshot_id)
+
+    def _revert(self, snapshot_id: int) -> bool:
         snap = self._snapshots.get(snapshot_id)
         if snap is None:
             return False
@@ -131,8 +148,12 @@ class DevChain:
         self.producer.clock.pinned = snap.pinned_timestamp
         return True
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         """Back to this devnet's genesis with its start-up settings (module docstring)."""
+        async with self.producer.lock:
+            self._reset()
+
+    def _reset(self) -> None:
         self._snapshots.clear()
         self._rewind(0, ())
         self.app.chain.gas_limit = self._start_gas_limit

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import msgpack
+import trio
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 
 from cybermiles_node.errors import CyberMilesError
@@ -269,18 +270,29 @@ class DevState:
     """The node side of rpc/dev_state.py's methods, over a devnet's application."""
 
     def __init__(
-        self, app: ChainApp, *, coinbase: bytes, randomness: Callable[[bytes], bytes]
+        self,
+        app: ChainApp,
+        *,
+        coinbase: bytes,
+        randomness: Callable[[bytes], bytes],
+        lock: trio.Lock | None = None,
     ) -> None:
         self.app = app
         self.coinbase = coinbase
         self.randomness = randomness  # the parent's mix_hash -> this block's (VRF, as produced)
+        # The devnet producer's block lock (application/producer.py): an edit block is made
+        # between two blocks, never while one executes in the producer's worker thread.
+        self.lock = lock or trio.Lock()
 
-    def apply(self, edits: Sequence[StateEdit]) -> None:
+    async def apply(self, edits: Sequence[StateEdit]) -> None:
         """Seal and commit a block carrying `edits` on the head (module docstring)."""
         if not edits:
             return
+        async with self.lock:
+            self._apply(tuple(edits))
+
+    def _apply(self, record: tuple[StateEdit, ...]) -> None:
         head = self.app.head
-        record = tuple(edits)
         ctx = self.app.next_context(
             time=int(head.timestamp),
             coinbase=self.coinbase,
@@ -291,23 +303,25 @@ class DevState:
         self.app.commit(block)
         log.info("block %d: %d state edits", block.number, len(record))
 
-    def set_balance(self, address: bytes, balance: int) -> None:
-        self.apply([SetBalance(address, balance)])
+    async def set_balance(self, address: bytes, balance: int) -> None:
+        await self.apply([SetBalance(address, balance)])
 
-    def set_nonce(self, address: bytes, nonce: int) -> None:
-        self.apply([SetNonce(address, nonce)])
+    async def set_nonce(self, address: bytes, nonce: int) -> None:
+        await self.apply([SetNonce(address, nonce)])
 
-    def set_code(self, address: bytes, code: bytes) -> None:
-        self.apply([SetCode(address, code)])
+    async def set_code(self, address: bytes, code: bytes) -> None:
+        await self.apply([SetCode(address, code)])
 
-    def set_storage(self, address: bytes, slot: int, value: int) -> None:
-        self.apply([SetStorage(address, slot, value)])
+    async def set_storage(self, address: bytes, slot: int, value: int) -> None:
+        await self.apply([SetStorage(address, slot, value)])
 
-    def dump_state(self) -> StateDump:
-        return dump_head_state(self.app.chain)
+    async def dump_state(self) -> StateDump:
+        # Under the lock: a block in flight moves the flat snapshot before the head.
+        async with self.lock:
+            return dump_head_state(self.app.chain)
 
-    def load_state(self, dump: StateDump) -> None:
-        self.apply(edits_of_dump(dump))
+    async def load_state(self, dump: StateDump) -> None:
+        await self.apply(edits_of_dump(dump))
 
     def submit_impersonated(self, raw: bytes, sender: bytes) -> bytes:
         """Admit a transaction sent on behalf of `sender` (rpc/dev_state.py made `raw`); its

@@ -1,12 +1,13 @@
 """Devnet block production: automine (a block as soon as transactions arrive) and/or an interval.
 
-The producer drives the application only through its block interface (`build_block`,
-`commit`), exactly as BFT consensus will. Automine wakes when the mempool reports executable
-transactions, waits `batch_window` seconds so a burst lands in one block, and keeps building
-while executable transactions remain. Interval mining builds a block every `interval` seconds,
-empty or not. Both can be switched at run time (evm_setAutomine, evm_setIntervalMining), both
-can be on (as in Hardhat), and `mine` builds blocks on request (evm_mine, anvil_mine) whatever
-the mode. A devnet started with `block_time` > 0 mines on that interval, without automine.
+The producer drives the application only through its block interface (`reap`, `execute`,
+`write`, `finish_commit`: `build_block` and `commit` in halves), as BFT consensus does.
+Automine wakes when the mempool reports executable transactions, waits `batch_window` seconds
+so a burst lands in one block, and keeps building while executable transactions remain.
+Interval mining builds a block every `interval` seconds, empty or not. Both can be switched
+at run time (evm_setAutomine, evm_setIntervalMining), both can be on (as in Hardhat), and
+`mine` builds blocks on request (evm_mine, anvil_mine) whatever the mode. A devnet started
+with `block_time` > 0 mines on that interval, without automine.
 
 Block timestamps come from a `BlockClock`: wall-clock seconds plus an offset the developer moves
 (evm_increaseTime), never below the parent's (several automined blocks may share a second, as on
@@ -15,6 +16,18 @@ Tendermint chains whose clocks are read in seconds), or a timestamp pinned for t
 that time goes on from there, as Hardhat and anvil do. `mix_hash` is the
 randomness beacon's output over the parent's, produced with the devnet validator's key, exactly
 as a BFT proposer does (the automine chain has no consensus metadata to carry the proof).
+
+Off the event loop (issue #13): the candidates are reaped and the timestamp read on the loop,
+then the block is built (EVM, roots) and written to disk in one dedicated worker thread
+(`worker_thread`), while the loop goes on serving RPC and admitting transactions; back on the
+loop, `finish_commit` switches the head in one step and does the after-commit work (mempool
+recheck, listeners, subscriptions, activity lines). Readers see the old head, whole, until then:
+state reads go through the tries by root, and the block's writes sit in its overlay until the
+one write batch. `lock` ("the chain is being changed") is held for the whole block, and taken
+by every dev method that builds, commits, rolls back or changes the next block
+(application/dev_chain.py, dev_state.py), so none interleaves with a block in flight. A
+shutdown meanwhile waits for the thread (never abandoned) and the block is committed whole
+before the cancellation takes effect; a kill -9 leaves it whole on disk or absent.
 
 A block that halts the chain (governance, issue #10) is committed like any other; `commit` then
 raises `ChainHalted` (application/app.py), which ends `run`, and with it the node.
@@ -25,15 +38,16 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
 
 from consensus.keys import Ed25519Key
-from cybermiles_node.application.abc import Application
+from cybermiles_node.application.abc import Application, StateView
 from cybermiles_node.application.chain import NO_CONSENSUS_METADATA, PendingBlock
 from cybermiles_node.application.randomness import RandomnessBeacon
+from evm.transactions import SignedTx
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +72,26 @@ class BlockClock:
         self.pinned = None
 
 
+BlockRunner = Callable[[Callable[[], PendingBlock]], Awaitable[PendingBlock]]
+
+
+def worker_thread() -> BlockRunner:
+    """Runs block jobs in one dedicated worker thread (a capacity limiter of 1: one block at a
+    time), never abandoned: a cancelled caller waits for the job to end."""
+    limiter = trio.CapacityLimiter(1)
+
+    async def run(job: Callable[[], PendingBlock]) -> PendingBlock:
+        return await trio.to_thread.run_sync(job, limiter=limiter)
+
+    return run
+
+
+async def on_the_loop(job: Callable[[], PendingBlock]) -> PendingBlock:
+    """Runs block jobs on the event loop itself: for tests on trio's MockClock, whose autojump
+    would move virtual time on while a thread works in real time."""
+    return job()
+
+
 class DevnetProducer:
     def __init__(
         self,
@@ -69,8 +103,14 @@ class DevnetProducer:
         block_time: float = 0.0,
         batch_window: float = 0.005,
         wall_clock: Callable[[], float] = time.time,
+        lock: trio.Lock | None = None,
+        runner: BlockRunner | None = None,
     ) -> None:
         self.app = app
+        # "The chain is being changed": held while a block is built and committed, and by the
+        # dev methods that build, commit, roll back or change what the next block is.
+        self.lock = lock or trio.Lock()
+        self._run_job = runner or worker_thread()
         self.coinbase = coinbase
         self.key = key
         self.beacon = beacon
@@ -98,41 +138,71 @@ class DevnetProducer:
         self._wake.set()
 
     # -- blocks -----------------------------------------------------------------------------
-    async def mine(self, count: int = 1, interval: int | None = None) -> None:
+    async def mine(
+        self, count: int = 1, interval: int | None = None, timestamp: int | None = None
+    ) -> None:
         """Build and commit `count` blocks now, empty or not (evm_mine, anvil_mine). The first
-        gets the clock's timestamp; with an `interval`, each next one `interval` seconds after
-        the head, and the clock goes on from the last. Between blocks the event loop runs (RPC
-        answers during a long run; a block automined meanwhile is simply one of the chain's)."""
+        gets `timestamp` when given, else the clock's; with an `interval`, each next one
+        `interval` seconds after the head, and the clock goes on from the last. Each block
+        takes the block lock alone: between blocks the lock is free, so RPC answers during a
+        long run, and a block automined meanwhile is simply one of the chain's."""
         for i in range(count):
-            timestamp = None
-            if i and interval is not None:
-                timestamp = self.app.head.timestamp + interval
-            self.produce(timestamp=timestamp)
-            await trio.sleep(0)
+            async with self.lock:
+                at = None
+                if i == 0 and timestamp is not None:
+                    self.clock.pinned = timestamp
+                if i and interval is not None:
+                    at = self.app.head.timestamp + interval
+                await self.produce_off_loop(timestamp=at)
+
+    async def produce_off_loop(
+        self, *, allow_empty: bool = True, timestamp: int | None = None
+    ) -> PendingBlock:
+        """`produce`, with the block built and written in the producer's worker thread while
+        the event loop serves reads (of the old head) and admits transactions. The caller
+        holds `lock`. A cancellation meanwhile (shutdown) waits for the thread, and takes effect
+        at the next checkpoint, after this block is committed whole."""
+        job = self._job(allow_empty, timestamp)
+        block = await self._run_job(job.run)
+        return self._finish(job, block)
 
     def produce(self, *, allow_empty: bool = True, timestamp: int | None = None) -> PendingBlock:
         """Build one block from the best pending transactions and commit it (if not empty),
         at `timestamp` when given (not before the head's: the caller checks), else at the
-        clock's."""
+        clock's; all on the calling thread (tests and tools that own the chain alone)."""
+        job = self._job(allow_empty, timestamp)
+        return self._finish(job, job.run())
+
+    def _job(self, allow_empty: bool, timestamp: int | None) -> _BlockJob:
+        """What the next block is made of, read on the event loop: the clock, the candidates
+        the pool offers now (transactions arriving later wait for the next block)."""
         head = self.app.head
         chosen = timestamp is not None
         if timestamp is None:
             timestamp = self.clock.next_timestamp(head.timestamp)
-        ctx = self.app.next_context(
-            time=timestamp,
+        return _BlockJob(
+            app=self.app,
+            parent_mix_hash=bytes(head.mix_hash),
+            timestamp=timestamp,
+            chosen=chosen,
+            candidates=self.app.reap(),
+            senders=self.app.pool_senders(),
+            allow_empty=allow_empty,
             coinbase=self.coinbase,
-            randomness=self.beacon.produce(self.key, bytes(head.mix_hash))[0],
-            extra_data=NO_CONSENSUS_METADATA,
+            randomness=lambda parent: self.beacon.produce(self.key, parent)[0],
         )
-        block = self.app.build_block(ctx)
+
+    def _finish(self, job: _BlockJob, block: PendingBlock) -> PendingBlock:
+        """After `job.run`, on the event loop: evictions, then (if written) the new head."""
         for tx, reason in block.skipped:
             log.info(
                 "transaction 0x%s left out of block %d: %s", tx.hash.hex(), block.number, reason
             )
-        if not allow_empty and not block.result.transactions:
+        self.app.evict_crashed(block)
+        if job.state_after is None:
             return block
-        self.app.commit(block)
-        self.clock.made(timestamp, chosen=chosen)
+        self.app.finish_commit(block, job.state_after)
+        self.clock.made(job.timestamp, chosen=job.chosen)
         # Devnets print each block and transaction at info through operator/activity.py.
         log.debug(
             "block %d: %d txs, gas %d",
@@ -147,7 +217,10 @@ class DevnetProducer:
         while True:
             if self.automine and not self._stalled and self.app.pending_count:
                 await trio.sleep(self.batch_window)
-                block = self.produce(allow_empty=False)
+                async with self.lock:
+                    if not (self.automine and self.app.pending_count):
+                        continue  # a dev method changed that while we waited
+                    block = await self.produce_off_loop(allow_empty=False)
                 # Everything executable was skipped: wait for news rather than spin.
                 self._stalled = not block.result.transactions
                 continue
@@ -159,4 +232,36 @@ class DevnetProducer:
                 self._stalled = False
                 continue
             self._tick_at += self.interval
-            self.produce()
+            async with self.lock:
+                if self.interval > 0:  # not switched off while we waited for the lock
+                    await self.produce_off_loop()
+
+
+@dataclass
+class _BlockJob:
+    """One block's building and writing, free of the event loop's state: `run` may execute in
+    a worker thread (the block lock keeps the head still meanwhile)."""
+
+    app: Application
+    parent_mix_hash: bytes
+    timestamp: int
+    chosen: bool
+    candidates: list[SignedTx]
+    senders: list[bytes]  # the pool's when reaped: `read_ahead` reads their accounts
+    allow_empty: bool
+    coinbase: bytes
+    randomness: Callable[[bytes], bytes]
+    state_after: StateView | None = None  # once the block is written
+
+    def run(self) -> PendingBlock:
+        ctx = self.app.next_context(
+            time=self.timestamp,
+            coinbase=self.coinbase,
+            randomness=self.randomness(self.parent_mix_hash),
+            extra_data=NO_CONSENSUS_METADATA,
+        )
+        block = self.app.execute(ctx, self.candidates)
+        if self.allow_empty or block.result.transactions:
+            self.app.write(block)
+            self.state_after = self.app.read_ahead(block, self.senders)
+        return block

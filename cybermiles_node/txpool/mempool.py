@@ -227,6 +227,10 @@ class Mempool(Generic[TxT]):
     def __len__(self) -> int:
         return len(self._by_hash)
 
+    def senders(self) -> list[bytes]:
+        """Every sender with pooled transactions (the accounts `update` re-reads)."""
+        return list(self._accounts)
+
     def __contains__(self, tx_hash: object) -> bool:
         return tx_hash in self._by_hash
 
@@ -656,11 +660,14 @@ class Mempool(Generic[TxT]):
         run = _run_length(acct.nonces, state_nonce)
         self._pending += run
         acct.pending_len = run
-        for i in range(run):
+        # Run position i holds nonce state_nonce + i: the fresh ones are those outside the
+        # old run [old_start, old_end), found without walking the run (after a commit, a
+        # long run is mostly still pending).
+        before_old = range(min(run, max(0, old_start - state_nonce)))
+        after_old = range(min(run, max(0, old_end - state_nonce)), run)
+        for i in (*before_old, *after_old):
             entry = acct.entry_at(i)
-            n = entry.tx.nonce
-            if not (old_start <= n < old_end):
-                fresh[entry.tx.hash] = entry
+            fresh[entry.tx.hash] = entry
         if acct.nonces:
             self._ensure_top_in_heap(acct)
         else:

@@ -28,7 +28,7 @@ from consensus.keys import Ed25519Key
 from cybermiles_node.application.app import ChainApp
 from cybermiles_node.application.chain import Chain
 from cybermiles_node.application.dev_chain import DevChain
-from cybermiles_node.application.producer import DevnetProducer
+from cybermiles_node.application.producer import BlockRunner, DevnetProducer, on_the_loop
 from cybermiles_node.application.randomness import HashChainBeacon
 from cybermiles_node.errors import InvariantViolation
 from cybermiles_node.node import chain_modules, chain_profile
@@ -87,7 +87,7 @@ class Stack(DispatcherCalls):
     """Chain, application, producer, DevChain and its RPC methods, on a movable clock."""
 
     def __init__(self, genesis: Genesis = GENESIS, db: MemoryDB | None = None,
-                 rewindable: bool = True) -> None:  # fmt: skip
+                 rewindable: bool = True, runner: BlockRunner | None = None) -> None:  # fmt: skip
         self.genesis = genesis
         self.db = db if db is not None else MemoryDB()
         self.chain = Chain(
@@ -105,6 +105,7 @@ class Stack(DispatcherCalls):
             key=KEY,
             beacon=HashChainBeacon(),
             wall_clock=lambda: self.now,
+            runner=runner,
         )
         self.dev = DevChain(self.app, self.producer)
         self.filters = FilterRegistry(clock=lambda: 0.0)
@@ -442,7 +443,7 @@ def test_mine_takes_the_pending_transactions(stack: Stack) -> None:
 
 
 def test_automine_off_and_interval_mining() -> None:
-    stack = Stack()
+    stack = Stack(runner=on_the_loop)  # blocks on the loop: the mock clock must not jump them
 
     async def scenario() -> None:
         async with trio.open_nursery() as nursery:

@@ -46,7 +46,7 @@ from cybermiles_node.application.app import (
 )
 from cybermiles_node.application.chain import Chain
 from cybermiles_node.application.consensus_app import ChainConsensus
-from cybermiles_node.application.producer import DevnetProducer
+from cybermiles_node.application.producer import DevnetProducer, on_the_loop
 from cybermiles_node.application.randomness import HashChainBeacon
 from cybermiles_node.governance.versions import (
     PROGRAM_NAME,
@@ -83,8 +83,15 @@ def chain_on(db: object, *extra: Module) -> Chain:
 
 
 def producer(app: ChainApp) -> DevnetProducer:
+    # Blocks on the event loop: the automine loop runs on trio's MockClock below, whose
+    # autojump would move virtual time on while a worker thread builds in real time.
     return DevnetProducer(
-        app, coinbase=b"\x01" * 20, key=KEY, beacon=HashChainBeacon(), wall_clock=lambda: NOW
+        app,
+        coinbase=b"\x01" * 20,
+        key=KEY,
+        beacon=HashChainBeacon(),
+        wall_clock=lambda: NOW,
+        runner=on_the_loop,
     )
 
 
