@@ -217,7 +217,8 @@ class BlocksyncReactor:
 
     # -- status ----------------------------------------------------------------------------
     def _on_commit(self, committed: Committed) -> None:
-        self._announce()
+        if not self.catching_up:  # while catching up, the periodic status is enough
+            self._announce()
         self._deliver(committed.height + 1)
         # Keep the window full from commit to commit, not tick to tick: a catching-up node
         # commits a block in a few milliseconds, so a refill per tick would cap it at
