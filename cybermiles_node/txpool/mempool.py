@@ -381,7 +381,9 @@ class Mempool(Generic[TxT]):
         # Cumulative cost rule: the balance must cover this tx and every pooled tx of the
         # sender with a lower nonce (the replaced tx does not count).
         earlier = 0
-        if acct is not None:
+        if acct is not None and acct.nonces and tx.nonce > acct.nonces[-1]:
+            earlier = acct.total_cost  # the usual append: every pooled tx is earlier (O(1))
+        elif acct is not None:
             for n in acct.nonces[: bisect_left(acct.nonces, tx.nonce)]:
                 earlier += acct.txs[n].tx.max_cost
         if earlier + tx.max_cost > balance:
