@@ -617,10 +617,16 @@ class Mempool(Generic[TxT]):
         run = _run_length(acct.nonces, acct.state_nonce)
         self._pending += run - acct.pending_len
         acct.pending_len = run
-        for i in range(run):
+        # Entry i of the run has nonce state_nonce + i: only those past old_end (and
+        # new_entry) can be fresh, so skip the rest (an append was O(run) per tx).
+        past = max(0, old_end - acct.state_nonce)
+        if new_entry is not None:
+            i = new_entry.tx.nonce - acct.state_nonce
+            if 0 <= i < min(run, past) and acct.entry_at(i) is new_entry:
+                fresh[new_entry.tx.hash] = new_entry
+        for i in range(past, run):
             entry = acct.entry_at(i)
-            if entry.tx.nonce >= old_end or entry is new_entry:
-                fresh[entry.tx.hash] = entry
+            fresh[entry.tx.hash] = entry
 
     def _sync_account(
         self,
