@@ -419,7 +419,7 @@ class ConsensusDriver:
 
     def _build(self, out: BuildProposalBlock) -> list[Output]:
         assert self.signer is not None
-        evidence = self.evidence.pending(MAX_EVIDENCE_PER_BLOCK)
+        evidence = self.evidence.pending(MAX_EVIDENCE_PER_BLOCK, below=out.height)
         block_hash, data = self.source.propose_block(
             out.height, out.round, self.signer.address, out.last_commit, evidence
         )
