@@ -15,6 +15,15 @@ Run: `make bench` (after the single-node benchmark), or
    Latency = commit seen - batch sent; rate = committed / (last commit seen - first send).
 
 BFT finality is immediate: a block is final when it is committed, so "committed" is "final".
+`--profile DIR` records every validator with py-spy during the load (collapsed stacks per node);
+the CPU seconds the validators spent while loaded are printed either way.
+
+`--blocksync N`: blocks/s of blocksync instead. The validators make a chain of N blocks with
+`skip_timeout_commit` (as fast as consensus goes; `--blocksync-transfers T` sends T transfers
+meanwhile so the blocks are full), then the last validator's store and WAL are deleted and all
+nodes restart with the default timeouts; the emptied node catches up from its peers: printed is
+blocks/s from its first synced block to the height the chain had, and its CPU per block.
+
 This is a script that prints numbers, not a test.
 """
 
@@ -22,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -155,6 +166,34 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux), the measure least disturbed by a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Profilers:
+    """`py-spy record` on every validator process for the loaded phase (--profile DIR): one
+    collapsed-stacks file per node (flamegraph.pl / speedscope read them)."""
+
+    def __init__(self, pids: list[int], out: Path | None) -> None:
+        self.procs: list[subprocess.Popen] = []
+        if out is None:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        spy = shutil.which("py-spy") or str(REPO / ".venv" / "bin" / "py-spy")
+        for i, pid in enumerate(pids):
+            cmd = [spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+                   "--output", str(out / f"node{i}.txt"), "--nonblocking"]  # fmt: skip
+            self.procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGINT)
+        for proc in self.procs:
+            proc.wait(timeout=60)
+
+
 @dataclass
 class Measured:
     idle_gaps: list[float]
@@ -163,6 +202,7 @@ class Measured:
     blocks: list[int]
     latencies: list[float]
     rejected: list[str]
+    cpu: list[float]  # CPU seconds per validator process during the loaded phase
 
     @property
     def rate(self) -> float:
@@ -185,9 +225,14 @@ class Measured:
             f"  latency submission -> final: p50 {percentile(self.latencies, 0.5):.3f}s  "
             f"p95 {percentile(self.latencies, 0.95):.3f}s  max {max(self.latencies):.3f}s"
         )
+        per_k = 1000 * sum(self.cpu) / max(1, self.committed)
+        print(
+            f"  CPU while loaded: {sum(self.cpu):.1f}s over {len(self.cpu)} nodes "
+            f"({' '.join(f'{c:.1f}' for c in self.cpu)}) = {per_k:.2f} CPU-s per 1,000 tx"
+        )
 
 
-def measure(ports: list[int], args: argparse.Namespace) -> Measured:
+def measure(ports: list[int], pids: list[int], args: argparse.Namespace) -> Measured:
     batches, hash_batch = build_batches(args.senders, args.transfers, args.batch, len(ports))
     for port in ports:
         wait_height(port, 2)
@@ -206,6 +251,8 @@ def measure(ports: list[int], args: argparse.Namespace) -> Measured:
         )
         for port, node_batches in zip(ports, batches, strict=True)
     ]
+    profilers = Profilers(pids, args.profile)
+    cpu_before = [cpu_seconds(pid) for pid in pids]
     poller.start()
     for t in threads:
         t.start()
@@ -214,11 +261,19 @@ def measure(ports: list[int], args: argparse.Namespace) -> Measured:
     with poller.lock:
         poller.expected -= len(rejected)
     poller.join(timeout=180)
+    cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
+    profilers.stop()
     if poller.error:
         raise poller.error
     latencies = [t - sent_at[h] for h, t in poller.tx_commit.items() if h in sent_at]
     return Measured(
-        gaps, poller.committed, poller.last_commit - start, poller.block_sizes, latencies, rejected
+        gaps,
+        poller.committed,
+        poller.last_commit - start,
+        poller.block_sizes,
+        latencies,
+        rejected,
+        cpu,
     )
 
 
@@ -236,7 +291,8 @@ def run_ours(work: Path, args: argparse.Namespace) -> Measured:
     """The devnet exactly as `cybermiles devnet --validators N` runs it."""
     proc, manifest = start_cluster(work / "ours", args.validators, args.senders)
     try:
-        return measure([rpc_port(n) for n in manifest["nodes"]], args)
+        nodes = manifest["nodes"]
+        return measure([rpc_port(n) for n in nodes], [int(n["pid"]) for n in nodes], args)
     finally:
         stop([proc])
 
@@ -257,9 +313,110 @@ def run_tendermint_timing(work: Path, args: argparse.Namespace) -> Measured:
         cmd = [str(REPO / ".venv" / "bin" / "cybermiles"), "node", "start", "--home", node["home"]]
         nodes.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
     try:
-        return measure([rpc_port(n) for n in manifest["nodes"]], args)
+        ports = [rpc_port(n) for n in manifest["nodes"]]
+        return measure(ports, [p.pid for p in nodes], args)
     finally:
         stop(nodes)
+
+
+def start_nodes(manifest: dict, indices: list[int]) -> list[subprocess.Popen]:
+    procs = []
+    for i in indices:
+        home = manifest["nodes"][i]["home"]
+        log = open(Path(home) / "node.log", "ab")
+        cmd = [str(REPO / ".venv" / "bin" / "cybermiles"), "node", "start", "--home", home]
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+
+def set_config(manifest: dict, old: str, new: str) -> None:
+    for node in manifest["nodes"]:
+        config = Path(node["home"]) / "config" / "config.toml"
+        config.write_text(config.read_text().replace(old, new))
+
+
+def head_of(port: int) -> int:
+    rpc = Rpc(port, timeout=5.0)
+    try:
+        return int(str(rpc.call("eth_blockNumber")), 16)
+    finally:
+        rpc.close()
+
+
+def make_chain(manifest: dict, args: argparse.Namespace) -> int:
+    """The validators make at least `--blocksync` blocks; returns the head they reached."""
+    makers = list(range(len(manifest["nodes"])))
+    ports = [rpc_port(manifest["nodes"][i]) for i in makers]
+    set_config(manifest, "skip_timeout_commit = false", "skip_timeout_commit = true")
+    procs = start_nodes(manifest, makers)
+    try:
+        for port in ports:
+            wait_height(port, 1)
+        if args.blocksync_transfers:
+            batches, _ = build_batches(
+                args.senders, args.blocksync_transfers, args.batch, len(ports)
+            )
+            rate_per_node = args.rate / len(ports)
+            start = time.perf_counter()
+            threads = [
+                threading.Thread(
+                    target=submit, args=(port, b, args.batch / rate_per_node, start, {}, [])
+                )
+                for port, b in zip(ports, batches, strict=True)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        wait_height(ports[0], args.blocksync, timeout=3600)
+        return head_of(ports[0])
+    finally:
+        stop(procs)
+        set_config(manifest, "skip_timeout_commit = true", "skip_timeout_commit = false")
+
+
+def run_blocksync(work: Path, args: argparse.Namespace) -> None:
+    proc, manifest = start_cluster(work / "sync", args.validators, args.senders)
+    stop([proc])  # the homes exist; the nodes are started directly from here on
+    target = make_chain(manifest, args)
+    print(f"chain of {target} blocks made; starting the last node again with an empty store")
+    fresh = manifest["nodes"][-1]
+    # (its signing record stays: it only refuses heights it signed, which the chain passes).
+    data = Path(fresh["home"]) / "data"
+    shutil.rmtree(data / "chain")
+    for wal in data.glob("cs.wal*"):
+        wal.unlink()
+    procs = start_nodes(manifest, list(range(len(manifest["nodes"]))))
+    port = rpc_port(fresh)
+    profilers = Profilers([], None)
+    try:
+        first: tuple[float, int, float] | None = None
+        pid = procs[-1].pid
+        while True:
+            try:
+                height = head_of(port)
+            except OSError:
+                height = 0
+            now = time.perf_counter()
+            if height > 0 and first is None:
+                first = (now, height, cpu_seconds(pid))
+                profilers = Profilers([pid], args.profile)  # the catching up, not the start
+            if height >= target:
+                break
+            time.sleep(0.02)
+        assert first is not None
+        t0, h0, cpu0 = first
+        blocks = height - h0
+        wall = now - t0
+        cpu = cpu_seconds(pid) - cpu0
+        print(
+            f"[blocksync, {target} blocks] synced {blocks} blocks in {wall:.2f}s = "
+            f"{blocks / wall:,.0f} blocks/s; fresh node CPU {cpu:.2f}s = "
+            f"{1000 * cpu / max(1, blocks):.2f} ms per block"
+        )
+    finally:
+        profilers.stop()
+        stop(procs)
 
 
 def main() -> None:
@@ -272,10 +429,18 @@ def main() -> None:
     parser.add_argument("--idle-blocks", type=int, default=10)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the devnet homes and logs")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy every validator while loaded; stacks go to DIR"
+    )
+    parser.add_argument("--blocksync", type=int, default=0, help="measure blocksync of N blocks")
+    parser.add_argument("--blocksync-transfers", type=int, default=0)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="cmt-bft-bench-"))
     try:
+        if args.blocksync:
+            run_blocksync(work, args)
+            return
         print(
             f"{args.validators} validators, {args.transfers} transfers offered at {args.rate:.0f}/s"
         )

@@ -165,6 +165,12 @@ class BlocksyncReactor:
             if height <= ours:
                 del progress.downloaded[height]
         self._deliver(ours + 1)
+        self._request_window(ours)
+
+    def _request_window(self, ours: int) -> None:
+        """(Re)request the heights of the window after `ours` that are neither downloaded nor
+        asked for (or asked for too long ago)."""
+        progress = self.progress
         now = self.clock()
         best = self.best_peer_height()
         for height in range(ours + 1, min(best, ours + WINDOW) + 1):
@@ -211,8 +217,14 @@ class BlocksyncReactor:
 
     # -- status ----------------------------------------------------------------------------
     def _on_commit(self, committed: Committed) -> None:
-        self._announce()
+        if not self.catching_up:  # while catching up, the periodic status is enough
+            self._announce()
         self._deliver(committed.height + 1)
+        # Keep the window full from commit to commit, not tick to tick: a catching-up node
+        # commits a block in a few milliseconds, so a refill per tick would cap it at
+        # WINDOW / TICK_S blocks a second.
+        if self.progress.requests or self.best_peer_height() > committed.height:
+            self._request_window(committed.height)
 
     def _announce(self) -> None:
         message = ["status", self.store.committed_height()]

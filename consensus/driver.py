@@ -25,7 +25,10 @@ Ordering guarantees (crash safety, with the WAL and the private validator's own 
 2. our own proposal/vote is signed (the signer persists its last-signed state), appended with
    sync=True, and only then broadcast and fed to the core;
 3. a block is committed in the application, then `wal.end_height(H)` is written, then the core
-   moves to H+1.
+   moves to H+1. The marker is fsync'd only for a height decided here by votes; for one decided
+   by blocksync (a `DecidedBlock`) it is written without fsync, since a catching-up node commits
+   hundreds of blocks a second (see "Blocksync" in docs/DECISIONS.md): losing it in a power cut
+   is the missing-marker case that `start` heals, and the block can be fetched again.
 
 Restart (`start`): the host rebuilds the driver from the last committed height's HeightState;
 `start` replays `wal.replay(H - 1)` (this height's inputs, including our own signed messages)
@@ -416,7 +419,7 @@ class ConsensusDriver:
 
     def _build(self, out: BuildProposalBlock) -> list[Output]:
         assert self.signer is not None
-        evidence = self.evidence.pending(MAX_EVIDENCE_PER_BLOCK)
+        evidence = self.evidence.pending(MAX_EVIDENCE_PER_BLOCK, below=out.height)
         block_hash, data = self.source.propose_block(
             out.height, out.round, self.signer.address, out.last_commit, evidence
         )
@@ -460,8 +463,9 @@ class ConsensusDriver:
             effects.append(Broadcast(ev))
 
     def _commit(self, out: CommitBlock, effects: list[Effect]) -> list[Output]:
+        by_blocksync = self._state.decided_commit is not None
         updates = self.source.commit_block(out.height, out.block_id.hash, out.data, out.commit)
-        self.wal.end_height(out.height)
+        self.wal.end_height(out.height, sync=not by_blocksync)
         self.evidence.prune(out.height + 1)
         effects.append(Committed(out.height, out.block_id.hash, out.commit))
         return self._feed(HeightCommitted(out.height, tuple(updates)))

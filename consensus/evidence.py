@@ -77,11 +77,14 @@ class EvidencePool:
         self._pending[h] = ev
         return True
 
-    def pending(self, limit: int) -> list[DuplicateVoteEvidence]:
+    def pending(self, limit: int, *, below: int | None = None) -> list[DuplicateVoteEvidence]:
         """Up to `limit` uncommitted pieces of evidence, oldest height first (ties by hash, so
-        every node proposes the same list from the same pool)."""
+        every node proposes the same list from the same pool). `below`: only evidence of lower
+        heights, what a block at that height may carry (a double sign caught in an earlier
+        round of the height being decided is valid only in a later block)."""
         ordered = sorted(self._pending.items(), key=lambda item: (item[1].height, item[0]))
-        return [ev for _, ev in ordered[: max(limit, 0)]]
+        listed = [ev for _, ev in ordered if below is None or ev.height < below]
+        return listed[: max(limit, 0)]
 
     def mark_committed(self, evs: Sequence[DuplicateVoteEvidence], height: int) -> None:
         """`evs` were committed in block `height`: drop them and never accept them again."""

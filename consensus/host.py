@@ -12,6 +12,7 @@ can punish the peer that sent it; nothing a peer sends can stop the host.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from consensus.errors import ConsensusError
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 10_000
+DRAIN_BUDGET_S = 0.02  # inputs handled back to back before the host yields to other tasks
 
 
 class Gossip(Protocol):
@@ -76,9 +78,24 @@ class ConsensusHost:
             task_status.started()
             async for item in self._receive:
                 self._handle(item)
-                # Let timers, RPC and peers run between inputs: a flood of votes must not
+                self._drain(time.perf_counter() + DRAIN_BUDGET_S)
+                # Let timers, RPC and peers run between batches: a flood of votes must not
                 # starve the rest of the node.
                 await trio.sleep(0)
+
+    def _drain(self, deadline: float) -> None:
+        """Handle what is already queued, until the inbox is empty or the deadline passes.
+
+        One input per scheduler pass made a block's proposal, parts and votes wait one whole
+        pass each behind every other runnable task (transaction admission, RPC): seconds per
+        height under load, enough for proposals to miss timeout_propose. The budget keeps the
+        promise that the rest of the node still runs between batches."""
+        while time.perf_counter() < deadline:
+            try:
+                item = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+            self._handle(item)
 
     def _handle(self, item: Input) -> None:
         try:

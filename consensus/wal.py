@@ -53,7 +53,7 @@ _HEADER = struct.Struct(">II")  # payload length, crc32 of the payload
 class Wal(Protocol):
     def append(self, record: WalRecord, *, sync: bool = False) -> None: ...
 
-    def end_height(self, height: int) -> None: ...
+    def end_height(self, height: int, *, sync: bool = True) -> None: ...
 
     def replay(self, after_height: int) -> list[WalRecord]: ...
 
@@ -106,9 +106,11 @@ class _WalBase:
     def append(self, record: WalRecord, *, sync: bool = False) -> None:
         self._write(_encode_record(record), sync)
 
-    def end_height(self, height: int) -> None:
-        # Always durable: the marker tells a restarted node that the height is finished.
-        self._write(encode_message(EndHeight(height)), True)
+    def end_height(self, height: int, *, sync: bool = True) -> None:
+        # The marker tells a restarted node that the height is finished. `sync=False` (heights
+        # decided by blocksync, driver.py) leaves it to the next synced write: a marker lost in
+        # a power cut is the state after a crash between commit and marker, which `start` heals.
+        self._write(encode_message(EndHeight(height)), sync)
         self._after_end_height(height)
 
     def replay(self, after_height: int) -> list[WalRecord]:

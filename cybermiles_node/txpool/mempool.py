@@ -385,7 +385,9 @@ class Mempool(Generic[TxT]):
         # Cumulative cost rule: the balance must cover this tx and every pooled tx of the
         # sender with a lower nonce (the replaced tx does not count).
         earlier = 0
-        if acct is not None:
+        if acct is not None and acct.nonces and tx.nonce > acct.nonces[-1]:
+            earlier = acct.total_cost  # the usual append: every pooled tx is earlier (O(1))
+        elif acct is not None:
             for n in acct.nonces[: bisect_left(acct.nonces, tx.nonce)]:
                 earlier += acct.txs[n].tx.max_cost
         if earlier + tx.max_cost > balance:
@@ -619,10 +621,16 @@ class Mempool(Generic[TxT]):
         run = _run_length(acct.nonces, acct.state_nonce)
         self._pending += run - acct.pending_len
         acct.pending_len = run
-        for i in range(run):
+        # Entry i of the run has nonce state_nonce + i: only those past old_end (and
+        # new_entry) can be fresh, so skip the rest (an append was O(run) per tx).
+        past = max(0, old_end - acct.state_nonce)
+        if new_entry is not None:
+            i = new_entry.tx.nonce - acct.state_nonce
+            if 0 <= i < min(run, past) and acct.entry_at(i) is new_entry:
+                fresh[new_entry.tx.hash] = new_entry
+        for i in range(past, run):
             entry = acct.entry_at(i)
-            if entry.tx.nonce >= old_end or entry is new_entry:
-                fresh[entry.tx.hash] = entry
+            fresh[entry.tx.hash] = entry
 
     def _sync_account(
         self,

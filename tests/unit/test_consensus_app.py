@@ -135,6 +135,18 @@ def test_metadata_lies_get_a_nil_prevote(change: dict[str, object]) -> None:
     assert follower.app.chain.head_number == 0
 
 
+def test_a_decided_block_is_not_asked_for_its_randomness_proof_again() -> None:
+    """Live, a bad proof gets a nil prevote; a block decided by +2/3 (blocksync) was checked by
+    the honest ones among them, so committing it does not verify the proof again."""
+    proposer = node(KEYS[0])
+    _, data = proposer.propose_block(1, 0, _addr(KEYS[0]), None, [])
+    block_hash, bad = resealed(data, randomness_proof=b"\x01")
+    assert not node(KEYS[1]).validate_block(1, block_hash, bad)
+    syncing = node(KEYS[1])
+    syncing.commit_block(1, block_hash, bad, commit_for(syncing.chain_id, 1, block_hash, bad))
+    assert syncing.app.chain.head_number == 1
+
+
 def test_wrong_hash_future_timestamp_and_missing_last_commit_are_refused() -> None:
     proposer, follower = node(KEYS[0]), node(KEYS[1])
     block_hash, data = proposer.propose_block(1, 0, _addr(KEYS[0]), None, [])

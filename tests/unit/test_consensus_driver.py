@@ -81,9 +81,9 @@ class RecordingWal(MemoryWal):
         self.log.append(("append", record, sync))
         super().append(record, sync=sync)
 
-    def end_height(self, height: int) -> None:
+    def end_height(self, height: int, *, sync: bool = True) -> None:
         self.log.append(("end_height", height))
-        super().end_height(height)
+        super().end_height(height, sync=sync)
 
 
 def make(

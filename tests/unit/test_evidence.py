@@ -117,6 +117,10 @@ def test_pending_order_and_limit() -> None:
     assert [(ev.height, ev.hash()) for ev in listed] == sorted((e.height, e.hash()) for e in evs)
     assert pool.pending(3) == listed[:3]
     assert pool.pending(0) == []
+    # A block at height 11 may carry only evidence of earlier heights: a double sign in an
+    # earlier round of height 11 must wait for block 12, or every proposal of 11 is refused.
+    assert [ev.height for ev in pool.pending(10, below=11)] == [10, 10]
+    assert pool.pending(1, below=12) == listed[:1]
 
 
 def test_committed_evidence_is_never_re_added() -> None:
