@@ -434,6 +434,99 @@ class Poller(threading.Thread):
 
 
 # --------------------------------------------------------------------------------------------
+# Funded senders (untimed set-up)
+# --------------------------------------------------------------------------------------------
+
+# Account 0 of the "test ... junk" mnemonic: funded on this node's devnet, anvil and Hardhat.
+DEV_KEY_0 = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+MIN_GAS_PRICE = 10 * 10**9
+SENDER_ETHER = 10**18
+FUNDING_TIMEOUT_S = 180.0
+
+
+@dataclass(frozen=True)
+class Chain:
+    chain_id: int
+    gas_price: int  # a legacy price every block of the run accepts
+
+    @classmethod
+    def of(cls, rpc: Rpc) -> Chain:
+        """The devnet's chain id, and max(10 gwei, 4 x eth_gasPrice): above anvil's and
+        Hardhat's base fee while it rises under full blocks, above our devnet's minimum."""
+        price = int(rpc.call("eth_gasPrice"), 16)
+        return cls(int(rpc.call("eth_chainId"), 16), max(MIN_GAS_PRICE, 4 * price))
+
+
+class Account:
+    """A key and the next nonce we will sign with."""
+
+    def __init__(self, key: PrivateKey, nonce: int = 0) -> None:
+        self.key = key
+        self.address = address_of(key)
+        self.nonce = nonce
+
+    def sign(
+        self, chain: Chain, *, to: bytes, gas: int, value: int = 0, data: bytes = b""
+    ) -> bytes:
+        raw = sign_legacy(
+            self.key, chain_id=chain.chain_id, nonce=self.nonce, gas_price=chain.gas_price,
+            gas=gas, to=to, value=value, data=data,
+        )  # fmt: skip
+        self.nonce += 1
+        return raw
+
+
+def receipts_of(rpc: Rpc, hashes: Sequence[str], batch: int) -> list[Any]:
+    """Every receipt of `hashes` (None where missing), batched."""
+    out: list[Any] = []
+    for offset in range(0, len(hashes), batch):
+        chunk = hashes[offset : offset + batch]
+        out.extend(rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk]))
+    return out
+
+
+def send_and_wait(rpc: Rpc, raws: Sequence[bytes]) -> list[Any]:
+    """Send one at a time (in nonce order: a peer may run a batch's requests concurrently), in
+    chunks of 100 each waited for (our mempool holds at most 256 per sender); the receipts."""
+    receipts: list[Any] = []
+    for offset in range(0, len(raws), 100):
+        hashes = [
+            rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
+            for raw in raws[offset : offset + 100]
+        ]
+        deadline = time.monotonic() + FUNDING_TIMEOUT_S
+        while True:
+            got = receipts_of(rpc, hashes, 100)
+            if all(r is not None for r in got):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"set-up transactions not mined within {FUNDING_TIMEOUT_S:g} s")
+            time.sleep(0.05)
+        failed = [r["transactionHash"] for r in got if int(r["status"], 16) != 1]
+        if failed:
+            raise RuntimeError(f"set-up transaction failed: {failed[0]}")
+        receipts.extend(got)
+    return receipts
+
+
+def dev_funder(rpc: Rpc) -> Account:
+    funder = Account(PrivateKey(bytes.fromhex(DEV_KEY_0)))
+    address = "0x" + funder.address.hex()
+    funder.nonce = int(rpc.call("eth_getTransactionCount", address, "pending"), 16)
+    return funder
+
+
+def funding(chain: Chain, funder: Account, senders: Sequence[Account]) -> list[bytes]:
+    """SENDER_ETHER from `funder` to each sender, signed."""
+    return [funder.sign(chain, to=s.address, gas=21_000, value=SENDER_ETHER) for s in senders]
+
+
+def fresh_senders(label: bytes, count: int) -> list[Account]:
+    """`count` deterministic fresh keys (nonce 0, no balance until funded)."""
+    return [Account(PrivateKey(keccak(label + b" %d" % i))) for i in range(count)]
+
+
+# --------------------------------------------------------------------------------------------
 # Numbers and tables
 # --------------------------------------------------------------------------------------------
 

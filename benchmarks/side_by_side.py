@@ -44,30 +44,31 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from coincurve import PrivateKey
-from eth_hash.auto import keccak
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import (  # noqa: E402
     DEFAULT_CACHE,
     REPO,
+    Account,
+    Chain,
     Devnet,
     Poller,
     Rpc,
-    address_of,
     anvil_devnet,
     cybermiles_devnet,
+    dev_funder,
     erc20_transfer_data,
     format_table,
     free_port,
+    fresh_senders,
+    funding,
     git_commit,
     hardhat_devnet,
     install_peers,
     process_tree_cpu,
+    receipts_of,
+    send_and_wait,
     send_raw_batch_body,
-    sign_legacy,
     stop,
     tx_hash,
     wait_answering,
@@ -82,12 +83,8 @@ LABELS = {
 }
 WORKLOADS = ("transfers", "erc20")
 TOKEN_ARTIFACT = REPO / "contracts" / "build" / "TestToken.json"
-DEV_KEY_0 = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # "test ... junk" #0
-MIN_GAS_PRICE = 10 * 10**9
-SENDER_ETHER = 10**18
 TOKEN_SUPPLY = 10**30
 SENDER_TOKENS = 10**24
-FUNDING_TIMEOUT_S = 180.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,64 +165,6 @@ def build_table(
 # --------------------------------------------------------------------------------------------
 
 
-class Account:
-    """A key and the next nonce we will sign with."""
-
-    def __init__(self, key: PrivateKey, nonce: int = 0) -> None:
-        self.key = key
-        self.address = address_of(key)
-        self.nonce = nonce
-
-    def sign(
-        self, chain: Chain, *, to: bytes, gas: int, value: int = 0, data: bytes = b""
-    ) -> bytes:
-        raw = sign_legacy(
-            self.key, chain_id=chain.chain_id, nonce=self.nonce, gas_price=chain.gas_price,
-            gas=gas, to=to, value=value, data=data,
-        )  # fmt: skip
-        self.nonce += 1
-        return raw
-
-
-@dataclass(frozen=True)
-class Chain:
-    chain_id: int
-    gas_price: int
-
-
-def receipts_of(rpc: Rpc, hashes: Sequence[str], batch: int) -> list[Any]:
-    """Every receipt of `hashes` (None where missing), batched."""
-    out: list[Any] = []
-    for offset in range(0, len(hashes), batch):
-        chunk = hashes[offset : offset + batch]
-        out.extend(rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk]))
-    return out
-
-
-def send_and_wait(rpc: Rpc, raws: Sequence[bytes]) -> list[Any]:
-    """Send one at a time (in nonce order: a peer may run a batch's requests concurrently), in
-    chunks of 100 each waited for (our mempool holds at most 256 per sender); the receipts."""
-    receipts: list[Any] = []
-    for offset in range(0, len(raws), 100):
-        hashes = [
-            rpc.call("eth_sendRawTransaction", "0x" + raw.hex())
-            for raw in raws[offset : offset + 100]
-        ]
-        deadline = time.monotonic() + FUNDING_TIMEOUT_S
-        while True:
-            got = receipts_of(rpc, hashes, 100)
-            if all(r is not None for r in got):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"set-up transactions not mined within {FUNDING_TIMEOUT_S:g} s")
-            time.sleep(0.05)
-        failed = [r["transactionHash"] for r in got if int(r["status"], 16) != 1]
-        if failed:
-            raise RuntimeError(f"set-up transaction failed: {failed[0]}")
-        receipts.extend(got)
-    return receipts
-
-
 def token_creation_code() -> bytes:
     artifact = json.loads(TOKEN_ARTIFACT.read_text())
     code = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
@@ -243,19 +182,14 @@ def set_up(
     rpc: Rpc, workload: str, senders: list[Account], txs: int, seed: int
 ) -> tuple[Chain, list[bytes]]:
     """Fund the senders (and deploy and hand out the token); the pre-signed workload."""
-    chain_id = int(rpc.call("eth_chainId"), 16)
-    chain = Chain(chain_id, max(MIN_GAS_PRICE, 4 * int(rpc.call("eth_gasPrice"), 16)))
-    funder = Account(PrivateKey(bytes.fromhex(DEV_KEY_0)))
-    funder.nonce = int(
-        rpc.call("eth_getTransactionCount", "0x" + funder.address.hex(), "pending"), 16
-    )
+    chain = Chain.of(rpc)
+    funder = dev_funder(rpc)
     deploy: list[bytes] = []
     if workload == "erc20":
         code = token_creation_code()
         gas = estimate(rpc, funder.address, None, code) * 6 // 5
         deploy.append(funder.sign(chain, to=b"", gas=gas, data=code))
-    ether = [funder.sign(chain, to=s.address, gas=21_000, value=SENDER_ETHER) for s in senders]
-    receipts = send_and_wait(rpc, [*deploy, *ether])
+    receipts = send_and_wait(rpc, [*deploy, *funding(chain, funder, senders)])
     rnd = random.Random(seed)
     if workload == "transfers":
         return chain, [
@@ -338,9 +272,7 @@ def measure(rpc: Rpc, port: int, pid: int, raws: list[bytes], args: argparse.Nam
 
 
 def run_one(devnet: Devnet, workload: str, run: int, args: argparse.Namespace) -> Result:
-    senders = [
-        Account(PrivateKey(keccak(b"side-by-side sender %d" % i))) for i in range(args.senders)
-    ]
+    senders = fresh_senders(b"side-by-side sender", args.senders)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix=f"sbs-{devnet.name}-") as scratch:
         home = Path(scratch) / "home"
