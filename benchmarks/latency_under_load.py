@@ -2,16 +2,17 @@
 eth_blockNumber and eth_getBalance under 50 ms).
 
 Run: `make bench`, or `.venv/bin/python benchmarks/latency_under_load.py [--duration 20]
-[--block-txs 2000] [--senders 500] [--txs N] [--batch 500] [--interval 0.005]
+[--block-txs 2000] [--senders 2000] [--txs N] [--batch N] [--interval 0.005]
 [--only node,anvil,hardhat] [--cybermiles PATH] [--cache DIR]`.
 
 Per devnet (default: this node only; anvil runs with 1 s blocks, Hardhat automines):
 1. Untimed: the block gas limit is raised to --block-txs transfers (evm_setBlockGasLimit), dev
    account 0 funds --senders fresh accounts, and --txs transfers are signed with coincurve
    (default: 2,500 per second of --duration).
-2. A loader thread (its own connection) posts JSON-RPC batches of --batch eth_sendRawTransaction
-   whenever fewer than 3 blocks' worth are uncommitted, so the mempool never runs dry, and
-   follows the committed blocks (eth_getBlockTransactionCountByNumber).
+2. A loader thread (its own connection) posts JSON-RPC batches of --batch (default --block-txs,
+   at most 1,000: this node's batch limit) eth_sendRawTransaction whenever fewer than 3 blocks'
+   worth are uncommitted, so the mempool never runs dry, and follows the committed blocks
+   (eth_getBlockTransactionCountByNumber).
 3. Once the first loaded block is committed, a prober on another connection calls
    eth_blockNumber and eth_getBalance alternately, one call at a time, every --interval s, for
    --duration s. Printed: p50/p95/p99/max latency per method, committed tx/s in the window,
@@ -57,6 +58,7 @@ from peers import (  # noqa: E402
 
 PEERS = ("node", "anvil", "hardhat")
 METHODS = ("eth_blockNumber", "eth_getBalance")
+MAX_BATCH = 1000  # this node's default rpc max_batch
 
 
 class Loader(threading.Thread):
@@ -81,6 +83,8 @@ class Loader(threading.Thread):
                 if queue and self.sent - self.committed < self.backlog:
                     body, count = queue.pop()
                     replies = self.rpc.post(body)
+                    if not isinstance(replies, list):
+                        raise RuntimeError(f"batch refused: {replies!r:.300}")
                     errors = [r["error"] for r in replies if "error" in r]
                     if errors:
                         raise RuntimeError(f"rejected: {errors[0]}")
@@ -223,9 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of probing")
     parser.add_argument("--block-txs", type=int, default=2000, help="transfers per block (gas)")
-    parser.add_argument("--senders", type=int, default=500)
+    parser.add_argument("--senders", type=int, default=2000)
     parser.add_argument("--txs", type=int, default=0, help="default: 2,500 per --duration second")
-    parser.add_argument("--batch", type=int, default=500, help="requests per loader batch")
+    parser.add_argument(
+        "--batch", type=int, default=0, help="requests per loader batch (default: --block-txs)"
+    )
     parser.add_argument("--interval", type=float, default=0.005, help="seconds between probes")
     parser.add_argument("--only", default="node", help="comma-separated: " + ", ".join(PEERS))
     parser.add_argument(
@@ -237,6 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where peers live")
     args = parser.parse_args(argv)
     args.txs = args.txs or int(2500 * args.duration)
+    # an automine node builds a block from what has arrived when the last one is done: a batch
+    # the size of a block makes blocks of that size, where the node allows such batches
+    args.batch = args.batch or min(args.block_txs, MAX_BATCH)
+    if args.batch > args.senders:
+        # Hardhat runs a batch's requests concurrently and cannot queue a nonce gap
+        parser.error("--batch must not exceed --senders (one nonce per sender in a batch)")
     wanted = [p for p in args.only.split(",") if p]
     if not wanted or set(wanted) - set(PEERS):
         parser.error(f"--only takes {', '.join(PEERS)}")
