@@ -47,11 +47,15 @@ test: $(STAMP) $(JS_STAMP) $(CHROMIUM)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not e2e" tests
 
+# Scripts that print numbers (docs/PERFORMANCE.md says what each means); no test asserts a speed.
+# anvil and Hardhat are npm-installed into ~/.cache/cybermiles-bench when missing, or skipped.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/transfers.py
+	$(BIN)/python benchmarks/side_by_side.py
 	$(BIN)/python benchmarks/bft_cluster.py
-	$(BIN)/python benchmarks/staking.py
+	$(BIN)/python benchmarks/latency_under_load.py
 	$(BIN)/python benchmarks/devnet_ux.py
+	$(BIN)/python benchmarks/transfers.py
+	$(BIN)/python benchmarks/staking.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -26,148 +26,42 @@ started is left out, and the output says why. The ratios are cybermiles ÷ peer:
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CACHE = Path.home() / ".cache" / "cybermiles-bench"
-# The versions the e2e clients use (tests/js/package.json): Hardhat 2, Foundry 1.7.
-NPM_PACKAGES = {"@foundry-rs/anvil-linux-amd64": "1.7.1", "hardhat": "2.29.1"}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import (  # noqa: E402
+    DEFAULT_CACHE,
+    REPO,
+    Devnet,
+    Rpc,
+    answers,
+    anvil_devnet,
+    cpu_seconds,
+    cybermiles_devnet,
+    free_port,
+    git_commit,
+    hardhat_devnet,
+    install_peers,
+    last_words,
+    stop,
+)
+
 POLL_S = 0.005
 START_TIMEOUT_S = 60.0
 MINE_TIMEOUT_S = 120.0
-OUTPUT = "devnet-output.txt"
-
-
-# --------------------------------------------------------------------------------------------
-# JSON-RPC over one keep-alive connection
-# --------------------------------------------------------------------------------------------
-
-
-class Rpc:
-    def __init__(self, port: int, timeout: float = 30.0) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        self.next_id = 1
-
-    def post(self, payload: Any) -> Any:
-        body = json.dumps(payload).encode()
-        self.conn.request("POST", "/", body, {"Content-Type": "application/json"})
-        response = self.conn.getresponse()
-        return json.loads(response.read())
-
-    def call(self, method: str, *params: Any) -> Any:
-        answer = self.post({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-        if "error" in answer:
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer["result"]
-
-    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
-        """The results of `calls` as one batch, in order; raises when any failed."""
-        payload = []
-        for method, params in calls:
-            request = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}
-            payload.append(request)
-            self.next_id += 1
-        answer = self.post(payload)
-        if not isinstance(answer, list):
-            raise RuntimeError(f"batch refused: {answer}")
-        by_id = {item.get("id"): item for item in answer}
-        results = []
-        for request in payload:
-            item = by_id.get(request["id"], {})
-            if "error" in item or "result" not in item:
-                raise RuntimeError(f"{request['method']}: {item.get('error', item)}")
-            results.append(item["result"])
-        return results
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def answers(port: int) -> bool:
-    """Whether eth_blockNumber succeeds on a new connection now."""
-    try:
-        rpc = Rpc(port, timeout=2.0)
-        try:
-            rpc.call("eth_blockNumber")
-            return True
-        finally:
-            rpc.close()
-    except (OSError, RuntimeError, ValueError, http.client.HTTPException):
-        return False
 
 
 # --------------------------------------------------------------------------------------------
 # The devnets
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Devnet:
-    name: str
-    start_command: Callable[[int, Path], list[str]]  # (port, scratch dir) -> argv
-    help_command: list[str]
-    cwd: Path = REPO
-    env: dict[str, str] = field(default_factory=dict)
-    persistent: bool = False  # keeps its chain in the scratch dir (start-up twice)
-
-    def spawn(self, port: int, scratch: Path) -> subprocess.Popen[bytes]:
-        """Start on `port`; the output goes to OUTPUT beside `scratch` (`last_words`)."""
-        scratch.parent.mkdir(parents=True, exist_ok=True)
-        with (scratch.parent / OUTPUT).open("wb") as output:
-            return subprocess.Popen(
-                self.start_command(port, scratch),
-                cwd=self.cwd,
-                env={**os.environ, **self.env},
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-
-
-def last_words(scratch: Path) -> str:
-    try:
-        lines = (scratch.parent / OUTPUT).read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process (Linux /proc), children not included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 @dataclass(frozen=True)
@@ -193,88 +87,6 @@ def time_to_first_answer(devnet: Devnet, scratch: Path) -> Start:
         raise RuntimeError(f"{devnet.name} did not answer within {START_TIMEOUT_S:g} s")
     finally:
         stop(proc)
-
-
-def cybermiles_devnet(executable: Path) -> Devnet:
-    return Devnet(
-        name="cybermiles",
-        start_command=lambda port, home: [
-            str(executable),
-            "devnet",
-            "--home",
-            str(home),
-            "--rpc-port",
-            str(port),
-        ],
-        help_command=[str(executable), "--help"],
-        persistent=True,
-    )
-
-
-def install_peers(cache: Path, wanted: Sequence[str], say: Callable[[str], None]) -> None:
-    """npm-install the peers' packages into `cache` unless they are there."""
-    missing = [
-        f"{name}@{version}"
-        for name, version in NPM_PACKAGES.items()
-        if any(peer in name for peer in wanted)
-        and not (cache / "node_modules" / name / "package.json").exists()
-    ]
-    if not missing:
-        return
-    if shutil.which("npm") is None:
-        say("npm not found: cannot install " + ", ".join(missing))
-        return
-    cache.mkdir(parents=True, exist_ok=True)
-    if not (cache / "package.json").exists():
-        (cache / "package.json").write_text('{"name": "cybermiles-bench", "private": true}\n')
-    say(f"installing {', '.join(missing)} into {cache} ...")
-    result = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", *missing],
-        cwd=cache,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        say(f"npm install failed: {result.stderr.strip()[-500:]}")
-
-
-def anvil_devnet(cache: Path) -> Devnet | str:
-    binary = cache / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-    if not binary.exists():
-        found = list((cache / "node_modules" / "@foundry-rs").glob("anvil-*/**/anvil"))
-        if not found:
-            return f"anvil: no binary under {cache / 'node_modules'}"
-        binary = found[0]
-    return Devnet(
-        name="anvil",
-        start_command=lambda port, _scratch: [str(binary), "--port", str(port)],
-        help_command=[str(binary), "--help"],
-    )
-
-
-def hardhat_devnet(cache: Path) -> Devnet | str:
-    binary = cache / "node_modules" / ".bin" / "hardhat"
-    if not binary.exists():
-        return f"hardhat: no {binary}"
-    project = cache / "hardhat-project"
-    project.mkdir(exist_ok=True)
-    config = project / "hardhat.config.js"
-    if not config.exists():
-        config.write_text("module.exports = {};\n")
-    return Devnet(
-        name="hardhat",
-        start_command=lambda port, _scratch: [
-            str(binary),
-            "node",
-            "--hostname",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        help_command=[str(binary), "--help"],
-        cwd=project,
-        env={"HARDHAT_DISABLE_TELEMETRY_PROMPT": "true", "NO_COLOR": "1"},
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,7 +281,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             continue
         results[devnet.name] = figures
     print()
-    print(f"devnet first contact ({args.transfers} transfers, {args.rounds} rounds of receipts)")
+    print(
+        f"devnet first contact ({args.transfers} transfers, {args.rounds} rounds of receipts), "
+        f"commit {git_commit(args.cybermiles.resolve().parent.parent.parent)}"
+    )
     print(report(results, args))
 
 

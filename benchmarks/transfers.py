@@ -19,33 +19,39 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import math
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import rlp
 from coincurve import PrivateKey
 from eth_hash.auto import keccak
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import (  # noqa: E402  (bft_cluster.py imports REPO, Poller, Rpc, free_port from here)
+    REPO,
+    Poller,
+    Rpc,
+    free_port,
+    percentile,
+    process_tree_cpu,
+    send_raw_batch_body,
+    sign_legacy,
+)
+
 CHAIN_ID = 1234  # devnet chain id (genesis.presets.DEVNET_CHAIN_ID)
 BLOCK_GAS_LIMIT = 30_000_000  # devnet block gas limit (genesis.presets.DEVNET_GAS_LIMIT)
 GAS_PRICE = 2 * 10**9  # devnet minimum gas price
 TRANSFER_GAS = 21_000
 MEMPOOL_PER_SENDER = 256  # node's default per-sender mempool limit
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,12 +61,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def sign_transfer(key: PrivateKey, nonce: int, to: bytes, value: int = 1) -> bytes:
     """Raw RLP of a signed legacy EIP-155 value transfer at the devnet's minimum gas price."""
-    unsigned = [nonce, GAS_PRICE, TRANSFER_GAS, to, value, b""]
-    sig = key.sign_recoverable(keccak(rlp.encode([*unsigned, CHAIN_ID, 0, 0])), hasher=None)
-    r = int.from_bytes(sig[0:32], "big")
-    s = int.from_bytes(sig[32:64], "big")
-    v = sig[64] + 35 + 2 * CHAIN_ID
-    return rlp.encode([*unsigned, v, r, s])
+    return sign_legacy(
+        key, chain_id=CHAIN_ID, nonce=nonce, gas_price=GAS_PRICE, gas=TRANSFER_GAS, to=to,
+        value=value,
+    )  # fmt: skip
 
 
 def presign(keys: Sequence[PrivateKey], count: int, seed: int) -> list[bytes]:
@@ -140,79 +144,6 @@ def run_baseline(transfers: int, senders: int) -> BaselineResult:
 # --------------------------------------------------------------------------------------------
 
 
-class Rpc:
-    """Minimal JSON-RPC client over one keep-alive HTTP/1.1 connection."""
-
-    def __init__(self, port: int, timeout: float = 60.0) -> None:
-        self.port = port
-        self.timeout = timeout
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-
-    def post(self, body: bytes) -> object:
-        for attempt in range(2):
-            try:
-                self.conn.request(
-                    "POST", "/", body=body, headers={"Content-Type": "application/json"}
-                )
-                resp = self.conn.getresponse()
-                data = resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"HTTP {resp.status}: {data[:300]!r}")
-                return json.loads(data)
-            except (http.client.HTTPException, ConnectionError):
-                # a server may close an idle keep-alive connection: reconnect once
-                self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    def call(self, method: str, *params: object) -> object:
-        reply = self.post(
-            json.dumps(
-                {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-            ).encode()
-        )
-        assert isinstance(reply, dict)
-        if "error" in reply:
-            raise RuntimeError(f"{method}: {reply['error']}")
-        return reply["result"]
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def process_tree_cpu(pid: int) -> float:
-    """CPU seconds (user+system) of `pid`, its live descendants, and its reaped children."""
-    stats: dict[int, tuple[int, float, float]] = {}  # pid -> (ppid, own cpu, reaped-children cpu)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        ppid = int(fields[1])
-        own = (int(fields[11]) + int(fields[12])) / CLK_TCK
-        reaped = (int(fields[13]) + int(fields[14])) / CLK_TCK
-        stats[int(entry)] = (ppid, own, reaped)
-    if pid not in stats:
-        return float("nan")
-    total, frontier = 0.0, [pid]
-    while frontier:
-        p = frontier.pop()
-        total += stats[p][1] + stats[p][2]
-        frontier.extend(c for c, (pp, _, _) in stats.items() if pp == p)
-    return total
-
-
 @dataclass
 class NodeRun:
     sent: int = 0
@@ -236,74 +167,6 @@ class NodeRun:
     @property
     def rate(self) -> float:
         return self.committed / self.wall if self.wall > 0 else 0.0
-
-
-class Poller(threading.Thread):
-    """Follows new blocks and records, for every one of our transactions, when it was committed."""
-
-    def __init__(self, port: int, start_block: int, hash_batch: dict[str, int]) -> None:
-        super().__init__(daemon=True)
-        self.rpc = Rpc(port)
-        self.next_block = start_block + 1
-        self.hash_batch = hash_batch
-        self.expected = len(hash_batch)  # lowered by the sender for rejected transactions
-        self.lock = threading.Lock()
-        self.batch_commit: dict[int, float] = {}  # batch -> time its latest tx was seen committed
-        self.tx_commit: dict[str, float] = {}  # tx hash -> time it was seen committed
-        self.committed = 0
-        self.block_sizes: list[int] = []
-        self.last_commit = 0.0
-        self.last_progress = time.perf_counter()
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                head = int(str(self.rpc.call("eth_blockNumber")), 16)
-                now = time.perf_counter()
-                if head < self.next_block:
-                    if self.committed >= self.expected:
-                        return
-                    time.sleep(0.005)
-                    continue
-                numbers = range(self.next_block, head + 1)
-                body = json.dumps(
-                    [
-                        {
-                            "jsonrpc": "2.0",
-                            "id": n,
-                            "method": "eth_getBlockByNumber",
-                            "params": [hex(n), False],
-                        }
-                        for n in numbers
-                    ]
-                ).encode()
-                replies = self.rpc.post(body)
-                assert isinstance(replies, list)
-                for reply in sorted(replies, key=lambda r: r["id"]):
-                    block = reply.get("result")
-                    if block is None:
-                        raise RuntimeError(f"eth_getBlockByNumber({reply['id']}): {reply}")
-                    ours = 0
-                    for tx_hash in block["transactions"]:
-                        batch = self.hash_batch.get(tx_hash.lower())
-                        if batch is not None:
-                            ours += 1
-                            self.batch_commit[batch] = now
-                            self.tx_commit[tx_hash.lower()] = now
-                    if ours:
-                        self.block_sizes.append(len(block["transactions"]))
-                        self.committed += ours
-                        self.last_commit = now
-                        self.last_progress = now
-                self.next_block = head + 1
-                if self.committed >= self.expected:
-                    return
-        except BaseException as exc:  # reported by the main thread
-            self.error = exc
-        finally:
-            self.rpc.close()
 
 
 def start_node(home: Path, port: int, accounts: int, extra: Sequence[str], log_path: Path):
@@ -349,17 +212,7 @@ def run_node(args: argparse.Namespace) -> NodeRun:
     hash_batch: dict[str, int] = {}
     for b, offset in enumerate(range(0, len(raws), args.batch)):
         chunk = raws[offset : offset + args.batch]
-        body = json.dumps(
-            [
-                {
-                    "jsonrpc": "2.0",
-                    "id": offset + i,
-                    "method": "eth_sendRawTransaction",
-                    "params": ["0x" + raw.hex()],
-                }
-                for i, raw in enumerate(chunk)
-            ]
-        ).encode()
+        body = send_raw_batch_body(chunk, first_id=offset)
         batches.append((body, hashes[offset : offset + args.batch]))
         for h in hashes[offset : offset + args.batch]:
             hash_batch[h] = b
@@ -465,13 +318,6 @@ def run_node(args: argparse.Namespace) -> NodeRun:
 
 
 # --------------------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    idx = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
-    return sorted_values[idx]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
