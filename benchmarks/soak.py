@@ -1,7 +1,7 @@
 """Memory over time on a long chain: RSS of a devnet under a bounded wallet-like load.
 
 Run: `.venv/bin/python benchmarks/soak.py [--home DIR] [--blocks 100000] [--rate R]
-[--minutes 30] [--senders 200] [--starts 3] [--port P]`.
+[--minutes 30] [--senders 200] [--starts 3] [--port P] [--build-only]`.
 
 1. Home: --home DIR is reused when it holds a chain (its head is topped up to --blocks);
    otherwise a devnet is made there (or in a temporary folder) with --senders funded accounts,
@@ -645,6 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--sample", type=float, default=10.0, help="seconds between RSS samples")
     p.add_argument("--starts", type=int, default=3, help="start-ups measured on the home")
+    p.add_argument("--build-only", action="store_true", help="make the home (--home) and stop")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--cybermiles", type=Path, default=REPO / ".venv" / "bin" / "cybermiles")
     args = p.parse_args(argv)
@@ -665,6 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         node.start()
         build_home(node, keys, args.blocks, args.state_accounts)
         node.stop()
+        if args.build_only:
+            return 0
 
         print(f"start-up on the existing home ({args.starts} starts):", flush=True)
         for _ in range(args.starts):
