@@ -212,11 +212,14 @@ class Node:
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
     def rss_kib(self) -> int:
+        return self.memory_kib()["VmRSS"]
+
+    def memory_kib(self) -> dict[str, int]:
+        """VmRSS and its parts: RssAnon (heaps: Python's, LevelDB's caches) and RssFile
+        (mapped files: libraries, and the LevelDB table files LevelDB reads through mmap)."""
         with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
+            fields = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "Rss")))
+        return {name: int(value.split()[0]) for name, value in fields.items()}
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -268,6 +271,27 @@ def wait_nonces(
     raise RuntimeError("transactions were not committed in time")
 
 
+SENDER_FUNDS = 100 * 10**18
+
+
+def fund_senders(rpc: Rpc, keys: Sequence[PrivateKey]) -> None:
+    """A reused home may have fewer funded dev accounts than --senders: the first pays the
+    others SENDER_FUNDS each."""
+    addresses = [address_of(k) for k in keys]
+    balances = rpc.batch([("eth_getBalance", ["0x" + a.hex(), "latest"]) for a in addresses])
+    poor = [a for a, b in zip(addresses, balances, strict=True) if int(b["result"], 16) == 0]
+    if not poor:
+        return
+    print(f"  funding {len(poor)} senders from the first ...", flush=True)
+    first = nonces(rpc, addresses[:1])[0]
+    raws = [
+        sign(keys[0], first + i, a, TRANSFER_GAS, value=SENDER_FUNDS) for i, a in enumerate(poor)
+    ]
+    for i in range(0, len(raws), 200):  # the per-sender pool limit is 256
+        send_all(rpc, raws[i : i + 200])
+        wait_nonces(rpc, addresses[:1], [first + min(i + 200, len(raws))], 600)
+
+
 def build_home(node: Node, keys: Sequence[PrivateKey], blocks: int, state_accounts: int) -> None:
     rpc = Rpc(node.port, timeout=900)
     addresses = [address_of(k) for k in keys]
@@ -290,6 +314,7 @@ def build_home(node: Node, keys: Sequence[PrivateKey], blocks: int, state_accoun
         for i in range(0, len(raws), per_round):
             send_all(rpc, raws[i : i + per_round])
             wait_nonces(rpc, addresses, [n for n in nonces(rpc, addresses)], 600)
+    fund_senders(rpc, keys)
     while (h := head(rpc)) < blocks:
         count = min(MINE_CHUNK, blocks - h)
         t0 = time.monotonic()
@@ -538,6 +563,8 @@ class Subscriber(threading.Thread):
 class Sample:
     at_s: float
     rss_kib: int
+    anon_kib: int
+    file_kib: int
     head: int
     pending: int
     sent: int
@@ -565,17 +592,20 @@ def soak(
     for t in threads:
         t.start()
     print(
-        f"{'t':>6} {'RSS MiB':>8} {'head':>8} {'pending':>8} {'sent':>9} {'refused':>7} "
-        f"{'reads':>7} {'read err':>8} {'notif':>7}",
+        f"{'t':>6} {'RSS MiB':>8} {'anon':>6} {'file':>6} {'head':>8} {'pending':>8} "
+        f"{'sent':>9} {'refused':>7} {'reads':>7} {'read err':>8} {'notif':>7}",
         flush=True,
     )
     try:
         while (elapsed := time.monotonic() - t0) < minutes * 60:
             status = rpc.call("txpool_status")
+            memory = node.memory_kib()
             with counters.lock:
                 sample = Sample(
                     elapsed,
-                    node.rss_kib(),
+                    memory["VmRSS"],
+                    memory["RssAnon"],
+                    memory["RssFile"],
                     head(rpc),
                     int(status["pending"], 16) + int(status["queued"], 16),
                     counters.sent,
@@ -588,7 +618,8 @@ def soak(
                 )
             samples.append(sample)
             print(
-                f"{elapsed:6.0f} {sample.rss_kib / 1024:8.1f} {sample.head:8d} {sample.pending:8d} "
+                f"{elapsed:6.0f} {sample.rss_kib / 1024:8.1f} {sample.anon_kib / 1024:6.1f} "
+                f"{sample.file_kib / 1024:6.1f} {sample.head:8d} {sample.pending:8d} "
                 f"{sample.sent:9d} {refused:7d} {reads:7d} {errs:8d} {notif:7d}",
                 flush=True,
             )
@@ -609,21 +640,28 @@ def soak(
 
 
 def judge(samples: Sequence[Sample], minutes: float) -> None:
-    rss = [s.rss_kib / 1024 for s in samples]
+    """First/last/max of each series, and whether the last window's mean is within 10 % of
+    the first's. VmRSS is the issue's figure; RssAnon leaves out mapped files (LevelDB reads its
+    tables through mmap, so pages of the chain's files count in VmRSS as they are read)."""
     window = min(10.0, minutes / 3) * 60
     end = samples[-1].at_s
-    first = [s.rss_kib / 1024 for s in samples if s.at_s <= window]
-    last = [s.rss_kib / 1024 for s in samples if s.at_s >= end - window]
-    level0, level1 = statistics.mean(first), statistics.mean(last)
-    change = (level1 - level0) / level0
-    print(
-        f"RSS MiB: first {rss[0]:.1f}, last {rss[-1]:.1f}, max {max(rss):.1f}, min {min(rss):.1f}"
-    )
-    print(
-        f"mean of the first {window / 60:.3g} min {level0:.1f} MiB, of the last {window / 60:.3g} "
-        f"min {level1:.1f} MiB: {change:+.1%} -> "
-        f"{'flat (within 10 %)' if abs(change) <= 0.10 else 'NOT flat (more than 10 %)'}"
-    )
+    for name, kib in (
+        ("VmRSS", [s.rss_kib for s in samples]),
+        ("RssAnon", [s.anon_kib for s in samples]),
+        ("RssFile", [s.file_kib for s in samples]),
+    ):
+        mib = [k / 1024 for k in kib]
+        level0 = statistics.mean(m for m, s in zip(mib, samples, strict=True) if s.at_s <= window)
+        level1 = statistics.mean(
+            m for m, s in zip(mib, samples, strict=True) if s.at_s >= end - window
+        )
+        change = (level1 - level0) / level0
+        verdict = "flat (within 10 %)" if abs(change) <= 0.10 else "NOT flat (more than 10 %)"
+        print(
+            f"{name} MiB: first {mib[0]:.1f}, last {mib[-1]:.1f}, max {max(mib):.1f}; mean of "
+            f"the first {window / 60:.3g} min {level0:.1f}, of the last {window / 60:.3g} min "
+            f"{level1:.1f}: {change:+.1%} -> {verdict}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
