@@ -19,9 +19,13 @@ Run: `.venv/bin/python benchmarks/soak.py [--home DIR] [--blocks 100000] [--rate
    last blocks, eth_getBalance, a log filter and a block filter polled and replaced now and
    then, and an abandoned filter a minute, which the node must expire); a subscriber thread
    holds a WebSocket with newHeads and logs subscriptions and reconnects every minute.
-   Every --sample seconds: the node's RSS (VmRSS of /proc/PID/status), head, pending count.
-5. Prints the samples, first/last/max RSS, and whether the mean RSS of the last window stays
-   within 10 % of the first window's (a window is ten minutes, or a third of a shorter run).
+   Every --sample seconds: the node's RSS (VmRSS of /proc/PID/status) and its parts RssAnon
+   (heaps) and RssFile (mapped files, LevelDB's tables among them), head, pending count.
+5. Prints the samples and, for each of the three, first/last/max and whether the mean of the
+   last window stays within 10 % of the first window's (a window is ten minutes, or a third of
+   a shorter run).
+A reused home whose dev accounts are not all funded (made with fewer --accounts) gets its
+senders funded by the first.
 
 A script that prints numbers, not a test. The node runs with --quiet (no line per transaction).
 """
