@@ -1119,9 +1119,13 @@ def _import_node() -> Callable[..., Awaitable[None]]:
     """`run_node`, imported without the garbage collector: the import makes a few hundred
     thousand objects that all live as long as the process, so collections during it are
     wasted (~8 % of the import's time, which is most of the time to the first RPC answer).
-    They are then frozen out of every later collection's way."""
+    They are then frozen out of every later collection's way. py-evm's BLS12-381 tables are
+    left for the first call of a BLS precompile (operator/lazy_bls.py)."""
     import gc
 
+    from cybermiles_node.operator.lazy_bls import defer_bls12_381
+
+    defer_bls12_381()
     gc.disable()
     try:
         from cybermiles_node.node import run_node
