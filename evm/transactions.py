@@ -39,6 +39,7 @@ from evm.errors import (
     TipAboveFeeCap,
 )
 from evm.rlp_raw import encode_bytes, encode_list_payload, item_offsets, list_payload
+from evm.tx_codec import TxFields, decode_fields, evm_transaction, fields_of
 
 MAX_TX_BYTES = 128 * 1024
 BLOB_TX_TYPE = 3
@@ -131,7 +132,10 @@ def decode_transaction(
     block_gas_limit: int,
     sender: bytes | None = None,
 ) -> SignedTx:
-    """Decode and statelessly validate one raw transaction; raise a `TxRejected` subclass."""
+    """Decode and statelessly validate one raw transaction; raise a `TxRejected` subclass.
+
+    The common types are read by evm/tx_codec.py's decoder; what it is not sure of (EIP-7702,
+    anything malformed) goes through py-evm's, which also words the refusals."""
     if not raw:
         raise InvalidTransaction("empty transaction")
     if len(raw) > MAX_TX_BYTES:
@@ -142,6 +146,22 @@ def decode_transaction(
     if raw[0] == 0 or type_id not in (0, 1, 2, SET_CODE_TX_TYPE):
         # Type 0x00 would be a typed envelope of a legacy tx, which EIP-2718 does not define.
         raise InvalidTransaction(f"unsupported transaction type {raw[0]}")
+    fields = decode_fields(raw)
+    tx = None if fields is not None else _decode_with_py_evm(raw)
+    if fields is None:
+        fields = fields_of(tx, type_id)
+    tx_chain_id = fields.chain_id
+    if tx_chain_id is None:
+        raise InvalidTransaction("only replay-protected (EIP-155) transactions are accepted")
+    if tx_chain_id != chain_id:
+        raise InvalidTransaction(
+            f"invalid chain id: transaction has {tx_chain_id}, this chain is {chain_id}"
+        )
+    return _checked(fields, tx, raw, block_gas_limit, sender)
+
+
+def _decode_with_py_evm(raw: bytes) -> Any:
+    """py-evm's decoding, for what tx_codec's decoder left to it; refusals say why."""
     try:
         tx = PragueTransactionBuilder.decode(raw)
     except Exception as exc:
@@ -151,54 +171,55 @@ def decode_transaction(
     if tx.encode() != raw:
         # Non-canonical RLP would give one transaction two hashes.
         raise InvalidTransaction("malformed transaction: non-canonical encoding")
-    tx_chain_id = tx.chain_id
-    if tx_chain_id is None:
-        raise InvalidTransaction("only replay-protected (EIP-155) transactions are accepted")
-    if tx_chain_id != chain_id:
-        raise InvalidTransaction(
-            f"invalid chain id: transaction has {tx_chain_id}, this chain is {chain_id}"
-        )
-    return _checked(tx, raw, type_id, block_gas_limit, sender)
+    return tx
 
 
 def _checked(
-    tx: Any, raw: bytes, type_id: int, block_gas_limit: int, sender: bytes | None
+    fields: TxFields, tx: Any, raw: bytes, block_gas_limit: int, sender: bytes | None
 ) -> SignedTx:
-    tip, fee_cap = _fees(tx, type_id)
+    """The stateless rules on `fields`; `tx` is py-evm's object when py-evm decoded it, None
+    when tx_codec did (then it is built from the fields once they passed)."""
+    tip, fee_cap, gas, value = fields.tip, fields.fee_cap, fields.gas, fields.value
     if tip > fee_cap:
         raise TipAboveFeeCap(
             f"max priority fee per gas higher than max fee per gas: {tip} > {fee_cap}"
         )
-    if fee_cap >= UINT256_LIMIT or tx.value >= UINT256_LIMIT:
+    if fee_cap >= UINT256_LIMIT or value >= UINT256_LIMIT:
         raise InvalidTransaction("fee or value exceeds 2^256-1")
-    if tx.gas >= 2**64:
+    if gas >= 2**64:
         raise InvalidTransaction("gas limit exceeds 2^64-1")
-    if tx.gas > block_gas_limit:
+    if gas > block_gas_limit:
         raise GasLimitExceedsBlock(
-            f"exceeds block gas limit: tx gas {tx.gas} > block gas limit {block_gas_limit}"
+            f"exceeds block gas limit: tx gas {gas} > block gas limit {block_gas_limit}"
         )
-    try:
-        intrinsic = tx.intrinsic_gas
-    except ValidationError as exc:
-        raise InvalidTransaction(f"invalid transaction: {exc}") from None
+    intrinsic = fields.intrinsic_gas if tx is None else _py_evm_intrinsic_gas(tx)
     # A system transaction (gas 0, price 0, no recipient, no value: evm/system.py) is charged
     # by its handler, not by gas: the intrinsic gas rules do not apply to it.
-    is_system = is_system_envelope(type_id, tx.to, tx.value, fee_cap, tx.gas)
-    shortfall = None if is_system else gas_limit_shortfall(tx.gas, intrinsic, tx.data)
+    is_system = is_system_envelope(fields.type_id, fields.to, value, fee_cap, gas)
+    shortfall = None if is_system else gas_limit_shortfall(gas, intrinsic, fields.data)
     if shortfall is not None:
         raise IntrinsicGasTooLow(shortfall)
-    if tx.nonce >= 2**64 - 1:
+    if fields.nonce >= 2**64 - 1:
         raise InvalidTransaction("nonce exceeds 2^64-2 (EIP-2681)")
     if sender is None:
-        sender = recover_sender(tx, raw, type_id)
+        sender = recover_sender(fields, raw)
+    if tx is None:
+        tx = evm_transaction(fields, raw)
     tx.__dict__["sender"] = sender
-    if type_id == SET_CODE_TX_TYPE:
+    if fields.type_id == SET_CODE_TX_TYPE:
         # Rare enough to afford py-evm's full field validation (authorization list shape).
         try:
             tx.validate()
         except ValidationError as exc:
             raise InvalidTransaction(f"invalid transaction: {exc}") from None
-    return _signed_tx(tx, raw, type_id, sender, tip, fee_cap, intrinsic)
+    return _signed_tx(tx, raw, fields, sender, intrinsic)
+
+
+def _py_evm_intrinsic_gas(tx: Any) -> int:
+    try:
+        return int(tx.intrinsic_gas)
+    except ValidationError as exc:
+        raise InvalidTransaction(f"invalid transaction: {exc}") from None
 
 
 def signing_message(raw: bytes, type_id: int, chain_id: int) -> bytes:
@@ -231,22 +252,19 @@ def _minimal(n: int) -> bytes:
     return n.to_bytes((n.bit_length() + 7) // 8, "big")
 
 
-def recover_sender(tx: Any, raw: bytes, type_id: int) -> bytes:
+def recover_sender(fields: TxFields, raw: bytes) -> bytes:
     """The signer's address, with the signature rules py-evm applies (low s, valid v/r/s).
 
     Uses coincurve directly: one signing-hash computation and one recovery, where py-evm's
     validate() + sender would recover the public key three times.
     """
-    r, s = tx.r, tx.s
-    if type_id == 0:
-        recovery_id = tx.v - 35 - 2 * tx.chain_id
-    else:
-        recovery_id = tx.y_parity
+    r, s = fields.r, fields.s
+    recovery_id = fields.recovery_id
     if recovery_id not in (0, 1):
         raise InvalidSender("invalid sender: bad signature (v / y_parity out of range)")
     if not (0 < r < SECPK1_N) or not (0 < s <= SECPK1_N // 2):
         raise InvalidSender("invalid sender: bad signature (r or s out of range)")
-    message_hash = keccak(signing_message(raw, type_id, tx.chain_id))
+    message_hash = keccak(signing_message(raw, fields.type_id, fields.chain_id or 0))
     signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((recovery_id,))
     try:
         public_key = PublicKey.from_signature_and_message(signature, message_hash, hasher=None)
@@ -258,10 +276,17 @@ def recover_sender(tx: Any, raw: bytes, type_id: int) -> bytes:
 def recover_sender_of_raw(raw: bytes) -> bytes | None:
     """Worker-side recovery for the process pool: decode and recover, None when invalid."""
     try:
-        tx: Any = PragueTransactionBuilder.decode(raw)
-        return recover_sender(tx, raw, _type_id(raw))
+        return recover_sender(_fields_of_raw(raw), raw)
     except Exception:
         return None
+
+
+def _fields_of_raw(raw: bytes) -> TxFields:
+    """Fields of bytes known to decode (stored, or about to be checked again)."""
+    fields = decode_fields(raw)
+    if fields is None:
+        fields = fields_of(PragueTransactionBuilder.decode(raw), _type_id(raw))
+    return fields
 
 
 def recover_senders_of_raws(raws: Sequence[bytes]) -> list[bytes | None]:
@@ -339,36 +364,33 @@ def _worker_setup(parent: int) -> None:
 
 def load_stored_transaction(raw: bytes, sender: bytes) -> SignedTx:
     """Rebuild a transaction read back from our own block store (already validated once)."""
-    tx: Any = PragueTransactionBuilder.decode(raw)
+    fields = decode_fields(raw)
+    if fields is None:
+        tx: Any = PragueTransactionBuilder.decode(raw)
+        fields = fields_of(tx, _type_id(raw))
+        intrinsic = int(tx.intrinsic_gas)
+    else:
+        tx = evm_transaction(fields, raw)
+        intrinsic = fields.intrinsic_gas
     tx.__dict__["sender"] = sender
-    type_id = _type_id(raw)
-    tip, fee_cap = _fees(tx, type_id)
-    return _signed_tx(tx, raw, type_id, sender, tip, fee_cap, tx.intrinsic_gas)
+    return _signed_tx(tx, raw, fields, sender, intrinsic)
 
 
-def _fees(tx: Any, type_id: int) -> tuple[int, int]:
-    """(tip, fee cap) per gas: the priority fee and the most the sender pays per gas."""
-    if type_id in (0, 1):
-        return tx.gas_price, tx.gas_price
-    return tx.max_priority_fee_per_gas, tx.max_fee_per_gas
-
-
-def _signed_tx(
-    tx: Any, raw: bytes, type_id: int, sender: bytes, tip: int, fee_cap: int, intrinsic: int
-) -> SignedTx:
+def _signed_tx(tx: Any, raw: bytes, fields: TxFields, sender: bytes, intrinsic: int) -> SignedTx:
+    fee_cap = fields.fee_cap
     return SignedTx(
         tx=tx,
         raw=raw,
         hash=keccak(raw),
         sender=sender,
-        type_id=type_id,
-        nonce=tx.nonce,
-        gas=tx.gas,
-        tip=min(tip, fee_cap),
+        type_id=fields.type_id,
+        nonce=fields.nonce,
+        gas=fields.gas,
+        tip=min(fields.tip, fee_cap),
         fee_cap=fee_cap,
-        value=tx.value,
-        to=tx.to,
-        data=tx.data,
-        max_cost=tx.value + tx.gas * fee_cap,
+        value=fields.value,
+        to=fields.to,
+        data=fields.data,
+        max_cost=fields.value + fields.gas * fee_cap,
         intrinsic_gas=intrinsic,
     )
