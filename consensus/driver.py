@@ -11,7 +11,19 @@ collaborators, all synchronous and all passed in:
 
 What the host must do (timers, network) comes back as effects: `Broadcast(message)` — send to
 peers; `ScheduleTimeout(TimeoutInfo)` — call `handle(timeout)` after `duration_ms`;
-`Committed(height, block_hash, commit)` — the application committed that block.
+`Committed(height, block_hash, commit)` — the application committed that block;
+`RunJob(work, commit)` — block work to run off the event loop (below).
+
+Block work off the loop (issue #13): given a `StagedBlockSource` (`staged=`), the driver does
+not build, validate or commit blocks inside `handle`. It asks the source to stage the work (on
+the caller's thread: what must be read there, such as the mempool, is read then) and returns a
+`RunJob`; the host runs `work()` in its worker thread, one job at a time and in order, then calls
+what `work` returned back on the loop, which finishes the job (the application's after-commit
+part) and feeds the answer to the core: `BlockValidated`, `ProposalBlockBuilt` (both dropped by
+the core when the height or round has moved on meanwhile) or `HeightCommitted`. A commit job is
+marked `commit=True`: the host hands the driver no input until it is finished, so the core never
+sees a message of H+1 while H is being written. Without `staged` (the simulation, unit tests)
+and during WAL replay, the same work runs inline, as before.
 
 Inputs to `handle`: Proposal, BlockPart, Vote, DuplicateVoteEvidence (from peers), TimeoutInfo
 (from the host's timers) and DecidedBlock (from blocksync). Peer messages are checked here:
@@ -52,9 +64,9 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from consensus import core
 from consensus.core import (
@@ -101,9 +113,12 @@ __all__ = [
     "DecidedBlock",
     "DriverStatus",
     "Effect",
+    "Finish",
     "HeightState",
     "Input",
+    "RunJob",
     "ScheduleTimeout",
+    "StagedBlockSource",
     "TimeoutInfo",
     "Timeouts",
 ]
@@ -134,6 +149,34 @@ class BlockSource(Protocol):
         ...
 
 
+T = TypeVar("T")
+# Block work in two halves: `Work` runs off the event loop (a worker thread) and returns the
+# `Finish` to call back on the loop, which returns the answer.
+Finish = Callable[[], T]
+Work = Callable[[], Finish[T]]
+
+
+class StagedBlockSource(Protocol):
+    """The `BlockSource` calls in halves. Each `stage_*` runs on the caller's thread (the event
+    loop) and returns the work; the work touches nothing the loop changes meanwhile (the host
+    runs block jobs one at a time, so the head stays still until a commit's finish)."""
+
+    def stage_proposal(
+        self,
+        height: int,
+        round: int,
+        proposer: bytes,
+        last_commit: Commit | None,
+        evidence: Sequence[DuplicateVoteEvidence],
+    ) -> Work[tuple[bytes, bytes]]: ...
+
+    def stage_validation(self, height: int, block_hash: bytes, data: bytes) -> Work[bool]: ...
+
+    def stage_commit(
+        self, height: int, block_hash: bytes, data: bytes, commit: Commit
+    ) -> Work[Sequence[Validator]]: ...
+
+
 @dataclass(frozen=True)
 class Committed:
     """Effect: the application committed `block_hash` at `height` with `commit`."""
@@ -143,7 +186,17 @@ class Committed:
     commit: Commit
 
 
-Effect = Broadcast | ScheduleTimeout | Committed
+@dataclass(frozen=True, eq=False)
+class RunJob:
+    """Effect: call `work()` off the event loop (after the jobs before it), then call what it
+    returned on the loop and carry out the effects that returns. `commit`: hand the driver no
+    input until then."""
+
+    work: Callable[[], Callable[[], list[Effect]]]
+    commit: bool = False
+
+
+Effect = Broadcast | ScheduleTimeout | Committed | RunJob
 Input = Proposal | BlockPart | Vote | DuplicateVoteEvidence | TimeoutInfo | DecidedBlock
 
 
@@ -178,9 +231,11 @@ class ConsensusDriver:
         skip_timeout_commit: bool = False,
         part_size: int = DEFAULT_PART_SIZE,
         future_round_window: int = FUTURE_ROUND_WINDOW,
+        staged: StagedBlockSource | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.source = source
+        self.staged = staged  # when given, block work leaves `handle` as RunJob effects
         self.wal = wal
         self.signer = signer
         self.evidence = evidence
@@ -372,7 +427,7 @@ class ConsensusDriver:
         if isinstance(out, ScheduleTimeout):
             return self._schedule(out, effects)
         if isinstance(out, ValidateBlock):
-            return self._validate(out)
+            return self._validate(out, effects)
         if isinstance(out, CommitBlock):
             return self._commit(out, effects)
         if isinstance(out, RecordEvidence):
@@ -384,7 +439,7 @@ class ConsensusDriver:
         if not self._still_wanted(out):
             return []
         if isinstance(out, BuildProposalBlock):
-            return self._build(out)
+            return self._build(out, effects)
         if isinstance(out, SignProposal):
             return self._sign_proposal(out.proposal, effects)
         return self._sign_vote(out.vote, effects)
@@ -409,20 +464,66 @@ class ConsensusDriver:
         effects.append(out)
         return []
 
-    def _validate(self, out: ValidateBlock) -> list[Output]:
-        try:
-            valid = bool(self.source.validate_block(out.height, out.block_id.hash, out.data))
-        except Exception:  # the contract says never; a crashing validator must not stall us
-            log.exception("validate_block raised for block %s", out.block_id.hash.hex())
-            valid = False
+    def _offloaded(self) -> StagedBlockSource | None:
+        """The staged source when block work leaves `handle` (never during replay: `start`
+        runs once, before the host serves anything, and replay must see every verdict)."""
+        return None if self._replaying else self.staged
+
+    def _job(
+        self,
+        work: Work[T],
+        then: Callable[[T, list[Effect]], list[Output]],
+        effects: list[Effect],
+        *,
+        commit: bool = False,
+    ) -> None:
+        """Emit `work` as a RunJob whose finish feeds `then(answer)`'s requests to the core."""
+
+        def run() -> Callable[[], list[Effect]]:
+            finish = work()
+
+            def done() -> list[Effect]:
+                out: list[Effect] = []
+                self._run(then(finish(), out), out)
+                return out
+
+            return done
+
+        effects.append(RunJob(run, commit))
+
+    def _validate(self, out: ValidateBlock, effects: list[Effect]) -> list[Output]:
+        staged = self._offloaded()
+        if staged is None:
+            return self._verdict(
+                out,
+                _valid_or_false(
+                    out, lambda: self.source.validate_block(out.height, out.block_id.hash, out.data)
+                ),
+            )
+        work = staged.stage_validation(out.height, out.block_id.hash, out.data)
+
+        def safe() -> Finish[bool]:
+            verdict = _valid_or_false(out, lambda: work()())  # the finish only answers
+            return lambda: verdict
+
+        self._job(safe, lambda valid, _: self._verdict(out, valid), effects)
+        return []
+
+    def _verdict(self, out: ValidateBlock, valid: bool) -> list[Output]:
         return self._feed(core.BlockValidated(out.height, out.block_id, valid))
 
-    def _build(self, out: BuildProposalBlock) -> list[Output]:
+    def _build(self, out: BuildProposalBlock, effects: list[Effect]) -> list[Output]:
         assert self.signer is not None
         evidence = self.evidence.pending(MAX_EVIDENCE_PER_BLOCK, below=out.height)
-        block_hash, data = self.source.propose_block(
-            out.height, out.round, self.signer.address, out.last_commit, evidence
-        )
+        args = (out.height, out.round, self.signer.address, out.last_commit, evidence)
+        staged = self._offloaded()
+        if staged is None:
+            return self._built(out, self.source.propose_block(*args))
+        self._job(staged.stage_proposal(*args), lambda built, _: self._built(out, built), effects)
+        return []
+
+    def _built(self, out: BuildProposalBlock, built: tuple[bytes, bytes]) -> list[Output]:
+        block_hash, data = built
         try:
             return self._feed(ProposalBlockBuilt(out.height, out.round, block_hash, data))
         except ConsensusError as exc:  # e.g. a block above the maximum size
@@ -464,7 +565,25 @@ class ConsensusDriver:
 
     def _commit(self, out: CommitBlock, effects: list[Effect]) -> list[Output]:
         by_blocksync = self._state.decided_commit is not None
-        updates = self.source.commit_block(out.height, out.block_id.hash, out.data, out.commit)
+        args = (out.height, out.block_id.hash, out.data, out.commit)
+        staged = self._offloaded()
+        if staged is None:
+            updates = self.source.commit_block(*args)
+            return self._committed(out, updates, by_blocksync, effects)
+
+        def then(updates: Sequence[Validator], done: list[Effect]) -> list[Output]:
+            return self._committed(out, updates, by_blocksync, done)
+
+        self._job(staged.stage_commit(*args), then, effects, commit=True)
+        return []
+
+    def _committed(
+        self,
+        out: CommitBlock,
+        updates: Sequence[Validator],
+        by_blocksync: bool,
+        effects: list[Effect],
+    ) -> list[Output]:
         self.wal.end_height(out.height, sync=not by_blocksync)
         self.evidence.prune(out.height + 1)
         effects.append(Committed(out.height, out.block_id.hash, out.commit))
@@ -481,6 +600,15 @@ class ConsensusDriver:
         elif isinstance(record, Proposal) and record.proposer == me:
             self._pending.pop(("proposal", record.height, record.round, 0), None)
             self._pending.pop(("build", record.height, record.round, 0), None)
+
+
+def _valid_or_false(out: ValidateBlock, validate: Callable[[], bool]) -> bool:
+    """The source's contract says validation never raises; a crashing one must not stall us."""
+    try:
+        return bool(validate())
+    except Exception:
+        log.exception("validate_block raised for block %s", out.block_id.hash.hex())
+        return False
 
 
 def _pending_key(out: Output) -> _PendingKey:

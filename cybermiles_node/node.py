@@ -456,6 +456,7 @@ def assemble_bft(
         chain_id=consensus.chain_id,
         state=consensus.state,
         source=consensus,
+        staged=consensus,  # blocks built, validated and written in the host's worker thread
         wal=opened.wal,
         signer=signer,
         timeouts=genesis.timeouts,

@@ -294,15 +294,28 @@ class ChainApp:
             )
 
     def validate_block(
-        self, ctx: BlockContext, header: BlockHeaderAPI, raws: Sequence[bytes]
+        self,
+        ctx: BlockContext,
+        header: BlockHeaderAPI,
+        raws: Sequence[bytes],
+        known: Sequence[SignedTx | None] | None = None,
     ) -> PendingBlock:
-        """Execute a block proposed elsewhere; raises TxRejected or BlockRejected."""
-        return self.chain.execute_block(ctx, header, [self._known_or_decode(raw) for raw in raws])
+        """Execute a block proposed elsewhere; raises TxRejected or BlockRejected. `known`:
+        `known_txs(raws)`, looked up beforehand on the event loop when this runs in a worker
+        thread (the mempool is the loop's)."""
+        if known is None:
+            known = self.known_txs(raws)
+        txs = [self.decode(raw) if tx is None else tx for raw, tx in zip(raws, known, strict=True)]
+        return self.chain.execute_block(ctx, header, txs)
 
-    def _known_or_decode(self, raw: bytes) -> SignedTx:
-        """A transaction gossiped to us earlier is already decoded and its sender recovered."""
-        known = self.mempool.get(keccak(raw))
-        return known if known is not None and known.raw == raw else self.decode(raw)
+    def known_txs(self, raws: Sequence[bytes]) -> list[SignedTx | None]:
+        """The pool's copies of `raws` (gossiped to us earlier: decoded, senders recovered),
+        None for the others."""
+        known: list[SignedTx | None] = []
+        for raw in raws:
+            tx = self.mempool.get(keccak(raw))
+            known.append(tx if tx is not None and tx.raw == raw else None)
+        return known
 
     def commit(self, block: PendingBlock, extra_writes: Mapping[bytes, bytes] = EMPTY) -> None:
         """Persist `block` (one batch), recheck the mempool, tell the listeners; then raise

@@ -36,6 +36,7 @@ from typing import Any, TypedDict
 import msgpack
 
 from consensus.core import HeightState
+from consensus.driver import Finish, Work
 from consensus.errors import ConsensusError, InvalidBlock, InvalidSignature, MalformedMessage
 from consensus.evidence import EvidencePool, verify_evidence
 from consensus.keys import Ed25519Key
@@ -52,6 +53,7 @@ from cybermiles_node.staking import keeper as staking_keeper
 from cybermiles_node.staking.power import CONSENSUS_POWER
 from cybermiles_node.system.context import Misbehaviour
 from evm.state import StateDB
+from evm.transactions import SignedTx
 from genesis import Genesis
 
 log = logging.getLogger(__name__)
@@ -197,7 +199,11 @@ class ChainConsensus:
             )
         return stored
 
-    # -- BlockSource -----------------------------------------------------------------------
+    # -- BlockSource (in halves: consensus/driver.py `StagedBlockSource`) -------------------
+    # Each `stage_*` runs on the event loop and reads there what belongs to the loop (the
+    # mempool); its work runs in the consensus host's worker thread, one job at a time, so the
+    # head stays still under it; its finish runs back on the loop. The whole calls below run
+    # the three halves in a row (tests, tools, WAL replay).
     def propose_block(
         self,
         height: int,
@@ -206,90 +212,152 @@ class ChainConsensus:
         last_commit: Commit | None,
         evidence: Sequence[DuplicateVoteEvidence],
     ) -> tuple[bytes, bytes]:
-        head = self.app.head
-        if self.key is None or height != head.block_number + 1:
-            raise InvariantViolation(f"asked to propose block {height} on head {head.block_number}")
-        started = time.perf_counter()
-        output, proof = self.beacon.produce(self.key, bytes(head.mix_hash))
-        meta = BlockMeta(
-            proposer=proposer,
-            validators_hash=self.state.validators.hash(),
-            next_validators_hash=self.state.next_validators.hash(),
-            last_commit=last_commit,
-            # After a restart, gossip may bring back evidence an earlier block already holds.
-            evidence=tuple(ev for ev in evidence if not self.records.evidence_included(ev)),
-            randomness_proof=proof,
-        )
-        ctx = self.app.chain.next_context(
-            time=max(int(self.wall_clock()), head.timestamp),
-            coinbase=self._owner(proposer),
-            randomness=output,
-            extra_data=meta.commitment(),
-            **consensus_facts(height, meta, self._deciders(height)),
-        )
-        pending = self.app.build_block(ctx)
-        for tx, reason in pending.skipped:
-            log.info("transaction 0x%s left out of block %d: %s", tx.hash.hex(), height, reason)
-        raws = tuple(tx.raw for tx in pending.result.transactions)
-        wire = WireBlock(pending.header, raws, meta)
-        self._remember(Validated(pending, wire))
-        log.info(
-            "proposing block height=%d round=%d txs=%d build_ms=%.0f",
-            height,
-            round,
-            len(raws),
-            (time.perf_counter() - started) * 1000,
-        )
-        return wire.hash, encode_block(wire)
+        return self.stage_proposal(height, round, proposer, last_commit, evidence)()()
 
     def validate_block(self, height: int, block_hash: bytes, data: bytes) -> bool:
-        started = time.perf_counter()
-        try:
-            self._validate(height, block_hash, data, live=True)
-        except (ConsensusError, BlockRejected, TxRejected) as exc:
-            log.warning("block %d 0x%s rejected: %s", height, block_hash.hex()[:16], exc)
-            return False
-        log.info(
-            "validated block height=%d validate_ms=%.0f",
-            height,
-            (time.perf_counter() - started) * 1000,
-        )
-        return True
+        return self.stage_validation(height, block_hash, data)()()
 
     def commit_block(
         self, height: int, block_hash: bytes, data: bytes, commit: Commit
     ) -> Sequence[Validator]:
-        started = time.perf_counter()
-        try:
-            validated = self._validate(height, block_hash, data, live=False)
-        except (BlockRejected, TxRejected) as exc:
-            raise InvalidBlock(f"decided block {height} does not execute: {exc}") from None
-        # The modules' decisions (staking elections) reach consensus here, effective at H+2.
-        updates = [Validator(u.pub_key, u.power) for u in validated.block.outcome.validator_updates]
-        next_state = self.state.next(commit, updates)
-        meta = validated.wire.meta
-        writes = ConsensusRecords.writes(height, commit, meta, self.state.validators, next_state)
-        self.app.commit(validated.block, writes)
-        if self.evidence_pool is not None:
-            self.evidence_pool.mark_committed(meta.evidence, height)
-        for ev in meta.evidence:
-            log.warning(
-                "misbehaviour: validator %s double-voted at height %d (evidence in block %d)",
-                ev.validator.hex(),
-                ev.height,
-                height,
+        return self.stage_commit(height, block_hash, data, commit)()()
+
+    def stage_proposal(
+        self,
+        height: int,
+        round: int,
+        proposer: bytes,
+        last_commit: Commit | None,
+        evidence: Sequence[DuplicateVoteEvidence],
+    ) -> Work[tuple[bytes, bytes]]:
+        head = self.app.head
+        if self.key is None or height != head.block_number + 1:
+            raise InvariantViolation(f"asked to propose block {height} on head {head.block_number}")
+        key = self.key
+        candidates = self.app.reap()  # the pool is the loop's; later arrivals wait a block
+        timestamp = max(int(self.wall_clock()), head.timestamp)
+
+        def work() -> Finish[tuple[bytes, bytes]]:
+            started = time.perf_counter()
+            output, proof = self.beacon.produce(key, bytes(head.mix_hash))
+            meta = BlockMeta(
+                proposer=proposer,
+                validators_hash=self.state.validators.hash(),
+                next_validators_hash=self.state.next_validators.hash(),
+                last_commit=last_commit,
+                # After a restart, gossip may bring back evidence an earlier block holds.
+                evidence=tuple(ev for ev in evidence if not self.records.evidence_included(ev)),
+                randomness_proof=proof,
             )
-        self.state = next_state
-        self._validated.clear()
-        log.info(
-            "committed block height=%d round=%d txs=%d hash=0x%s commit_ms=%.0f",
-            height,
-            commit.round,
-            len(validated.wire.raw_txs),
-            block_hash.hex()[:16],
-            (time.perf_counter() - started) * 1000,
-        )
-        return updates
+            ctx = self.app.chain.next_context(
+                time=timestamp,
+                coinbase=self._owner(proposer),
+                randomness=output,
+                extra_data=meta.commitment(),
+                **consensus_facts(height, meta, self._deciders(height)),
+            )
+            pending = self.app.execute(ctx, candidates)
+            raws = tuple(tx.raw for tx in pending.result.transactions)
+            wire = WireBlock(pending.header, raws, meta)
+            self._remember(Validated(pending, wire))
+            answer = wire.hash, encode_block(wire)
+            build_ms = (time.perf_counter() - started) * 1000
+
+            def finish() -> tuple[bytes, bytes]:
+                self.app.evict_crashed(pending)
+                for tx, reason in pending.skipped:
+                    log.info(
+                        "transaction 0x%s left out of block %d: %s", tx.hash.hex(), height, reason
+                    )
+                log.info(
+                    "proposing block height=%d round=%d txs=%d build_ms=%.0f",
+                    height,
+                    round,
+                    len(wire.raw_txs),
+                    build_ms,
+                )
+                return answer
+
+            return finish
+
+        return work
+
+    def stage_validation(self, height: int, block_hash: bytes, data: bytes) -> Work[bool]:
+        known = self._known(data)
+
+        def work() -> Finish[bool]:
+            started = time.perf_counter()
+            try:
+                self._validate(height, block_hash, data, live=True, known=known)
+            except (ConsensusError, BlockRejected, TxRejected) as exc:
+                log.warning("block %d 0x%s rejected: %s", height, block_hash.hex()[:16], exc)
+                return lambda: False
+            log.info(
+                "validated block height=%d validate_ms=%.0f",
+                height,
+                (time.perf_counter() - started) * 1000,
+            )
+            return lambda: True
+
+        return work
+
+    def stage_commit(
+        self, height: int, block_hash: bytes, data: bytes, commit: Commit
+    ) -> Work[Sequence[Validator]]:
+        known = self._known(data)
+        senders = self.app.pool_senders()  # read_ahead reads their accounts off the loop
+
+        def work() -> Finish[Sequence[Validator]]:
+            started = time.perf_counter()
+            try:
+                validated = self._validate(height, block_hash, data, live=False, known=known)
+            except (BlockRejected, TxRejected) as exc:
+                raise InvalidBlock(f"decided block {height} does not execute: {exc}") from None
+            # The modules' decisions (staking elections) reach consensus here, effective at H+2.
+            block = validated.block
+            updates = [Validator(u.pub_key, u.power) for u in block.outcome.validator_updates]
+            next_state = self.state.next(commit, updates)
+            meta = validated.wire.meta
+            deciders = self.state.validators
+            writes = ConsensusRecords.writes(height, commit, meta, deciders, next_state)
+            self.app.write(block, writes)
+            state_after = self.app.read_ahead(block, senders)
+
+            def finish() -> Sequence[Validator]:
+                self.app.finish_commit(block, state_after)  # raises ChainHalted for a halt
+                if self.evidence_pool is not None:
+                    self.evidence_pool.mark_committed(meta.evidence, height)
+                for ev in meta.evidence:
+                    log.warning(
+                        "misbehaviour: validator %s double-voted at height %d (evidence in "
+                        "block %d)",
+                        ev.validator.hex(),
+                        ev.height,
+                        height,
+                    )
+                self.state = next_state
+                self._validated.clear()
+                log.info(
+                    "committed block height=%d round=%d txs=%d hash=0x%s commit_ms=%.0f",
+                    height,
+                    commit.round,
+                    len(validated.wire.raw_txs),
+                    block_hash.hex()[:16],
+                    (time.perf_counter() - started) * 1000,
+                )
+                return updates
+
+            return finish
+
+        return work
+
+    def _known(self, data: bytes) -> list[SignedTx | None] | None:
+        """The pool's decoded copies of a block's transactions, looked up on the loop (None
+        for a block that does not decode: validation says why)."""
+        try:
+            return self.app.known_txs(decode_block(data).raw_txs)
+        except ConsensusError:
+            return None
 
     # -- BlockStore ------------------------------------------------------------------------
     def committed_height(self) -> int:
@@ -305,7 +373,15 @@ class ChainConsensus:
         return bytes(header.hash), encode_block(WireBlock(header, raws, meta)), commit
 
     # -- validation ------------------------------------------------------------------------
-    def _validate(self, height: int, block_hash: bytes, data: bytes, *, live: bool) -> Validated:
+    def _validate(
+        self,
+        height: int,
+        block_hash: bytes,
+        data: bytes,
+        *,
+        live: bool,
+        known: Sequence[SignedTx | None] | None = None,
+    ) -> Validated:
         cached = self._validated.get(block_hash)
         if cached is not None:
             return cached
@@ -320,7 +396,7 @@ class ChainConsensus:
         self._check_meta(wire, live=live)
         facts = consensus_facts(height, wire.meta, self._deciders(height))
         ctx = self.app.chain.context_of(wire.header, **facts)
-        block = self.app.validate_block(ctx, wire.header, wire.raw_txs)
+        block = self.app.validate_block(ctx, wire.header, wire.raw_txs, known)
         validated = Validated(block, wire)
         self._remember(validated)
         return validated

@@ -1,0 +1,228 @@
+"""Block work off the event loop (consensus/driver.py `RunJob`, consensus/host.py): with a staged
+source the driver never builds, validates or commits inside `handle`; it emits jobs whose
+answers come back through their finish, stale answers are dropped by the core, and the host
+runs jobs in order and hands the driver no input while a commit is in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from consensus.core import Step, TimeoutInfo
+from consensus.driver import (
+    Broadcast,
+    Committed,
+    ConsensusDriver,
+    DecidedBlock,
+    Effect,
+    Finish,
+    RunJob,
+    ScheduleTimeout,
+    Work,
+)
+from consensus.host import ConsensusHost, JobFinish, on_the_loop
+from consensus.types import Commit, DuplicateVoteEvidence, Proposal, Validator
+from tests.unit.test_consensus_driver import (
+    RecordingWal,
+    Source,
+    _commit_for,
+    block,
+    make,
+    non_proposer,
+    proposal_messages,
+)
+
+
+class StagedSource(Source):
+    """`Source` in halves; `log` says on which side each half ran."""
+
+    def _stage(self, name: str, whole: Callable[[], Any]) -> Work[Any]:
+        self.log.append(("stage", name))
+
+        def work() -> Finish[Any]:
+            self.log.append(("work", name))
+            answer = whole()
+            return lambda: answer
+
+        return work
+
+    def stage_proposal(
+        self,
+        height: int,
+        round: int,
+        proposer: bytes,
+        last_commit: Commit | None,
+        evidence: Sequence[DuplicateVoteEvidence],
+    ) -> Work[tuple[bytes, bytes]]:
+        return self._stage(
+            "build", lambda: self.propose_block(height, round, proposer, last_commit, evidence)
+        )
+
+    def stage_validation(self, height: int, block_hash: bytes, data: bytes) -> Work[bool]:
+        return self._stage("validate", lambda: self.validate_block(height, block_hash, data))
+
+    def stage_commit(
+        self, height: int, block_hash: bytes, data: bytes, commit: Commit
+    ) -> Work[Sequence[Validator]]:
+        return self._stage("commit", lambda: self.commit_block(height, block_hash, data, commit))
+
+
+def staged(me: int | None, n: int = 4, source: StagedSource | None = None) -> ConsensusDriver:
+    d = make(me, n, source=source or StagedSource())
+    d.staged = d.source  # type: ignore[assignment]
+    return d
+
+
+def jobs(effects: list[Effect]) -> list[RunJob]:
+    return [e for e in effects if isinstance(e, RunJob)]
+
+
+def run_jobs(effects: list[Effect]) -> list[Effect]:
+    """Run every job in `effects` (and the jobs their finishes emit), in order."""
+    out = [e for e in effects if not isinstance(e, RunJob)]
+    for job in jobs(effects):
+        out += run_jobs(job.work()())
+    return out
+
+
+def test_a_chain_progresses_with_every_block_job_run_outside_handle() -> None:
+    source = StagedSource()
+    d = staged(0, 1, source)
+    timers = [e.timeout for e in run_jobs(d.start()) if isinstance(e, ScheduleTimeout)]
+    while d.height < 4:
+        timers.sort(key=lambda t: t.duration_ms)
+        before = list(source.log)
+        effects = d.handle(timers.pop(0))
+        assert not [e for e in source.log[len(before) :] if e[0] == "work"]  # none in handle
+        timers += [e.timeout for e in run_jobs(effects) if isinstance(e, ScheduleTimeout)]
+    assert [h for h, _ in source.committed] == [1, 2, 3]
+    # Every half ran in its place: staged in handle, the work only when the job ran.
+    builds = [entry for entry in source.log if entry[1] == "build"]
+    assert builds[:2] == [("stage", "build"), ("work", "build")]
+
+
+def test_a_validation_answer_arrives_through_the_job_only() -> None:
+    me = non_proposer()
+    source = StagedSource()
+    d = staged(me, source=source)
+    d.start()
+    effects: list[Effect] = []
+    for m in proposal_messages(d, 0, "good"):
+        effects += d.handle(m)
+    [job] = jobs(effects)
+    assert not job.commit and ("work", "validate") not in source.log
+    assert not [e for e in effects if isinstance(e, Broadcast)]  # no prevote without a verdict
+    prevotes = [e for e in job.work()() if isinstance(e, Broadcast)]
+    assert len(prevotes) == 1 and prevotes[0].message.block_id is not None
+
+
+def test_a_block_built_after_its_round_moved_on_is_not_proposed() -> None:
+    source = StagedSource()
+    d = staged(0, 1, source)
+    effects = d.start()
+    [job] = jobs(effects)  # round 0: we propose
+    propose_timeout = TimeoutInfo(d.height, 0, Step.PROPOSE, 0)
+    d.handle(propose_timeout)  # the round goes on while the block is being built
+    late = job.work()()
+    assert not [e for e in late if isinstance(e, Broadcast) and isinstance(e.message, Proposal)]
+
+
+def test_a_commit_job_moves_to_the_next_height_only_when_finished() -> None:
+    wal = RecordingWal()
+    source = StagedSource(wal.log)
+    d = make(None, source=source, wal=wal)
+    d.staged = source  # type: ignore[assignment]
+    d.start()
+    block_id, data, _ = block("decided")
+    commit = _commit_for(block_id, [0, 1, 2])
+    [job] = jobs(d.handle(DecidedBlock(1, block_id.hash, data, commit)))
+    assert job.commit and d.height == 1 and source.committed == []
+    finish = job.work()
+    assert source.committed == [(1, block_id.hash)] and d.height == 1
+    assert ("end_height", 1) not in wal.log  # the marker follows the finish
+    assert Committed(1, block_id.hash, commit) in finish()
+    assert d.height == 2
+    assert wal.log.index(("commit", 1)) < wal.log.index(("end_height", 1))
+
+
+def test_replay_runs_block_work_inline() -> None:
+    """`start` replays before the host serves anything: verdicts are needed at once."""
+    storage: list[bytes] = []
+    proposer = next(i for i in range(4) if i != non_proposer() and _proposes(i))
+    first = staged(proposer)
+    first.wal = RecordingWal(storage)
+    [job] = jobs(first.start())  # live: the build is a job
+    run_jobs([job])  # the proposal is signed and logged
+    second = staged(proposer)
+    second.wal = RecordingWal(storage)
+    assert not jobs(second.start())
+    assert list(second.state.verdicts.values()) == [True]  # validated inline during replay
+
+
+def _proposes(i: int) -> bool:
+    return jobs(staged(i).start()) != []
+
+
+# -- the host ------------------------------------------------------------------------------------
+class Gossip:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def broadcast(self, message: Any) -> None:
+        self.sent.append(message)
+
+
+def test_the_host_holds_inputs_while_a_commit_is_in_flight() -> None:
+    async def main() -> None:
+        release = trio.Event()
+        source = StagedSource()
+        d = staged(0, 1, source)
+        host = ConsensusHost(d, gossip=Gossip())
+
+        async def runner(work: Callable[[], JobFinish]) -> JobFinish:
+            finish = work()
+            if source.committed and d.height == 1:
+                await release.wait()
+            return finish
+
+        host._run_job = runner
+        async with trio.open_nursery() as nursery:
+            await nursery.start(host.run)
+            while not source.committed:
+                await trio.sleep(0.01)
+            host.submit(TimeoutInfo(1, 0, Step.PROPOSE, 0))  # an input meanwhile
+            await trio.sleep(1)
+            assert host._send.statistics().current_buffer_used == 1  # still waiting
+            assert d.height == 1
+            release.set()
+            while d.height < 3:
+                await trio.sleep(0.01)
+            assert host._send.statistics().current_buffer_used == 0
+            nursery.cancel_scope.cancel()
+        assert [h for h, _ in source.committed][:2] == [1, 2]
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_the_host_runs_a_single_validator_chain(threads: bool) -> None:
+    async def main() -> None:
+        source = StagedSource()
+        d = staged(0, 1, source)
+        host = ConsensusHost(d, gossip=Gossip(), runner=None if threads else on_the_loop)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(host.run)
+            with trio.fail_after(30):
+                while d.height < 4:
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+        assert [h for h, _ in source.committed][:3] == [1, 2, 3]
+
+    if threads:
+        trio.run(main)
+    else:
+        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
