@@ -40,7 +40,9 @@ BY_ADDRESS = {validator_address(k.public_key): k for k in KEYS}
 GENESIS_TIME = 1_700_000_000
 
 
-def consensus_node(db: object, genesis: Genesis, key: Ed25519Key | None, now: float) -> ChainConsensus:
+def consensus_node(
+    db: object, genesis: Genesis, key: Ed25519Key | None, now: float
+) -> ChainConsensus:
     chain = Chain(db, genesis, modules=chain_modules())
     return ChainConsensus(
         ChainApp(chain), genesis=genesis, key=key, beacon=VrfBeacon(), wall_clock=lambda: now

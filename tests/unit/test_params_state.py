@@ -31,11 +31,14 @@ from cybermiles_node.params import (
     change_param,
     check_change,
     params_slots,
+    read_committed_params,
     read_params,
     write_params,
 )
 from cybermiles_node.system import MemoryStorage, SystemStateError
 from cybermiles_node.system.addresses import PARAMS_ADDRESS
+from evm.db import MemoryDB
+from evm.state import StateDB
 from genesis import PARAM_NAMES, PARAM_SPECS, ParamError, Params, ParamSpec, default_params
 from tests.system_backends import STUB_CODE, state_db, stock_prague
 
@@ -228,3 +231,21 @@ def test_statedb_and_py_evm_hold_the_same_params_under_the_same_root() -> None:
         assert change_param(storage, "max_vals", "21").max_vals == 21
         assert read_params(storage) == dataclasses.replace(params, max_vals=21)
     assert ours.make_state_root() == stock.make_state_root()
+
+
+def test_committed_params_are_read_again_when_governance_changes_one() -> None:
+    """`read_committed_params` decodes once per params storage root: equal to `read_params`
+    at every committed root, and a change (a new root) is seen at once."""
+    params = dataclasses.replace(default_params("devnet"), max_vals=7)
+    db = MemoryDB()
+    storage = StateDB(db)
+    storage.set_code(PARAMS_ADDRESS, STUB_CODE)
+    write_params(storage, params)
+    storage.persist()
+    first = StateDB(db, storage.state_root)
+    assert read_committed_params(first) == params == read_committed_params(first)
+    change_param(storage, "max_vals", "9")
+    storage.persist()
+    second = StateDB(db, storage.state_root)
+    assert read_committed_params(second) == dataclasses.replace(params, max_vals=9)
+    assert read_committed_params(first) == params  # the older root still reads its own
