@@ -153,20 +153,21 @@ def read_params(storage: SystemStorage) -> Params:
 
 
 # Decoded parameters by the params account's storage root (content-addressed: one root, one
-# parameter set, on any chain), for `read_committed_params`. Shared by the threads that read
-# state (block pipeline, RPC workers), hence the lock.
+# parameter set, on any chain), for `read_state_params`. Shared by the threads that read state
+# (block pipeline, RPC workers), hence the lock.
 _BY_STORAGE_ROOT: OrderedDict[bytes, Params] = OrderedDict()
 _BY_STORAGE_ROOT_SIZE = 16
 _BY_STORAGE_ROOT_LOCK = threading.Lock()
 
 
-def read_committed_params(state: StateDB) -> Params:
-    """`read_params` of a state with no pending writes (a view at a block's root,
-    `Chain.state_at`). The parameters are a function of the params account's storage root,
-    which governance moves only when it changes one; every other block finds them decoded
-    already, for one account read instead of ~60 slot reads through the trie. A state with
-    pending writes would report a storage root older than its slots: not for those."""
-    root = state.storage_root(PARAMS_ADDRESS)
+def read_state_params(state: StateDB) -> Params:
+    """`read_params` of a StateDB, decoded once per params storage root. The parameters are a
+    function of that root, which moves only when governance changes one; every other block
+    finds them decoded already: one account read instead of ~60 slot reads. While the state
+    holds unrooted writes to the params account, they are read as `read_params` reads them."""
+    root = state.storage_root_if_unwritten(PARAMS_ADDRESS)
+    if root is None:
+        return read_params(state)
     with _BY_STORAGE_ROOT_LOCK:
         cached = _BY_STORAGE_ROOT.get(root)
     if cached is not None:
