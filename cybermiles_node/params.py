@@ -29,10 +29,9 @@ version, so a future change of layout can be recognised.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from fractions import Fraction
+from typing import Protocol
 
 from eth_typing import Address
 
@@ -50,7 +49,6 @@ from cybermiles_node.system.storage import (
     MemoryStorage,
     SystemStorage,
 )
-from evm.state import StateDB
 from genesis import (
     PARAM_SPEC_BY_NAME,
     PARAM_SPECS,
@@ -152,31 +150,33 @@ def read_params(storage: SystemStorage) -> Params:
     return Params(**values)  # type: ignore[arg-type]  # each item's codec gives its field's type
 
 
-# Decoded parameters by the params account's storage root (content-addressed: one root, one
-# parameter set, on any chain), for `read_state_params`. Shared by the threads that read state
-# (block pipeline, RPC workers), hence the lock.
-_BY_STORAGE_ROOT: OrderedDict[bytes, Params] = OrderedDict()
+class RootedStorage(SystemStorage, Protocol):
+    """Storage that can say when an account's storage root describes its slots (StateDB)."""
+
+    def storage_root_if_unwritten(self, address: Address, /) -> bytes | None: ...
+
+
+# Decoded parameters by the params account's storage root: content-addressed (one root, one
+# parameter set, on any chain), so whichever thread fills or clears it, a hit is right. Plain
+# dict operations, each atomic under the GIL: the block pipeline and RPC threads share it.
+_BY_STORAGE_ROOT: dict[bytes, Params] = {}
 _BY_STORAGE_ROOT_SIZE = 16
-_BY_STORAGE_ROOT_LOCK = threading.Lock()
 
 
-def read_state_params(state: StateDB) -> Params:
-    """`read_params` of a StateDB, decoded once per params storage root. The parameters are a
-    function of that root, which moves only when governance changes one; every other block
-    finds them decoded already: one account read instead of ~60 slot reads. While the state
-    holds unrooted writes to the params account, they are read as `read_params` reads them."""
+def read_state_params(state: RootedStorage) -> Params:
+    """`read_params`, decoded once per params storage root. The parameters are a function of
+    that root, which moves only when governance changes one; every other block finds them
+    decoded already: one account read instead of ~60 slot reads. While the state holds
+    unrooted writes to the params account, it is read as `read_params` reads it."""
     root = state.storage_root_if_unwritten(PARAMS_ADDRESS)
     if root is None:
         return read_params(state)
-    with _BY_STORAGE_ROOT_LOCK:
-        cached = _BY_STORAGE_ROOT.get(root)
-    if cached is not None:
-        return cached
-    params = read_params(state)
-    with _BY_STORAGE_ROOT_LOCK:
+    params = _BY_STORAGE_ROOT.get(root)
+    if params is None:
+        params = read_params(state)
+        if len(_BY_STORAGE_ROOT) >= _BY_STORAGE_ROOT_SIZE:
+            _BY_STORAGE_ROOT.clear()  # roots change only with governance: rarely refilled
         _BY_STORAGE_ROOT[root] = params
-        while len(_BY_STORAGE_ROOT) > _BY_STORAGE_ROOT_SIZE:
-            _BY_STORAGE_ROOT.popitem(last=False)
     return params
 
 
