@@ -469,3 +469,11 @@ class StateDB(AccountDatabaseAPI):
     def storage_root(self, address: bytes) -> bytes:
         account = self._get(address)
         return account[2] if account is not None else BLANK_ROOT_HASH
+
+    def storage_root_if_unwritten(self, address: bytes) -> bytes | None:
+        """The account's storage root when no slot of it was written or wiped since the last
+        root was made, so that the root describes every slot it reads; None otherwise (a
+        pending write is in no root yet). For caches of what a storage root determines."""
+        if address in self._dirty_slots or address in self._wiped:
+            return None
+        return self.storage_root(address)

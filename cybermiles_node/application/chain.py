@@ -61,7 +61,7 @@ from cybermiles_node.application.fees import FeeRules, LowPriceRejected, LowPric
 from cybermiles_node.errors import CyberMilesError, InvariantViolation, TxRejected
 from cybermiles_node.governance.versions import enabled_eni_versions
 from cybermiles_node.modules import NO_MODULES, BlockOutcome, ModuleSet
-from cybermiles_node.params import read_params, write_params
+from cybermiles_node.params import read_state_params, write_params
 from cybermiles_node.staking import keeper as staking_keeper
 from cybermiles_node.system import ledger
 from cybermiles_node.system.addresses import (
@@ -507,7 +507,7 @@ class Chain:
     def params_at(self, header: BlockHeaderAPI) -> Params:
         """The chain parameters in force after block `header`, i.e. for the block after it.
         Rule inputs are read per block, never kept from start-up: governance changes them."""
-        return self._per_block(self._params, header, lambda h: read_params(self.state_at(h)))
+        return self._per_block(self._params, header, lambda h: read_state_params(self.state_at(h)))
 
     def validator_owners_at(self, header: BlockHeaderAPI) -> frozenset[bytes]:
         """Owners of the validators and backups after block `header`: what ISVALIDATOR and
@@ -838,7 +838,7 @@ class Chain:
 
     def fee_rules_in(self, state: StateDB) -> FeeRules:
         """The SPEC §4 fee rules of the parameters `state` holds."""
-        return FeeRules.of(read_params(state))
+        return FeeRules.of(read_state_params(state))
 
     def _seal(
         self,

@@ -176,7 +176,7 @@ class ChainConsensus:
         self.max_clock_drift_s = max_clock_drift_s
         self.records = ConsensusRecords(app.chain.db)
         self.chain_id = consensus_chain_id(genesis, bytes(app.chain.genesis_header.hash))
-        self._members: tuple[bytes, dict[bytes, tuple[Validator, bytes]]] = (b"", {})
+        self._owner_of: tuple[tuple[bytes, bytes], bytes] = ((b"", b""), b"")
         self.state = self._load_state()
         self._validated: OrderedDict[bytes, Validated] = OrderedDict()
         self.evidence_pool: EvidencePool | None = None  # told what blocks include
@@ -470,12 +470,13 @@ class ChainConsensus:
         return deciders
 
     def _owner(self, proposer: bytes) -> bytes:
-        """The fee address of a block by `proposer`: its owner in the head's staking state."""
-        head = bytes(self.app.head.hash)
-        if self._members[0] != head:
-            self._members = (head, consensus_members(self.app.chain.state_at()))
-        member = self._members[1].get(proposer)
-        return proposer if member is None else member[1]
+        """The fee address of a block by `proposer`: its owner in the head's staking state
+        (the proposer's own address when it is no member of the head's consensus set)."""
+        key = (bytes(self.app.head.hash), proposer)
+        if self._owner_of[0] != key:
+            owner = staking_keeper.consensus_member_owner(self.app.chain.state_at(), proposer)
+            self._owner_of = (key, proposer if owner is None else owner)
+        return self._owner_of[1]
 
     def _remember(self, validated: Validated) -> None:
         self._validated[validated.wire.hash] = validated

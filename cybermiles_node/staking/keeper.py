@@ -167,6 +167,7 @@ __all__ = [
     "award_reserve",
     "candidate",
     "candidate_owners",
+    "consensus_member_owner",
     "consensus_set",
     "consensus_set_owners",
     "delegation",
@@ -696,6 +697,19 @@ def consensus_set_owners(storage: SystemStorage) -> frozenset[bytes]:
 def consensus_set(storage: SystemStorage) -> tuple[Candidate, ...]:
     """The current validators and backups, by owner address."""
     return _candidates_in(CONSENSUS_SET, storage)
+
+
+def consensus_member_owner(storage: SystemStorage, address: bytes) -> bytes | None:
+    """The owner of the validator or backup whose consensus key has `address`, None if no
+    member of the consensus set has it: what a search of `consensus_set` finds, from one
+    record. A key is never used by two owners (`pub_key_owner`), so the member with that key,
+    if any, is the owner that last used it, and it is a member exactly when its record is (the
+    index follows the records, `put_candidate`)."""
+    owner = owner_of_address(storage, address)
+    record = None if owner is None else candidate(storage, owner)
+    if record is None or not _in_consensus(record) or consensus_address(record.pub_key) != address:
+        return None
+    return owner
 
 
 # -- awards -------------------------------------------------------------------------------------

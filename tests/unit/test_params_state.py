@@ -32,10 +32,13 @@ from cybermiles_node.params import (
     check_change,
     params_slots,
     read_params,
+    read_state_params,
     write_params,
 )
 from cybermiles_node.system import MemoryStorage, SystemStateError
 from cybermiles_node.system.addresses import PARAMS_ADDRESS
+from evm.db import MemoryDB
+from evm.state import StateDB
 from genesis import PARAM_NAMES, PARAM_SPECS, ParamError, Params, ParamSpec, default_params
 from tests.system_backends import STUB_CODE, state_db, stock_prague
 
@@ -228,3 +231,25 @@ def test_statedb_and_py_evm_hold_the_same_params_under_the_same_root() -> None:
         assert change_param(storage, "max_vals", "21").max_vals == 21
         assert read_params(storage) == dataclasses.replace(params, max_vals=21)
     assert ours.make_state_root() == stock.make_state_root()
+
+
+def test_state_params_are_decoded_once_per_root_and_see_pending_changes() -> None:
+    """`read_state_params` caches by the params storage root: equal to `read_params` at every
+    root, a change is seen before its root is made (pending) and after (a new root), and an
+    older root still reads its own parameters."""
+    params = dataclasses.replace(default_params("devnet"), max_vals=7)
+    db = MemoryDB()
+    storage = StateDB(db)
+    storage.set_code(PARAMS_ADDRESS, STUB_CODE)
+    write_params(storage, params)
+    assert read_state_params(storage) == params  # pending: read as written
+    storage.persist()
+    first = StateDB(db, storage.state_root)
+    assert read_state_params(first) == params == read_state_params(first)
+    change_param(storage, "max_vals", "9")
+    changed = dataclasses.replace(params, max_vals=9)
+    assert read_state_params(storage) == changed == read_params(storage)
+    storage.persist()
+    assert read_state_params(storage) == changed
+    assert read_state_params(StateDB(db, storage.state_root)) == changed
+    assert read_state_params(first) == params

@@ -38,6 +38,7 @@ from cybermiles_node.staking.msgs import (
     UpdateCandidacyAccount,
     Withdraw,
 )
+from cybermiles_node.staking.power import consensus_address
 from cybermiles_node.staking.records import CandidateState, RequestState
 from cybermiles_node.staking.rules import TxContext, apply, mature_unstakes
 from cybermiles_node.system import MemoryStorage, ledger
@@ -318,6 +319,32 @@ def test_an_inactive_candidate_has_no_voting_power(state: MemoryStorage) -> None
         InvariantViolation, match=r"active False, withdrawn False\) has voting_power"
     ):
         check_election_outcome(state)
+
+
+# -- lookups that stand for a search -------------------------------------------------------------
+def _member_owner_by_search(storage: MemoryStorage, address: bytes) -> bytes | None:
+    found = [
+        c.owner for c in keeper.consensus_set(storage) if consensus_address(c.pub_key) == address
+    ]
+    return found[0] if found else None
+
+
+def test_consensus_member_owner_is_a_search_of_the_consensus_set(state: MemoryStorage) -> None:
+    """Members, a plain candidate, the key of a handed-over candidacy (now DAVE's), a member
+    deactivated since the election (out of the set until the next), an unknown address."""
+
+    def check() -> None:
+        keys = [c.pub_key for c in keeper.candidates(state)] + [b"\x77" * 32]
+        for address in [consensus_address(k) for k in keys]:
+            expected = _member_owner_by_search(state, address)
+            assert keeper.consensus_member_owner(state, address) == expected
+
+    assert keeper.consensus_member_owner(state, consensus_address(b"\xaa" * 32)) == DAVE
+    check()
+    member = keeper.consensus_set(state)[0]
+    run(state, member.owner, DeactivateCandidacy(), 26)
+    assert keeper.consensus_member_owner(state, consensus_address(member.pub_key)) is None
+    check()
 
 
 # -- supply ----------------------------------------------------------------------------------------
