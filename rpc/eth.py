@@ -171,6 +171,9 @@ class EthApi:
         # The network side, when the node has one (the BFT engine sets these).
         self.peer_count: Callable[[], int] = lambda: 0
         self.sync_target: Callable[[], int | None] = lambda: None  # best peer height if behind
+        # The block fields formatted last, with their header: a batch of lookups in one block
+        # formats its fields once (the chain hands out the same cached header object).
+        self._last_fields: tuple[BlockHeaderAPI, fmt.BlockFields] | None = None
 
     # -- registration ---------------------------------------------------------------------
     def install(self, dispatcher: Any) -> None:
@@ -372,9 +375,15 @@ class EthApi:
         if header is None:
             return None
         tx = self.chain.transaction(header.block_number, index)
-        return (
-            None if tx is None else fmt.tx_json(tx, block=fmt.BlockFields.of(header), index=index)
-        )
+        return None if tx is None else fmt.tx_json(tx, block=self._fields(header), index=index)
+
+    def _fields(self, header: BlockHeaderAPI) -> fmt.BlockFields:
+        last = self._last_fields
+        if last is not None and last[0] is header:
+            return last[1]
+        fields = fmt.BlockFields.of(header)
+        self._last_fields = (header, fields)
+        return fields
 
     def eth_getTransactionByHash(self, tx_hash: object) -> dict[str, Any] | None:
         h = hash32(tx_hash, "transactionHash")
@@ -441,7 +450,7 @@ class EthApi:
             return None
         return fmt.receipt_json(
             found.stored,
-            block=fmt.BlockFields.of(found.header),
+            block=self._fields(found.header),
             tx=found.tx,
             tx_index=found.index,
             gas_used=found.gas_used,
