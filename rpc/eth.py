@@ -115,6 +115,8 @@ class ChainView(Protocol):
     def transactions(self, number: int) -> list[SignedTx]: ...
     def receipts(self, number: int) -> list[Any]: ...
     def transaction(self, number: int, index: int) -> SignedTx | None: ...
+    def receipt_transactions(self, number: int) -> Sequence[fmt.ReceiptTx]: ...
+    def receipt_transaction(self, number: int, index: int) -> fmt.ReceiptTx | None: ...
     def located_receipt(self, tx_hash: bytes) -> LocatedReceipt | None: ...
     def next_base_fee(self) -> int: ...
     def low_price_threshold(self, header: BlockHeaderAPI) -> int: ...
@@ -305,7 +307,7 @@ class EthApi:
         at p% is the first whose cumulative gas reaches p% of the block's gas used. A reward
         is the price above the base fee, never negative, 0 for a low-price transaction."""
         number = int(header.block_number)
-        txs = self.chain.transactions(number)
+        txs = self.chain.receipt_transactions(number)
         threshold = self.chain.low_price_threshold(header)
         # Without a base fee (lity) the tip is the whole price: suggest at least the minimum.
         floor = 0 if self._base_fee_in_blocks else threshold
@@ -419,7 +421,7 @@ class EthApi:
         self, header: BlockHeaderAPI, budget: ResponseBudget | None = None
     ) -> list[dict[str, Any]]:
         number = header.block_number
-        txs = self.chain.transactions(number)
+        txs = self.chain.receipt_transactions(number)
         receipts = self.chain.receipts(number)
         if budget is not None:
             for stored in receipts:
@@ -653,8 +655,8 @@ class EthApi:
             if matching and budget is not None:
                 budget.charge(_logs_json_bytes(logs[i] for i in matching))
             if matching:
-                # Only transactions with matching logs are decoded (for their hash).
-                tx = self.chain.transaction(number, tx_index)
+                # Only transactions with matching logs are read (for their hash).
+                tx = self.chain.receipt_transaction(number, tx_index)
                 assert tx is not None
                 entries = fmt.logs_json(
                     stored.receipt,

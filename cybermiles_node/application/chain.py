@@ -1081,6 +1081,17 @@ class Chain:
         receipts = self._receipts(number)
         return receipts[index] if 0 <= index < len(receipts) else None
 
+    def receipt_transactions(self, number: int) -> list[SignedTx | TxSummary]:
+        """Block `number`'s transactions as receipts and fees need them (`_receipt_tx`):
+        the decoded ones when cached, else summaries, several times cheaper to make."""
+        body = self._body(number)
+        return [_receipt_tx(body, i) for i in range(len(body))]
+
+    def receipt_transaction(self, number: int, index: int) -> SignedTx | TxSummary | None:
+        """Transaction `index` of block `number` as its receipt needs it; None if none."""
+        body = self._body(number)
+        return _receipt_tx(body, index) if 0 <= index < len(body) else None
+
     def _body(self, number: int) -> _Decoded[SignedTx]:
         return self._entries(self._body_cache, schema.body_key(number), number, _decode_tx)
 
