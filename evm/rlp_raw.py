@@ -61,3 +61,66 @@ def item_offsets(payload: bytes) -> list[int]:
     if pos != len(payload):
         raise ValueError("RLP items overrun the list")
     return offsets
+
+
+RlpItem = bytes | list["RlpItem"]
+
+
+def decode(data: bytes) -> RlpItem:
+    """`data` as nested bytes and lists (ValueError when it is not exactly one RLP item).
+
+    No canonical-form checks: for bytes this node encoded itself (its stores), not the wire.
+    """
+    item, end = _decode_at(data, 0)
+    if end != len(data):
+        raise ValueError("trailing bytes after the RLP item")
+    return item
+
+
+def _decode_at(data: bytes, pos: int) -> tuple[RlpItem, int]:
+    b = data[pos]
+    if b < 0x80:
+        return data[pos : pos + 1], pos + 1
+    if b < 0xB8:
+        end = pos + 1 + b - 0x80
+        _check_end(data, end)
+        return data[pos + 1 : end], end
+    if b < 0xC0:
+        size = b - 0xB7
+        start = pos + 1 + size
+        end = start + int.from_bytes(data[pos + 1 : start], "big")
+        _check_end(data, end)
+        return data[start:end], end
+    if b < 0xF8:
+        start, end = pos + 1, pos + 1 + b - 0xC0
+    else:
+        size = b - 0xF7
+        start = pos + 1 + size
+        end = start + int.from_bytes(data[pos + 1 : start], "big")
+    _check_end(data, end)
+    items: list[RlpItem] = []
+    while start < end:
+        item, start = _decode_at(data, start)
+        items.append(item)
+    if start != end:
+        raise ValueError("RLP items overrun their list")
+    return items, end
+
+
+def _check_end(data: bytes, end: int) -> None:
+    if end > len(data):
+        raise ValueError("RLP item runs past the data")
+
+
+def string_at(payload: bytes, start: int) -> bytes:
+    """The bytes of the RLP string item starting at `start` of a list payload."""
+    b = payload[start]
+    if b < 0x80:
+        return payload[start : start + 1]
+    if b < 0xB8:
+        return payload[start + 1 : start + 1 + b - 0x80]
+    if b < 0xC0:
+        size = b - 0xB7
+        begin = start + 1 + size
+        return payload[begin : begin + int.from_bytes(payload[start + 1 : begin], "big")]
+    raise ValueError("expected an RLP string, found a list")

@@ -90,7 +90,7 @@ class LocatedReceipt(Protocol):
     @property
     def index(self) -> int: ...
     @property
-    def tx(self) -> SignedTx: ...
+    def tx(self) -> fmt.ReceiptTx: ...
     @property
     def stored(self) -> Any: ...
     @property
@@ -115,6 +115,8 @@ class ChainView(Protocol):
     def transactions(self, number: int) -> list[SignedTx]: ...
     def receipts(self, number: int) -> list[Any]: ...
     def transaction(self, number: int, index: int) -> SignedTx | None: ...
+    def receipt_transactions(self, number: int) -> Sequence[fmt.ReceiptTx]: ...
+    def receipt_transaction(self, number: int, index: int) -> fmt.ReceiptTx | None: ...
     def located_receipt(self, tx_hash: bytes) -> LocatedReceipt | None: ...
     def next_base_fee(self) -> int: ...
     def low_price_threshold(self, header: BlockHeaderAPI) -> int: ...
@@ -171,6 +173,9 @@ class EthApi:
         # The network side, when the node has one (the BFT engine sets these).
         self.peer_count: Callable[[], int] = lambda: 0
         self.sync_target: Callable[[], int | None] = lambda: None  # best peer height if behind
+        # The block fields formatted last, with their header: a batch of lookups in one block
+        # formats its fields once (the chain hands out the same cached header object).
+        self._last_fields: tuple[BlockHeaderAPI, fmt.BlockFields] | None = None
 
     # -- registration ---------------------------------------------------------------------
     def install(self, dispatcher: Any) -> None:
@@ -302,7 +307,7 @@ class EthApi:
         at p% is the first whose cumulative gas reaches p% of the block's gas used. A reward
         is the price above the base fee, never negative, 0 for a low-price transaction."""
         number = int(header.block_number)
-        txs = self.chain.transactions(number)
+        txs = self.chain.receipt_transactions(number)
         threshold = self.chain.low_price_threshold(header)
         # Without a base fee (lity) the tip is the whole price: suggest at least the minimum.
         floor = 0 if self._base_fee_in_blocks else threshold
@@ -372,9 +377,15 @@ class EthApi:
         if header is None:
             return None
         tx = self.chain.transaction(header.block_number, index)
-        return (
-            None if tx is None else fmt.tx_json(tx, block=fmt.BlockFields.of(header), index=index)
-        )
+        return None if tx is None else fmt.tx_json(tx, block=self._fields(header), index=index)
+
+    def _fields(self, header: BlockHeaderAPI) -> fmt.BlockFields:
+        last = self._last_fields
+        if last is not None and last[0] is header:
+            return last[1]
+        fields = fmt.BlockFields.of(header)
+        self._last_fields = (header, fields)
+        return fields
 
     def eth_getTransactionByHash(self, tx_hash: object) -> dict[str, Any] | None:
         h = hash32(tx_hash, "transactionHash")
@@ -410,7 +421,7 @@ class EthApi:
         self, header: BlockHeaderAPI, budget: ResponseBudget | None = None
     ) -> list[dict[str, Any]]:
         number = header.block_number
-        txs = self.chain.transactions(number)
+        txs = self.chain.receipt_transactions(number)
         receipts = self.chain.receipts(number)
         if budget is not None:
             for stored in receipts:
@@ -441,7 +452,7 @@ class EthApi:
             return None
         return fmt.receipt_json(
             found.stored,
-            block=fmt.BlockFields.of(found.header),
+            block=self._fields(found.header),
             tx=found.tx,
             tx_index=found.index,
             gas_used=found.gas_used,
@@ -644,8 +655,8 @@ class EthApi:
             if matching and budget is not None:
                 budget.charge(_logs_json_bytes(logs[i] for i in matching))
             if matching:
-                # Only transactions with matching logs are decoded (for their hash).
-                tx = self.chain.transaction(number, tx_index)
+                # Only transactions with matching logs are read (for their hash).
+                tx = self.chain.receipt_transaction(number, tx_index)
                 assert tx is not None
                 entries = fmt.logs_json(
                     stored.receipt,

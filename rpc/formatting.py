@@ -12,7 +12,7 @@ formats its hash a thousand times otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import rlp
 from eth.abc import BlockHeaderAPI
@@ -178,11 +178,26 @@ def logs_json(
     ]
 
 
+class ReceiptTx(Protocol):
+    """What a receipt's JSON takes from its transaction: a `SignedTx`, or the summary a
+    receipt lookup cuts from the stored bytes (evm.receipt_decoding.TxSummary)."""
+
+    @property
+    def hash(self) -> bytes: ...
+    @property
+    def sender(self) -> bytes: ...
+    @property
+    def to(self) -> bytes: ...
+    @property
+    def type_id(self) -> int: ...
+    def price(self, base_fee: int) -> int: ...
+
+
 def receipt_json(
     stored: Any,
     *,
     block: BlockFields,
-    tx: SignedTx,
+    tx: ReceiptTx,
     tx_index: int,
     gas_used: int,
     first_log_index: int,

@@ -44,7 +44,6 @@ import rlp
 from eth.abc import BlockHeaderAPI, ReceiptAPI
 from eth.constants import BLANK_ROOT_HASH, EMPTY_UNCLE_HASH, ZERO_HASH32
 from eth.vm.forks.prague.blocks import PragueBlockHeader
-from eth.vm.forks.prague.receipts import PragueReceiptBuilder
 from eth_typing import Address, BlockNumber, Hash32
 
 from cybermiles_node.application import schema
@@ -82,6 +81,7 @@ from evm.executor import (
 )
 from evm.precompiles import PRECOMPILE_GENESIS_CODE, genesis_code_stubs
 from evm.profiles import EvmProfile, get_profile
+from evm.receipt_decoding import TxSummary, decode_receipt, summarize_transaction
 from evm.state import StateDB
 from evm.tracing import Tracer, attached
 from evm.transactions import SignedTx, load_stored_transaction
@@ -134,7 +134,7 @@ class LocatedReceipt:
 
     header: BlockHeaderAPI
     index: int
-    tx: SignedTx
+    tx: SignedTx | TxSummary  # the decoded transaction when cached, else what receipts need
     stored: StoredReceipt
     gas_used: int
     first_log_index: int
@@ -170,6 +170,14 @@ class _Decoded(Generic[V]):
             item = self._items[index] = self._decode(self._raw[index])
         return item
 
+    def peek(self, index: int) -> V | None:
+        """Entry `index` if it is decoded already, else None."""
+        return self._items[index]
+
+    def raw(self, index: int) -> Any:
+        """Entry `index` as stored (only for entries that came from the store)."""
+        return self._raw[index]
+
     def all(self) -> list[V]:
         if self._all is None:
             self._all = [self[i] for i in range(len(self._items))]
@@ -185,7 +193,17 @@ def _decode_tx(entry: Sequence[bytes]) -> SignedTx:
 
 
 def _decode_receipt(entry: Sequence[bytes]) -> StoredReceipt:
-    return StoredReceipt(PragueReceiptBuilder.decode(entry[0]), entry[1] or None)
+    return StoredReceipt(decode_receipt(entry[0]), entry[1] or None)
+
+
+def _receipt_tx(body: _Decoded[SignedTx], index: int) -> SignedTx | TxSummary:
+    """Transaction `index` as a receipt needs it: decoded if it is, else only summarized
+    (a full decode through py-evm costs several times the summary)."""
+    tx = body.peek(index)
+    if tx is not None:
+        return tx
+    raw, sender = body.raw(index)
+    return summarize_transaction(raw, sender)
 
 
 def tx_records(number: int, receipts: Iterable[StoredReceipt]) -> list[schema.TxRecord]:
@@ -1063,6 +1081,17 @@ class Chain:
         receipts = self._receipts(number)
         return receipts[index] if 0 <= index < len(receipts) else None
 
+    def receipt_transactions(self, number: int) -> list[SignedTx | TxSummary]:
+        """Block `number`'s transactions as receipts and fees need them (`_receipt_tx`):
+        the decoded ones when cached, else summaries, several times cheaper to make."""
+        body = self._body(number)
+        return [_receipt_tx(body, i) for i in range(len(body))]
+
+    def receipt_transaction(self, number: int, index: int) -> SignedTx | TxSummary | None:
+        """Transaction `index` of block `number` as its receipt needs it; None if none."""
+        body = self._body(number)
+        return _receipt_tx(body, index) if 0 <= index < len(body) else None
+
     def _body(self, number: int) -> _Decoded[SignedTx]:
         return self._entries(self._body_cache, schema.body_key(number), number, _decode_tx)
 
@@ -1096,9 +1125,10 @@ class Chain:
         record = schema.decode_tx_record(value)
         header = self.header_by_number(record.number)
         receipts = self._receipts(record.number)
-        tx = self.transaction(record.number, record.index)
-        if header is None or tx is None or not record.index < len(receipts):
+        body = self._body(record.number)
+        if header is None or not record.index < min(len(body), len(receipts)):
             return None  # indexed before its block is readable: not there yet
+        tx = _receipt_tx(body, record.index)
         stored = receipts[record.index]
         gas_used, first_log_index = record.gas_used, record.first_log_index
         if gas_used is None or first_log_index is None:
