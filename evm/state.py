@@ -93,7 +93,9 @@ class StateDB(AccountDatabaseAPI):
         self._db = db
         # A node cache shared across blocks and tries (content-addressed, so always valid);
         # the chain hangs it on the database it hands out.
-        self._node_cache: NodeCache = getattr(db, "node_cache", None) or NodeCache()
+        # (`is None`, not `or`: an empty cache is falsy, and the shared one starts empty.)
+        shared: NodeCache | None = getattr(db, "node_cache", None)
+        self._node_cache = shared if shared is not None else NodeCache()
         self._reset(state_root)
 
     def _reset(self, state_root: bytes) -> None:

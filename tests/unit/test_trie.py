@@ -458,3 +458,21 @@ def test_cache_is_bounded_and_shareable() -> None:
     for k, v in list(data.items())[:100]:
         assert other.get(k) == v
     assert len(cache) <= 50
+
+
+def test_a_state_db_shares_the_databases_node_cache_even_while_it_is_empty() -> None:
+    # An empty NodeCache is falsy: a `cache or NodeCache()` fallback gave every StateDB a
+    # private cache while the shared one was empty, and so it stayed empty (every block then
+    # read its trie nodes from disk again).
+    from evm.db import MemoryDB
+    from evm.state import StateDB
+
+    db = MemoryDB()
+    assert len(db.node_cache) == 0
+    state = StateDB(db)  # type: ignore[arg-type]
+    state.set_balance(b"\x01" * 20, 1)
+    state.set_storage(b"\x01" * 20, 1, 7)
+    state.persist()
+    assert len(db.node_cache) > 0
+    again = StateDB(db, state.make_state_root())  # type: ignore[arg-type]
+    assert again.get_storage(b"\x01" * 20, 1) == 7
