@@ -42,6 +42,7 @@ from cybermiles_node.governance.precompile import governance_precompiles
 from cybermiles_node.governance.versions import PROGRAM_NAME
 from cybermiles_node.modules import ModuleSet
 from cybermiles_node.operator.activity import log_block
+from cybermiles_node.operator.collector import collect_periodically, managed_collector
 from cybermiles_node.operator.config import (
     HomeLayout,
     NodeConfig,
@@ -203,7 +204,8 @@ async def run_node(
             app = ChainApp(chain, settings)
             app.recovery.start()  # forked before the node has threads of its own
             try:
-                await _serve(app, files, config, layout, on_ready)
+                with managed_collector():  # operator/collector.py
+                    await _serve(app, files, config, layout, on_ready)
             finally:
                 app.close()
         finally:
@@ -315,6 +317,7 @@ async def _serve(
         app.on_pending.append(lambda txs: _queue(send, ("pending", txs)))
         nursery.start_soon(_publish, api, hub, receive)
         nursery.start_soon(_trim_malloc_periodically)
+        nursery.start_soon(collect_periodically)
         port = await nursery.start(
             lambda task_status: serve(
                 dispatcher,

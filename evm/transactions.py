@@ -20,7 +20,7 @@ import ctypes
 import os
 import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,6 +338,23 @@ class SenderRecoveryPool:
             return [sender for future in futures for sender in future.result()]
 
         return start, wait
+
+    def ship(self, raws: Sequence[bytes], piece: int) -> list[Future[list[bytes | None]]]:
+        """Ship ALL of `raws`, in pieces of `piece`, recovered in order: per piece a future of
+        its senders; [] when there are no workers or `raws` is too small to ship. For a
+        caller that waits without blocking its event loop and admits each piece as it comes:
+        the loop recovers nothing itself. (On the loop, every recovery is a C call that lets go
+        of the GIL, and getting it back from a thread executing a block takes up to a switch
+        interval: a few dozen recoveries held a request for tens of milliseconds.)"""
+        if self._workers < 1 or len(raws) < self._min_batch:
+            return []
+        if self._pool is None:
+            self._pool = self._new_pool()
+        futures = [
+            self._pool.submit(recover_senders_of_raws, list(raws[i : i + piece]))
+            for i in range(0, len(raws), piece)
+        ]
+        return futures
 
     def close(self) -> None:
         if self._pool is not None:

@@ -17,6 +17,7 @@ Reactors that need more than their peers (dialing, disconnecting) get a `SwitchV
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -132,6 +133,15 @@ class TxPool(Protocol):
     """Listeners called (synchronously, on the trio thread) with transactions that just became
     executable; each has `.raw: bytes` and `.hash: bytes`."""
 
-    def check_txs(self, raws: Sequence[bytes]) -> Sequence[object]:
-        """Admit a batch; per raw tx the accepted transaction or an exception instance."""
+    def ship_senders(self, raws: Sequence[bytes], piece: int) -> Sequence[Future[Any]]:
+        """Have worker processes recover the senders of `raws` in pieces of `piece`, in order:
+        per piece a future of them (wait without blocking the event loop); empty when the
+        pool recovers them itself in check_txs."""
+        ...
+
+    def check_txs(
+        self, raws: Sequence[bytes], senders: Sequence[Any] | None = None
+    ) -> Sequence[object]:
+        """Admit a batch (with the senders a `ship_senders` wait gave, if any); per raw tx
+        the accepted transaction or an exception instance."""
         ...

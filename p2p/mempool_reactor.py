@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,8 +160,10 @@ class MempoolReactor:
             fresh.append(raw)
         self.stats.received += len(raws)
         broke_admission = 0
-        for start in range(0, len(fresh), self.check_chunk):
-            outcomes, broken = self._admit_chunk(fresh[start : start + self.check_chunk])
+        shipped = self._ship_senders(fresh)
+        for n, start in enumerate(range(0, len(fresh), self.check_chunk)):
+            senders = await self._senders(shipped, n)
+            outcomes, broken = self._admit_chunk(fresh[start : start + self.check_chunk], senders)
             broke_admission += broken
             rejected = sum(1 for o in outcomes if isinstance(o, BaseException))
             self.stats.rejected += rejected
@@ -169,10 +172,33 @@ class MempoolReactor:
         if broke_admission:
             raise PeerMisbehaved(f"{broke_admission} txs broke admission", PENALTY_MALFORMED)
 
-    def _admit_chunk(self, raws: list[bytes]) -> tuple[list[object], int]:
+    def _ship_senders(self, raws: list[bytes]) -> Sequence[Future[Any]]:
+        """The pool's worker processes recover the senders of every chunk of `raws`, in
+        order, while the event loop (which runs consensus too) goes on; empty: check_txs
+        recovers them (no workers, few txs, or shipping failed)."""
+        try:
+            return self.pool.ship_senders(raws, self.check_chunk)
+        except Exception:
+            log.exception("mempool: shipping the senders of %d txs failed", len(raws))
+            return []
+
+    @staticmethod
+    async def _senders(shipped: Sequence[Future[Any]], n: int) -> Sequence[object] | None:
+        """Chunk n's shipped senders, waited for in a thread; None: check_txs recovers them."""
+        if not shipped:
+            return None
+        try:
+            return await trio.to_thread.run_sync(shipped[n].result)
+        except Exception:
+            log.exception("mempool: a recovery worker failed; recovering on the loop")
+            return None
+
+    def _admit_chunk(
+        self, raws: list[bytes], senders: Sequence[object] | None = None
+    ) -> tuple[list[object], int]:
         """Per raw tx its outcome, and how many txs made the pool raise."""
         try:
-            outcomes = list(self.pool.check_txs(raws))
+            outcomes = list(self.pool.check_txs(raws, senders))
             if len(outcomes) == len(raws):
                 return outcomes, 0
             log.error("mempool: pool answered %d txs with %d outcomes", len(raws), len(outcomes))

@@ -10,6 +10,7 @@ for the mempool behind `MempoolReactor`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,7 +129,12 @@ class FakeTxPool:
     txs: dict[bytes, FakeTx] = field(default_factory=dict)
     checked: list[bytes] = field(default_factory=list)  # every raw ever passed to check_txs
 
-    def check_txs(self, raws: Sequence[bytes]) -> list[object]:
+    def ship_senders(self, raws: Sequence[bytes], piece: int) -> Sequence[Future[Any]]:
+        return []  # fake transactions have no signatures: nothing to ship
+
+    def check_txs(
+        self, raws: Sequence[bytes], senders: Sequence[Any] | None = None
+    ) -> list[object]:
         self.checked.extend(raws)
         outcomes: list[object] = []
         fresh: list[FakeTx] = []

@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,10 +206,24 @@ class ChainApp:
         if self.chain.fee_rules_at_head().is_freegas(tx):
             self._check_freegas_prepayment(tx)
 
-    def check_txs(self, raws: Sequence[bytes]) -> list[SignedTx | TxRejected]:
-        """Admit a batch; worker processes recover the senders of its tail meanwhile."""
+    def ship_senders(self, raws: Sequence[bytes], piece: int) -> list[Future[list[bytes | None]]]:
+        """Have the worker processes recover the senders of all of `raws`, in pieces of
+        `piece`, in order: per piece a future, for a shell to wait for without blocking its
+        event loop before it admits that piece with `check_txs(piece_raws, senders)`; [] when
+        there are no workers or the batch is small (`check_txs` then recovers them itself)."""
+        return self.recovery.ship(raws, piece)
+
+    def check_txs(
+        self, raws: Sequence[bytes], senders: Sequence[bytes | None] | None = None
+    ) -> list[SignedTx | TxRejected]:
+        """Admit a batch. `senders`: recovered already (`ship_senders`; None for a bad
+        signature, which decoding names); otherwise worker processes recover the senders of
+        the batch's tail meanwhile."""
         self._release_stale_slots()
-        shipped_from, wait_for_senders = self.recovery.submit(raws)
+        if senders is not None:
+            shipped_from, wait_for_senders = 0, lambda: list(senders)
+        else:
+            shipped_from, wait_for_senders = self.recovery.submit(raws)
         shipped: list[bytes | None] = []
         outcomes: list[SignedTx | TxRejected] = []
         decoded: list[SignedTx] = []

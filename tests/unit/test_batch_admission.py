@@ -11,7 +11,7 @@ import trio
 from eth_account import Account
 
 import rpc.eth
-from cybermiles_node.application.app import ChainApp
+from cybermiles_node.application.app import AppConfig, ChainApp
 from cybermiles_node.application.chain import Chain
 from cybermiles_node.node import chain_modules, chain_profile
 from evm.db import MemoryDB
@@ -62,9 +62,9 @@ def test_a_big_batch_is_admitted_in_order_with_the_loop_free_between_chunks(
     chunks_seen: list[int] = []
     real_check_txs = app.check_txs
 
-    def counting_check_txs(raws):  # type: ignore[no-untyped-def]
+    def counting_check_txs(raws, senders=None):  # type: ignore[no-untyped-def]
         chunks_seen.append(len(raws))
-        return real_check_txs(raws)
+        return real_check_txs(raws, senders)
 
     app.check_txs = counting_check_txs  # type: ignore[method-assign]
     ticks: list[int] = []  # pool size each time another task ran during the batch
@@ -93,3 +93,34 @@ def test_a_big_batch_is_admitted_in_order_with_the_loop_free_between_chunks(
     assert app.pending_count == count
     # Another task ran while the pool held some of the batch but not all of it.
     assert any(0 < size < count for size in ticks), ticks
+
+
+def test_with_recovery_workers_the_senders_come_from_the_workers_and_bad_ones_are_named() -> None:
+    chain = Chain(MemoryDB(), GENESIS, modules=chain_modules(), profile=chain_profile(GENESIS))
+    app = ChainApp(chain, AppConfig(recovery_workers=1))
+    app.recovery.start()
+    try:
+        dispatcher = Dispatcher()
+        eth_api(app).install(dispatcher)
+        calls = json.loads(_signed_batch(150))
+        raw = bytes.fromhex(calls[100]["params"][0][2:])
+        # s (the last 32 bytes of a legacy tx) above the curve order: no sender recovers.
+        calls[100]["params"][0] = "0x" + (raw[:-32] + b"\xff" * 32).hex()
+        shipped: list[int] = []
+        real_ship = app.ship_senders
+
+        def counting_ship(raws, piece):  # type: ignore[no-untyped-def]
+            waits = real_ship(raws, piece)
+            shipped.append(len(waits))
+            return waits
+
+        app.ship_senders = counting_ship  # type: ignore[method-assign]
+        answers = json.loads(trio.run(dispatcher.handle, json.dumps(calls), None) or b"")
+    finally:
+        app.close()
+    piece = rpc.eth.ADMISSION_CHUNK * rpc.eth.CHUNKS_PER_PIECE
+    assert shipped == [len(range(0, 150, piece))]  # all of the batch shipped, in pieces
+    assert all("result" in a for a in answers[:100]), answers[:100]
+    assert "signature" in answers[100]["error"]["message"], answers[100]
+    # The bad one breaks the sender's nonce sequence: the rest wait in the pool's queue.
+    assert app.pending_count == 100

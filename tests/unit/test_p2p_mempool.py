@@ -113,9 +113,9 @@ class RecordingPool(FakeTxPool):
         super().__init__()
         self.calls: list[int] = []
 
-    def check_txs(self, raws: Any) -> list[object]:
+    def check_txs(self, raws: Any, senders: Any = None) -> list[object]:
         self.calls.append(len(raws))
-        return super().check_txs(raws)
+        return super().check_txs(raws, senders)
 
 
 class Peer:
@@ -230,10 +230,10 @@ def test_a_bad_tx_in_a_gossiped_chunk_is_rejected_alone() -> None:
 class BreakingPool(FakeTxPool):
     """Raises (instead of rejecting) whenever a chunk holds a tx starting with 0x00."""
 
-    def check_txs(self, raws: Any) -> list[object]:
+    def check_txs(self, raws: Any, senders: Any = None) -> list[object]:
         if any(raw[:1] == b"\x00" for raw in raws):
             raise RuntimeError("admission bug")
-        return super().check_txs(raws)
+        return super().check_txs(raws, senders)
 
 
 def test_a_tx_that_breaks_admission_costs_only_itself_and_a_penalty() -> None:

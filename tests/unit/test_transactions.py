@@ -195,6 +195,22 @@ def test_recovery_pool_recovers_the_tail_of_a_batch_in_a_worker() -> None:
         pool.close()
 
 
+def test_recovery_pool_ships_a_whole_batch_in_pieces_recovered_in_order() -> None:
+    from evm.transactions import SenderRecoveryPool
+
+    raws = [signed(_legacy(nonce=n)) for n in range(10)]
+    raws[8] = _high_s(raws[8])
+    pool = SenderRecoveryPool(1, min_batch=4)
+    try:
+        waits = pool.ship(raws, 4)
+        assert [len(w.result()) for w in waits] == [4, 4, 2]
+        assert [sender for w in waits for sender in w.result()] == [SENDER] * 8 + [None, SENDER]
+        assert pool.ship(raws[:3], 4) == []  # below min_batch: the caller recovers them
+        assert SenderRecoveryPool(0).ship(raws, 4) == []  # no workers
+    finally:
+        pool.close()
+
+
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(
     first=st.sampled_from([0x00, 0x01, 0x02, 0x04, 0x7F, 0x80, 0xC0, 0xF8]),
