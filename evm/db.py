@@ -22,6 +22,11 @@ from eth.db.backends.base import BaseAtomicDB, BaseDB
 from evm.errors import EvmError
 from evm.trie import NodeCache
 
+# Decoded trie nodes a database keeps for every StateDB over it (~470 bytes each: ~23 MiB).
+# Enough for the top of the state trie and several blocks' paths; a bigger cache is resident
+# memory a long-running node keeps growing into (issue #13's soak).
+SHARED_NODE_CACHE_NODES = 50_000
+
 _DELETED = None
 
 
@@ -48,7 +53,7 @@ class LevelDB(_BatchingDB):
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
         self.path = Path(path)
-        self.node_cache = NodeCache(200_000)
+        self.node_cache = NodeCache(SHARED_NODE_CACHE_NODES)
         try:
             self._db = plyvel.DB(str(path), create_if_missing=create, lru_cache_size=64 * 2**20)
         except plyvel.IOError as exc:
@@ -103,7 +108,7 @@ class MemoryDB(_BatchingDB):
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
-        self.node_cache = NodeCache(200_000)
+        self.node_cache = NodeCache(SHARED_NODE_CACHE_NODES)
 
     def __getitem__(self, key: bytes) -> bytes:
         return self.data[key]
