@@ -266,7 +266,9 @@ def put_candidate(
     it ends: `replacing` is the stored record (None: there is none), not read again;
     `touch=False` leaves the touched marks alone."""
     old = candidate(storage, record.owner) if isinstance(replacing, _Unread) else replacing
-    CANDIDATES.set(storage, record.owner, _encode_candidate(record))
+    encoded = _encode_candidate(record)
+    CANDIDATES.set(storage, record.owner, encoded)
+    _decode_candidate.remember(encoded, record)
     if touch:
         TOUCHED_CANDIDATES.insert(storage, record.owner)
     if old is None or old.pub_key != record.pub_key:
@@ -393,7 +395,9 @@ def put_delegation(
         else replacing
     )
     _account_for(storage, old, record, mark=mark)
-    DELEGATIONS.set(storage, record.candidate + record.delegator, _encode_delegation(record))
+    encoded = _encode_delegation(record)
+    DELEGATIONS.set(storage, record.candidate + record.delegator, encoded)
+    _decode_delegation.remember(encoded, record)
     if old is None:  # a record is listed from its first write until its removal
         _delegators_index(record.candidate).insert(storage, record.delegator)
 
@@ -732,7 +736,12 @@ def _candidates_in(index: SortedIndex[bytes], storage: SystemStorage) -> tuple[C
 def sent_set(storage: SystemStorage) -> tuple[tuple[bytes, int], ...]:
     """The consensus set last handed to consensus: (pub_key, power) pairs."""
     encoded = SENT_SET.get(storage)
-    return tuple((bytes(k), _uint(p)) for k, p in rlp.decode(encoded)) if encoded else ()
+    return _decode_sent_set(encoded) if encoded else ()
+
+
+@rlp_codec.memoised_decoder
+def _decode_sent_set(encoded: bytes) -> tuple[tuple[bytes, int], ...]:
+    return tuple((bytes(k), _uint(p)) for k, p in rlp.decode(encoded))
 
 
 def put_sent_set(storage: SystemStorage, members: Iterable[tuple[bytes, int]]) -> None:
