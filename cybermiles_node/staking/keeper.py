@@ -72,8 +72,11 @@ replace) and mark the delegation dirty, and `put_candidate` marks its candidate 
 caller can forget to; the election reads and clears the marks, and compares its inputs with
 `election_inputs` to find the candidates whose every delegation must be recomputed, or that
 nothing moved at all. The dirty marks are two-level (candidates, then delegators
-per candidate) so a block's inserts shift short arrays only; the election clears them from the
-end, which shifts nothing.
+per candidate) so a block's inserts shift short arrays only. The election alone opts out of the
+marking (`mark=False`, `touch=False`) and passes the record it read (`replacing`), for its own
+writes: it ends by setting the dirty marks to their final keys (`set_dirty_delegations`, the
+same words as clearing and marking again) and clearing the touched marks, so the marks its
+writes would make are never needed.
 
 `ranking` and `by_shares` are kept by `put_candidate` from the record it stores (its stored
 voting power, consensus key and eligibility; its shares), so they are a function of the records:
