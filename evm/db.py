@@ -7,11 +7,18 @@ block commits, which is what makes a crash at any moment harmless: either the wh
 on disk or none of it is. An overlay made with `flat_snapshot=True` lets a `StateDB` on it read
 and update the flat state snapshot (evm/flat.py) beside the trie nodes: the chain's block
 pipeline asks for it, read views for RPC do not (the snapshot moves at every commit).
+
+`LevelDB` keeps the flat snapshot's entries it has read or written in a bounded write-through
+cache (`SnapshotCache`): every block reads the same hot accounts and slots (the staking
+records, the system accounts) again from a fresh overlay, and a dict hit costs a fraction of a
+plyvel read. Every write to the database passes through this class, so the cache is never
+stale.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +27,7 @@ from eth.abc import AtomicWriteBatchAPI, DatabaseAPI
 from eth.db.backends.base import BaseAtomicDB, BaseDB
 
 from evm.errors import EvmError
+from evm.flat import is_snapshot_key
 from evm.trie import NodeCache
 
 # Decoded trie nodes a database keeps for every StateDB over it (~470 bytes each: ~23 MiB).
@@ -47,13 +55,51 @@ class _BatchingDB(BaseAtomicDB):
         raise NotImplementedError
 
 
+class SnapshotCache:
+    """What the database holds under recently used flat-snapshot keys (None: absent).
+
+    Bounded: beyond `maxsize` entries the oldest insertion goes (hits do not reorder: a dict
+    in insertion order, no bookkeeping on the hot path). Thread-safe with the database's lock
+    held by every writer and every miss: a read of the database and its insertion here cannot
+    interleave with a write of the same key, and hits read one dict entry (atomic).
+    """
+
+    __slots__ = ("_entries", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._entries: dict[bytes, bytes | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, key: bytes) -> tuple[bool, bytes | None]:
+        """(whether `key` is cached, its value)."""
+        entries = self._entries
+        try:
+            return True, entries[key]
+        except KeyError:
+            return False, None
+
+    def store(self, key: bytes, value: bytes | None) -> None:
+        """Record the database's value of `key` (caller holds the database's lock)."""
+        entries = self._entries
+        entries[key] = value
+        if len(entries) > self.maxsize:
+            del entries[next(iter(entries))]
+
+
 class LevelDB(_BatchingDB):
     """A plyvel database. Writes outside `atomic_batch` go straight to disk."""
+
+    SNAPSHOT_CACHE_SIZE = 1 << 16
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
         self.path = Path(path)
         self.node_cache = NodeCache(SHARED_NODE_CACHE_NODES)
+        self.snapshot_cache = SnapshotCache(self.SNAPSHOT_CACHE_SIZE)
+        self._lock = threading.Lock()  # writers and snapshot-cache misses
         try:
             self._db = plyvel.DB(str(path), create_if_missing=create, lru_cache_size=64 * 2**20)
         except plyvel.IOError as exc:
@@ -72,27 +118,46 @@ class LevelDB(_BatchingDB):
         return value  # type: ignore[no-any-return]
 
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
-        return self._db.get(key, default)  # type: ignore[no-any-return]
+        if not is_snapshot_key(key):
+            return self._db.get(key, default)  # type: ignore[no-any-return]
+        cached, value = self.snapshot_cache.lookup(key)
+        if not cached:
+            with self._lock:
+                value = self._db.get(key)
+                self.snapshot_cache.store(key, value)
+        return default if value is None else value
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._db.put(key, value)
+        with self._lock:
+            self._db.put(key, value)
+            self._note(key, value)
 
     def __delitem__(self, key: bytes) -> None:
-        if self._db.get(key) is None:
-            raise KeyError(key)
-        self._db.delete(key)
+        with self._lock:
+            if self._db.get(key) is None:
+                raise KeyError(key)
+            self._db.delete(key)
+            self._note(key, None)
+
+    def _note(self, key: bytes, value: bytes | None) -> None:
+        """Keep the snapshot cache in step with a write (the lock is held)."""
+        if is_snapshot_key(key):
+            self.snapshot_cache.store(key, value)
 
     def _exists(self, key: bytes) -> bool:
         return self._db.get(key) is not None
 
     def write_batch(self, writes: dict[bytes, bytes | None], *, sync: bool) -> None:
         """Apply a set of writes and deletes atomically (one LevelDB WriteBatch)."""
-        with self._db.write_batch(sync=sync) as batch:
+        with self._lock:
+            with self._db.write_batch(sync=sync) as batch:
+                for key, value in writes.items():
+                    if value is _DELETED:
+                        batch.delete(key)
+                    else:
+                        batch.put(key, value)
             for key, value in writes.items():
-                if value is _DELETED:
-                    batch.delete(key)
-                else:
-                    batch.put(key, value)
+                self._note(key, value)
 
     def iterate_prefix(
         self, prefix: bytes, *, reverse: bool = False

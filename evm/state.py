@@ -78,6 +78,14 @@ def decode_account(encoded: bytes) -> AccountTuple:
     )
 
 
+def encode_slot_value(value: int) -> bytes:
+    """A storage trie leaf's value: RLP of the word as a minimal big-endian integer, as
+    `rlp.encode(value)` gives it (byte work only); b"" for 0 (a deletion)."""
+    if not value:
+        return b""
+    return encode_bytes(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
 @lru_cache(maxsize=1 << 16)
 def storage_key(slot: int) -> bytes:
     """The storage trie's (and the flat snapshot's) key of a slot. Memoised: hot slots (a
@@ -409,7 +417,7 @@ class StateDB(AccountDatabaseAPI):
                 trie = MerkleTrie(get_node, base_root, cache=self._node_cache)
             slots = self._storage[address]
             values = {storage_key(slot): slots[slot] for slot in self._dirty_slots[address]}
-            updates = {key: rlp.encode(value) if value else b"" for key, value in values.items()}
+            updates = {key: encode_slot_value(value) for key, value in values.items()}
             new_nodes.update(trie.apply(updates))
             if flat is not None:
                 for key, value in values.items():

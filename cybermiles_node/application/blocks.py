@@ -102,8 +102,24 @@ def encode_block(block: WireBlock) -> bytes:
     )
 
 
+# The last block decoded: a decided block is decoded on the event loop (the pool's copies of
+# its transactions) and again where it executes. A pure function of the bytes, and WireBlock is
+# immutable, so a hit is always right; one tuple, replaced whole, so threads never see it torn.
+_last_decoded: tuple[bytes, WireBlock] | None = None
+
+
 def decode_block(data: bytes) -> WireBlock:
     """Parse a block from a peer; anything malformed raises MalformedMessage."""
+    global _last_decoded
+    last = _last_decoded
+    if last is not None and (last[0] is data or last[0] == data):
+        return last[1]
+    block = _decode_block(data)
+    _last_decoded = (data, block)
+    return block
+
+
+def _decode_block(data: bytes) -> WireBlock:
     if len(data) > MAX_BLOCK_BYTES:
         raise MalformedMessage("block too large")
     try:

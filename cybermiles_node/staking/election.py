@@ -82,24 +82,27 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
         )
         for d in delegations
     }
-    settled = _store_and_mark(storage, delegations, powers)
+    credits = _store_and_mark(storage, delegations, powers)
     recomputed = frozenset(owner for owner, _ in keys)
-    moved = sorted(frozenset(touched) | recomputed | settled)
+    moved = sorted(frozenset(touched) | recomputed | credits.keys())
     records = {}
     for owner in moved:
-        record = keeper.candidate(storage, owner)
-        if record is None:
+        stored = keeper.candidate(storage, owner)
+        if stored is None:
+            if credits.get(owner):
+                raise StorageError(f"staking: settled delegations name no candidate {owner.hex()}")
             continue  # handed over to a new owner (account update), which is touched too
+        record = _credited(stored, credits)
         pending = (
             keeper.delegated_power(storage, owner)
             if owner in recomputed
             else record.pending_voting_power
         )
         records[owner] = _with_power(record, pending)
-        if records[owner] != record:
-            keeper.put_candidate(storage, records[owner])  # moves its rank key
+        if records[owner] != stored:  # moves its rank key; _finish clears the touched marks
+            keeper.put_candidate(storage, records[owner], replacing=stored, touch=False)
     holders |= {o for o, r in records.items() if r.state in _IN_CONSENSUS}
-    return _elect_from_ranking(storage, holders, records, inputs, params)
+    return _elect_from_ranking(storage, holders, records, inputs, params, last)
 
 
 def _size_factors(storage: SystemStorage, total_cmt: int, params: Params) -> dict[bytes, Fraction]:
@@ -120,11 +123,13 @@ def _elect_from_ranking(
     records: dict[bytes, Candidate],
     inputs: power.ElectionInputs,
     params: Params,
+    last: power.ElectionInputs | None,
 ) -> list[tuple[bytes, int]]:
     """Elect from the head of the ranking (`power.elect_ranked`), write the states that
     changed (of `holders`, who held a seat, and of the elected), remember the inputs, and
     diff the new consensus set against the one last sent. `records`: the candidates this
-    election has read (with their new powers), to read no record twice."""
+    election has read (with their new powers, as stored), to read no record twice; `last`:
+    the stored inputs of the last election."""
     elected = power.elect_ranked(_ranked_owners(storage), params)
     states = dict(elected)
     for owner in sorted(frozenset(holders) | states.keys()):
@@ -135,9 +140,9 @@ def _elect_from_ranking(
         state = states.get(owner, CandidateState.CANDIDATE)
         if record.state is not state:
             records[owner] = dataclasses.replace(record, state=state)
-            keeper.put_candidate(storage, records[owner])
+            keeper.put_candidate(storage, records[owner], replacing=record, touch=False)
     consensus_set = tuple((records[owner].pub_key, power.CONSENSUS_POWER) for owner, _ in elected)
-    return _finish(storage, consensus_set, inputs)
+    return _finish(storage, consensus_set, inputs, last)
 
 
 def _ranked_owners(storage: SystemStorage) -> Iterator[power.RankedCandidate]:
@@ -156,11 +161,13 @@ def _finish(
     storage: SystemStorage,
     consensus_set: tuple[tuple[bytes, int], ...],
     inputs: power.ElectionInputs,
+    last: power.ElectionInputs | None,
 ) -> list[tuple[bytes, int]]:
-    """Remember the inputs, clear the touched marks, and send what changed in the set."""
-    if keeper.election_inputs(storage) != inputs:
+    """Remember the inputs (`last`: those stored), clear the touched marks (the election's
+    own writes leave none: it clears them all here), and send what changed in the set."""
+    if last != inputs:
         keeper.put_election_inputs(storage, inputs)
-    keeper.clear_touched_candidates(storage)  # after the writes above, which touch too
+    keeper.clear_touched_candidates(storage)  # the marks of the writes since the last one
     changes = power.validator_updates(keeper.sent_set(storage), consensus_set)
     if changes:
         keeper.put_sent_set(storage, consensus_set)
@@ -175,13 +182,13 @@ def run_full_election(storage: SystemStorage, params: Params) -> list[tuple[byte
     previous = power.previous_set_owners(candidates)
     table = power.candidate_voting_powers(candidates, delegations, previous, params)
     powers = {(d.candidate, d.delegator): d.voting_power for d in table.delegations}
-    settled = _store_and_mark(storage, delegations, powers)
+    credits = _store_and_mark(storage, delegations, powers)
     computed = {c.owner: c for c in table.candidates}
-    current = _reread(storage, candidates, settled)
+    current = [_credited(c, credits) for c in candidates]
     powered = [_with_power(c, computed[c.owner].pending_voting_power) for c in current]
     factors = {c.owner: c.factor for c in table.candidates}
     inputs = power.ElectionInputs.of(table.total_cmt, factors, params)
-    return _elect_and_store(storage, current, powered, inputs, params)
+    return _elect_and_store(storage, candidates, powered, inputs, params)
 
 
 def _quiet(storage: SystemStorage, last: power.ElectionInputs, params: Params) -> bool:
@@ -208,24 +215,25 @@ def _to_recompute(
 
 def _store_and_mark(
     storage: SystemStorage, delegations: Sequence[Delegation], powers: Mapping[DelegationKey, int]
-) -> frozenset[bytes]:
+) -> dict[bytes, int]:
     """Store the new powers (`_store_delegation_powers`), then leave dirty exactly the
     delegations whose stake no longer is the one their stored power was computed from:
     settling credited them (the delegation itself, or the owner's own one with its cut). The
-    marks from before the election are all consumed. The owners whose records settling
-    changed."""
+    marks from before the election are all replaced. The wei settling credited, by candidate
+    owner: the caller adds them to the candidates' shares (and writes each candidate once)."""
     before = {(d.candidate, d.delegator): d for d in delegations}
     for owner in sorted({d.candidate for d in delegations}):
         own = (owner, owner)
         if own not in before and (record := keeper.delegation(storage, *own)) is not None:
             before[own] = record  # its power is as current as its record (not dirty)
-    settled = _store_delegation_powers(storage, delegations, powers)
-    keeper.clear_dirty_delegations(storage)
+    credits = _store_delegation_powers(storage, delegations, powers)
+    dirty = []
     for key in sorted(before):
-        after = keeper.delegation(storage, *key) if key[0] in settled else before[key]
+        after = keeper.delegation(storage, *key) if key[0] in credits else before[key]
         if after is not None and _stake(after) != _stake(before[key]):
-            keeper.mark_dirty(storage, *key)
-    return settled
+            dirty.append(key)
+    keeper.set_dirty_delegations(storage, dirty)
+    return credits
 
 
 def _stake(record: Delegation) -> tuple[int, DelegationSource]:
@@ -235,26 +243,29 @@ def _stake(record: Delegation) -> tuple[int, DelegationSource]:
 
 def _store_delegation_powers(
     storage: SystemStorage, delegations: Sequence[Delegation], powers: Mapping[DelegationKey, int]
-) -> frozenset[bytes]:
+) -> dict[bytes, int]:
     """Store the delegations' new voting powers, each settled first (its awards so far were
-    earned at the old power). The owners of the candidates whose records settling changed."""
-    settled: set[bytes] = set()
+    earned at the old power), and take what settling credited from the award reserve. The
+    credited wei by candidate owner, for every owner with a settled delegation (0 when it
+    earned nothing): the candidates' shares must grow by them."""
+    credits: dict[bytes, int] = {}
     for record in delegations:
         voting_power = powers[(record.candidate, record.delegator)]
         if voting_power != record.voting_power:
-            current = rewards.settle(storage, record)
-            keeper.put_delegation(storage, dataclasses.replace(current, voting_power=voting_power))
-            settled.add(record.candidate)
-    return frozenset(settled)
+            _, credited = rewards.settle_delegation(
+                storage, record, voting_power=voting_power, mark=False
+            )
+            credits[record.candidate] = credits.get(record.candidate, 0) + credited
+    total = sum(credits.values())
+    if total:
+        keeper.put_award_reserve(storage, keeper.award_reserve(storage) - total)
+    return credits
 
 
-def _reread(
-    storage: SystemStorage, candidates: Sequence[Candidate], owners: Collection[bytes]
-) -> list[Candidate]:
-    """`candidates`, with the records of `owners` read again (settling grew their shares)."""
-    return [
-        (keeper.candidate(storage, c.owner) or c) if c.owner in owners else c for c in candidates
-    ]
+def _credited(candidate: Candidate, credits: Mapping[bytes, int]) -> Candidate:
+    """`candidate` with its shares grown by what settling credited it."""
+    credit = credits.get(candidate.owner, 0)
+    return dataclasses.replace(candidate, shares=candidate.shares + credit) if credit else candidate
 
 
 def _with_power(candidate: Candidate, pending: int) -> Candidate:
@@ -277,5 +288,5 @@ def _elect_and_store(
     for before, record in zip(stored, powered, strict=True):
         updated = dataclasses.replace(record, state=assignments[record.owner].state)
         if updated != before:  # only what moved is written
-            keeper.put_candidate(storage, updated)
-    return _finish(storage, election.consensus_set, inputs)
+            keeper.put_candidate(storage, updated, replacing=before, touch=False)
+    return _finish(storage, election.consensus_set, inputs, keeper.election_inputs(storage))

@@ -72,8 +72,11 @@ replace) and mark the delegation dirty, and `put_candidate` marks its candidate 
 caller can forget to; the election reads and clears the marks, and compares its inputs with
 `election_inputs` to find the candidates whose every delegation must be recomputed, or that
 nothing moved at all. The dirty marks are two-level (candidates, then delegators
-per candidate) so a block's inserts shift short arrays only; the election clears them from the
-end, which shifts nothing.
+per candidate) so a block's inserts shift short arrays only. The election alone opts out of the
+marking (`mark=False`, `touch=False`) and passes the record it read (`replacing`), for its own
+writes: it ends by setting the dirty marks to their final keys (`set_dirty_delegations`, the
+same words as clearing and marking again) and clearing the touched marks, so the marks its
+writes would make are never needed.
 
 `ranking` and `by_shares` are kept by `put_candidate` from the record it stores (its stored
 voting power, consensus key and eligibility; its shares), so they are a function of the records:
@@ -154,6 +157,7 @@ __all__ = [
     "shares_keys",
     "account_update_request",
     "clear_dirty_delegations",
+    "set_dirty_delegations",
     "clear_touched_candidates",
     "delegated_power",
     "dirty_delegations",
@@ -242,14 +246,34 @@ def candidate(storage: SystemStorage, owner: bytes) -> Candidate | None:
     return _decode_candidate(encoded) if encoded else None
 
 
-def put_candidate(storage: SystemStorage, record: Candidate) -> None:
+class _Unread:
+    """The record a put replaces was not read by the caller: the keeper reads it."""
+
+
+UNREAD = _Unread()
+
+
+def put_candidate(
+    storage: SystemStorage,
+    record: Candidate,
+    *,
+    replacing: Candidate | None | _Unread = UNREAD,
+    touch: bool = True,
+) -> None:
     """Store `record`, keeping the candidate and consensus-set indices, the ever-a-candidate
     marker, the pub_key owner, the ranking and the shares index in step with it, and mark it
     touched for the next election. Reads the record it replaces, so only what changed is
-    written (most writes change a stake and move two keys a little)."""
-    old = candidate(storage, record.owner)
-    CANDIDATES.set(storage, record.owner, _encode_candidate(record))
-    TOUCHED_CANDIDATES.insert(storage, record.owner)
+    written (most writes change a stake and move two keys a little).
+
+    For the election, which has the stored record in hand and clears every touched mark when
+    it ends: `replacing` is the stored record (None: there is none), not read again;
+    `touch=False` leaves the touched marks alone."""
+    old = candidate(storage, record.owner) if isinstance(replacing, _Unread) else replacing
+    encoded = _encode_candidate(record)
+    CANDIDATES.set(storage, record.owner, encoded)
+    _decode_candidate.remember(encoded, record)
+    if touch:
+        TOUCHED_CANDIDATES.insert(storage, record.owner)
     if old is None or old.pub_key != record.pub_key:
         CANDIDATE_SET.insert(storage, record.owner)
         EVER_CANDIDATE.set(storage, record.owner, True)
@@ -355,12 +379,28 @@ def delegation(
     return _decode_delegation(encoded) if encoded else None
 
 
-def put_delegation(storage: SystemStorage, record: Delegation) -> None:
+def put_delegation(
+    storage: SystemStorage,
+    record: Delegation,
+    *,
+    replacing: Delegation | None | _Unread = UNREAD,
+    mark: bool = True,
+) -> None:
     """Store `record`, list its delegator under its candidate, keep the staked total and the
-    candidate's delegated power in step, and mark it dirty for the next election."""
-    old = delegation(storage, record.candidate, record.delegator)
-    _account_for(storage, old, record)
-    DELEGATIONS.set(storage, record.candidate + record.delegator, _encode_delegation(record))
+    candidate's delegated power in step, and mark it dirty for the next election.
+
+    For the election, which has the stored record in hand and sets the dirty marks itself
+    when it ends (`set_dirty_delegations`): `replacing` is the stored record (None: there is
+    none), not read again; `mark=False` leaves the dirty marks alone."""
+    old = (
+        delegation(storage, record.candidate, record.delegator)
+        if isinstance(replacing, _Unread)
+        else replacing
+    )
+    _account_for(storage, old, record, mark=mark)
+    encoded = _encode_delegation(record)
+    DELEGATIONS.set(storage, record.candidate + record.delegator, encoded)
+    _decode_delegation.remember(encoded, record)
     if old is None:  # a record is listed from its first write until its removal
         _delegators_index(record.candidate).insert(storage, record.delegator)
 
@@ -380,7 +420,9 @@ def _stake_of(record: Delegation | None) -> int:
     return 0 if record is None else max(record.shares, 0) + record.pending_withdraw_amount
 
 
-def _account_for(storage: SystemStorage, old: Delegation | None, new: Delegation | None) -> None:
+def _account_for(
+    storage: SystemStorage, old: Delegation | None, new: Delegation | None, *, mark: bool = True
+) -> None:
     """The aggregates and dirty marks for replacing `old` by `new` (either may be absent)."""
     STAKED_TOTAL.set(storage, STAKED_TOTAL.get(storage) - _stake_of(old) + _stake_of(new))
     for record, sign in ((old, -1), (new, 1)):
@@ -390,7 +432,7 @@ def _account_for(storage: SystemStorage, old: Delegation | None, new: Delegation
                 storage, owner, DELEGATED_POWER.get(storage, owner) + sign * record.voting_power
             )
     marked = new if new is not None else old
-    if marked is not None:
+    if mark and marked is not None:
         mark_dirty(storage, marked.candidate, marked.delegator)
 
 
@@ -469,6 +511,21 @@ def clear_dirty_delegations(storage: SystemStorage) -> None:
         for delegator in reversed(index.keys(storage)):
             index.remove(storage, delegator)
         DIRTY_CANDIDATES.remove(storage, owner)
+
+
+def set_dirty_delegations(storage: SystemStorage, keys: Iterable[tuple[bytes, bytes]]) -> None:
+    """Make `keys` ((candidate, delegator) pairs) exactly the dirty marks. The same words as
+    clearing every mark and marking each key (the indices' footprint depends only on their
+    keys, storage.py), written once: a mark kept stays as it is."""
+    wanted: dict[bytes, list[bytes]] = {}
+    for owner, delegator in sorted(set(keys)):
+        wanted.setdefault(owner, []).append(delegator)
+    for owner in DIRTY_CANDIDATES.keys(storage):
+        if owner not in wanted:
+            _dirty_index(owner).assign(storage, ())
+    for owner, delegators in wanted.items():
+        _dirty_index(owner).assign(storage, delegators)
+    DIRTY_CANDIDATES.assign(storage, tuple(wanted))
 
 
 def election_inputs(storage: SystemStorage) -> ElectionInputs | None:
@@ -682,7 +739,12 @@ def _candidates_in(index: SortedIndex[bytes], storage: SystemStorage) -> tuple[C
 def sent_set(storage: SystemStorage) -> tuple[tuple[bytes, int], ...]:
     """The consensus set last handed to consensus: (pub_key, power) pairs."""
     encoded = SENT_SET.get(storage)
-    return tuple((bytes(k), _uint(p)) for k, p in rlp.decode(encoded)) if encoded else ()
+    return _decode_sent_set(encoded) if encoded else ()
+
+
+@rlp_codec.memoised_decoder
+def _decode_sent_set(encoded: bytes) -> tuple[tuple[bytes, int], ...]:
+    return tuple((bytes(k), _uint(p)) for k, p in rlp.decode(encoded))
 
 
 def put_sent_set(storage: SystemStorage, members: Iterable[tuple[bytes, int]]) -> None:

@@ -41,7 +41,13 @@ from cybermiles_node.system.context import BlockContext
 from cybermiles_node.system.errors import StorageError
 from cybermiles_node.system.storage import SystemStorage
 
-__all__ = ["distribute_block_awards", "settle", "settle_all_of", "unsettled_award"]
+__all__ = [
+    "distribute_block_awards",
+    "settle",
+    "settle_all_of",
+    "settle_delegation",
+    "unsettled_award",
+]
 
 
 def distribute_block_awards(
@@ -102,38 +108,59 @@ def settle(storage: SystemStorage, delegation: Delegation) -> Delegation:
     The record is read afresh by its key (the caller's copy may be stale: settling another
     delegation credits the owner's). The candidate is written back with its shares grown:
     callers holding a `Candidate` record must read it again after settling."""
+    settled, credited = settle_delegation(storage, delegation)
+    if credited:
+        keeper.put_award_reserve(storage, keeper.award_reserve(storage) - credited)
+        record = _candidate(storage, delegation.candidate)
+        keeper.put_candidate(storage, replace(record, shares=record.shares + credited))
+    return settled
+
+
+def settle_delegation(
+    storage: SystemStorage,
+    delegation: Delegation,
+    *,
+    voting_power: int | None = None,
+    mark: bool = True,
+) -> tuple[Delegation, int]:
+    """The delegations' half of `settle`: credit the delegation (and the owner's own one with
+    its cut) and store it, with `voting_power` in its place when given; (the stored record,
+    the wei credited). The caller takes the credited wei from the award reserve and adds them
+    to the candidate's shares: the election settles several delegations of a candidate and
+    writes the candidate once. `mark`: as `keeper.put_delegation`'s."""
     stored = keeper.delegation(storage, delegation.candidate, delegation.delegator)
     if stored is None:
         raise StorageError(
             f"staking: no delegation of 0x{delegation.delegator.hex()} to "
             f"0x{delegation.candidate.hex()} to settle"
         )
-    delegation = stored
-    earned = unsettled_award(storage, delegation)
+    power = stored.voting_power if voting_power is None else voting_power
+    earned = unsettled_award(storage, stored)
     snapshot = earned.snapshot.snapshot
-    if earned.total == 0 and snapshot == delegation.award_snapshot:
-        return delegation
+    if earned.total == 0 and snapshot == stored.award_snapshot:
+        if power == stored.voting_power:
+            return stored, 0
+        powered = replace(stored, voting_power=power)
+        keeper.put_delegation(storage, powered, replacing=stored, mark=mark)
+        return powered, 0
     own_part, owner_part = earned.delegator_award, earned.owner_award
-    owner = delegation.candidate
+    owner = stored.candidate
     owner_delegation = None
-    if delegation.delegator != owner:
+    if stored.delegator != owner:
         owner_delegation = keeper.delegation(storage, owner, owner)
-    if delegation.delegator == owner or owner_delegation is None:
+    if stored.delegator == owner or owner_delegation is None:
         own_part, owner_part = earned.total, 0
     settled = replace(
-        delegation, award_amount=delegation.award_amount + own_part, award_snapshot=snapshot
+        stored,
+        award_amount=stored.award_amount + own_part,
+        award_snapshot=snapshot,
+        voting_power=power,
     )
-    keeper.put_delegation(storage, settled)
+    keeper.put_delegation(storage, settled, replacing=stored, mark=mark)
     if owner_delegation is not None and owner_part:
-        keeper.put_delegation(
-            storage,
-            replace(owner_delegation, award_amount=owner_delegation.award_amount + owner_part),
-        )
-    if earned.total:
-        keeper.put_award_reserve(storage, keeper.award_reserve(storage) - earned.total)
-        record = _candidate(storage, owner)
-        keeper.put_candidate(storage, replace(record, shares=record.shares + earned.total))
-    return settled
+        cut = replace(owner_delegation, award_amount=owner_delegation.award_amount + owner_part)
+        keeper.put_delegation(storage, cut, replacing=owner_delegation, mark=mark)
+    return settled, earned.total
 
 
 def settle_all_of(storage: SystemStorage, owner: bytes) -> None:

@@ -15,15 +15,19 @@ so:
   decoded once. The decoders themselves use `rlp.decode`, which is strict (it refuses
   non-canonical input, i.e. a store we did not write). The memo is shared by threads (RPC
   reads state in a worker): a race between them costs a miss, never a wrong record.
+  A writer that has just encoded a record `remember`s it under its encoding: a record written
+  in a block (every block, for the validators' candidates and delegations) is then never
+  decoded again. The writer's record must be what decoding its encoding gives (the keeper's
+  records round-trip exactly: tests/unit/test_staking_keeper.py).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TypeAlias, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 
-__all__ = ["Encodable", "encode", "memoised_decoder"]
+__all__ = ["Encodable", "MemoisedDecoder", "encode", "memoised_decoder"]
 
 Encodable: TypeAlias = bytes | int | Sequence["Encodable"]
 R = TypeVar("R")
@@ -55,11 +59,17 @@ def _prefix(length: int, offset: int) -> bytes:
     return bytes((offset + 55 + len(size),)) + size
 
 
-def memoised_decoder(decoder: Callable[[bytes], R]) -> Callable[[bytes], R]:
-    """`decoder` behind a bounded LRU memo keyed by the encoded bytes (module docstring)."""
-    memo: OrderedDict[bytes, R] = OrderedDict()
+class MemoisedDecoder(Generic[R]):
+    """A record decoder behind a bounded LRU memo keyed by the encoded bytes (module
+    docstring); called like the decoder."""
 
-    def decode(encoded: bytes) -> R:
+    def __init__(self, decoder: Callable[[bytes], R]) -> None:
+        self.decoder = decoder  # the uncached decoder
+        self._memo: OrderedDict[bytes, R] = OrderedDict()
+        self.__doc__ = decoder.__doc__
+
+    def __call__(self, encoded: bytes) -> R:
+        memo = self._memo
         found = memo.get(encoded)
         if found is not None:
             try:
@@ -67,14 +77,21 @@ def memoised_decoder(decoder: Callable[[bytes], R]) -> Callable[[bytes], R]:
             except KeyError:  # evicted by another thread meanwhile
                 pass
             return found
-        record = decoder(encoded)
+        record = self.decoder(encoded)
+        self.remember(encoded, record)
+        return record
+
+    def remember(self, encoded: bytes, record: R) -> None:
+        """`record` is what `encoded` decodes to (its writer just encoded it)."""
+        memo = self._memo
         memo[encoded] = record
         try:
             if len(memo) > _MEMO_SIZE:
                 memo.popitem(last=False)
         except KeyError:  # another thread emptied it meanwhile
             pass
-        return record
 
-    decode.__doc__ = decoder.__doc__
-    return decode
+
+def memoised_decoder(decoder: Callable[[bytes], R]) -> MemoisedDecoder[R]:
+    """`decoder` behind a bounded LRU memo keyed by the encoded bytes (module docstring)."""
+    return MemoisedDecoder(decoder)

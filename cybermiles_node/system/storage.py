@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property, lru_cache
@@ -583,6 +583,22 @@ class SortedIndex(Generic[K]):
         storage.set_storage(self.account, self.length_slot, length - 1)
         return True
 
+    def assign(self, storage: SystemStorage, keys: Sequence[K]) -> None:
+        """Make the index hold exactly `keys` (ascending, distinct: StorageError otherwise).
+        The words are those any sequence of inserts and removals reaching the same keys leaves
+        (the layout is canonical), written once each: a key already at its place is not
+        rewritten, and the vacated tail is zeroed."""
+        encode = self.key.encode
+        codes = [encode(key) for key in keys]
+        if any(a >= b for a, b in zip(codes, codes[1:], strict=False)):
+            raise StorageError(f"{self.namespace}: assigned keys are not ascending and distinct")
+        length = self.length(storage)
+        for index, key in enumerate(keys):
+            self._write(storage, index, key)
+        for index in range(len(keys), length):
+            self._clear(storage, index)
+        storage.set_storage(self.account, self.length_slot, len(keys))
+
     def replace(self, storage: SystemStorage, old: K, new: K) -> None:
         """Replace `old` by `new` where `new` belongs. Only the keys between the two
         positions shift, so a key that moves a little (a ranking after a small change) costs a
@@ -672,6 +688,10 @@ class SortedQueue(SortedIndex[K]):
 
     def _slot_of(self, storage: SystemStorage, index: int) -> int:
         return self._element_slot(self._head(storage) + index)
+
+    def assign(self, storage: SystemStorage, keys: Sequence[K]) -> None:
+        """Not for a queue: its head offset depends on its history (see the class)."""
+        raise StorageError(f"{self.namespace}: a sorted queue cannot be assigned")
 
     def remove(self, storage: SystemStorage, key: K) -> bool:
         length = self.length(storage)

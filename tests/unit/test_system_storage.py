@@ -355,6 +355,34 @@ def test_sorted_index_edges() -> None:
         index.keys(storage)
 
 
+@pytest.mark.parametrize("kind", INDEX_KEYS)
+@PROPERTY
+@given(data=st.data())
+def test_assign_leaves_the_words_of_any_history_reaching_the_keys(
+    kind: str, data: st.DataObject
+) -> None:
+    """`assign(keys)` over any index content gives the canonical words of `keys`; unsorted
+    or repeated keys are refused; a queue is never assigned (its head is history)."""
+    codec, keys = INDEX_KEYS[kind]
+    layout = Layout(ACCOUNT, "demo")
+    index: SortedIndex = layout.sorted_index("set", codec)
+    storage = MemoryStorage()
+    for key in data.draw(st.lists(keys, max_size=8)):
+        index.insert(storage, key)
+    wanted = sorted(set(data.draw(st.lists(keys, max_size=8))), key=codec.encode)
+    index.assign(storage, wanted)
+    fresh = MemoryStorage()
+    for key in wanted:
+        index.insert(fresh, key)
+    assert storage.words() == fresh.words()
+    assert index.keys(storage) == tuple(wanted)
+    if wanted:
+        with pytest.raises(StorageError):
+            index.assign(storage, [*wanted, wanted[0]])
+    with pytest.raises(StorageError):
+        layout.sorted_queue("q", codec).assign(storage, wanted)
+
+
 @pytest.mark.parametrize("queue", [False, True])
 @PROPERTY
 @given(data=st.data())
