@@ -652,9 +652,9 @@ class EthApi:
         with the event loop free between chunks. Admission runs on the loop (the mempool is
         the loop's): a batch of 1,000 in one go held every other request for ~60 ms (issue
         #13: p99 of reads under load). The worker processes recover the senders of every
-        chunk, in order, and the loop admits each chunk as its senders arrive (waited for in
-        a thread), while the workers go on with the next. Chunks go in order, so a sender's
-        nonces in one batch are admitted in order."""
+        chunk, in order, and the loop admits each chunk as its senders arrive (`_result_of`:
+        woken by the future's done-callback), while the workers go on with the next. Chunks
+        go in order, so a sender's nonces in one batch are admitted in order."""
         raws: list[bytes] = []
         results: list[Any] = [None] * len(calls)
         positions = []
