@@ -140,6 +140,43 @@ class LocatedReceipt:
     first_log_index: int
 
 
+class _RecentBlocks(Generic[V]):
+    """Recent blocks' decoded entries by number, oldest dropped first beyond
+    RECENT_BLOCK_ENTRIES entries or RECENT_BLOCKS_DECODED blocks (the newest always stays).
+    Keeps a running count of the entries: every commit remembers two blocks, and re-counting
+    up to a thousand cached blocks each time was a measurable share of a catching-up node's
+    work. The chain's cache lock guards every change."""
+
+    __slots__ = ("_blocks", "_entries")
+
+    def __init__(self) -> None:
+        self._blocks: OrderedDict[int, _Decoded[V]] = OrderedDict()
+        self._entries = 0
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def get(self, number: int) -> _Decoded[V] | None:
+        return self._blocks.get(number)
+
+    def remember(self, number: int, entries: _Decoded[V]) -> None:
+        blocks = self._blocks
+        replaced = blocks.pop(number, None)
+        if replaced is not None:
+            self._entries -= len(replaced)
+        blocks[number] = entries
+        self._entries += len(entries)
+        while len(blocks) > 1 and (
+            self._entries > RECENT_BLOCK_ENTRIES or len(blocks) > RECENT_BLOCKS_DECODED
+        ):
+            _, dropped = blocks.popitem(last=False)
+            self._entries -= len(dropped)
+
+    def forget_above(self, number: int) -> None:
+        for above in [n for n in self._blocks if n > number]:
+            self._entries -= len(self._blocks.pop(above))
+
+
 class _Decoded(Generic[V]):
     """A block's stored entries (its transactions or its receipts), each decoded on first
     use: looking up one transaction decodes one entry, not the block. Two threads decoding
@@ -428,8 +465,8 @@ class Chain:
         # RPC worker threads: every change to one goes through `_cache_lock` (reads are single
         # dict lookups, atomic under the GIL).
         self._cache_lock = threading.Lock()
-        self._body_cache: OrderedDict[int, _Decoded[SignedTx]] = OrderedDict()
-        self._receipt_cache: OrderedDict[int, _Decoded[StoredReceipt]] = OrderedDict()
+        self._body_cache: _RecentBlocks[SignedTx] = _RecentBlocks()
+        self._receipt_cache: _RecentBlocks[StoredReceipt] = _RecentBlocks()
         self._headers: OrderedDict[int, BlockHeaderAPI] = OrderedDict()
         self._hashes: dict[int, bytes] = {}  # canonical number -> hash, recent blocks
         # Rule inputs by block hash, for the recent blocks (`_per_block`).
@@ -997,16 +1034,12 @@ class Chain:
         if header is None:
             raise InvariantViolation(f"block {height} is missing from the store")
         self.head = header
-        caches: tuple[dict[int, Any], ...] = (
-            self._hashes,
-            self._body_cache,
-            self._receipt_cache,
-            self._headers,
-        )
         with self._cache_lock:
-            for cache in caches:
+            for cache in (self._hashes, self._headers):
                 for number in [n for n in cache if n > height]:
                     del cache[number]
+            self._body_cache.forget_above(height)
+            self._receipt_cache.forget_above(height)
         return removed
 
     def _block_deletions(self, number: int, writes: dict[bytes, bytes | None]) -> bytes:
@@ -1101,7 +1134,7 @@ class Chain:
 
     def _entries(
         self,
-        cache: OrderedDict[int, _Decoded[V]],
+        cache: _RecentBlocks[V],
         key: bytes,
         number: int,
         decode: Callable[[Any], V],
@@ -1137,19 +1170,9 @@ class Chain:
             first_log_index = sum(len(r.logs) for r in before)
         return LocatedReceipt(header, record.index, tx, stored, gas_used, first_log_index)
 
-    def _remember_block(
-        self, cache: OrderedDict[int, _Decoded[V]], number: int, entries: _Decoded[V]
-    ) -> None:
-        """Keep a block's entries, dropping the oldest blocks beyond RECENT_BLOCK_ENTRIES
-        entries or RECENT_BLOCKS_DECODED blocks (the newest block always stays)."""
+    def _remember_block(self, cache: _RecentBlocks[V], number: int, entries: _Decoded[V]) -> None:
         with self._cache_lock:
-            cache[number] = entries
-            total = sum(len(e) for e in cache.values())
-            while len(cache) > 1 and (
-                total > RECENT_BLOCK_ENTRIES or len(cache) > RECENT_BLOCKS_DECODED
-            ):
-                _, dropped = cache.popitem(last=False)
-                total -= len(dropped)
+            cache.remember(number, entries)
 
     def _remember_one(self, cache: OrderedDict[K, V], key: K, value: V, limit: int) -> None:
         with self._cache_lock:
