@@ -452,7 +452,7 @@ def assemble_bft(
     from consensus.blocksync import BlocksyncReactor
     from consensus.driver import ConsensusDriver
     from consensus.evidence import EvidencePool
-    from consensus.host import ConsensusHost
+    from consensus.host import ConsensusHost, EarlyStart
     from consensus.reactor import ConsensusReactor
     from cybermiles_node.application.consensus_app import ChainConsensus
     from cybermiles_node.operator.failpoints import gossip_with_failpoints, with_failpoints
@@ -481,9 +481,13 @@ def assemble_bft(
         evidence=evidence,
         skip_timeout_commit=config.consensus.skip_timeout_commit,
     )
-    host = ConsensusHost(driver)
-    if config.consensus.early_height_start:
-        host.work_waiting = lambda: app.pending_count > 0
+    early_start = EarlyStart(
+        work_waiting=lambda: app.pending_count > 0,
+        grace_s=config.consensus.early_start_grace_ms / 1000,
+    )
+    host = ConsensusHost(
+        driver, early_start=early_start if config.consensus.early_height_start else None
+    )
     app.on_pending.append(lambda _txs: host.poke())
     consensus_reactor = ConsensusReactor(host)
     host.gossip = gossip_with_failpoints(consensus_reactor, validator_key, consensus.chain_id)

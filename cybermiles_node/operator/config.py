@@ -184,9 +184,11 @@ class ConsensusConfig:
 
     engine: str = "bft"  # bft | automine
     skip_timeout_commit: bool = False  # never wait timeout_commit (Tendermint's option)
-    # End timeout_commit early when every precommit is in and transactions are waiting
-    # (an idle chain still waits it out); false = Tendermint's timing.
+    # End timeout_commit early when transactions are waiting: once every precommit is in, or
+    # early_start_grace_ms after the commit (an idle chain still waits it out); false =
+    # Tendermint's timing.
     early_height_start: bool = True
+    early_start_grace_ms: int = 100
     max_clock_drift_ms: int = 10_000  # proposals stamped further in the future get nil prevotes
 
 
@@ -477,6 +479,7 @@ CONFIG_RULES: Final[Mapping[str, Rule]] = {
     "p2p.ban_seconds": NON_NEGATIVE,
     "consensus.engine": OneOf(CONSENSUS_ENGINES),
     "consensus.max_clock_drift_ms": POSITIVE,
+    "consensus.early_start_grace_ms": NON_NEGATIVE,
     "status.host": HOST,
     "status.port": PORT,
     "metrics.host": HOST,

@@ -1,7 +1,8 @@
 """Block work off the event loop (consensus/driver.py `RunJob`, consensus/host.py): with a staged
 source the driver never builds, validates or commits inside `handle`; it emits jobs whose
 answers come back through their finish, stale answers are dropped by the core, and the host
-runs jobs in order and hands the driver no input while a commit is in flight."""
+runs jobs in order and hands the driver no input while a commit is in flight; with transactions
+waiting it ends timeout_commit early (at once with every precommit in, else after a grace)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ from consensus.driver import (
     ScheduleTimeout,
     Work,
 )
-from consensus.host import ConsensusHost, JobFinish, on_the_loop
-from consensus.types import Commit, DuplicateVoteEvidence, Proposal, Validator
+from consensus.host import ConsensusHost, EarlyStart, JobFinish, on_the_loop
+from consensus.types import Commit, DuplicateVoteEvidence, Proposal, Validator, Vote, VoteType
 from tests.unit.test_consensus_driver import (
+    ADDR,
+    DEFAULT_TIMEOUTS,
     RecordingWal,
     Source,
     _commit_for,
@@ -34,6 +37,7 @@ from tests.unit.test_consensus_driver import (
     make,
     non_proposer,
     proposal_messages,
+    sign_vote,
 )
 
 
@@ -226,3 +230,53 @@ def test_the_host_runs_a_single_validator_chain(threads: bool) -> None:
         trio.run(main)
     else:
         trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+# -- ending timeout_commit early (consensus/host.py `EarlyStart`) -------------------------------
+GRACE_S = 0.1
+POLL_S = 0.001  # the test sees the commit up to one poll late
+
+
+def _next_height_starts_after(precommitters: list[int], work_waiting: bool) -> float:
+    """Virtual seconds from block 1's commit to round 0 of height 2, for a follower of four
+    validators that saw block 1 decided by the precommits of `precommitters`."""
+
+    async def main() -> float:
+        source = StagedSource()
+        d = staged(None, 4, source)
+        early = EarlyStart(work_waiting=lambda: work_waiting, grace_s=GRACE_S)
+        host = ConsensusHost(d, gossip=Gossip(), runner=on_the_loop, early_start=early)
+        block_id = block("a", 1)[0]
+        async with trio.open_nursery() as nursery:
+            await nursery.start(host.run)
+            for message in proposal_messages(d, 0, "a"):
+                host.submit(message)
+            for i in precommitters:
+                host.submit(sign_vote(i, Vote(VoteType.PRECOMMIT, 1, 0, block_id, ADDR[i])))
+            while not source.committed:
+                await trio.sleep(POLL_S)
+            committed_at = trio.current_time()
+            while d.height < 2 or d.state.step == Step.NEW_HEIGHT:
+                await trio.sleep(POLL_S)
+            started_at = trio.current_time()
+            nursery.cancel_scope.cancel()
+        return started_at - committed_at
+
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_with_every_precommit_in_the_next_height_starts_at_once() -> None:
+    assert _next_height_starts_after([0, 1, 2, 3], work_waiting=True) < GRACE_S / 2
+
+
+def test_a_missing_precommit_is_waited_for_the_grace_only() -> None:
+    # A validator still executing the block when +2/3 precommits reach it commits without
+    # voting: its precommit never comes, and timeout_commit (1 s) would idle the network.
+    waited = _next_height_starts_after([0, 1, 2], work_waiting=True)
+    assert GRACE_S - POLL_S <= waited < GRACE_S * 1.5
+
+
+def test_an_idle_chain_waits_timeout_commit() -> None:
+    commit_s = DEFAULT_TIMEOUTS.commit_ms / 1000
+    assert _next_height_starts_after([0, 1, 2, 3], work_waiting=False) >= commit_s - POLL_S
+    assert _next_height_starts_after([0, 1, 2], work_waiting=False) >= commit_s - POLL_S
