@@ -52,6 +52,7 @@ from eth_utils import ValidationError
 from evm.cvm import CvmExecutionContext
 from evm.eni import Registry
 from evm.profiles import EvmProfile
+from evm.receipt_decoding import make_receipt
 from evm.state import StateDB
 from evm.system import SystemTxHandler
 from evm.transactions import SignedTx, gas_limit_shortfall
@@ -230,8 +231,8 @@ class BlockExecutor:
         self.gas_used += applied.gas
         self.fees += applied.fee
         self.burned += applied.burned
-        receipt = tx.tx.make_receipt(
-            _STATUS_CODES[applied.status], self.gas_used, tuple(applied.logs)
+        receipt = make_receipt(
+            tx.type_id or None, _STATUS_CODES[applied.status], self.gas_used, applied.logs
         )
         self.transactions.append(tx)
         self.receipts.append(receipt)

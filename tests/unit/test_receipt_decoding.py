@@ -1,5 +1,5 @@
 """The fast decoders of stored receipts and transactions (evm/receipt_decoding.py) equal
-py-evm's: every receipt type with and without logs, every transaction type (legacy, EIP-2930,
+py-evm's, and so does the receipt a transaction's execution makes (`make_receipt`): every receipt type with and without logs, every transaction type (legacy, EIP-2930,
 EIP-1559, EIP-7702 and the SPEC §5 system envelope), drawn by Hypothesis; malformed bytes
 raise ValueError instead of decoding to something else."""
 
@@ -18,7 +18,7 @@ from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evm.receipt_decoding import decode_receipt, summarize_transaction
+from evm.receipt_decoding import decode_receipt, make_receipt, summarize_transaction
 from evm.rlp_raw import decode
 from evm.transactions import load_stored_transaction
 
@@ -68,6 +68,27 @@ def test_receipt_decodes_as_pyevm_does(
         assert mine.bloomables == theirs.bloomables
         assert mine == theirs
     assert ours.encode() == encoded == reference.encode()
+    assert ours == reference
+
+
+@settings(max_examples=300)
+@given(
+    type_id=st.sampled_from([None, 1, 2, 4]),
+    status=st.sampled_from([b"", b"\x01"]),
+    gas_used=small,
+    logs=logs,
+)
+def test_a_made_receipt_is_pyevms_bit_for_bit(
+    type_id: int | None, status: bytes, gas_used: int, logs: list[Log]
+) -> None:
+    inner = Receipt(status, gas_used, logs)
+    reference = inner if type_id is None else PragueTypedReceipt(type_id, inner)
+    entries = [(log.address, log.topics, log.data) for log in logs]
+    ours = make_receipt(type_id, status, gas_used, entries)
+    assert ours.encode() == reference.encode()
+    assert ours.bloom == reference.bloom
+    assert (ours.type_id, ours.state_root, ours.gas_used) == (type_id, status, gas_used)
+    assert list(ours.logs) == list(reference.logs)
     assert ours == reference
 
 
