@@ -32,7 +32,12 @@ __all__ = ["Encodable", "MemoisedDecoder", "encode", "memoised_decoder"]
 Encodable: TypeAlias = bytes | int | Sequence["Encodable"]
 R = TypeVar("R")
 
-_MEMO_SIZE = 1 << 15  # records per decoder: a few MiB at most
+# Records per decoder. Every block rewrites the records of the validators it pays (awards),
+# and each new encoding is remembered, so the memo fills with dead versions at ~10 a second
+# per decoder on a busy chain: at 32,768 that was ~20 MiB of resident memory per decoder
+# creeping in for most of an hour (issue #13's soak). Hot records are hit every block and
+# stay; 4,096 holds a block's working set at 100,000 delegations (benchmarks/staking.py).
+_MEMO_SIZE = 1 << 12
 
 
 def encode(item: Encodable) -> bytes:
