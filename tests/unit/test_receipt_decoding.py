@@ -1,7 +1,8 @@
 """The fast decoders of stored receipts and transactions (evm/receipt_decoding.py) equal
-py-evm's, and so does the receipt a transaction's execution makes (`make_receipt`): every receipt type with and without logs, every transaction type (legacy, EIP-2930,
-EIP-1559, EIP-7702 and the SPEC §5 system envelope), drawn by Hypothesis; malformed bytes
-raise ValueError instead of decoding to something else."""
+py-evm's, and so does the receipt a transaction's execution makes (`make_receipt`): every
+receipt type with and without logs, every transaction type (legacy, EIP-2930, EIP-1559,
+EIP-7702 and the SPEC §5 system envelope), drawn by Hypothesis; malformed bytes raise
+ValueError instead of decoding to something else."""
 
 from __future__ import annotations
 
