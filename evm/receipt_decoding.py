@@ -36,6 +36,7 @@ from evm.rlp_raw import (
     decode,
     encode_bytes,
     encode_list_payload,
+    encode_uint,
     item_offsets,
     list_payload,
     string_at,
@@ -171,7 +172,7 @@ def make_receipt(
         bloom, encoded_bloom = 0, _EMPTY_BLOOM
     body = encode_list_payload(
         encode_bytes(status)
-        + encode_bytes(cumulative_gas.to_bytes((cumulative_gas.bit_length() + 7) // 8, "big"))
+        + encode_uint(cumulative_gas)
         + encoded_bloom
         + encode_list_payload(b"".join(_encode_log(log) for log in logs))
     )

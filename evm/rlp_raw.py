@@ -17,6 +17,11 @@ def encode_bytes(b: bytes) -> bytes:
     return bytes((0xB7 + len(ln),)) + ln + b
 
 
+def encode_uint(n: int) -> bytes:
+    """RLP of a non-negative integer: its minimal big-endian bytes as a string (0: b"\x80")."""
+    return encode_bytes(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+
+
 def encode_list_payload(payload: bytes) -> bytes:
     n = len(payload)
     if n < 56:

@@ -38,7 +38,7 @@ from eth_hash.auto import keccak
 from eth_typing import Hash32
 
 from evm.flat import FlatSnapshot, snapshot_valid
-from evm.rlp_raw import encode_bytes, encode_list_payload
+from evm.rlp_raw import encode_bytes, encode_list_payload, encode_uint
 from evm.trie import MerkleTrie, NodeCache
 
 AccountTuple = tuple[int, int, bytes, bytes]
@@ -61,9 +61,7 @@ def encode_account(account: AccountTuple) -> bytes:
     only (`rlp` infers and validates sedes per call: most of a transfer block's state root)."""
     nonce, balance, storage_root, code_hash = account
     return encode_list_payload(
-        encode_bytes(nonce.to_bytes((nonce.bit_length() + 7) // 8, "big"))
-        + encode_bytes(balance.to_bytes((balance.bit_length() + 7) // 8, "big"))
-        + encode_bytes(storage_root)
+        encode_uint(nonce) + encode_uint(balance) + encode_bytes(storage_root)
         + encode_bytes(code_hash)
     )
 
@@ -81,9 +79,7 @@ def decode_account(encoded: bytes) -> AccountTuple:
 def encode_slot_value(value: int) -> bytes:
     """A storage trie leaf's value: RLP of the word as a minimal big-endian integer, as
     `rlp.encode(value)` gives it (byte work only); b"" for 0 (a deletion)."""
-    if not value:
-        return b""
-    return encode_bytes(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+    return encode_uint(value) if value else b""
 
 
 @lru_cache(maxsize=1 << 16)

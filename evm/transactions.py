@@ -38,7 +38,7 @@ from evm.errors import (
     InvalidTransaction,
     TipAboveFeeCap,
 )
-from evm.rlp_raw import encode_bytes, encode_list_payload, item_offsets, list_payload
+from evm.rlp_raw import encode_list_payload, encode_uint, item_offsets, list_payload
 from evm.tx_codec import TxFields, decode_fields, evm_transaction, fields_of
 
 MAX_TX_BYTES = 128 * 1024
@@ -234,8 +234,7 @@ def signing_message(raw: bytes, type_id: int, chain_id: int) -> bytes:
         return raw[:1] + encode_list_payload(payload[: offsets[-4]])
     payload = list_payload(raw)
     offsets = item_offsets(payload)
-    chain = encode_bytes(chain_id.to_bytes((chain_id.bit_length() + 7) // 8, "big"))
-    return encode_list_payload(payload[: offsets[6]] + chain + b"\x80\x80")
+    return encode_list_payload(payload[: offsets[6]] + encode_uint(chain_id) + b"\x80\x80")
 
 
 def with_signature(raw: bytes, v: int, r: int, s: int) -> bytes:
@@ -244,12 +243,8 @@ def with_signature(raw: bytes, v: int, r: int, s: int) -> bytes:
     head = raw[:1] if _type_id(raw) else b""
     payload = list_payload(raw[len(head) :])
     fields = payload[: item_offsets(payload)[-4]]
-    signature = b"".join(encode_bytes(_minimal(n)) for n in (v, r, s))
+    signature = b"".join(encode_uint(n) for n in (v, r, s))
     return head + encode_list_payload(fields + signature)
-
-
-def _minimal(n: int) -> bytes:
-    return n.to_bytes((n.bit_length() + 7) // 8, "big")
 
 
 def recover_sender(fields: TxFields, raw: bytes) -> bytes:
