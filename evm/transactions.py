@@ -315,17 +315,24 @@ class SenderRecoveryPool:
             max_workers=self._workers, initializer=_worker_setup, initargs=(os.getpid(),)
         )
 
-    def submit(self, raws: Sequence[bytes]) -> tuple[int, Callable[[], list[bytes | None]]]:
-        """Ship the tail of `raws`; returns where it starts and how to wait for its senders."""
+    def _pool_for(self, raws: Sequence[bytes]) -> ProcessPoolExecutor | None:
+        """The pool, started if need be, when `raws` are worth shipping (None: recover here)."""
         if self._workers < 1 or len(raws) < self._min_batch:
-            return len(raws), list
+            return None
         if self._pool is None:
             self._pool = self._new_pool()
+        return self._pool
+
+    def submit(self, raws: Sequence[bytes]) -> tuple[int, Callable[[], list[bytes | None]]]:
+        """Ship the tail of `raws`; returns where it starts and how to wait for its senders."""
+        pool = self._pool_for(raws)
+        if pool is None:
+            return len(raws), list
         start = int(len(raws) * (1 - self._worker_share))
         tail = list(raws[start:])
         size = -(-len(tail) // self._workers)
         futures = [
-            self._pool.submit(recover_senders_of_raws, tail[i : i + size])
+            pool.submit(recover_senders_of_raws, tail[i : i + size])
             for i in range(0, len(tail), size)
         ]
 
@@ -341,15 +348,13 @@ class SenderRecoveryPool:
         the loop recovers nothing itself. (On the loop, every recovery is a C call that lets go
         of the GIL, and getting it back from a thread executing a block takes up to a switch
         interval: a few dozen recoveries held a request for tens of milliseconds.)"""
-        if self._workers < 1 or len(raws) < self._min_batch:
+        pool = self._pool_for(raws)
+        if pool is None:
             return []
-        if self._pool is None:
-            self._pool = self._new_pool()
-        futures = [
-            self._pool.submit(recover_senders_of_raws, list(raws[i : i + piece]))
+        return [
+            pool.submit(recover_senders_of_raws, list(raws[i : i + piece]))
             for i in range(0, len(raws), piece)
         ]
-        return futures
 
     def close(self) -> None:
         if self._pool is not None:
