@@ -59,7 +59,8 @@ class PeerSyncState:
 @dataclass
 class Request:
     peer_id: str
-    sent_at: float
+    sent_at: float  # or when its block was handed to consensus
+    delivered: bool = False  # handed to consensus, not committed yet
 
 
 @dataclass
@@ -123,7 +124,7 @@ class BlocksyncReactor:
     def remove_peer(self, peer: Peer, reason: str) -> None:
         self._peers.pop(peer.node_id, None)
         for height, request in sorted(self.progress.requests.items()):
-            if request.peer_id == peer.node_id:
+            if request.peer_id == peer.node_id and not request.delivered:
                 del self.progress.requests[height]
 
     async def receive(self, channel: int, peer: Peer, message: Any) -> None:
@@ -160,16 +161,23 @@ class BlocksyncReactor:
     def tick(self) -> None:
         """Hand over what arrived in order, then (re)request the next missing heights."""
         ours = self.store.committed_height()
-        progress = self.progress
-        for height in sorted(progress.downloaded):
-            if height <= ours:
-                del progress.downloaded[height]
+        self._forget_through(ours)
         self._deliver(ours + 1)
         self._request_window(ours)
 
+    def _forget_through(self, ours: int) -> None:
+        """Drop the downloads and requests of heights committed meanwhile."""
+        progress = self.progress
+        for table in (progress.downloaded, progress.requests):
+            for height in [h for h in sorted(table) if h <= ours]:
+                del table[height]
+
     def _request_window(self, ours: int) -> None:
         """(Re)request the heights of the window after `ours` that are neither downloaded nor
-        asked for (or asked for too long ago)."""
+        asked for (or asked for too long ago). A height handed to consensus keeps its request
+        until it is committed: asked for again while it executes, every block was downloaded
+        twice. If it never commits (a block that does not execute), it is asked for again,
+        from another peer, when the request times out."""
         progress = self.progress
         now = self.clock()
         best = self.best_peer_height()
@@ -184,7 +192,7 @@ class BlocksyncReactor:
         got = self.progress.downloaded.pop(height, None)
         if got is None:
             return
-        self.progress.requests.pop(height, None)
+        self.progress.requests[height] = Request(got.peer.node_id, self.clock(), delivered=True)
         decided = DecidedBlock(height, got.block_hash, got.data, got.commit)
         self.host.submit(decided, origin=got.peer)
 
@@ -202,8 +210,8 @@ class BlocksyncReactor:
 
     def _accept(self, peer: Peer, height: int, rest: list[Any]) -> None:
         request = self.progress.requests.get(height)
-        if request is None or request.peer_id != peer.node_id:
-            return  # late answer to a request we moved elsewhere: harmless
+        if request is None or request.peer_id != peer.node_id or request.delivered:
+            return  # late answer to a request we moved elsewhere, or a repeat: harmless
         if len(rest) != 3 or not isinstance(rest[0], bytes) or not isinstance(rest[1], bytes):
             raise PeerMisbehaved("blocksync block must be [hash, data, commit]", MALFORMED_PENALTY)
         try:
@@ -219,6 +227,7 @@ class BlocksyncReactor:
     def _on_commit(self, committed: Committed) -> None:
         if not self.catching_up:  # while catching up, the periodic status is enough
             self._announce()
+        self.progress.requests.pop(committed.height, None)
         self._deliver(committed.height + 1)
         # Keep the window full from commit to commit, not tick to tick: a catching-up node
         # commits a block in a few milliseconds, so a refill per tick would cap it at

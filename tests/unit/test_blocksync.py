@@ -165,3 +165,28 @@ def test_serves_decided_blocks_and_says_when_it_has_none() -> None:
         ["block", 1, b"\x01" * 32, b"block1", commit_of(1).to_wire()],
         ["none", 2],
     ]
+
+
+def test_a_block_handed_to_consensus_is_not_asked_for_again_until_it_is_late() -> None:
+    reactor, host, store, clock = make()
+    a, b = RecordingPeer("a" * 40), RecordingPeer("b" * 40)
+    for peer in (a, b):
+        reactor.add_peer(peer)
+    receive(reactor, a, ["status", 1])
+    reactor.tick()
+    receive(reactor, a, ["block", 1, bytes([1]) * 32, b"block1", commit_of(1).to_wire()])
+    assert [m.height for m, _ in host.submitted] == [1]
+    # Executing: neither a tick nor a repeated answer brings block 1 again.
+    reactor.tick()
+    receive(reactor, a, ["block", 1, bytes([1]) * 32, b"block1", commit_of(1).to_wire()])
+    assert requests(a) == [1] and [m.height for m, _ in host.submitted] == [1]
+    # It never commits (it did not execute): asked for again from another peer, once late.
+    receive(reactor, b, ["status", 1])
+    clock.now += REQUEST_TIMEOUT_S + 1
+    reactor.tick()
+    assert requests(a) == [1] and requests(b) == [1]
+    # Committed meanwhile: the request is forgotten, nothing is asked for again.
+    store.height = 1
+    clock.now += REQUEST_TIMEOUT_S + 1
+    reactor.tick()
+    assert requests(a) == [1] and requests(b) == [1] and reactor.progress.requests == {}
