@@ -186,13 +186,18 @@ class ConsensusReactor:
             self._remember(state, key)
 
     def _announce_step(self) -> None:
+        """Tell the peers our new step, except those more than a height ahead: they gossip
+        nothing to a node at another height, and a node catching up through blocksync
+        changes step twice a block (three packets a block per peer, the bulk of its writes,
+        for nothing). They hear from us again as soon as we are within a height of them."""
         step = self._current_step()
         if step == self._last_step:
             return
         self._last_step = step
         data = encode_message(step)
         for peer in self._sorted_peers():
-            peer.send(CONSENSUS_STATE, data)
+            if self._state_of(peer).height <= step.height + 1:
+                peer.send(CONSENSUS_STATE, data)
 
     def punish_bad_input(self, origin: Any, error: ConsensusError) -> None:
         if origin is None or self.punish is None:
