@@ -12,7 +12,7 @@ collaborators, all synchronous and all passed in:
 What the host must do (timers, network) comes back as effects: `Broadcast(message)` — send to
 peers; `ScheduleTimeout(TimeoutInfo)` — call `handle(timeout)` after `duration_ms`;
 `Committed(height, block_hash, commit)` — the application committed that block;
-`RunJob(work, commit)` — block work to run off the event loop (below).
+`RunJob(work, commit, light)` — block work to run off the event loop (below).
 
 Block work off the loop (issue #13): given a `StagedBlockSource` (`staged=`), the driver does
 not build, validate or commit blocks inside `handle`. It asks the source to stage the work (on
@@ -22,8 +22,11 @@ what `work` returned back on the loop, which finishes the job (the application's
 part) and feeds the answer to the core: `BlockValidated`, `ProposalBlockBuilt` (both dropped by
 the core when the height or round has moved on meanwhile) or `HeightCommitted`. A commit job is
 marked `commit=True`: the host hands the driver no input until it is finished, so the core never
-sees a message of H+1 while H is being written. Without `staged` (the simulation, unit tests)
-and during WAL replay, the same work runs inline, as before.
+sees a message of H+1 while H is being written. A job on a block the source calls light
+(`is_light`: no transactions) is marked `light=True` and the host runs its work on the loop:
+handing a block to a thread and back cost more than an empty block's work, and a catching-up
+node's two threads fought over the GIL for every block. Without `staged` (the simulation,
+unit tests) and during WAL replay, the same work runs inline, as before.
 
 Inputs to `handle`: Proposal, BlockPart, Vote, DuplicateVoteEvidence (from peers), TimeoutInfo
 (from the host's timers) and DecidedBlock (from blocksync). Peer messages are checked here:
@@ -176,6 +179,12 @@ class StagedBlockSource(Protocol):
         self, height: int, block_hash: bytes, data: bytes, commit: Commit
     ) -> Work[Sequence[Validator]]: ...
 
+    def is_light(self, data: bytes) -> bool:
+        """Whether validating or committing this block costs so little (a block without
+        transactions: a few milliseconds of the modules' block hooks) that a thread would cost
+        more than the work: its job then runs on the event loop."""
+        ...
+
 
 @dataclass(frozen=True)
 class Committed:
@@ -190,10 +199,11 @@ class Committed:
 class RunJob:
     """Effect: call `work()` off the event loop (after the jobs before it), then call what it
     returned on the loop and carry out the effects that returns. `commit`: hand the driver no
-    input until then."""
+    input until then. `light`: the work may run on the loop as well."""
 
     work: Callable[[], Callable[[], list[Effect]]]
     commit: bool = False
+    light: bool = False  # run `work` on the loop too (`StagedBlockSource.is_light`)
 
 
 Effect = Broadcast | ScheduleTimeout | Committed | RunJob
@@ -476,6 +486,7 @@ class ConsensusDriver:
         effects: list[Effect],
         *,
         commit: bool = False,
+        light: bool = False,
     ) -> None:
         """Emit `work` as a RunJob whose finish feeds `then(answer)`'s requests to the core."""
 
@@ -489,7 +500,7 @@ class ConsensusDriver:
 
             return done
 
-        effects.append(RunJob(run, commit))
+        effects.append(RunJob(run, commit, light))
 
     def _validate(self, out: ValidateBlock, effects: list[Effect]) -> list[Output]:
         staged = self._offloaded()
@@ -506,7 +517,8 @@ class ConsensusDriver:
             verdict = _valid_or_false(out, lambda: work()())  # the finish only answers
             return lambda: verdict
 
-        self._job(safe, lambda valid, _: self._verdict(out, valid), effects)
+        light = staged.is_light(out.data)
+        self._job(safe, lambda valid, _: self._verdict(out, valid), effects, light=light)
         return []
 
     def _verdict(self, out: ValidateBlock, valid: bool) -> list[Output]:
@@ -574,7 +586,8 @@ class ConsensusDriver:
         def then(updates: Sequence[Validator], done: list[Effect]) -> list[Output]:
             return self._committed(out, updates, by_blocksync, done)
 
-        self._job(staged.stage_commit(*args), then, effects, commit=True)
+        light = staged.is_light(out.data)
+        self._job(staged.stage_commit(*args), then, effects, commit=True, light=light)
         return []
 
     def _committed(

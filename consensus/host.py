@@ -12,8 +12,10 @@ Block work (`RunJob` effects: building, validating, committing) runs in a second
 job at a time and in order, each job's work through `runner` (by default `worker_thread()`: one
 dedicated thread, never abandoned) and its finish back on the loop. Meanwhile the host goes on
 handling votes and block parts, so a 2,000-transaction block executing no longer delays them by
-its execution time. While a commit job is in flight the host hands the driver no input (they
-wait in the inbox), so the core never sees a message of the next height before it is there.
+its execution time. A light job (a block without transactions) runs on the loop, in order with
+the others: a thread round trip would cost more than its work. While a commit job is in flight
+the host hands the driver no input (they wait in the inbox), so the core never sees a message
+of the next height before it is there.
 Tests on trio's MockClock pass `on_the_loop`, whose autojump would otherwise move virtual time
 on while a thread works in real time.
 
@@ -139,7 +141,7 @@ class ConsensusHost:
         the next job starts (a commit's finish moves the head the next job builds on)."""
         async for job in self._jobs_out:
             try:
-                finish = await self._run_job(job.work)
+                finish = job.work() if job.light else await self._run_job(job.work)
                 effects = finish()
             except ConsensusError as exc:  # a decided block that does not execute
                 log.error("block job failed: %s", exc)

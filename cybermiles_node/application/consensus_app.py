@@ -351,6 +351,13 @@ class ChainConsensus:
 
         return work
 
+    def is_light(self, data: bytes) -> bool:
+        """A block without transactions (or one that does not decode, refused at once)."""
+        try:
+            return not decode_block(data).raw_txs
+        except ConsensusError:
+            return True
+
     def _known(self, data: bytes) -> list[SignedTx | None] | None:
         """The pool's decoded copies of a block's transactions, looked up on the loop (None
         for a block that does not decode: validation says why)."""

@@ -74,6 +74,11 @@ class StagedSource(Source):
     ) -> Work[Sequence[Validator]]:
         return self._stage("commit", lambda: self.commit_block(height, block_hash, data, commit))
 
+    light = False  # what is_light says of every block
+
+    def is_light(self, data: bytes) -> bool:
+        return self.light
+
 
 def staged(me: int | None, n: int = 4, source: StagedSource | None = None) -> ConsensusDriver:
     d = make(me, n, source=source or StagedSource())
@@ -230,6 +235,35 @@ def test_the_host_runs_a_single_validator_chain(threads: bool) -> None:
         trio.run(main)
     else:
         trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+@pytest.mark.parametrize("light", [False, True])
+def test_light_jobs_run_on_the_loop_and_the_others_through_the_runner(light: bool) -> None:
+    async def main() -> list[str]:
+        source = StagedSource()
+        source.light = light
+        d = staged(0, 1, source)
+        through_runner: list[str] = []
+
+        async def runner(work: Callable[[], JobFinish]) -> JobFinish:
+            through_runner.append(source.log[-1][1])  # the stage just staged
+            return work()
+
+        host = ConsensusHost(d, gossip=Gossip(), runner=runner)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(host.run)
+            while d.height < 3:
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+        assert [h for h, _ in source.committed][:2] == [1, 2]
+        return through_runner
+
+    through_runner = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    # Building never asks is_light (the block does not exist yet); validation and commit do.
+    if light:
+        assert set(through_runner) == {"build"}
+    else:
+        assert {"build", "commit"} <= set(through_runner)
 
 
 # -- ending timeout_commit early (consensus/host.py `EarlyStart`) -------------------------------
