@@ -172,6 +172,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """utime + stime per thread name of a process (Linux), summed over same-named threads."""
+    out: dict[str, float] = {}
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        out[name] = out.get(name, 0.0) + used
+    return out
+
+
 class Profilers:
     """`py-spy record` on every validator process for the loaded phase (--profile DIR): one
     collapsed-stacks file per node (flamegraph.pl / speedscope read them)."""
@@ -184,7 +198,7 @@ class Profilers:
         spy = shutil.which("py-spy") or str(REPO / ".venv" / "bin" / "py-spy")
         for i, pid in enumerate(pids):
             cmd = [spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
-                   "--output", str(out / f"node{i}.txt"), "--nonblocking"]  # fmt: skip
+                   "--output", str(out / f"node{i}.txt"), "--nonblocking", "--threads"]  # fmt: skip
             self.procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
 
     def stop(self) -> None:
@@ -400,6 +414,8 @@ def run_blocksync(work: Path, args: argparse.Namespace) -> None:
             now = time.perf_counter()
             if height > 0 and first is None:
                 first = (now, height, cpu_seconds(pid))
+                peers_cpu0 = [cpu_seconds(p.pid) for p in procs[:-1]]
+                threads0 = thread_cpu_seconds(pid)
                 profilers = Profilers([pid], args.profile)  # the catching up, not the start
             if height >= target:
                 break
@@ -409,11 +425,19 @@ def run_blocksync(work: Path, args: argparse.Namespace) -> None:
         blocks = height - h0
         wall = now - t0
         cpu = cpu_seconds(pid) - cpu0
+        peers_cpu = [cpu_seconds(p.pid) - c for p, c in zip(procs[:-1], peers_cpu0, strict=True)]
+        threads = {
+            name: used - threads0.get(name, 0.0)
+            for name, used in sorted(thread_cpu_seconds(pid).items())
+        }
         print(
             f"[blocksync, {target} blocks] synced {blocks} blocks in {wall:.2f}s = "
             f"{blocks / wall:,.0f} blocks/s; fresh node CPU {cpu:.2f}s = "
-            f"{1000 * cpu / max(1, blocks):.2f} ms per block"
+            f"{1000 * cpu / max(1, blocks):.2f} ms per block; the serving peers' CPU "
+            f"{' + '.join(f'{c:.2f}' for c in peers_cpu)} s"
         )
+        busy = {name: used for name, used in threads.items() if used >= 0.05}
+        print("  fresh node CPU by thread: " + ", ".join(f"{n} {u:.2f}s" for n, u in busy.items()))
     finally:
         profilers.stop()
         stop(procs)
