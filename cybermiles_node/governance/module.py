@@ -21,6 +21,7 @@ passes staking's): owner → voting power of the current validators and backups.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 
 from cybermiles_node.governance import rules
 from cybermiles_node.governance.msgs import GOVERNANCE_KINDS, gas_of_kind, parse_governance_msg
@@ -51,10 +52,11 @@ class GovernanceModule:
         self.electorate = electorate
 
     def begin_block(self, ctx: BlockContext, storage: StateDB) -> None:
-        rules.settle_due(storage, ctx.height, ctx.time, self.electorate(storage), ctx.params)
+        members = partial(self.electorate, storage)
+        rules.settle_due(storage, ctx.height, ctx.time, members, ctx.params)
 
     def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
-        members = self.electorate(storage)
+        members = partial(self.electorate, storage)
         rules.settle_deploys(storage, ctx.height, ctx.time, members, ctx.params)
         requirement = rules.due_halts(storage, ctx.height)
         return BlockOutcome(halt=None if requirement is None else requirement.message)

@@ -338,29 +338,55 @@ def _decide(
     return tuple(events)
 
 
+# The block's electorate (owner → voting power), read only if a decision needs it.
+LazyMembers = Callable[[], Mapping[bytes, int]]
+
+
 def settle_due(
-    storage: SystemStorage, height: int, time: int, members: Mapping[bytes, int], params: Params
+    storage: SystemStorage, height: int, time: int, members_of: LazyMembers, params: Params
 ) -> Events:
     """At the start of a block: tally once more every open proposal that expires here (else
-    EXPIRED). Deploy proposals are settled at the end of the block before (`settle_deploys`)."""
+    EXPIRED). Deploy proposals are settled at the end of the block before (`settle_deploys`).
+    `members_of()` is read once, before the first tally, and only when a proposal is due (it
+    costs a read of every validator's record, most blocks settle nothing)."""
+    due = [
+        record
+        for record in keeper.open_proposals(storage)
+        if not isinstance(record.msg, ProposeDeployLibEni) and _due(record, height, time)
+    ]
+    return _final_tallies(storage, due, members_of, height, params)
+
+
+def _final_tallies(
+    storage: SystemStorage,
+    due: list[Proposal],
+    members_of: LazyMembers,
+    height: int,
+    params: Params,
+) -> Events:
+    if not due:
+        return ()
+    members = members_of()
     events: list[GovernanceEvent] = []
-    for record in keeper.open_proposals(storage):
-        if not isinstance(record.msg, ProposeDeployLibEni) and _due(record, height, time):
-            events.extend(_final_tally(storage, record, members, height, params))
+    for record in due:
+        events.extend(_final_tally(storage, record, members, height, params))
     return tuple(events)
 
 
 def settle_deploys(
-    storage: SystemStorage, height: int, time: int, members: Mapping[bytes, int], params: Params
+    storage: SystemStorage, height: int, time: int, members_of: LazyMembers, params: Params
 ) -> Events:
     """At the end of block `height`: the deploy proposals whose deploy point is the next block
     (deploy height = height + 1, or a deploy time this block's time has reached) are tallied
     once more if undecided, and an approved one enables its version. A block runs the versions
-    of its parent's state, so the version is in force from the deploy height on."""
-    events: list[GovernanceEvent] = []
-    for record in keeper.open_proposals(storage):
-        if isinstance(record.msg, ProposeDeployLibEni) and _due(record, height + 1, time):
-            events.extend(_final_tally(storage, record, members, height, params))
+    of its parent's state, so the version is in force from the deploy height on. `members_of`
+    as in `settle_due`."""
+    due = [
+        record
+        for record in keeper.open_proposals(storage)
+        if isinstance(record.msg, ProposeDeployLibEni) and _due(record, height + 1, time)
+    ]
+    events = list(_final_tallies(storage, due, members_of, height, params))
     for record in keeper.scheduled_proposals(storage):
         msg = record.msg
         if isinstance(msg, ProposeDeployLibEni) and _due(record, height + 1, time):

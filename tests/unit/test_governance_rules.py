@@ -191,6 +191,25 @@ def test_transfer_fund_expired_is_tallied_once_more_then_refunded(by: str) -> No
     assert record.result_block_height == 10 and gov.balance(FROM) == before
 
 
+def test_the_electorate_is_read_only_for_a_block_that_settles_a_proposal() -> None:
+    gov = Gov()
+    reads: list[int] = []
+
+    def counting(storage: StateDB) -> Mapping[bytes, int]:
+        reads.append(gov.height)
+        return members_voting_power(storage)
+
+    gov.module = GovernanceModule(counting)
+    gov.block(2)  # no proposals: nothing to tally
+    pid = gov.propose_transfer(expire_block_height=5)
+    reads.clear()
+    gov.block(3)
+    gov.block(4)
+    assert reads == []  # open, not due: only the vote path reads the electorate
+    gov.block(5)
+    assert reads == [5] and gov.result(pid) is Result.EXPIRED
+
+
 def test_votes_count_until_three_blocks_before_expiry() -> None:
     gov = Gov()
     pid = gov.propose_transfer(expire_block_height=10)
