@@ -227,7 +227,7 @@ class BlocksyncReactor:
     def _on_commit(self, committed: Committed) -> None:
         if not self.catching_up:  # while catching up, the periodic status is enough
             self._announce()
-        self.progress.requests.pop(committed.height, None)
+        self._forget_through(committed.height)
         self._deliver(committed.height + 1)
         # Keep the window full from commit to commit, not tick to tick: a catching-up node
         # commits a block in a few milliseconds, so a refill per tick would cap it at

@@ -72,6 +72,14 @@ def make() -> tuple[BlocksyncReactor, RecordingHost, Store, Clock]:
     return BlocksyncReactor(host, store, clock=clock), host, store, clock  # type: ignore[arg-type]
 
 
+def connected(reactor: BlocksyncReactor, *letters: str) -> list[RecordingPeer]:
+    """Peers with node ids of 40 times each letter, added to `reactor` in that order."""
+    peers = [RecordingPeer(letter * 40) for letter in letters]
+    for peer in peers:
+        reactor.add_peer(peer)  # type: ignore[arg-type]
+    return peers
+
+
 def receive(reactor: BlocksyncReactor, peer: RecordingPeer, message: Any) -> None:
     trio.run(reactor.receive, BLOCKSYNC, peer, message)
 
@@ -82,9 +90,7 @@ def requests(peer: RecordingPeer) -> list[int]:
 
 def test_requests_go_to_peers_that_have_the_heights_and_move_on_after_a_timeout() -> None:
     reactor, _, _, clock = make()
-    a, b = RecordingPeer("a" * 40), RecordingPeer("b" * 40)
-    for peer in (a, b):
-        reactor.add_peer(peer)
+    a, b = connected(reactor, "a", "b")
     receive(reactor, a, ["status", 3])
     receive(reactor, b, ["status", 1])
     assert reactor.catching_up
@@ -102,9 +108,7 @@ def test_requests_go_to_peers_that_have_the_heights_and_move_on_after_a_timeout(
 def test_the_lowest_peer_height_is_what_the_furthest_behind_announced() -> None:
     reactor, _, _, _ = make()
     assert reactor.lowest_peer_height() is None  # no peers
-    a, b = RecordingPeer("a" * 40), RecordingPeer("b" * 40)
-    for peer in (a, b):
-        reactor.add_peer(peer)
+    a, b = connected(reactor, "a", "b")
     assert reactor.lowest_peer_height() == 0  # nothing announced yet
     receive(reactor, a, ["status", 7])
     receive(reactor, b, ["status", 5])
@@ -169,9 +173,7 @@ def test_serves_decided_blocks_and_says_when_it_has_none() -> None:
 
 def test_a_block_handed_to_consensus_is_not_asked_for_again_until_it_is_late() -> None:
     reactor, host, store, clock = make()
-    a, b = RecordingPeer("a" * 40), RecordingPeer("b" * 40)
-    for peer in (a, b):
-        reactor.add_peer(peer)
+    a, b = connected(reactor, "a", "b")
     receive(reactor, a, ["status", 1])
     reactor.tick()
     receive(reactor, a, ["block", 1, bytes([1]) * 32, b"block1", commit_of(1).to_wire()])
