@@ -168,21 +168,25 @@ def percentile(values: list[float], q: float) -> float:
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (Linux), the measure least disturbed by a busy machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
+def _stat_cpu_seconds(stat: Path) -> float:
+    """utime + stime from a /proc stat file (a process's or one thread's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """utime + stime per thread name of a process (Linux), summed over same-named threads."""
-    out: dict[str, float] = {}
+def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
+    """Thread id -> (name now, utime + stime) of a process's threads (Linux). By id, not name:
+    trio renames its worker thread for every job."""
+    out: dict[int, tuple[str, float]] = {}
     for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
         try:
-            name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = ((task / "comm").read_text().strip(),
+                                   _stat_cpu_seconds(task / "stat"))  # fmt: skip
         except OSError:
             continue  # the thread ended meanwhile
-        used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        out[name] = out.get(name, 0.0) + used
     return out
 
 
@@ -427,8 +431,8 @@ def run_blocksync(work: Path, args: argparse.Namespace) -> None:
         cpu = cpu_seconds(pid) - cpu0
         peers_cpu = [cpu_seconds(p.pid) - c for p, c in zip(procs[:-1], peers_cpu0, strict=True)]
         threads = {
-            name: used - threads0.get(name, 0.0)
-            for name, used in sorted(thread_cpu_seconds(pid).items())
+            f"{name} ({tid})": used - threads0.get(tid, ("", 0.0))[1]
+            for tid, (name, used) in sorted(thread_cpu_seconds(pid).items())
         }
         print(
             f"[blocksync, {target} blocks] synced {blocks} blocks in {wall:.2f}s = "
