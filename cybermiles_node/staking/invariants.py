@@ -29,10 +29,10 @@ there); tests and simulations run all of them after every block.
 - the ranking and the shares index hold exactly each candidate's key (`keeper.rank_key`,
   `keeper.shares_key`), in order;
 - at most `max_vals` candidates are in state Validator and at most `backup_vals` in state
-  Backup Validator. Elections obey these, but genesis makes every genesis validator a
-  Validator whatever max_vals (genesis does not bound their number), and a governance change
-  of the two parameters would apply from the next election on: such states break this until
-  the next election;
+  Backup Validator, the two of the last election (its stored inputs): genesis makes every
+  genesis validator a Validator whatever max_vals (genesis does not bound their number), and a
+  governance change of the two parameters applies from the next election on (the simulation
+  found the check reading the new values in the block that changed them);
 - every PENDING unstake request is in the unstake queue under its maturity height and every
   queue entry is a PENDING request; Σ of the PENDING requests of a delegation (following
   account updates from the owner named in the request) = its `pending_withdraw_amount`.
@@ -170,8 +170,8 @@ def check_hold_covers_stakes(
 # -- the records -----------------------------------------------------------------------------------
 def check_records(storage: SystemStorage, params: Params | None = None) -> None:
     """The staking records agree with each other and with their indices (module docstring).
-    `params`: those in force (default: read from `storage`)."""
-    in_force = read_params(storage) if params is None else params
+    `params`: the set sizes to check against (default: those the last election obeyed, kept
+    in its inputs; none before the first election)."""
     candidates = keeper.candidates(storage)
     delegations = all_delegations(storage)
     _check_amounts(delegations)
@@ -180,7 +180,9 @@ def check_records(storage: SystemStorage, params: Params | None = None) -> None:
         _check_candidate(storage, record, by_candidate.get(record.owner, []))
     _check_consensus_index(storage, candidates)
     _check_order_indices(storage, candidates)
-    _check_set_sizes(candidates, in_force)
+    limits = _set_size_limits(storage, params)
+    if limits is not None:
+        _check_set_sizes(candidates, *limits)
     requests = pending_unstake_requests(storage)
     _check_queue(storage, requests)
     _check_pending_sums(storage, delegations, requests)
@@ -248,10 +250,19 @@ def _check_order_indices(storage: SystemStorage, candidates: Sequence[Candidate]
             )
 
 
-def _check_set_sizes(candidates: Sequence[Candidate], params: Params) -> None:
+def _set_size_limits(storage: SystemStorage, params: Params | None) -> tuple[int, int] | None:
+    """(max_vals, backup_vals) the states must obey: a governance change of either applies
+    from the next election on, so by default those of the last election's inputs."""
+    if params is not None:
+        return params.max_vals, params.backup_vals
+    inputs = keeper.election_inputs(storage)
+    return None if inputs is None else (inputs.max_vals, inputs.backup_vals)
+
+
+def _check_set_sizes(candidates: Sequence[Candidate], max_vals: int, backup_vals: int) -> None:
     for state, limit, name in (
-        (CandidateState.VALIDATOR, params.max_vals, "max_vals"),
-        (CandidateState.BACKUP, params.backup_vals, "backup_vals"),
+        (CandidateState.VALIDATOR, max_vals, "max_vals"),
+        (CandidateState.BACKUP, backup_vals, "backup_vals"),
     ):
         count = sum(1 for c in candidates if c.state is state)
         if count > limit:
