@@ -22,10 +22,19 @@ parameters nor the previous set's stake moved (a block without staking activity:
 O(validators)). Every other delegation's stored power is still what a full recompute would give
 it (`invariants.check_power_bookkeeping`). A candidate's pending power is the keeper's running sum
 of its delegations' stored powers (`keeper.delegated_power`) when one of them was recomputed,
-else the one it holds. The election consumes every dirty mark, but marks again the delegations
-that settling credited during it (the settled one, or its owner's own delegation with the
-cut): their new power was computed from their stake before the credit, exactly as in a full
-recompute, so the next election must look at them again.
+else the one it holds. The election consumes every dirty mark.
+
+Fixed point (`_settle_powers`). A delegation is settled before its power changes; settling
+credits awards, which grows stakes and shares, so the SPEC's total and the size factors, so
+other powers. The election therefore runs in rounds: recompute the dirty delegations and those
+of candidates whose factor moved (settling each whose power changes), then again those whose
+stake settling grew and those of candidates whose factor the grown shares moved, until a round
+changes nothing. It ends with every power what the settled stakes give, and no dirty mark, so
+the next block's election is quiet unless something was written: an idle chain's blocks cost
+the award step alone, O(validators) words. (Each pass settles only what earned since the
+block's awards, so the second pass credits nothing new: two or three rounds.) Voting power
+follows settled shares (docs/DECISIONS.md, "Awards in state"): a validator's awards count in
+its power once something settles them, not every block, as they do not for any delegation.
 
 `run_full_election` is the reference: every delegation read and `power.candidate_voting_powers`
 over them all, as the SPEC states it. It leaves the same state (bookkeeping included); the
@@ -58,6 +67,9 @@ __all__ = ["run_election", "run_full_election"]
 DelegationKey = tuple[bytes, bytes]  # (candidate owner, delegator)
 _ONE = Fraction(1)
 _IN_CONSENSUS = (CandidateState.VALIDATOR, CandidateState.BACKUP)
+# A delegation credits something new at most once a block (a later settlement in the same
+# block earns nothing), so rounds stop after two or three; more is a broken invariant.
+_MAX_ROUNDS = 64
 
 
 def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, int]]:
@@ -66,43 +78,71 @@ def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, in
     if last is not None and _quiet(storage, last, params):
         return []
     touched = keeper.touched_candidates(storage)  # before this election's own writes
-    members = keeper.consensus_set(storage)
-    holders = frozenset(m.owner for m in members)
-    total = power.set_stake_cmt(members, holders)
-    factors = _size_factors(storage, total, params)
-    inputs = power.ElectionInputs.of(total, factors, params)
-    stale = power.stale_candidates(last, inputs)
-    owners = keeper.candidate_owners(storage) if stale is None else stale
-    keys = _to_recompute(storage, keeper.dirty_delegations(storage), owners)
+    holders = frozenset(m.owner for m in keeper.consensus_set(storage))
     check_hold_covers_stakes(storage, staked=keeper.staked_total(storage))
-    delegations = [d for key in keys if (d := keeper.delegation(storage, *key)) is not None]
-    powers = {
-        (d.candidate, d.delegator): power.delegation_voting_power(
-            d, factors.get(d.candidate, _ONE), params
-        )
-        for d in delegations
-    }
-    credits = _store_and_mark(storage, delegations, powers)
-    recomputed = frozenset(owner for owner, _ in keys)
-    moved = sorted(frozenset(touched) | recomputed | credits.keys())
+    inputs, recomputed, credited = _settle_powers(storage, holders, last, params)
+    moved = sorted(frozenset(touched) | recomputed | credited)
     records = {}
     for owner in moved:
         stored = keeper.candidate(storage, owner)
         if stored is None:
-            if credits.get(owner):
+            if owner in credited:
                 raise StorageError(f"staking: settled delegations name no candidate {owner.hex()}")
             continue  # handed over to a new owner (account update), which is touched too
-        record = _credited(stored, credits)
         pending = (
             keeper.delegated_power(storage, owner)
             if owner in recomputed
-            else record.pending_voting_power
+            else stored.pending_voting_power
         )
-        records[owner] = _with_power(record, pending)
+        records[owner] = _with_power(stored, pending)
         if records[owner] != stored:  # moves its rank key; _finish clears the touched marks
             keeper.put_candidate(storage, records[owner], replacing=stored, touch=False)
     holders |= {o for o, r in records.items() if r.state in _IN_CONSENSUS}
     return _elect_from_ranking(storage, holders, records, inputs, params, last)
+
+
+def _settle_powers(
+    storage: SystemStorage,
+    holders: frozenset[bytes],
+    last: power.ElectionInputs | None,
+    params: Params,
+) -> tuple[power.ElectionInputs, frozenset[bytes], frozenset[bytes]]:
+    """Bring every delegation's stored power to what its stake gives under the inputs the
+    settled stakes give (module docstring, "Fixed point"); (those inputs, the owners with a
+    recomputed delegation, the owners whose shares settling grew). Round by round: the dirty
+    delegations and those of candidates whose factor moved are recomputed, each whose power
+    changes settled first; what settling credited changes stakes and the shares (so the total
+    and the factors), which the next round recomputes. Clears the dirty marks."""
+    keys_from: Iterable[DelegationKey] = keeper.dirty_delegations(storage)
+    previous = last
+    recomputed: set[bytes] = set()
+    credited: set[bytes] = set()
+    for _ in range(_MAX_ROUNDS):
+        members = keeper.consensus_set(storage)
+        total = power.set_stake_cmt(members, holders)
+        factors = _size_factors(storage, total, params)
+        inputs = power.ElectionInputs.of(total, factors, params)
+        stale = power.stale_candidates(previous, inputs)
+        owners = keeper.candidate_owners(storage) if stale is None else stale
+        keys = _to_recompute(storage, keys_from, owners)
+        if not keys:
+            break
+        delegations = [d for key in keys if (d := keeper.delegation(storage, *key)) is not None]
+        powers = {
+            (d.candidate, d.delegator): power.delegation_voting_power(
+                d, factors.get(d.candidate, _ONE), params
+            )
+            for d in delegations
+        }
+        credits, keys_from = _store_powers(storage, delegations, powers)
+        recomputed.update(owner for owner, _ in keys)
+        credited.update(o for o, wei in credits.items() if wei)
+        _credit_candidates(storage, credits)
+        previous = inputs
+    else:
+        raise StorageError(f"staking: the election did not settle in {_MAX_ROUNDS} rounds")
+    keeper.clear_dirty_delegations(storage)
+    return inputs, frozenset(recomputed), frozenset(credited)
 
 
 def _size_factors(storage: SystemStorage, total_cmt: int, params: Params) -> dict[bytes, Fraction]:
@@ -175,20 +215,31 @@ def _finish(
 
 
 def run_full_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, int]]:
-    """The reference: recompute every delegation (module docstring); same results and state."""
+    """The reference: recompute every delegation (module docstring); same results and state.
+    Round by round like the incremental one: store every power that changed (settling
+    first), grow the candidates' shares by the credits, until no power changes."""
     candidates = keeper.candidates(storage)
-    delegations = [d for c in candidates for d in keeper.delegations_to(storage, c.owner)]
-    check_hold_covers_stakes(storage, delegations)
+    check_hold_covers_stakes(storage, _delegations_of(storage, candidates))
     previous = power.previous_set_owners(candidates)
-    table = power.candidate_voting_powers(candidates, delegations, previous, params)
-    powers = {(d.candidate, d.delegator): d.voting_power for d in table.delegations}
-    credits = _store_and_mark(storage, delegations, powers)
+    while True:
+        candidates = keeper.candidates(storage)
+        delegations = _delegations_of(storage, candidates)
+        table = power.candidate_voting_powers(candidates, delegations, previous, params)
+        powers = {(d.candidate, d.delegator): d.voting_power for d in table.delegations}
+        if all(powers[(d.candidate, d.delegator)] == d.voting_power for d in delegations):
+            break
+        credits, _ = _store_powers(storage, delegations, powers)
+        _credit_candidates(storage, credits)
+    keeper.clear_dirty_delegations(storage)
     computed = {c.owner: c for c in table.candidates}
-    current = [_credited(c, credits) for c in candidates]
-    powered = [_with_power(c, computed[c.owner].pending_voting_power) for c in current]
+    powered = [_with_power(c, computed[c.owner].pending_voting_power) for c in candidates]
     factors = {c.owner: c.factor for c in table.candidates}
     inputs = power.ElectionInputs.of(table.total_cmt, factors, params)
     return _elect_and_store(storage, candidates, powered, inputs, params)
+
+
+def _delegations_of(storage: SystemStorage, candidates: Iterable[Candidate]) -> list[Delegation]:
+    return [d for c in candidates for d in keeper.delegations_to(storage, c.owner)]
 
 
 def _quiet(storage: SystemStorage, last: power.ElectionInputs, params: Params) -> bool:
@@ -213,27 +264,35 @@ def _to_recompute(
     return tuple(sorted(keys))
 
 
-def _store_and_mark(
+def _store_powers(
     storage: SystemStorage, delegations: Sequence[Delegation], powers: Mapping[DelegationKey, int]
-) -> dict[bytes, int]:
-    """Store the new powers (`_store_delegation_powers`), then leave dirty exactly the
-    delegations whose stake no longer is the one their stored power was computed from:
-    settling credited them (the delegation itself, or the owner's own one with its cut). The
-    marks from before the election are all replaced. The wei settling credited, by candidate
-    owner: the caller adds them to the candidates' shares (and writes each candidate once)."""
+) -> tuple[dict[bytes, int], tuple[DelegationKey, ...]]:
+    """Store the new powers (`_store_delegation_powers`); (the wei settling credited, by
+    candidate owner, the delegations whose stake no longer is the one their stored power was
+    computed from: settling credited them, the delegation itself or the owner's own one with
+    its cut)."""
     before = {(d.candidate, d.delegator): d for d in delegations}
     for owner in sorted({d.candidate for d in delegations}):
         own = (owner, owner)
         if own not in before and (record := keeper.delegation(storage, *own)) is not None:
             before[own] = record  # its power is as current as its record (not dirty)
     credits = _store_delegation_powers(storage, delegations, powers)
-    dirty = []
+    changed = []
     for key in sorted(before):
         after = keeper.delegation(storage, *key) if key[0] in credits else before[key]
         if after is not None and _stake(after) != _stake(before[key]):
-            dirty.append(key)
-    keeper.set_dirty_delegations(storage, dirty)
-    return credits
+            changed.append(key)
+    return credits, tuple(changed)
+
+
+def _credit_candidates(storage: SystemStorage, credits: Mapping[bytes, int]) -> None:
+    """Grow the candidates' shares by what settling their delegations credited."""
+    for owner, wei in sorted(credits.items()):
+        if wei:
+            stored = keeper.candidate(storage, owner)
+            if stored is None:
+                raise StorageError(f"staking: settled delegations name no candidate {owner.hex()}")
+            keeper.put_candidate(storage, _credited(stored, credits), replacing=stored, touch=False)
 
 
 def _stake(record: Delegation) -> tuple[int, DelegationSource]:

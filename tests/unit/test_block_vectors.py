@@ -7,8 +7,10 @@ blocksync speed work (issue #13) and may only change with a deliberate change of
 The chain: the devnet genesis of benchmarks/blocksync_replay.py (4 validators, the node's
 modules, the VRF beacon), one block per height, with delegations, a withdrawal, a new candidate
 (elected as the backup, so it joins consensus and proposes), its deactivation and reactivation,
-a compensation-rate change and transfers in some blocks; empty blocks elsewhere, where the
-elections alone move the voting powers (every validator is above validator_size_threshold).
+a compensation-rate change and transfers in some blocks; empty blocks elsewhere (every
+validator is above validator_size_threshold, so each settlement moves the size factors and the
+election settles to a fixed point). Re-pinned deliberately when the election stopped
+re-marking what it credited (issue #13; docs/DECISIONS.md, "Settle to a fixed point").
 The maker builds the chain (the proposal path); a fresh node on LevelDB replays it through its
 consensus driver as blocksync hands it over (the decided-block path). Both must give the
 recorded headers and validator updates.

@@ -12,6 +12,7 @@ import base64
 import copy
 import json
 from dataclasses import replace
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -36,9 +37,11 @@ from cybermiles_node.staking.invariants import check_power_bookkeeping
 from cybermiles_node.staking.module import StakingModule
 from cybermiles_node.staking.msgs import DeactivateCandidacy, Delegate
 from cybermiles_node.staking.records import CandidateState
+from cybermiles_node.staking.rewards import unsettled_award
 from cybermiles_node.staking.rules import TxContext, apply
 from cybermiles_node.system import MemoryStorage
 from cybermiles_node.system.addresses import HOLD_ADDRESS
+from cybermiles_node.system.context import BlockContext
 from evm.db import MemoryDB
 from genesis import dev_accounts, devnet_genesis
 from tests.unit.test_consensus_app import NOW, commit_for
@@ -198,3 +201,46 @@ def test_incremental_and_full_elections_leave_the_same_state() -> None:
     assert updates  # the deactivated validator leaves the set
     assert storage.words() == full.words()
     check_power_bookkeeping(storage)
+
+
+def test_an_idle_chain_settles_once_then_writes_only_the_award_words() -> None:
+    """Four equal validators, each above validator_size_threshold (the devnet's set): the
+    first elections settle and recompute until the powers are what the settled stakes give;
+    after that a block without staking activity writes only its award step's words (no
+    record, ranking or dirty mark moves: its election is quiet), while what a query shows as
+    a validator's award keeps growing."""
+    keys = [Ed25519Key.from_seed(bytes([i + 1]) * 32) for i in range(4)]
+    genesis = devnet_genesis(
+        validator_pub_keys=[k.public_key for k in keys], genesis_time=1_700_000_000
+    )
+    assert Fraction(1, 4) > genesis.params.validator_size_threshold
+    storage = MemoryStorage()
+    for address, account in genesis.alloc:
+        storage.set_balance(address, account.balance)
+    write_params(storage, genesis.params)
+    keeper.init_genesis(storage, genesis)
+    module = StakingModule()
+    owner = genesis.validators[0].owner
+
+    def changed_by_block(height: int) -> set[tuple[bytes, int]]:
+        before = {(account, slot): value for account, slot, value in storage.words()}
+        time = 1_700_000_000 + height
+        module.end_block(
+            BlockContext(height, time, bytes(20), bytes(32), b"", genesis.params), storage, 0
+        )
+        check_power_bookkeeping(storage)
+        after = {(account, slot): value for account, slot, value in storage.words()}
+        return {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+
+    assert len(changed_by_block(1)) > 10  # the first election settles and ranks
+    changed_by_block(2)
+    powers = {c.owner: c.voting_power for c in keeper.candidates(storage)}
+    own = keeper.delegation(storage, owner, owner)
+    assert own is not None
+    for height in range(3, 8):
+        changed = changed_by_block(height)
+        assert 0 < len(changed) <= 10, len(changed)  # minted, reserve, 4 accumulators, infos
+    assert {c.owner: c.voting_power for c in keeper.candidates(storage)} == powers
+    assert keeper.delegation(storage, owner, owner) == own
+    assert keeper.dirty_delegations(storage) == ()
+    assert unsettled_award(storage, own).total > 0
