@@ -72,10 +72,14 @@ _IN_CONSENSUS = (CandidateState.VALIDATOR, CandidateState.BACKUP)
 _MAX_ROUNDS = 64
 
 
-def run_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, int]]:
-    """Recompute what moved, elect and store; the (pub_key, power) changes for consensus."""
+def run_election(
+    storage: SystemStorage, params: Params, *, members: Sequence[Candidate] | None = None
+) -> list[tuple[bytes, int]]:
+    """Recompute what moved, elect and store; the (pub_key, power) changes for consensus.
+    `members`: the consensus set as read earlier in the block (the award step), for the quiet
+    check, which uses it only when nothing was written since the last election."""
     last = keeper.election_inputs(storage)
-    if last is not None and _quiet(storage, last, params):
+    if last is not None and _quiet(storage, last, params, members):
         return []
     touched = keeper.touched_candidates(storage)  # before this election's own writes
     holders = frozenset(m.owner for m in keeper.consensus_set(storage))
@@ -214,8 +218,11 @@ def _finish(
     return changes
 
 
-def run_full_election(storage: SystemStorage, params: Params) -> list[tuple[bytes, int]]:
+def run_full_election(
+    storage: SystemStorage, params: Params, *, members: Sequence[Candidate] | None = None
+) -> list[tuple[bytes, int]]:
     """The reference: recompute every delegation (module docstring); same results and state.
+    `members` is accepted for `run_election`'s signature and not used: nothing is skipped.
     Round by round like the incremental one: store every power that changed (settling
     first), grow the candidates' shares by the credits, until no power changes."""
     candidates = keeper.candidates(storage)
@@ -242,15 +249,21 @@ def _delegations_of(storage: SystemStorage, candidates: Iterable[Candidate]) -> 
     return [d for c in candidates for d in keeper.delegations_to(storage, c.owner)]
 
 
-def _quiet(storage: SystemStorage, last: power.ElectionInputs, params: Params) -> bool:
+def _quiet(
+    storage: SystemStorage,
+    last: power.ElectionInputs,
+    params: Params,
+    members: Sequence[Candidate] | None,
+) -> bool:
     """Would this election change nothing? Yes when no delegation or candidate was written
     since the last one, the parameters are the same, and so is the SPEC's total (the previous
     set's stake: the set may have changed at the last election). Then every input of every
-    power and of the ranking is what the last election left, and so are its results. Reads
-    the consensus set's records (the award step read them this block already)."""
+    power and of the ranking is what the last election left, and so are its results. Nothing
+    written since also means `members`, read earlier in the block, are the records now."""
     if keeper.written_since_election(storage) or not last.same_params(params):
         return False
-    members = keeper.consensus_set(storage)  # the active validators and backups
+    if members is None:
+        members = keeper.consensus_set(storage)  # the active validators and backups
     return power.set_stake_cmt(members, {m.owner for m in members}) == last.total_cmt
 
 

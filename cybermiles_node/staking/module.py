@@ -22,7 +22,7 @@ from __future__ import annotations
 from cybermiles_node.modules import BlockOutcome, SystemTxMessage, ValidatorUpdate
 from cybermiles_node.modules import event_log as system_event_log
 from cybermiles_node.params import read_params
-from cybermiles_node.staking import rewards, rules, slashing
+from cybermiles_node.staking import keeper, rewards, rules, slashing
 from cybermiles_node.staking.election import run_election
 from cybermiles_node.staking.msgs import STAKING_KINDS, gas_of_kind, parse_staking_msg
 from cybermiles_node.system import ledger
@@ -45,13 +45,16 @@ class StakingModule:
     def end_block(self, ctx: BlockContext, storage: StateDB, fees: int) -> BlockOutcome:
         # Every fee of the block: its transactions' and those paid inside calls (precompiles).
         pool_fees = fees + ledger.take_pool_fees(storage)
-        rewards.distribute_block_awards(storage, ctx, pool_fees)
+        # Read once: the awards need the set, and the election's quiet check needs it as it is
+        # unless something was written since (which the check finds first).
+        members = keeper.consensus_set(storage)
+        rewards.distribute_block_awards(storage, ctx, pool_fees, members)
         slashing.punish_double_signs(storage, ctx)
         slashing.punish_absence(storage, ctx)
         rules.mature_unstakes(storage, ctx.height)
         if ctx.height % ctx.params.cal_vp_interval:
             return BlockOutcome()
-        changes = run_election(storage, ctx.params)
+        changes = run_election(storage, ctx.params, members=members)
         return BlockOutcome(validator_updates=tuple(ValidatorUpdate(k, p) for k, p in changes))
 
     def check_tx(self, msg: SystemTxMessage, storage: StateDB, height: int, time: int) -> None:

@@ -30,6 +30,7 @@ Decision (docs/DECISIONS.md, "Awards in state"): when the owner has no self-dele
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from cybermiles_node.staking import awards, keeper
@@ -51,10 +52,11 @@ __all__ = [
 
 
 def distribute_block_awards(
-    storage: SystemStorage, ctx: BlockContext, fees: int
+    storage: SystemStorage, ctx: BlockContext, fees: int, consensus_set: Sequence[Candidate]
 ) -> awards.Distribution:
-    """Share this block's pool among the present members (see the module docstring)."""
-    members = tuple(_members(storage, ctx))
+    """Share this block's pool among the present members (see the module docstring);
+    `consensus_set`: `keeper.consensus_set(storage)`, read by the caller."""
+    members = tuple(_members(storage, ctx, consensus_set))
     award = awards.block_award(ctx.params)
     distribution = awards.distribute(award + fees, members, ctx.params)
     if distribution.distributed == 0:
@@ -73,7 +75,9 @@ def distribute_block_awards(
     return distribution
 
 
-def _members(storage: SystemStorage, ctx: BlockContext) -> list[awards.Member]:
+def _members(
+    storage: SystemStorage, ctx: BlockContext, consensus_set: Sequence[Candidate]
+) -> list[awards.Member]:
     signers = frozenset(ctx.last_commit_signers)
     known = {
         owner
@@ -88,7 +92,7 @@ def _members(storage: SystemStorage, ctx: BlockContext) -> list[awards.Member]:
             voting_power=c.voting_power,
             present=not signers or c.owner in known,
         )
-        for c in keeper.consensus_set(storage)
+        for c in consensus_set
     ]
 
 
