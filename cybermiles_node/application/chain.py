@@ -103,6 +103,7 @@ V = TypeVar("V")
 RECENT_BLOCK_ENTRIES = 65_536
 RECENT_BLOCKS_DECODED = 1024
 RECENT_HEADERS = 1024  # headers kept decoded (~600 bytes each)
+RECENT_HASHES = 1024  # canonical hashes kept by number (BLOCKHASH, hashes_before)
 RECENT_RULE_INPUTS = 16  # blocks whose parameters, owners and fee rules stay cached
 
 
@@ -469,6 +470,7 @@ class Chain:
         self._receipt_cache: _RecentBlocks[StoredReceipt] = _RecentBlocks()
         self._headers: OrderedDict[int, BlockHeaderAPI] = OrderedDict()
         self._hashes: dict[int, bytes] = {}  # canonical number -> hash, recent blocks
+        self._hash_window: tuple[int, tuple[bytes, ...]] = (-1, ())  # hashes_before's last
         # Rule inputs by block hash, for the recent blocks (`_per_block`).
         self._fee_rules: OrderedDict[bytes, FeeRules] = OrderedDict()
         self._params: OrderedDict[bytes, Params] = OrderedDict()
@@ -747,7 +749,20 @@ class Chain:
         return self.hashes_before(self.head_number + 1)
 
     def hashes_before(self, number: int) -> tuple[bytes, ...]:
-        """Hashes of the (up to) 256 blocks before `number`, newest first."""
+        """Hashes of the (up to) 256 blocks before `number`, newest first. The last answer is
+        kept: the next block's window is the parent's hash in front of it (every block asks)."""
+        last_number, last = self._hash_window
+        if last_number == number:
+            return last
+        parent_hash = self._hashes.get(number - 1)
+        if last_number == number - 1 and parent_hash is not None:
+            hashes = ((parent_hash, *last))[:256]
+        else:
+            hashes = self._read_hashes_before(number)
+        self._hash_window = (number, hashes)
+        return hashes
+
+    def _read_hashes_before(self, number: int) -> tuple[bytes, ...]:
         hashes = []
         for n in range(number - 1, max(-1, number - 257), -1):
             block_hash = self._hashes.get(n)
@@ -763,8 +778,9 @@ class Chain:
     def _remember_hash(self, number: int, block_hash: bytes) -> None:
         with self._cache_lock:
             self._hashes[number] = block_hash
-            while len(self._hashes) > 1024:
-                del self._hashes[min(self._hashes)]
+            if len(self._hashes) > 2 * RECENT_HASHES:  # pruned in batches: no scan per block
+                newest = sorted(self._hashes)[-RECENT_HASHES:]
+                self._hashes = {n: self._hashes[n] for n in newest}
 
     def build_block(
         self,
@@ -1035,6 +1051,7 @@ class Chain:
             raise InvariantViolation(f"block {height} is missing from the store")
         self.head = header
         with self._cache_lock:
+            self._hash_window = (-1, ())
             for cache in (self._hashes, self._headers):
                 for number in [n for n in cache if n > height]:
                     del cache[number]

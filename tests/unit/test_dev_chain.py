@@ -665,3 +665,25 @@ def test_a_revert_is_on_disk_for_the_next_start(stack: Stack) -> None:
         assert_flat_matches_tries(reopened.chain, [ALICE.address, CAROL])
     finally:
         reopened.close()
+
+
+def test_block_hash_windows_follow_mining_and_reverts(stack: Stack) -> None:
+    """hashes_before keeps its last window and extends it by the parent's hash; a revert and
+    different blocks at the same heights must not leave the old hashes in it."""
+
+    def stored(number: int) -> tuple[bytes, ...]:
+        headers = [stack.chain.header_by_number(n) for n in range(number - 1, -1, -1)]
+        return tuple(bytes(h.hash) for h in headers if h is not None)[:256]
+
+    stack.mine(3)
+    snap = stack.result("evm_snapshot")
+    for _ in range(4):
+        stack.mine()
+        assert stack.chain.hashes_before(stack.head + 1) == stored(stack.head + 1)
+    assert stack.chain.hashes_before(3) == stored(3)  # an old window, then the head's again
+    assert stack.chain.recent_hashes() == stored(stack.head + 1)
+    assert stack.result("evm_revert", snap) is True
+    stack.now += 5  # other timestamps: other blocks at heights 4..7
+    stack.mine(4)
+    assert stack.chain.hashes_before(stack.head + 1) == stored(stack.head + 1)
+    assert len(stack.chain.hashes_before(stack.head + 1)) == 8
