@@ -423,7 +423,9 @@ def run_blocksync(work: Path, args: argparse.Namespace) -> None:
                 profilers = Profilers([pid], args.profile)  # the catching up, not the start
             if height >= target:
                 break
-            time.sleep(0.02)
+            # Every 50 ms: polling the syncing node at 20 ms took ~3 % of its CPU (160
+            # requests/s); the finish is seen at most 50 ms late (counted against us).
+            time.sleep(0.05)
         assert first is not None
         t0, h0, cpu0 = first
         blocks = height - h0

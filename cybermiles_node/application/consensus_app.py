@@ -31,6 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypedDict
 
 import msgpack
@@ -117,7 +118,7 @@ class ConsensusRecords:
 
     def validators_at(self, height: int) -> ValidatorSet | None:
         raw = self.db.get(schema.validators_key(height))
-        return None if raw is None else ValidatorSet.from_wire(_unpack(raw))
+        return None if raw is None else _validator_set(bytes(raw))
 
     def decision_at(self, height: int) -> tuple[Commit, BlockMeta] | None:
         raw = self.db.get(schema.commit_key(height))
@@ -493,3 +494,10 @@ class ChainConsensus:
 
 def _unpack(raw: bytes) -> Any:
     return msgpack.unpackb(raw, raw=False)
+
+
+@lru_cache(maxsize=16)
+def _validator_set(raw: bytes) -> ValidatorSet:
+    """A stored validator set, decoded once: validating a block reads its deciders' set twice
+    (the last commit, the block context), and ValidatorSet is immutable."""
+    return ValidatorSet.from_wire(_unpack(raw))
