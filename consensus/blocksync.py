@@ -35,6 +35,10 @@ STATUS_INTERVAL_S = 2.0
 TICK_S = 0.1
 REQUEST_TIMEOUT_S = 5.0
 WINDOW = 16
+# Heights are asked for in runs of consecutive heights, each run of one peer: a refill waits
+# until a run's worth of the window is free, so a catching-up node writes one request frame
+# per run, not one per committed block (each write and each answer is a syscall and a wake-up).
+REQUEST_RUN = 4
 MALFORMED_PENALTY = 20
 # A whole block plus its commit and the message framing.
 MAX_BLOCK_MESSAGE_BYTES = MAX_BLOCK_BYTES + 2**20
@@ -180,13 +184,22 @@ class BlocksyncReactor:
         from another peer, when the request times out."""
         progress = self.progress
         now = self.clock()
-        best = self.best_peer_height()
-        for height in range(ours + 1, min(best, ours + WINDOW) + 1):
+        last = min(self.best_peer_height(), ours + WINDOW)
+        fresh = []
+        for height in range(ours + 1, last + 1):
             request = progress.requests.get(height)
             if height in progress.downloaded:
                 continue
-            if request is None or now - request.sent_at > REQUEST_TIMEOUT_S:
-                self._request(height, now, avoid=request.peer_id if request else None)
+            if request is None:
+                fresh.append(height)
+            elif now - request.sent_at > REQUEST_TIMEOUT_S:
+                self._request(height, now, avoid=request.peer_id)
+        # Whole runs only, unless the window reaches the best height or nothing is pending.
+        if fresh and (
+            len(fresh) >= REQUEST_RUN or last < ours + WINDOW or len(fresh) == last - ours
+        ):
+            for start in range(0, len(fresh), REQUEST_RUN):
+                self._request_run(fresh[start : start + REQUEST_RUN], now)
 
     def _deliver(self, height: int) -> None:
         got = self.progress.downloaded.pop(height, None)
@@ -195,6 +208,19 @@ class BlocksyncReactor:
         self.progress.requests[height] = Request(got.peer.node_id, self.clock(), delivered=True)
         decided = DecidedBlock(height, got.block_hash, got.data, got.commit)
         self.host.submit(decided, origin=got.peer)
+
+    def _request_run(self, heights: list[int], now: float) -> None:
+        """Ask one peer that has the highest of `heights` (ascending) for all of them; runs
+        rotate over such peers by their first height."""
+        holders = [
+            p for _, p in sorted(self._peers.items()) if self._state(p).height >= heights[-1]
+        ]
+        if not holders:
+            return
+        peer = holders[heights[0] // REQUEST_RUN % len(holders)]
+        for height in heights:
+            if peer.send(BLOCKSYNC, ["get", height]):
+                self.progress.requests[height] = Request(peer.node_id, now)
 
     def _request(self, height: int, now: float, avoid: str | None) -> None:
         holders = [

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 
-from consensus.blocksync import REQUEST_TIMEOUT_S, BlocksyncReactor
+from consensus.blocksync import REQUEST_RUN, REQUEST_TIMEOUT_S, WINDOW, BlocksyncReactor
 from consensus.driver import Committed, DecidedBlock
 from consensus.types import BlockID, Commit
 from p2p import BLOCKSYNC, PeerMisbehaved
@@ -95,14 +95,41 @@ def test_requests_go_to_peers_that_have_the_heights_and_move_on_after_a_timeout(
     receive(reactor, b, ["status", 1])
     assert reactor.catching_up
     reactor.tick()
-    assert requests(a) == [2, 3] and requests(b) == [1]
+    # One run of consecutive heights, to a peer that has the highest of them.
+    assert requests(a) == [1, 2, 3] and requests(b) == []
     reactor.tick()  # nothing is re-requested before the timeout
-    assert requests(a) == [2, 3] and requests(b) == [1]
+    assert requests(a) == [1, 2, 3] and requests(b) == []
     clock.now += REQUEST_TIMEOUT_S + 1
     receive(reactor, a, ["status", 3])
     reactor.tick()
-    # Nobody answered: height 1 moves from b to a; 2 and 3 stay with a, their only holder.
+    # Nobody answered: height 1 moves from a to b; 2 and 3 stay with a, their only holder.
     assert sorted(requests(a)) == [1, 2, 2, 3, 3] and requests(b) == [1]
+
+
+def test_a_far_behind_node_asks_in_runs_spread_over_the_peers() -> None:
+    """The first window goes out as runs of REQUEST_RUN consecutive heights, each to one peer,
+    the runs rotating over the peers; afterwards a commit asks for nothing until a whole run
+    of the window is free, and then asks one peer for that run."""
+    reactor, host, store, _ = make()
+    peers = connected(reactor, "a", "b", "c")
+    for peer in peers:
+        receive(reactor, peer, ["status", 1000])
+    reactor.tick()
+    asked = {peer.node_id[0]: requests(peer) for peer in peers}
+    assert sorted(h for hs in asked.values() for h in hs) == list(range(1, WINDOW + 1))
+    runs = [list(range(s, s + REQUEST_RUN)) for s in range(1, WINDOW + 1, REQUEST_RUN)]
+    for run in runs:
+        assert sum(1 for hs in asked.values() if set(run) <= set(hs)) == 1
+    assert all(asked.values())  # every peer got a run
+    before = sum(len(requests(p)) for p in peers)
+    for height in range(1, REQUEST_RUN + 1):
+        store.height = height
+        for listener in host.on_commit:
+            listener(Committed(height, bytes([height]) * 32, commit_of(height)))
+        sent = sum(len(requests(p)) for p in peers) - before
+        assert sent == (REQUEST_RUN if height == REQUEST_RUN else 0)
+    new_run = list(range(WINDOW + 1, WINDOW + REQUEST_RUN + 1))
+    assert sum(1 for p in peers if requests(p)[-REQUEST_RUN:] == new_run) == 1
 
 
 def test_the_lowest_peer_height_is_what_the_furthest_behind_announced() -> None:
