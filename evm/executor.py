@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from eth._utils.address import generate_contract_address
 from eth.abc import ComputationAPI, ReceiptAPI
@@ -160,7 +160,7 @@ def execution_context(env: BlockEnv) -> ExecutionContext:
         difficulty=0,
         mix_hash=Hash32(env.mix_hash),
         gas_limit=env.gas_limit,
-        prev_hashes=[Hash32(h) for h in env.prev_hashes],
+        prev_hashes=cast(list[Hash32], list(env.prev_hashes)),  # Hash32 is a NewType: no call
         chain_id=env.chain_id,
         base_fee_per_gas=env.base_fee,
         excess_blob_gas=0,
