@@ -61,6 +61,7 @@ test-fast: bytecode
 bench: bytecode
 	$(BIN)/python benchmarks/side_by_side.py
 	$(BIN)/python benchmarks/bft_cluster.py
+	$(BIN)/python benchmarks/bft_cluster.py --blocksync 1200
 	$(BIN)/python benchmarks/latency_under_load.py
 	$(BIN)/python benchmarks/devnet_ux.py
 	$(BIN)/python benchmarks/transfers.py
