@@ -74,9 +74,8 @@ caller can forget to; the election reads and clears the marks, and compares its 
 nothing moved at all. The dirty marks are two-level (candidates, then delegators
 per candidate) so a block's inserts shift short arrays only. The election alone opts out of the
 marking (`mark=False`, `touch=False`) and passes the record it read (`replacing`), for its own
-writes: it ends by setting the dirty marks to their final keys (`set_dirty_delegations`, the
-same words as clearing and marking again) and clearing the touched marks, so the marks its
-writes would make are never needed.
+writes: it ends by clearing the dirty and the touched marks (it leaves every power what the
+stakes give), so the marks its writes would make are never needed.
 
 `ranking` and `by_shares` are kept by `put_candidate` from the record it stores (its stored
 voting power, consensus key and eligibility; its shares), so they are a function of the records:
@@ -157,7 +156,6 @@ __all__ = [
     "shares_keys",
     "account_update_request",
     "clear_dirty_delegations",
-    "set_dirty_delegations",
     "clear_touched_candidates",
     "delegated_power",
     "dirty_delegations",
@@ -389,9 +387,9 @@ def put_delegation(
     """Store `record`, list its delegator under its candidate, keep the staked total and the
     candidate's delegated power in step, and mark it dirty for the next election.
 
-    For the election, which has the stored record in hand and sets the dirty marks itself
-    when it ends (`set_dirty_delegations`): `replacing` is the stored record (None: there is
-    none), not read again; `mark=False` leaves the dirty marks alone."""
+    For the election, which has the stored record in hand and clears the dirty marks when it
+    ends (`clear_dirty_delegations`): `replacing` is the stored record (None: there is none),
+    not read again; `mark=False` leaves the dirty marks alone."""
     old = (
         delegation(storage, record.candidate, record.delegator)
         if isinstance(replacing, _Unread)
@@ -498,34 +496,17 @@ def dirty_delegations(storage: SystemStorage) -> tuple[tuple[bytes, bytes], ...]
 
 
 def mark_dirty(storage: SystemStorage, candidate_owner: bytes, delegator: bytes) -> None:
-    """Mark a delegation dirty without writing it (the election, for a power gone stale)."""
+    """Mark a delegation dirty for the next election."""
     DIRTY_CANDIDATES.insert(storage, candidate_owner)
     _dirty_index(candidate_owner).insert(storage, delegator)
 
 
 def clear_dirty_delegations(storage: SystemStorage) -> None:
-    """Forget every dirty mark: removed from the end, so no removal shifts anything."""
-    owners = DIRTY_CANDIDATES.keys(storage)
-    for owner in reversed(owners):
-        index = _dirty_index(owner)
-        for delegator in reversed(index.keys(storage)):
-            index.remove(storage, delegator)
-        DIRTY_CANDIDATES.remove(storage, owner)
-
-
-def set_dirty_delegations(storage: SystemStorage, keys: Iterable[tuple[bytes, bytes]]) -> None:
-    """Make `keys` ((candidate, delegator) pairs) exactly the dirty marks. The same words as
-    clearing every mark and marking each key (the indices' footprint depends only on their
-    keys, storage.py), written once: a mark kept stays as it is."""
-    wanted: dict[bytes, list[bytes]] = {}
-    for owner, delegator in sorted(set(keys)):
-        wanted.setdefault(owner, []).append(delegator)
+    """Forget every dirty mark (the indices emptied in place: the words any removals would
+    leave, storage.py, without searching for each key)."""
     for owner in DIRTY_CANDIDATES.keys(storage):
-        if owner not in wanted:
-            _dirty_index(owner).assign(storage, ())
-    for owner, delegators in wanted.items():
-        _dirty_index(owner).assign(storage, delegators)
-    DIRTY_CANDIDATES.assign(storage, tuple(wanted))
+        _dirty_index(owner).assign(storage, ())
+    DIRTY_CANDIDATES.assign(storage, ())
 
 
 def election_inputs(storage: SystemStorage) -> ElectionInputs | None:
