@@ -212,27 +212,25 @@ class BlocksyncReactor:
     def _request_run(self, heights: list[int], now: float) -> None:
         """Ask one peer that has the highest of `heights` (ascending) for all of them; runs
         rotate over such peers by their first height."""
-        holders = [
-            p for _, p in sorted(self._peers.items()) if self._state(p).height >= heights[-1]
-        ]
-        if not holders:
-            return
-        peer = holders[heights[0] // REQUEST_RUN % len(holders)]
+        holders = self._holders(heights[-1])
+        if holders:
+            self._ask(holders[heights[0] // REQUEST_RUN % len(holders)], heights, now)
+
+    def _request(self, height: int, now: float, avoid: str | None) -> None:
+        """Ask for one height again, from a peer other than `avoid` if another has it."""
+        holders = self._holders(height)
+        others = [p for p in holders if p.node_id != avoid] or holders
+        if others:
+            self._ask(others[height % len(others)], [height], now)
+
+    def _holders(self, height: int) -> list[Peer]:
+        """The peers that announced `height` or more, by node id."""
+        return [p for _, p in sorted(self._peers.items()) if self._state(p).height >= height]
+
+    def _ask(self, peer: Peer, heights: list[int], now: float) -> None:
         for height in heights:
             if peer.send(BLOCKSYNC, ["get", height]):
                 self.progress.requests[height] = Request(peer.node_id, now)
-
-    def _request(self, height: int, now: float, avoid: str | None) -> None:
-        holders = [
-            p
-            for node_id, p in sorted(self._peers.items())
-            if self._state(p).height >= height and node_id != avoid
-        ] or [p for _, p in sorted(self._peers.items()) if self._state(p).height >= height]
-        if not holders:
-            return
-        peer = holders[height % len(holders)]
-        if peer.send(BLOCKSYNC, ["get", height]):
-            self.progress.requests[height] = Request(peer.node_id, now)
 
     def _accept(self, peer: Peer, height: int, rest: list[Any]) -> None:
         request = self.progress.requests.get(height)

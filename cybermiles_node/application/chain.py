@@ -756,7 +756,7 @@ class Chain:
             return last
         parent_hash = self._hashes.get(number - 1)
         if last_number == number - 1 and parent_hash is not None:
-            hashes = ((parent_hash, *last))[:256]
+            hashes = (parent_hash, *last)[:256]
         else:
             hashes = self._read_hashes_before(number)
         self._hash_window = (number, hashes)
