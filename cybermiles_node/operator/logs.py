@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -43,9 +44,20 @@ _BASE_KEYS: Final = ("ts", "level", "logger", "msg", "exc")
 ACTIVITY_LOGGER: Final = "chain"
 
 
+class _SecondsCache:
+    """The formatted whole second of the last record: a busy devnet logs thousands of lines in
+    one second, and strftime was a tenth of each line's cost."""
+
+    second = -1
+    text = ""
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-    return f"{seconds}.{int(record.msecs):03d}Z"
+    second = int(record.created)
+    if second != _SecondsCache.second:
+        _SecondsCache.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _SecondsCache.second = second
+    return f"{_SecondsCache.text}.{int(record.msecs):03d}Z"
 
 
 def _fields(record: logging.LogRecord) -> Mapping[str, Any]:
@@ -53,11 +65,16 @@ def _fields(record: logging.LogRecord) -> Mapping[str, Any]:
     return fields if isinstance(fields, Mapping) else {}
 
 
+_NEEDS_QUOTES: Final = re.compile(r'[\s"=]')
+
+
 def _text_value(value: Any) -> str:
     """A field value for a text line: bare when unambiguous, JSON-quoted when it has spaces,
     quotes or `=` (so `key=value` pairs always split back apart)."""
+    if type(value) is int:  # the common case, and json.dumps(int) is str(int)
+        return str(value)
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    if text == "" or any(c.isspace() or c in '"=' for c in text):
+    if text == "" or _NEEDS_QUOTES.search(text):
         return json.dumps(text)
     return text
 
@@ -134,5 +151,9 @@ def log_fields(logger: logging.Logger, level: int | str, msg: str, /, **fields: 
     """`logger.log(level, msg)` with structured `fields` (`level` as 20 or "info"). The first
     three are positional-only, so a field may be called `msg` or `level`."""
     numeric = level if isinstance(level, int) else _level(level)
-    # stacklevel 2: the record names the caller, not this helper.
-    logger.log(numeric, msg, extra={"fields": fields}, stacklevel=2)
+    if not logger.isEnabledFor(numeric):
+        return
+    # Made here rather than by logger.log, which walks the stack for the caller's file and line
+    # (a fifth of a line's cost); no formatter of ours prints them.
+    record = logger.makeRecord(logger.name, numeric, "", 0, msg, (), None, extra={"fields": fields})
+    logger.handle(record)
