@@ -39,6 +39,12 @@ SHARED_NODE_CACHE_NODES = 50_000
 # that miss them; at 64 MiB it filled at ~4.5 MiB a minute under the soak's load (random reads
 # over a 6 GB chain), resident memory that looked like a leak for a quarter of an hour.
 LEVELDB_BLOCK_CACHE_BYTES = 8 * 2**20
+# Bits per key of the Bloom filter in each table LevelDB writes (its recommended 10: ~1 %
+# false positives). Without one, a read of a key that is not there (every new account a
+# transfer pays, every fresh storage slot) searches every table whose range covers it: 20-26 us
+# against 12-15 us with the filter, measured over 400,000 keys. Tables written before keep
+# working without a filter until compaction rewrites them.
+LEVELDB_BLOOM_BITS_PER_KEY = 10
 
 _DELETED = None
 
@@ -107,7 +113,10 @@ class LevelDB(_BatchingDB):
         self._lock = threading.Lock()  # writers and snapshot-cache misses
         try:
             self._db = plyvel.DB(
-                str(path), create_if_missing=create, lru_cache_size=LEVELDB_BLOCK_CACHE_BYTES
+                str(path),
+                create_if_missing=create,
+                lru_cache_size=LEVELDB_BLOCK_CACHE_BYTES,
+                bloom_filter_bits=LEVELDB_BLOOM_BITS_PER_KEY,
             )
         except plyvel.IOError as exc:
             if "lock" in str(exc).lower():
