@@ -51,7 +51,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -237,6 +237,16 @@ class DevnetOptions:
     # The preset's block time in seconds (None: the preset's default for a new devnet, the
     # genesis's for an existing one).
     block_time: float | None = None
+    cores: int = field(default_factory=lambda: os.cpu_count() or 1)  # of this machine
+
+    @property
+    def recovery_workers(self) -> int:
+        """Each node's sender-recovery processes (NodeConfig.recovery_workers): one when every
+        node has a core to spare for it, else none. A worker only pays off on a core nothing
+        else wants: 4 validators on 2 cores spent ~20 % more CPU per transaction with one
+        each (shipping raws and senders between processes, a waiting thread per chunk) and
+        committed less (DECISIONS "Sender recovery workers in multi-validator devnets")."""
+        return 1 if 2 * self.validators <= self.cores else 0
 
     @property
     def funded_accounts(self) -> int:
@@ -332,6 +342,7 @@ def node_config(index: int, node_ids: Sequence[str], options: DevnetOptions) -> 
         # Block and transaction lines in node0's log only: the other logs would repeat them
         # line for line, and each validator paid ~7 % of its CPU for them under load.
         log=options.log if index == 0 else replace(options.log, activity=False),
+        recovery_workers=options.recovery_workers,
     )
 
 

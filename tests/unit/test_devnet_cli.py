@@ -78,6 +78,18 @@ def test_first_run_creates_one_full_home_per_validator(tmp_path: Path) -> None:
         assert layout.data_dir.is_dir()
 
 
+@pytest.mark.parametrize(
+    ("validators", "cores", "workers"), [(1, 2, 1), (2, 2, 0), (4, 2, 0), (4, 8, 1), (4, 7, 0)]
+)
+def test_nodes_get_a_recovery_worker_only_when_each_has_a_core_to_spare(
+    tmp_path: Path, validators: int, cores: int, workers: int
+) -> None:
+    nodes = prepare_devnet(tmp_path, options(validators, cores=cores))
+    for i, node in enumerate(nodes):
+        config = load_config(HomeLayout(tmp_path / f"node{i}").config_file)
+        assert config.recovery_workers == node.config.recovery_workers == workers
+
+
 def test_every_home_has_the_same_genesis_with_all_validators(tmp_path: Path) -> None:
     nodes = prepare_devnet(tmp_path, options(3, chain_id=777))
     genesis_bytes = {node.layout.genesis_file.read_bytes() for node in nodes}
