@@ -368,8 +368,15 @@ class Poller(threading.Thread):
     `hash_batch` maps each expected transaction hash (lower case) to the batch it was sent in.
     """
 
-    def __init__(self, port: int, start_block: int, hash_batch: dict[str, int]) -> None:
+    def __init__(
+        self,
+        port: int,
+        start_block: int,
+        hash_batch: dict[str, int],
+        poll_interval: float = 0.005,
+    ) -> None:
         super().__init__(daemon=True)
+        self.poll_interval = poll_interval
         self.rpc = Rpc(port)
         self.next_block = start_block + 1
         self.hash_batch = hash_batch
@@ -392,7 +399,7 @@ class Poller(threading.Thread):
                 if head < self.next_block:
                     if self.committed >= self.expected:
                         return
-                    time.sleep(0.005)
+                    time.sleep(self.poll_interval)
                     continue
                 # at most 500 blocks a request: an automine peer makes one block per transaction
                 numbers = range(self.next_block, min(head, self.next_block + 499) + 1)
