@@ -60,7 +60,7 @@ test-fast: bytecode
 # anvil and Hardhat are npm-installed into ~/.cache/cybermiles-bench when missing, or skipped.
 bench: bytecode
 	$(BIN)/python benchmarks/side_by_side.py
-	$(BIN)/python benchmarks/bft_cluster.py
+	$(BIN)/python benchmarks/bft_cluster.py --transfers 20000 --rate 2200
 	$(BIN)/python benchmarks/bft_cluster.py --blocksync 1200
 	$(BIN)/python benchmarks/latency_under_load.py
 	$(BIN)/python benchmarks/devnet_ux.py
