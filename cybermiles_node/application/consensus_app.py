@@ -305,7 +305,9 @@ class ChainConsensus:
     def stage_commit(
         self, height: int, block_hash: bytes, data: bytes, commit: Commit
     ) -> Work[Sequence[Validator]]:
-        known = self._known(data)
+        # A block this node validated (the usual case) executes from that result: looking its
+        # transactions up in the pool again would hash every one of them for nothing.
+        known = None if block_hash in self._validated else self._known(data)
         senders = self.app.pool_senders()  # read_ahead reads their accounts off the loop
 
         def work() -> Finish[Sequence[Validator]]:
