@@ -162,6 +162,22 @@ def submit(
     rpc.close()
 
 
+# After the last submission, how long the poller waits for a commit of ours before it stops.
+# A refused transaction strands its sender's later nonces in the pool for good (a nonce gap:
+# the node is right to keep them queued), so with refusals `expected` is never reached; the
+# CPU window ends here, so waiting longer would bill idle blocks and polls as load.
+QUIET_TAIL_S = 5.0
+
+
+def wait_for_commits(poller: Poller, limit_s: float = 180.0) -> None:
+    started = time.perf_counter()
+    while poller.is_alive() and time.perf_counter() < started + limit_s:
+        poller.join(timeout=0.2)
+        if time.perf_counter() - max(poller.last_progress, started) > QUIET_TAIL_S:
+            poller.stop.set()
+    poller.join(timeout=5)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -239,6 +255,7 @@ class Measured:
     latencies: list[float]
     rejected: list[str]
     cpu: list[float]  # CPU seconds per validator process during the loaded phase
+    stranded: int = 0  # accepted, never committed (behind a refused nonce)
 
     @property
     def rate(self) -> float:
@@ -257,6 +274,11 @@ class Measured:
             f"(avg {statistics.mean(self.blocks):.0f}); {len(self.rejected)} rejected"
             + (f" ({self.rejected[0]})" if self.rejected else "")
         )
+        if self.stranded:
+            print(
+                f"  {self.stranded} accepted but never committed: queued behind a refused "
+                "nonce of their sender"
+            )
         print(
             f"  latency submission -> final: p50 {percentile(self.latencies, 0.5):.3f}s  "
             f"p95 {percentile(self.latencies, 0.95):.3f}s  max {max(self.latencies):.3f}s"
@@ -298,7 +320,7 @@ def measure(ports: list[int], pids: list[int], args: argparse.Namespace) -> Meas
         t.join()
     with poller.lock:
         poller.expected -= len(rejected)
-    poller.join(timeout=180)
+    wait_for_commits(poller)
     cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
     profilers.stop()
     if poller.error:
@@ -312,6 +334,7 @@ def measure(ports: list[int], pids: list[int], args: argparse.Namespace) -> Meas
         latencies,
         rejected,
         cpu,
+        stranded=len(sent_at) - len(rejected) - poller.committed,
     )
 
 
