@@ -44,20 +44,20 @@ _BASE_KEYS: Final = ("ts", "level", "logger", "msg", "exc")
 ACTIVITY_LOGGER: Final = "chain"
 
 
-class _SecondsCache:
-    """The formatted whole second of the last record: a busy devnet logs thousands of lines in
-    one second, and strftime was a tenth of each line's cost."""
-
-    second = -1
-    text = ""
+# The last whole second formatted, as one (second, text) pair replaced whole, so a thread
+# never pairs one second with another's text: a busy devnet logs thousands of lines in one
+# second, and strftime was a tenth of each line's cost.
+_last_second: tuple[int, str] = (-1, "")
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    second = int(record.created)
-    if second != _SecondsCache.second:
-        _SecondsCache.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _SecondsCache.second = second
-    return f"{_SecondsCache.text}.{int(record.msecs):03d}Z"
+    global _last_second
+    second, text = _last_second
+    if second != int(record.created):
+        second = int(record.created)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _last_second = (second, text)
+    return f"{text}.{int(record.msecs):03d}Z"
 
 
 def _fields(record: logging.LogRecord) -> Mapping[str, Any]:
