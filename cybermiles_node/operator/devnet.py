@@ -241,12 +241,12 @@ class DevnetOptions:
 
     @property
     def recovery_workers(self) -> int:
-        """Each node's sender-recovery processes (NodeConfig.recovery_workers): one when every
-        node has a core to spare for it, else none. A worker only pays off on a core nothing
-        else wants: 4 validators on 2 cores spent ~20 % more CPU per transaction with one
-        each (shipping raws and senders between processes, a waiting thread per chunk) and
-        committed less (DECISIONS "Sender recovery workers in multi-validator devnets")."""
-        return 1 if 2 * self.validators <= self.cores else 0
+        """Each node's sender-recovery processes: the node default when every node has a core
+        to spare for it, else none. A worker only pays off on a core nothing else wants: 4
+        validators on 2 cores, each with one, spent more CPU per transaction (shipping raws and
+        senders between processes, a waiting thread per chunk) and committed less (DECISIONS
+        "Sender recovery workers in multi-validator devnets")."""
+        return NodeConfig.recovery_workers if 2 * self.validators <= self.cores else 0
 
     @property
     def funded_accounts(self) -> int:
