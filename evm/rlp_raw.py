@@ -129,3 +129,63 @@ def string_at(payload: bytes, start: int) -> bytes:
         begin = start + 1 + size
         return payload[begin : begin + int.from_bytes(payload[start + 1 : begin], "big")]
     raise ValueError("expected an RLP string, found a list")
+
+
+# -- strict canonical reading -------------------------------------------------------------------
+# An item is (is_list, start, stop) of its payload in the buffer. Every non-canonical form the
+# `rlp` package refuses (a single byte < 0x80 wrapped as a string, long forms for short
+# payloads, length prefixes with leading zeros) and every overrun raises NotStrict (or
+# IndexError at the very end of the data): a caller falls back to `rlp`, whose refusals word
+# the error. Used by the transaction and header fast decoders (tx_codec, header_codec).
+
+
+class NotStrict(Exception):
+    """Not canonical RLP of the shape the fast decoder expects: ask the `rlp` package."""
+
+
+def strict_item(data: bytes, pos: int, end: int) -> tuple[bool, int, int]:
+    b = data[pos]
+    if b < 0x80:
+        return False, pos, pos + 1
+    if b < 0xB8:
+        start = pos + 1
+        stop = start + b - 0x80
+        if b == 0x81 and (start >= end or data[start] < 0x80):
+            raise NotStrict
+        is_list = False
+    elif b < 0xC0:
+        start, stop = _strict_long(data, pos, end, b - 0xB7)
+        is_list = False
+    elif b < 0xF8:
+        start = pos + 1
+        stop = start + b - 0xC0
+        is_list = True
+    else:
+        start, stop = _strict_long(data, pos, end, b - 0xF7)
+        is_list = True
+    if stop > end:
+        raise NotStrict
+    return is_list, start, stop
+
+
+def _strict_long(data: bytes, pos: int, end: int, size: int) -> tuple[int, int]:
+    start = pos + 1 + size
+    if start > end or data[pos + 1] == 0:
+        raise NotStrict
+    length = int.from_bytes(data[pos + 1 : start], "big")
+    if length < 56:
+        raise NotStrict
+    return start, start + length
+
+
+def strict_list_items(data: bytes, pos: int, end: int) -> list[tuple[bool, int, int]]:
+    """The items of the one list that spans data[pos:end] exactly."""
+    is_list, start, stop = strict_item(data, pos, end)
+    if not is_list or stop != end:
+        raise NotStrict
+    items = []
+    while start < stop:
+        item = strict_item(data, start, stop)
+        items.append(item)
+        start = item[2]
+    return items

@@ -25,6 +25,10 @@ from eth.vm.forks.berlin.transactions import AccessListTransaction, AccountAcces
 from eth.vm.forks.london.transactions import DynamicFeeTransaction
 from eth.vm.forks.prague.transactions import PragueTransactionBuilder, PragueTypedTransaction
 
+from evm.rlp_raw import NotStrict as _Unsure
+from evm.rlp_raw import strict_item as _item
+from evm.rlp_raw import strict_list_items as _list_items
+
 LEGACY_TX_TYPE = 0
 ACCESS_LIST_TX_TYPE = 1
 DYNAMIC_FEE_TX_TYPE = 2
@@ -82,10 +86,6 @@ class TxFields:
             + keys * ACCESS_LIST_KEY_GAS
             + self.authorizations * AUTHORIZATION_GAS
         )
-
-
-class _Unsure(Exception):
-    """Not the canonical encoding of a transaction this decoder knows: ask py-evm."""
 
 
 def decode_fields(raw: bytes) -> TxFields | None:
@@ -147,60 +147,6 @@ def evm_transaction(fields: TxFields, raw: bytes) -> SignedTransactionAPI:
 
 
 _LEGACY = PragueTransactionBuilder.legacy_signed
-
-
-# -- strict canonical RLP ---------------------------------------------------------------------
-# An item is (is_list, start, stop) of its payload in the buffer. Every non-canonical form rlp
-# refuses (a single byte < 0x80 wrapped as a string, long forms for short payloads, length
-# prefixes with leading zeros) and every overrun raises _Unsure.
-
-
-def _item(data: bytes, pos: int, end: int) -> tuple[bool, int, int]:
-    b = data[pos]
-    if b < 0x80:
-        return False, pos, pos + 1
-    if b < 0xB8:
-        start = pos + 1
-        stop = start + b - 0x80
-        if b == 0x81 and (start >= end or data[start] < 0x80):
-            raise _Unsure
-        is_list = False
-    elif b < 0xC0:
-        start, stop = _long(data, pos, end, b - 0xB7)
-        is_list = False
-    elif b < 0xF8:
-        start = pos + 1
-        stop = start + b - 0xC0
-        is_list = True
-    else:
-        start, stop = _long(data, pos, end, b - 0xF7)
-        is_list = True
-    if stop > end:
-        raise _Unsure
-    return is_list, start, stop
-
-
-def _long(data: bytes, pos: int, end: int, size: int) -> tuple[int, int]:
-    start = pos + 1 + size
-    if start > end or data[pos + 1] == 0:
-        raise _Unsure
-    length = int.from_bytes(data[pos + 1 : start], "big")
-    if length < 56:
-        raise _Unsure
-    return start, start + length
-
-
-def _list_items(data: bytes, pos: int, end: int) -> list[tuple[bool, int, int]]:
-    """The items of the one list that spans data[pos:end] exactly."""
-    is_list, start, stop = _item(data, pos, end)
-    if not is_list or stop != end:
-        raise _Unsure
-    items = []
-    while start < stop:
-        item = _item(data, start, stop)
-        items.append(item)
-        start = item[2]
-    return items
 
 
 def _bytes(data: bytes, item: tuple[bool, int, int]) -> bytes:

@@ -21,7 +21,6 @@ from typing import Any
 import msgpack
 import rlp
 from eth.abc import BlockHeaderAPI
-from eth.vm.forks.prague.blocks import PragueBlockHeader
 
 from consensus.errors import MalformedMessage
 from consensus.parts import MAX_BLOCK_BYTES
@@ -32,6 +31,7 @@ from consensus.types import (
     DuplicateVoteEvidence,
     canonical,
 )
+from evm.header_codec import decode_header
 
 WIRE_VERSION = 1
 MAX_TXS = 100_000
@@ -142,11 +142,11 @@ def _decode_block(data: bytes) -> WireBlock:
     if not all(isinstance(tx, bytes) and tx for tx in txs):
         raise MalformedMessage("block transactions must be non-empty byte strings")
     try:
-        header = rlp.decode(header_rlp, sedes=PragueBlockHeader)
+        # Strict: only canonical RLP decodes (both the fast decoder and rlp's), so one header
+        # has one encoding, and the hash is keccak of exactly these bytes (the RLP cache).
+        header = decode_header(header_rlp)
     except Exception as exc:  # rlp raises a zoo of types for hostile input
         raise MalformedMessage(f"block header is not a Prague header: {exc}") from None
-    if rlp.encode(header) != header_rlp:
-        raise MalformedMessage("block header is not canonically encoded")
     return WireBlock(header, tuple(txs), BlockMeta.from_wire(meta))
 
 

@@ -79,6 +79,7 @@ from evm.executor import (
     TransactionCrashed,
     TransactionInvalid,
 )
+from evm.header_codec import decode_header
 from evm.precompiles import PRECOMPILE_GENESIS_CODE, genesis_code_stubs
 from evm.profiles import EvmProfile, get_profile
 from evm.receipt_decoding import TxSummary, decode_receipt, summarize_transaction
@@ -1103,7 +1104,7 @@ class Chain:
         encoded = self.db.get(schema.header_key(number))
         if encoded is None:
             return None
-        header: BlockHeaderAPI = rlp.decode(encoded, sedes=PragueBlockHeader)
+        header = decode_header(encoded)
         self._remember_one(self._headers, number, header, RECENT_HEADERS)
         return header
 

@@ -34,7 +34,6 @@ from typing import IO, Any, Final, Literal
 import msgpack
 import rlp
 from eth.abc import BlockHeaderAPI
-from eth.vm.forks.prague.blocks import PragueBlockHeader
 
 from consensus.errors import ConsensusError
 from consensus.parts import MAX_BLOCK_BYTES
@@ -49,6 +48,7 @@ from cybermiles_node.errors import CyberMilesError
 from cybermiles_node.operator.config import HomeLayout, load_config
 from evm.db import DatabaseUnavailable, LevelDB
 from evm.errors import TxRejected
+from evm.header_codec import decode_header
 from genesis import Genesis, GenesisError, load_genesis
 
 MAGIC: Final = b"CMTBLKS\x00"
@@ -120,7 +120,7 @@ class BlockRecord:
         header_rlp, txs, meta, commit = obj
         if not isinstance(txs, list) or not all(isinstance(tx, bytes) and tx for tx in txs):
             raise ValueError("transactions must be non-empty byte strings")
-        header = rlp.decode(header_rlp, sedes=PragueBlockHeader)
+        header = decode_header(header_rlp)
         return cls(
             header,
             tuple(txs),
