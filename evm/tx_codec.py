@@ -25,9 +25,7 @@ from eth.vm.forks.berlin.transactions import AccessListTransaction, AccountAcces
 from eth.vm.forks.london.transactions import DynamicFeeTransaction
 from eth.vm.forks.prague.transactions import PragueTransactionBuilder, PragueTypedTransaction
 
-from evm.rlp_raw import NotStrict as _Unsure
-from evm.rlp_raw import strict_item as _item
-from evm.rlp_raw import strict_list_items as _list_items
+from evm.rlp_raw import NotStrict, strict_item, strict_list_items
 
 LEGACY_TX_TYPE = 0
 ACCESS_LIST_TX_TYPE = 1
@@ -93,12 +91,12 @@ def decode_fields(raw: bytes) -> TxFields | None:
     try:
         first = raw[0]
         if first >= 0xC0:
-            return _legacy(raw, _list_items(raw, 0, len(raw)))
+            return _legacy(raw, strict_list_items(raw, 0, len(raw)))
         if first == ACCESS_LIST_TX_TYPE:
-            return _access_list_tx(raw, _list_items(raw, 1, len(raw)))
+            return _access_list_tx(raw, strict_list_items(raw, 1, len(raw)))
         if first == DYNAMIC_FEE_TX_TYPE:
-            return _dynamic_fee_tx(raw, _list_items(raw, 1, len(raw)))
-    except (_Unsure, IndexError):
+            return _dynamic_fee_tx(raw, strict_list_items(raw, 1, len(raw)))
+    except (NotStrict, IndexError):
         return None
     return None
 
@@ -152,44 +150,44 @@ _LEGACY = PragueTransactionBuilder.legacy_signed
 def _bytes(data: bytes, item: tuple[bool, int, int]) -> bytes:
     is_list, start, stop = item
     if is_list:
-        raise _Unsure
+        raise NotStrict
     return data[start:stop]
 
 
 def _int(data: bytes, item: tuple[bool, int, int]) -> int:
     is_list, start, stop = item
     if is_list or (stop > start and data[start] == 0):
-        raise _Unsure  # rlp's big_endian_int refuses leading zeros
+        raise NotStrict  # rlp's big_endian_int refuses leading zeros
     return int.from_bytes(data[start:stop], "big")
 
 
 def _address(data: bytes, item: tuple[bool, int, int]) -> bytes:
     value = _bytes(data, item)
     if len(value) not in (0, 20):
-        raise _Unsure
+        raise NotStrict
     return value
 
 
 def _access_list(data: bytes, item: tuple[bool, int, int]) -> AccessList:
     is_list, start, stop = item
     if not is_list:
-        raise _Unsure
+        raise NotStrict
     entries = []
     while start < stop:
-        entry = _item(data, start, stop)
-        pair = _list_items(data, start, entry[2])
+        entry = strict_item(data, start, stop)
+        pair = strict_list_items(data, start, entry[2])
         if len(pair) != 2 or not pair[1][0]:
-            raise _Unsure
+            raise NotStrict
         account = _bytes(data, pair[0])
         if len(account) != 20:
-            raise _Unsure
+            raise NotStrict
         keys = []
         k_start, k_stop = pair[1][1], pair[1][2]
         while k_start < k_stop:
-            key = _item(data, k_start, k_stop)
+            key = strict_item(data, k_start, k_stop)
             value = _bytes(data, key)
             if len(value) != 32:
-                raise _Unsure
+                raise NotStrict
             keys.append(int.from_bytes(value, "big"))
             k_start = key[2]
         entries.append((account, tuple(keys)))
@@ -199,7 +197,7 @@ def _access_list(data: bytes, item: tuple[bool, int, int]) -> AccessList:
 
 def _legacy(raw: bytes, items: list[tuple[bool, int, int]]) -> TxFields:
     if len(items) != 9:
-        raise _Unsure
+        raise NotStrict
     gas_price = _int(raw, items[1])
     v = _int(raw, items[6])
     chain_id = None
@@ -214,7 +212,7 @@ def _legacy(raw: bytes, items: list[tuple[bool, int, int]]) -> TxFields:
 
 def _access_list_tx(raw: bytes, items: list[tuple[bool, int, int]]) -> TxFields:
     if len(items) != 11:
-        raise _Unsure
+        raise NotStrict
     gas_price = _int(raw, items[2])
     return TxFields(
         ACCESS_LIST_TX_TYPE, _int(raw, items[0]), _int(raw, items[1]), gas_price, gas_price,
@@ -226,7 +224,7 @@ def _access_list_tx(raw: bytes, items: list[tuple[bool, int, int]]) -> TxFields:
 
 def _dynamic_fee_tx(raw: bytes, items: list[tuple[bool, int, int]]) -> TxFields:
     if len(items) != 12:
-        raise _Unsure
+        raise NotStrict
     return TxFields(
         DYNAMIC_FEE_TX_TYPE, _int(raw, items[0]), _int(raw, items[1]), _int(raw, items[2]),
         _int(raw, items[3]), _int(raw, items[4]), _address(raw, items[5]),
